@@ -1,0 +1,182 @@
+//! Broker settings: every flag has an environment variable and a Kafka-style default.
+//!
+//! This module only parses and checks settings; it never touches the network or disk.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `samsa-broker`: a Kafka-compatible broker.
+///
+/// Started with no arguments it is a working single-node broker on localhost:9092 that keeps its
+/// data in ./data. Every flag can also be set with the environment variable named beside it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "samsa-broker", version, about, long_about = None)]
+pub struct BrokerConfig {
+    /// Address the Kafka protocol listener binds to.
+    #[arg(long, env = "SAMSA_LISTEN", default_value = "0.0.0.0:9092")]
+    pub listen: SocketAddr,
+
+    /// host:port that clients are told to connect to (Metadata responses). Defaults to
+    /// localhost:<listen port> when listening on all interfaces, else the listen address.
+    #[arg(long, env = "SAMSA_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Directory holding partition logs and broker metadata. Created if missing.
+    #[arg(long, env = "SAMSA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// This broker's node id (Kafka's node.id).
+    #[arg(long, env = "SAMSA_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Address of the HTTP endpoint serving /metrics (Prometheus text), /healthz and /readyz.
+    #[arg(long, env = "SAMSA_METRICS_LISTEN", default_value = "0.0.0.0:9404")]
+    pub metrics_listen: SocketAddr,
+
+    /// Partitions of a topic created without an explicit count (num.partitions).
+    #[arg(long, env = "SAMSA_NUM_PARTITIONS", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=100_000))]
+    pub num_partitions: i32,
+
+    /// Replication factor of topics created without one (default.replication.factor).
+    #[arg(long, env = "SAMSA_DEFAULT_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i16).range(1..))]
+    pub default_replication_factor: i16,
+
+    /// Create a topic when a client asks for metadata of, or produces to, an unknown topic
+    /// (auto.create.topics.enable).
+    #[arg(long, env = "SAMSA_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub auto_create_topics_enable: bool,
+
+    /// Delete log segments older than this many milliseconds; -1 keeps them forever
+    /// (log.retention.ms; Kafka's default is 7 days).
+    #[arg(long, env = "SAMSA_LOG_RETENTION_MS", default_value_t = 604_800_000,
+          allow_negative_numbers = true)]
+    pub log_retention_ms: i64,
+
+    /// Delete the oldest segments while a partition is larger than this many bytes; -1 means no
+    /// size limit (log.retention.bytes).
+    #[arg(long, env = "SAMSA_LOG_RETENTION_BYTES", default_value_t = -1,
+          allow_negative_numbers = true)]
+    pub log_retention_bytes: i64,
+
+    /// How often the retention task runs, in milliseconds (log.retention.check.interval.ms).
+    #[arg(long, env = "SAMSA_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_retention_check_interval_ms: u64,
+
+    /// Maximum size of one log segment file in bytes (log.segment.bytes).
+    #[arg(long, env = "SAMSA_LOG_SEGMENT_BYTES", default_value_t = 1_073_741_824,
+          value_parser = clap::value_parser!(i64).range(14..=i32::MAX as i64))]
+    pub log_segment_bytes: i64,
+
+    /// Roll a new segment after this many milliseconds even if it is not full (log.roll.ms).
+    #[arg(long, env = "SAMSA_LOG_ROLL_MS", default_value_t = 604_800_000,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub log_roll_ms: i64,
+
+    /// Largest record batch the broker accepts, in bytes (message.max.bytes).
+    #[arg(long, env = "SAMSA_MESSAGE_MAX_BYTES", default_value_t = 1_048_588,
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub message_max_bytes: i32,
+
+    /// fsync a partition after this many messages (log.flush.interval.messages). The default
+    /// never forces a flush and leaves durability to the page cache, like Kafka: see README.
+    #[arg(long, env = "SAMSA_LOG_FLUSH_INTERVAL_MESSAGES", default_value_t = i64::MAX,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub log_flush_interval_messages: i64,
+
+    /// fsync a partition when its last flush is older than this many milliseconds
+    /// (log.flush.interval.ms). Unset: never forced by time.
+    #[arg(long, env = "SAMSA_LOG_FLUSH_INTERVAL_MS",
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub log_flush_interval_ms: Option<i64>,
+
+    /// Bytes between two entries of the sparse offset index (log.index.interval.bytes).
+    #[arg(long, env = "SAMSA_LOG_INDEX_INTERVAL_BYTES", default_value_t = 4096,
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub log_index_interval_bytes: i32,
+
+    /// Largest request frame accepted, in bytes; a bigger frame closes its connection
+    /// (socket.request.max.bytes).
+    #[arg(long, env = "SAMSA_SOCKET_REQUEST_MAX_BYTES", default_value_t = 104_857_600,
+          value_parser = clap::value_parser!(i32).range(64..))]
+    pub socket_request_max_bytes: i32,
+
+    /// Default minimum number of in-sync replicas for acks=all (min.insync.replicas).
+    #[arg(long, env = "SAMSA_MIN_INSYNC_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub min_insync_replicas: i32,
+
+    /// Log filter in tracing's EnvFilter syntax (e.g. "info", "samsa_broker=debug").
+    #[arg(long, env = "SAMSA_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl BrokerConfig {
+    /// The host and port written into Metadata responses.
+    pub fn advertised(&self) -> Result<(String, i32), String> {
+        match &self.advertised_listener {
+            Some(s) => {
+                let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+                    format!("--advertised-listener {s:?}: expected HOST:PORT")
+                })?;
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| format!("--advertised-listener {s:?}: bad port {port:?}"))?;
+                if host.is_empty() {
+                    return Err(format!("--advertised-listener {s:?}: empty host"));
+                }
+                Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
+            }
+            None => {
+                let port = i32::from(self.listen.port());
+                if self.listen.ip().is_unspecified() {
+                    Ok(("localhost".to_string(), port))
+                } else {
+                    Ok((self.listen.ip().to_string(), port))
+                }
+            }
+        }
+    }
+
+    /// A configuration with every default, for tests.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut cfg = BrokerConfig::parse_from(["samsa-broker"]);
+        cfg.data_dir = data_dir;
+        cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.metrics_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = BrokerConfig::parse_from(["samsa-broker"]);
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9092");
+        assert_eq!(c.advertised().unwrap(), ("localhost".to_string(), 9092));
+        assert_eq!(c.num_partitions, 1);
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.log_retention_ms, 7 * 24 * 3600 * 1000);
+        assert_eq!(c.log_segment_bytes, 1 << 30);
+        assert_eq!(c.message_max_bytes, 1_048_588);
+    }
+
+    #[test]
+    fn advertised_listener_is_checked() {
+        let c = BrokerConfig::parse_from(["samsa-broker", "--advertised-listener", "b1:19092"]);
+        assert_eq!(c.advertised().unwrap(), ("b1".to_string(), 19092));
+        let c = BrokerConfig::parse_from(["samsa-broker", "--advertised-listener", "nope"]);
+        assert!(c.advertised().unwrap_err().contains("HOST:PORT"));
+        let c = BrokerConfig::parse_from(["samsa-broker", "--auto-create-topics-enable", "false"]);
+        assert!(!c.auto_create_topics_enable);
+        assert!(BrokerConfig::try_parse_from(["samsa-broker", "--num-partitions", "0"]).is_err());
+    }
+}

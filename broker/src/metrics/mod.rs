@@ -1,0 +1,148 @@
+//! Prometheus metrics of the broker and the HTTP endpoint serving them with /healthz and /readyz.
+//!
+//! Metric handles are created once (per API, per partition) so the hot path only touches atomics.
+//! This module never decides anything about requests; it only counts.
+
+mod http;
+
+pub use http::serve;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// All broker metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Bytes read from client sockets.
+    pub network_in: IntCounter,
+    /// Bytes written to client sockets.
+    pub network_out: IntCounter,
+    /// Record batch bytes appended by Produce.
+    pub produce_bytes: IntCounter,
+    /// Record batch bytes returned by Fetch.
+    pub fetch_bytes: IntCounter,
+    /// Open client connections.
+    pub connections: IntGauge,
+    /// Frames that closed their connection (oversize, unparseable, unsupported).
+    pub rejected_frames: IntCounterVec,
+    log_end_offset: IntGaugeVec,
+    log_start_offset: IntGaugeVec,
+    log_size: IntGaugeVec,
+    log_segments: IntGaugeVec,
+}
+
+/// Gauges of one partition.
+#[derive(Clone)]
+pub struct PartitionGauges {
+    /// Next offset to be written.
+    pub log_end_offset: IntGauge,
+    /// First offset kept.
+    pub log_start_offset: IntGauge,
+    /// Bytes on disk.
+    pub size_bytes: IntGauge,
+    /// Segment files.
+    pub segments: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("samsa_requests_total", "Kafka requests handled, by API and error code"),
+            &["api", "error"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "samsa_request_duration_seconds",
+                "Time from a request's arrival to its response, by API",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["api"],
+        )?;
+        let network_in = IntCounter::new("samsa_network_received_bytes_total", "Bytes read from client sockets")?;
+        let network_out = IntCounter::new("samsa_network_sent_bytes_total", "Bytes written to client sockets")?;
+        let produce_bytes = IntCounter::new("samsa_produce_bytes_total", "Record batch bytes appended by Produce")?;
+        let fetch_bytes = IntCounter::new("samsa_fetch_bytes_total", "Record batch bytes returned by Fetch")?;
+        let connections = IntGauge::new("samsa_connections", "Open client connections")?;
+        let rejected_frames = IntCounterVec::new(
+            Opts::new("samsa_rejected_frames_total", "Frames that closed their connection, by reason"),
+            &["reason"],
+        )?;
+        let part = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"]);
+        let log_end_offset = part("samsa_log_end_offset", "Next offset to be written, per partition")?;
+        let log_start_offset = part("samsa_log_start_offset", "First offset kept, per partition")?;
+        let log_size = part("samsa_log_size_bytes", "Bytes of log segments on disk, per partition")?;
+        let log_segments = part("samsa_log_segments", "Segment files, per partition")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(network_in.clone()))?;
+        registry.register(Box::new(network_out.clone()))?;
+        registry.register(Box::new(produce_bytes.clone()))?;
+        registry.register(Box::new(fetch_bytes.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(rejected_frames.clone()))?;
+        registry.register(Box::new(log_end_offset.clone()))?;
+        registry.register(Box::new(log_start_offset.clone()))?;
+        registry.register(Box::new(log_size.clone()))?;
+        registry.register(Box::new(log_segments.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            network_in,
+            network_out,
+            produce_bytes,
+            fetch_bytes,
+            connections,
+            rejected_frames,
+            log_end_offset,
+            log_start_offset,
+            log_size,
+            log_segments,
+        })
+    }
+
+    /// Counts one handled request.
+    pub fn observe_request(&self, api: &str, error: &str, seconds: f64) {
+        self.requests.with_label_values(&[api, error]).inc();
+        self.latency.with_label_values(&[api]).observe(seconds);
+    }
+
+    /// Gauges of one partition, created on first use.
+    pub fn partition(&self, topic: &str, partition: i32) -> PartitionGauges {
+        let p = partition.to_string();
+        let labels = [topic, p.as_str()];
+        PartitionGauges {
+            log_end_offset: self.log_end_offset.with_label_values(&labels),
+            log_start_offset: self.log_start_offset.with_label_values(&labels),
+            size_bytes: self.log_size.with_label_values(&labels),
+            segments: self.log_segments.with_label_values(&labels),
+        }
+    }
+
+    /// Drops the gauges of a deleted partition.
+    pub fn remove_partition(&self, topic: &str, partition: i32) {
+        let p = partition.to_string();
+        let labels = [topic, p.as_str()];
+        for v in [&self.log_end_offset, &self.log_start_offset, &self.log_size, &self.log_segments] {
+            let _ = v.remove_label_values(&labels);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            return format!("# encoding failed: {e}\n");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

@@ -1,0 +1,68 @@
+//! The one place where broker errors become Kafka error codes.
+
+use kafka_protocol::ResponseError;
+
+use crate::log::batch::BatchError;
+use crate::log::LogError;
+use crate::topics::TopicError;
+
+/// An error a client sees: a Kafka error code and a message (sent where the API has a field
+/// for it).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The Kafka error.
+    pub code: ResponseError,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a message.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into() }
+    }
+
+    /// The wire code.
+    pub fn code(&self) -> i16 {
+        self.code.code()
+    }
+}
+
+impl From<TopicError> for ApiError {
+    fn from(e: TopicError) -> Self {
+        let code = match &e {
+            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::Storage(_) => ResponseError::KafkaStorageError,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(e: BatchError) -> Self {
+        let code = if e.is_corrupt() { ResponseError::CorruptMessage } else { ResponseError::InvalidRecord };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::OffsetOutOfRange { .. } => ApiError::new(ResponseError::OffsetOutOfRange, e.to_string()),
+            LogError::Batch(b) => b.into(),
+            other => ApiError::new(ResponseError::KafkaStorageError, other.to_string()),
+        }
+    }
+}
+
+/// A short label for metrics: "none" or the error's name.
+pub fn label(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        None => "none".to_string(),
+        Some(e) => format!("{e}"),
+    }
+}

@@ -1,0 +1,242 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::configs::{topic_config_entries, SOURCE_DEFAULT, SOURCE_TOPIC};
+use super::{first_error, Broker};
+use crate::protocol::errors::ApiError;
+
+/// What a CreateTopics entry asks for, once checked.
+struct TopicPlan {
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+}
+
+impl Broker {
+    pub(super) fn create_topics(&self, request: CreateTopicsRequest, version: i16) -> (CreateTopicsResponse, i16) {
+        let mut counts: HashMap<StrBytes, usize> = HashMap::new();
+        for t in &request.topics {
+            *counts.entry(t.name.0.clone()).or_default() += 1;
+        }
+        let results: Vec<CreatableTopicResult> = request
+            .topics
+            .iter()
+            .map(|t| {
+                let mut r = CreatableTopicResult::default().with_name(t.name.clone());
+                let outcome = if counts.get(&t.name.0).copied().unwrap_or(0) > 1 {
+                    Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Create topics request from client contains multiple entries for topic {}", t.name.as_str()),
+                    ))
+                } else {
+                    self.plan_topic(t).and_then(|plan| {
+                        let name = t.name.as_str();
+                        if request.validate_only {
+                            self.registry.check_create(name, plan.partitions, &plan.configs)?;
+                            Ok((plan, None))
+                        } else {
+                            let topic = self.registry.create(name, plan.partitions, plan.configs.clone())?;
+                            Ok((plan, Some(topic.id)))
+                        }
+                    })
+                };
+                match outcome {
+                    Ok((plan, id)) => {
+                        if version >= 5 {
+                            r.num_partitions = plan.partitions;
+                            r.replication_factor = plan.replication_factor;
+                            let configs = topic_config_entries(&plan.configs, self.registry.broker(), None)
+                                .into_iter()
+                                .map(|e| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(StrBytes::from_static_str(e.key.name))
+                                        .with_value(Some(StrBytes::from_string(e.value)))
+                                        .with_config_source(if e.is_override { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                                })
+                                .collect();
+                            r.configs = Some(configs);
+                        }
+                        if version >= 7 {
+                            r.topic_id = id.unwrap_or_default();
+                        }
+                    }
+                    Err(e) => {
+                        r.error_code = e.code();
+                        r.error_message = Some(StrBytes::from_string(e.message));
+                        if version >= 5 {
+                            r.num_partitions = -1;
+                            r.replication_factor = -1;
+                        }
+                    }
+                }
+                r
+            })
+            .collect();
+        let code = first_error(results.iter().map(|r| r.error_code));
+        (CreateTopicsResponse::default().with_topics(results), code)
+    }
+
+    fn plan_topic(&self, t: &CreatableTopic) -> Result<TopicPlan, ApiError> {
+        let broker = self.registry.broker();
+        let explicit = !t.assignments.is_empty();
+        if explicit && (t.num_partitions != -1 || t.replication_factor != -1) {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+            ));
+        }
+        let (partitions, replication_factor) = if explicit {
+            let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+            indexes.sort_unstable();
+            if indexes.iter().enumerate().any(|(i, p)| *p != i as i32) {
+                return Err(ApiError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    "Partitions should be numbered 0 to N-1 without gaps in the replica assignment",
+                ));
+            }
+            let rf = t.assignments[0].broker_ids.len();
+            for a in &t.assignments {
+                if a.broker_ids.len() != rf || rf == 0 {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        "All partitions should have the same number of replicas, and at least one",
+                    ));
+                }
+                if let Some(b) = a.broker_ids.iter().find(|b| b.0 != self.node_id) {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Unknown broker id {} in the assignment of partition {}", b.0, a.partition_index),
+                    ));
+                }
+                if a.broker_ids.len() > 1 {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Duplicate brokers in the assignment of partition {}", a.partition_index),
+                    ));
+                }
+            }
+            (t.assignments.len() as i32, rf as i16)
+        } else {
+            let partitions = if t.num_partitions == -1 { broker.num_partitions } else { t.num_partitions };
+            let rf = if t.replication_factor == -1 { broker.default_replication_factor } else { t.replication_factor };
+            (partitions, rf)
+        };
+        if partitions < 1 {
+            return Err(ApiError::new(ResponseError::InvalidPartitions, "Number of partitions must be larger than 0."));
+        }
+        if replication_factor < 1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ));
+        }
+        if replication_factor > 1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
+            ));
+        }
+        let mut configs = BTreeMap::new();
+        for c in &t.configs {
+            let value = c.value.as_ref().ok_or_else(|| {
+                ApiError::new(ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {}", c.name.as_str()))
+            })?;
+            configs.insert(c.name.to_string(), value.to_string());
+        }
+        Ok(TopicPlan { partitions, replication_factor, configs })
+    }
+
+    pub(super) fn delete_topics(&self, request: DeleteTopicsRequest, version: i16) -> (DeleteTopicsResponse, i16) {
+        // v6 names topics by name or id; before, by name.
+        let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+            request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        } else {
+            request.topic_names.into_iter().map(|n| (Some(n), uuid::Uuid::nil())).collect()
+        };
+        let responses: Vec<DeletableTopicResult> = targets
+            .into_iter()
+            .map(|(name, id)| {
+                let mut r = DeletableTopicResult::default();
+                let found = match &name {
+                    Some(n) => self.registry.get(n.as_str()).ok_or(ResponseError::UnknownTopicOrPartition),
+                    None => self.registry.get_by_id(id).filter(|_| !id.is_nil()).ok_or(ResponseError::UnknownTopicId),
+                };
+                r.name = name.clone();
+                if version >= 6 {
+                    r.topic_id = id;
+                }
+                match found {
+                    Ok(topic) => {
+                        if version >= 6 {
+                            r.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
+                            r.topic_id = topic.id;
+                        }
+                        if let Err(e) = self.registry.delete(&topic.name) {
+                            let e = ApiError::from(e);
+                            r.error_code = e.code();
+                            if version >= 5 {
+                                r.error_message = Some(StrBytes::from_string(e.message));
+                            }
+                        }
+                    }
+                    Err(code) => r.error_code = code.code(),
+                }
+                r
+            })
+            .collect();
+        let code = first_error(responses.iter().map(|r| r.error_code));
+        (DeleteTopicsResponse::default().with_responses(responses), code)
+    }
+
+    pub(super) fn create_partitions(&self, request: CreatePartitionsRequest) -> (CreatePartitionsResponse, i16) {
+        let results: Vec<CreatePartitionsTopicResult> = request
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_str();
+                let outcome = (|| -> Result<(), ApiError> {
+                    let topic = self.registry.check_partitions(name, t.count)?;
+                    if let Some(assignments) = &t.assignments {
+                        let added = (t.count - topic.partition_count()) as usize;
+                        if assignments.len() != added {
+                            return Err(ApiError::new(
+                                ResponseError::InvalidReplicaAssignment,
+                                format!("Increasing the number of partitions by {added} but {} assignments provided.", assignments.len()),
+                            ));
+                        }
+                        if let Some(a) = assignments.iter().find(|a| a.broker_ids.iter().map(|b| b.0).ne([self.node_id])) {
+                            return Err(ApiError::new(
+                                ResponseError::InvalidReplicaAssignment,
+                                format!("Assignment {:?} names brokers other than {}", a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>(), self.node_id),
+                            ));
+                        }
+                    }
+                    if !request.validate_only {
+                        self.registry.add_partitions(name, t.count)?;
+                    }
+                    Ok(())
+                })();
+                let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                if let Err(e) = outcome {
+                    r.error_code = e.code();
+                    r.error_message = Some(StrBytes::from_string(e.message));
+                }
+                r
+            })
+            .collect();
+        let code = first_error(results.iter().map(|r| r.error_code));
+        (CreatePartitionsResponse::default().with_results(results), code)
+    }
+}

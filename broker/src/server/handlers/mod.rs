@@ -1,0 +1,227 @@
+//! Request handlers: one function per API, dispatched from one match.
+//!
+//! Handlers turn a decoded request into a response body; they never see sockets. Everything a
+//! client can get wrong becomes a Kafka error code in the response.
+
+mod admin;
+mod configs;
+mod fetch;
+mod metadata;
+mod offsets;
+mod produce;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::metrics::Metrics;
+use crate::protocol::api::HANDLED_APIS;
+use crate::protocol::codec::{self, Request};
+use crate::protocol::errors;
+use crate::topics::TopicRegistry;
+
+/// The leader epoch of every partition: a single broker never changes leaders.
+pub(crate) const LEADER_EPOCH: i32 = 0;
+
+/// Shared state of the request handlers.
+pub struct Broker {
+    registry: Arc<TopicRegistry>,
+    metrics: Arc<Metrics>,
+    host: StrBytes,
+    port: i32,
+    node_id: i32,
+}
+
+/// What the connection does after a request: write these bytes (none for acks=0), or close
+/// when `None` (a response that cannot be encoded).
+pub(crate) type Outcome = Option<BytesMut>;
+
+fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        _ => "Other",
+    }
+}
+
+impl Broker {
+    /// Handlers over a registry; `advertised` is the host and port given to clients.
+    pub fn new(registry: Arc<TopicRegistry>, metrics: Arc<Metrics>, advertised: (String, i32)) -> Broker {
+        let node_id = registry.broker().node_id;
+        Broker { registry, metrics, host: StrBytes::from_string(advertised.0), port: advertised.1, node_id }
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The topics.
+    pub fn registry(&self) -> &Arc<TopicRegistry> {
+        &self.registry
+    }
+
+    /// Answers one request: `None` means no response is sent (Produce with acks=0), or that the
+    /// response could not be encoded, which closes the connection.
+    pub async fn handle(&self, request: Request) -> Outcome {
+        let started = Instant::now();
+        match request {
+            Request::UnsupportedApiVersions { header } => {
+                let body = self.api_versions_body(ResponseError::UnsupportedVersion.code());
+                self.finish(ApiKey::ApiVersions, 0, header.correlation_id, ResponseKind::ApiVersions(body),
+                    ResponseError::UnsupportedVersion.code(), started)
+            }
+            Request::LegacyProduce { header, acks, topics } => {
+                let code = ResponseError::UnsupportedVersion.code();
+                self.metrics.observe_request("Produce", &errors::label(code), started.elapsed().as_secs_f64());
+                if acks == 0 {
+                    return Some(BytesMut::new());
+                }
+                Some(codec::encode_legacy_produce_response(header.request_api_version, header.correlation_id, &topics, code))
+            }
+            Request::Kafka { header, body } => {
+                let version = header.request_api_version;
+                let correlation_id = header.correlation_id;
+                let (api, response, code) = match body {
+                    RequestKind::ApiVersions(r) => {
+                        let (b, c) = self.api_versions(&r, version);
+                        (ApiKey::ApiVersions, Some(ResponseKind::ApiVersions(b)), c)
+                    }
+                    RequestKind::Metadata(r) => {
+                        let (b, c) = self.metadata(r, version);
+                        (ApiKey::Metadata, Some(ResponseKind::Metadata(b)), c)
+                    }
+                    RequestKind::Produce(r) => {
+                        let acks = r.acks;
+                        let (b, c) = self.produce(r, version);
+                        (ApiKey::Produce, (acks != 0).then_some(ResponseKind::Produce(b)), c)
+                    }
+                    RequestKind::Fetch(r) => {
+                        let (b, c) = self.fetch(r, version).await;
+                        (ApiKey::Fetch, Some(ResponseKind::Fetch(b)), c)
+                    }
+                    RequestKind::ListOffsets(r) => {
+                        let (b, c) = self.list_offsets(r, version);
+                        (ApiKey::ListOffsets, Some(ResponseKind::ListOffsets(b)), c)
+                    }
+                    RequestKind::CreateTopics(r) => {
+                        let (b, c) = self.create_topics(r, version);
+                        (ApiKey::CreateTopics, Some(ResponseKind::CreateTopics(b)), c)
+                    }
+                    RequestKind::DeleteTopics(r) => {
+                        let (b, c) = self.delete_topics(r, version);
+                        (ApiKey::DeleteTopics, Some(ResponseKind::DeleteTopics(b)), c)
+                    }
+                    RequestKind::CreatePartitions(r) => {
+                        let (b, c) = self.create_partitions(r);
+                        (ApiKey::CreatePartitions, Some(ResponseKind::CreatePartitions(b)), c)
+                    }
+                    RequestKind::DescribeConfigs(r) => {
+                        let (b, c) = self.describe_configs(r, version);
+                        (ApiKey::DescribeConfigs, Some(ResponseKind::DescribeConfigs(b)), c)
+                    }
+                    RequestKind::IncrementalAlterConfigs(r) => {
+                        let (b, c) = self.incremental_alter_configs(r);
+                        (ApiKey::IncrementalAlterConfigs, Some(ResponseKind::IncrementalAlterConfigs(b)), c)
+                    }
+                    other => {
+                        // The codec lets only served APIs through; keep the connection honest.
+                        tracing::error!(request = ?other, "no handler for a decoded request");
+                        return None;
+                    }
+                };
+                match response {
+                    Some(body) => self.finish(api, version, correlation_id, body, code, started),
+                    None => {
+                        self.metrics.observe_request(api_name(api), &errors::label(code), started.elapsed().as_secs_f64());
+                        Some(BytesMut::new())
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: ResponseKind,
+        code: i16,
+        started: Instant,
+    ) -> Outcome {
+        let out = match codec::encode_response(api, version, correlation_id, &body) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                tracing::error!(api = api_name(api), version, error = %e, "response could not be encoded; closing");
+                None
+            }
+        };
+        self.metrics.observe_request(api_name(api), &errors::label(code), started.elapsed().as_secs_f64());
+        out
+    }
+
+    fn api_versions_body(&self, error_code: i16) -> ApiVersionsResponse {
+        let api_keys = HANDLED_APIS
+            .iter()
+            .map(|r| ApiVersion::default().with_api_key(r.key as i16).with_min_version(r.min).with_max_version(r.max))
+            .collect();
+        ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+    }
+
+    fn api_versions(&self, request: &ApiVersionsRequest, version: i16) -> (ApiVersionsResponse, i16) {
+        if version >= 3
+            && (!valid_software_token(request.client_software_name.as_str())
+                || !valid_software_token(request.client_software_version.as_str()))
+        {
+            let code = ResponseError::InvalidRequest.code();
+            return (self.api_versions_body(code), code);
+        }
+        (self.api_versions_body(0), 0)
+    }
+}
+
+/// KIP-511: client software name and version are `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
+fn valid_software_token(s: &str) -> bool {
+    let b = s.as_bytes();
+    let edge = |c: &u8| c.is_ascii_alphanumeric();
+    let inner = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.';
+    match b {
+        [] => false,
+        [one] => edge(one),
+        [first, mid @ .., last] => edge(first) && edge(last) && mid.iter().all(inner),
+    }
+}
+
+/// Returns the first non-zero code, for metrics.
+pub(crate) fn first_error(codes: impl IntoIterator<Item = i16>) -> i16 {
+    codes.into_iter().find(|c| *c != 0).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_software_token;
+
+    #[test]
+    fn software_tokens() {
+        for ok in ["a", "apache-kafka-java", "3.9.0", "librdkafka", "x.y-z"] {
+            assert!(valid_software_token(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a b", "a_b", "."] {
+            assert!(!valid_software_token(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Produce: validates each partition's record batch and appends it as sent.
+//!
+//! A batch is checked (size, CRC32C, structure) before it touches the log; nothing is appended
+//! for a partition whose batch is refused. acks=0 gets no response at all (the caller skips it).
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{first_error, Broker, LEADER_EPOCH};
+use crate::log::batch;
+use crate::protocol::errors::ApiError;
+use crate::server::now_ms;
+use crate::topics::config;
+
+impl Broker {
+    pub(super) fn produce(&self, request: ProduceRequest, version: i16) -> (ProduceResponse, i16) {
+        let acks_error = match request.acks {
+            -1 | 0 | 1 => None,
+            other => Some(ApiError::new(
+                ResponseError::InvalidRequiredAcks,
+                format!("acks must be -1, 0 or 1, got {other}"),
+            )),
+        };
+        let mut any_appended = false;
+        let mut responses = Vec::with_capacity(request.topic_data.len());
+        for topic_data in request.topic_data {
+            let topic = self.registry.get(topic_data.name.as_str());
+            let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+            for pd in topic_data.partition_data {
+                let result = match (&acks_error, &topic) {
+                    (Some(e), _) => Err(e.clone()),
+                    (None, None) => Err(ApiError::new(ResponseError::UnknownTopicOrPartition, "")),
+                    (None, Some(topic)) => {
+                        self.append(topic, pd.index, pd.records.as_deref(), request.acks, request.transactional_id.is_some())
+                    }
+                };
+                let mut r = PartitionProduceResponse::default().with_index(pd.index);
+                match result {
+                    Ok((base_offset, append_time, log_start)) => {
+                        any_appended = true;
+                        r.base_offset = base_offset;
+                        r.log_append_time_ms = append_time.unwrap_or(-1);
+                        if version >= 5 {
+                            r.log_start_offset = log_start;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(topic = %topic_data.name.as_str(), partition = pd.index,
+                            code = e.code(), error = %e.message, "produce refused");
+                        r.error_code = e.code();
+                        r.base_offset = -1;
+                        if version >= 8 && !e.message.is_empty() {
+                            r.error_message = Some(StrBytes::from_string(e.message));
+                        }
+                    }
+                }
+                partitions.push(r);
+            }
+            responses.push(TopicProduceResponse::default().with_name(topic_data.name).with_partition_responses(partitions));
+        }
+        if any_appended {
+            self.registry.appended.notify_waiters();
+        }
+        let code = first_error(responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
+        (ProduceResponse::default().with_responses(responses), code)
+    }
+
+    /// Appends one partition's batch: (base offset, log append time, log start offset).
+    fn append(
+        &self,
+        topic: &crate::topics::Topic,
+        index: i32,
+        records: Option<&[u8]>,
+        acks: i16,
+        transactional: bool,
+    ) -> Result<(i64, Option<i64>, i64), ApiError> {
+        let partition = topic
+            .partition(index)
+            .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
+        let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
+            ApiError::new(ResponseError::InvalidRecord, "a produce request must carry one record batch")
+        })?;
+        let (max_bytes, min_isr) = {
+            let overrides = topic.configs.read();
+            let broker = self.registry.broker();
+            (config::max_message_bytes(&overrides, broker), config::min_insync_replicas(&overrides, broker))
+        };
+        if records.len() > max_bytes {
+            return Err(ApiError::new(
+                ResponseError::MessageTooLarge,
+                format!("batch of {} bytes exceeds max.message.bytes {max_bytes}", records.len()),
+            ));
+        }
+        let header = batch::validate_produce_batch(records)?;
+        if transactional || header.is_transactional() || header.is_control() {
+            return Err(ApiError::new(ResponseError::InvalidTxnState, "transactions are not supported yet"));
+        }
+        // One broker is the whole ISR.
+        if acks == -1 && min_isr > 1 {
+            return Err(ApiError::new(
+                ResponseError::NotEnoughReplicas,
+                format!("the in-sync replica set has 1 member, min.insync.replicas is {min_isr}"),
+            ));
+        }
+        let mut log = partition.log.lock();
+        let info = log.append(records, LEADER_EPOCH, now_ms())?;
+        partition.update_gauges(&log);
+        self.metrics.produce_bytes.inc_by(records.len() as u64);
+        Ok((info.base_offset, info.log_append_time, log.log_start_offset()))
+    }
+}

@@ -1,0 +1,215 @@
+//! The network side: the Kafka listener, one task per connection, the metrics endpoint and
+//! the background tasks (retention, timed flush), and a clean shutdown.
+//!
+//! A connection reads one frame at a time and answers in order, as Kafka does. Only a frame
+//! that cannot be parsed closes its connection; every other problem is a Kafka error code.
+
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::metrics::Metrics;
+use crate::protocol::codec::{self, FrameError};
+use crate::topics::TopicRegistry;
+
+pub use handlers::Broker;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A started broker: its bound addresses and a handle to stop it.
+pub struct RunningBroker {
+    /// Kafka listener address.
+    pub kafka_addr: SocketAddr,
+    /// Metrics/health address.
+    pub metrics_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl RunningBroker {
+    /// Stops accepting, closes every log cleanly and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.done.await;
+    }
+}
+
+/// Opens the data dir, binds both listeners and serves until [`RunningBroker::shutdown`].
+pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+    let config = Arc::new(config);
+    let advertised = config.advertised().map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(Metrics::new()?);
+    let started = Instant::now();
+    let registry = {
+        let (config, metrics) = (config.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || TopicRegistry::open(config, metrics)).await??
+    };
+    let registry = Arc::new(registry);
+    let topics = registry.all().len();
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding Kafka listener {}: {e}", config.listen))?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding metrics listener {}: {e}", config.metrics_listen))?;
+    let kafka_addr = listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    // An ephemeral listen port (tests) is advertised as bound.
+    let advertised = if advertised.1 == 0 { (advertised.0, i32::from(kafka_addr.port())) } else { advertised };
+    let broker = Arc::new(Broker::new(registry.clone(), metrics.clone(), advertised.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let metrics_task = tokio::spawn(crate::metrics::serve(metrics_listener, metrics.clone(), ready.clone()));
+    let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        listen = %kafka_addr, advertised = %format!("{}:{}", advertised.0, advertised.1),
+        metrics = %metrics_addr, data_dir = %config.data_dir.display(), topics,
+        startup_ms = started.elapsed().as_millis() as u64, "samsa-broker ready"
+    );
+    let done = tokio::spawn(accept_loop(listener, broker, shutdown_rx, move || {
+        ready.store(false, Ordering::Release);
+        metrics_task.abort();
+        maintenance.abort();
+        registry.close();
+        tracing::info!("logs closed cleanly");
+    }));
+    Ok(RunningBroker { kafka_addr, metrics_addr, shutdown: shutdown_tx, done })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+    on_shutdown: impl FnOnce() + Send + 'static,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let broker = broker.clone();
+                    let stop = shutdown.clone();
+                    connections.spawn(async move { serve_connection(stream, peer, broker, stop).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    // Let in-flight requests finish, briefly; then close the logs.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
+    let _ = tokio::task::spawn_blocking(on_shutdown).await;
+}
+
+async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver<bool>) {
+    let retention_every = Duration::from_millis(registry.broker().log_retention_check_interval_ms);
+    let mut retention = tokio::time::interval(retention_every);
+    let mut flush = tokio::time::interval(Duration::from_millis(500));
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = retention.tick() => {
+                let r = registry.clone();
+                let _ = tokio::task::spawn_blocking(move || r.apply_retention(now_ms())).await;
+            }
+            _ = flush.tick() => {
+                let r = registry.clone();
+                let _ = tokio::task::spawn_blocking(move || r.flush_due(now_ms())).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let metrics = broker.metrics().clone();
+    metrics.connections.inc();
+    let (read_half, mut write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let max = broker.registry().broker().socket_request_max_bytes;
+    loop {
+        let mut prefix = [0u8; 4];
+        let read = tokio::select! {
+            r = reader.read_exact(&mut prefix) => r,
+            _ = shutdown.changed() => break,
+        };
+        if read.is_err() {
+            break; // closed by the client
+        }
+        let size = match codec::frame_size(prefix, max) {
+            Ok(size) => size,
+            Err(e) => {
+                reject(&metrics, peer, "bad_size", &e);
+                break;
+            }
+        };
+        // Grow the buffer as bytes arrive: a size prefix alone reserves no memory.
+        let mut frame = Vec::with_capacity(size.min(64 * 1024));
+        let got = (&mut reader).take(size as u64).read_to_end(&mut frame).await;
+        if got.map_or(true, |n| n != size) {
+            metrics.rejected_frames.with_label_values(&["truncated"]).inc();
+            tracing::debug!(%peer, size, "connection closed mid-frame");
+            break;
+        }
+        metrics.network_in.inc_by(size as u64 + 4);
+        let request = match codec::decode_request(Bytes::from(frame)) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = match &e {
+                    FrameError::BadSize { .. } => "bad_size",
+                    FrameError::BadHeader(_) => "bad_header",
+                    FrameError::UnknownApi { .. } => "unknown_api",
+                    FrameError::UnsupportedVersion { .. } => "unsupported_version",
+                    FrameError::BadBody { .. } => "bad_body",
+                };
+                reject(&metrics, peer, reason, &e);
+                break;
+            }
+        };
+        let Some(bytes) = broker.handle(request).await else {
+            break;
+        };
+        if !bytes.is_empty() {
+            metrics.network_out.inc_by(bytes.len() as u64);
+            if write_half.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    }
+    metrics.connections.dec();
+}
+
+fn reject(metrics: &Metrics, peer: SocketAddr, reason: &str, e: &FrameError) {
+    metrics.rejected_frames.with_label_values(&[reason]).inc();
+    tracing::warn!(%peer, reason, error = %e, "closing connection: frame cannot be served");
+}

@@ -1,0 +1,268 @@
+//! Topic-level configuration: the keys Samsa honours, their broker-level defaults, validation,
+//! and the mapping to the log's settings.
+//!
+//! This is the only place that knows config names. It never touches disk or the network.
+
+use std::collections::BTreeMap;
+
+use crate::config::BrokerConfig;
+use crate::log::LogConfig;
+
+/// Kafka's ConfigEntry config types (DescribeConfigs v3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// BOOLEAN
+    Boolean = 1,
+    /// STRING
+    String = 2,
+    /// INT
+    Int = 3,
+    /// LONG
+    Long = 5,
+    /// DOUBLE
+    Double = 6,
+    /// LIST
+    List = 7,
+}
+
+/// One topic config key.
+pub struct TopicConfigKey {
+    /// Topic-level name, e.g. `retention.ms`.
+    pub name: &'static str,
+    /// The broker-level setting it defaults to, e.g. `log.retention.ms`.
+    pub broker_synonym: &'static str,
+    /// Value type.
+    pub kind: ConfigType,
+    /// One-line documentation (DescribeConfigs include_documentation).
+    pub doc: &'static str,
+    default: fn(&BrokerConfig) -> String,
+    check: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v| match v.trim().parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        Ok(n) => Err(format!("value {n} is below the minimum {min}")),
+        Err(_) => Err(format!("{v:?} is not a valid long")),
+    }
+}
+
+fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v| match v.trim().parse::<i32>() {
+        Ok(n) if i64::from(n) >= min => Ok(()),
+        Ok(n) => Err(format!("value {n} is below the minimum {min}")),
+        Err(_) => Err(format!("{v:?} is not a valid int")),
+    }
+}
+
+fn check_cleanup_policy(v: &str) -> Result<(), String> {
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    for item in &items {
+        match *item {
+            "delete" => {}
+            "compact" => {
+                return Err("cleanup.policy compact is not supported yet by this broker".into())
+            }
+            other => return Err(format!("{other:?} is not one of delete, compact")),
+        }
+    }
+    Ok(())
+}
+
+fn check_timestamp_type(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "CreateTime" | "LogAppendTime" => Ok(()),
+        other => Err(format!("{other:?} is not one of CreateTime, LogAppendTime")),
+    }
+}
+
+fn check_compression(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "producer" => Ok(()),
+        "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(format!(
+            "compression.type {v} would need recompression, which this broker does not do; use producer"
+        )),
+        other => Err(format!("{other:?} is not a compression type")),
+    }
+}
+
+fn check_ratio(v: &str) -> Result<(), String> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(()),
+        _ => Err(format!("{v:?} is not a number between 0 and 1")),
+    }
+}
+
+fn check_bool(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "true" | "false" => Ok(()),
+        _ => Err(format!("{v:?} is not true or false")),
+    }
+}
+
+macro_rules! key {
+    ($name:expr, $syn:expr, $kind:ident, $doc:expr, $default:expr, $check:expr) => {
+        TopicConfigKey {
+            name: $name,
+            broker_synonym: $syn,
+            kind: ConfigType::$kind,
+            doc: $doc,
+            default: $default,
+            check: |v| ($check)(v),
+        }
+    };
+}
+
+/// Every topic config key the broker accepts, in name order.
+pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
+    key!("cleanup.policy", "log.cleanup.policy", List,
+        "Retention policy for old segments: delete (compaction comes later).",
+        |_| "delete".into(), check_cleanup_policy),
+    key!("compression.type", "compression.type", String,
+        "Batches are stored as the producer compressed them (producer).",
+        |_| "producer".into(), check_compression),
+    key!("delete.retention.ms", "log.cleaner.delete.retention.ms", Long,
+        "How long tombstones are kept on compacted topics.",
+        |_| "86400000".into(), long_at_least(0)),
+    key!("flush.messages", "log.flush.interval.messages", Long,
+        "fsync the partition after this many messages.",
+        |b| b.log_flush_interval_messages.to_string(), long_at_least(1)),
+    key!("flush.ms", "log.flush.interval.ms", Long,
+        "fsync the partition when the last flush is older than this.",
+        |b| b.log_flush_interval_ms.unwrap_or(i64::MAX).to_string(), long_at_least(0)),
+    key!("index.interval.bytes", "log.index.interval.bytes", Int,
+        "Bytes between entries of the sparse offset index.",
+        |b| b.log_index_interval_bytes.to_string(), int_at_least(0)),
+    key!("max.message.bytes", "message.max.bytes", Int,
+        "Largest record batch accepted for this topic.",
+        |b| b.message_max_bytes.to_string(), int_at_least(0)),
+    key!("message.timestamp.type", "log.message.timestamp.type", String,
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append.",
+        |_| "CreateTime".into(), check_timestamp_type),
+    key!("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", Double,
+        "Dirty ratio above which a compacted log is cleaned.",
+        |_| "0.5".into(), check_ratio),
+    key!("min.insync.replicas", "min.insync.replicas", Int,
+        "Replicas that must acknowledge an acks=all write.",
+        |b| b.min_insync_replicas.to_string(), int_at_least(1)),
+    key!("retention.bytes", "log.retention.bytes", Long,
+        "Delete the oldest segments while the partition is larger than this (-1: no limit).",
+        |b| b.log_retention_bytes.to_string(), long_at_least(-1)),
+    key!("retention.ms", "log.retention.ms", Long,
+        "Delete segments older than this (-1: keep forever).",
+        |b| b.log_retention_ms.to_string(), long_at_least(-1)),
+    key!("segment.bytes", "log.segment.bytes", Int,
+        "Size of one segment file.",
+        |b| b.log_segment_bytes.to_string(), int_at_least(14)),
+    key!("segment.ms", "log.roll.ms", Long,
+        "Roll a new segment after this long even if the current one is not full.",
+        |b| b.log_roll_ms.to_string(), long_at_least(1)),
+    key!("unclean.leader.election.enable", "unclean.leader.election.enable", Boolean,
+        "Allow an out-of-sync replica to become leader (replication comes later).",
+        |_| "false".into(), check_bool),
+];
+
+/// Looks a key up by its topic-level name.
+pub fn key(name: &str) -> Option<&'static TopicConfigKey> {
+    TOPIC_CONFIG_KEYS.iter().find(|k| k.name == name)
+}
+
+impl TopicConfigKey {
+    /// The value a topic without an override has.
+    pub fn default_value(&self, broker: &BrokerConfig) -> String {
+        (self.default)(broker)
+    }
+}
+
+/// Why a config change was refused; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(pub String);
+
+/// Checks one key and value.
+pub fn validate(name: &str, value: &str) -> Result<(), InvalidConfig> {
+    let k = key(name).ok_or_else(|| InvalidConfig(format!("Unknown topic config name: {name}")))?;
+    (k.check)(value).map_err(|e| InvalidConfig(format!("Invalid value {value} for configuration {name}: {e}")))
+}
+
+/// Checks a whole set of overrides.
+pub fn validate_all(overrides: &BTreeMap<String, String>) -> Result<(), InvalidConfig> {
+    overrides.iter().try_for_each(|(k, v)| validate(k, v))
+}
+
+/// The effective value of `name`: the override, else the broker default.
+pub fn effective(overrides: &BTreeMap<String, String>, broker: &BrokerConfig, name: &str) -> Option<String> {
+    overrides.get(name).cloned().or_else(|| key(name).map(|k| k.default_value(broker)))
+}
+
+fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
+    v.and_then(|s| s.trim().parse().ok()).unwrap_or(fallback)
+}
+
+/// The log settings a topic's configs give.
+pub fn log_config(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> LogConfig {
+    let get = |name: &str| effective(overrides, broker, name);
+    let d = LogConfig::default();
+    LogConfig {
+        segment_bytes: parse_or(get("segment.bytes"), d.segment_bytes),
+        segment_ms: parse_or(get("segment.ms"), d.segment_ms),
+        retention_ms: parse_or(get("retention.ms"), d.retention_ms),
+        retention_bytes: parse_or(get("retention.bytes"), d.retention_bytes),
+        index_interval_bytes: parse_or(get("index.interval.bytes"), d.index_interval_bytes),
+        flush_messages: parse_or(get("flush.messages"), d.flush_messages),
+        flush_ms: parse_or(get("flush.ms"), d.flush_ms),
+        log_append_time: get("message.timestamp.type").as_deref() == Some("LogAppendTime"),
+    }
+}
+
+/// Largest batch accepted for a topic.
+pub fn max_message_bytes(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> usize {
+    parse_or(effective(overrides, broker, "max.message.bytes"), broker.message_max_bytes as usize)
+}
+
+/// min.insync.replicas of a topic.
+pub fn min_insync_replicas(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> i32 {
+    parse_or(effective(overrides, broker, "min.insync.replicas"), broker.min_insync_replicas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_sorted_and_defaults_valid() {
+        let broker = BrokerConfig::for_tests("/tmp/x".into());
+        let names: Vec<_> = TOPIC_CONFIG_KEYS.iter().map(|k| k.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        for k in TOPIC_CONFIG_KEYS {
+            validate(k.name, &k.default_value(&broker)).unwrap();
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let e = validate("retention.ms", "soon").unwrap_err();
+        assert!(e.0.contains("retention.ms") && e.0.contains("soon"), "{e}");
+        let e = validate("no.such.key", "1").unwrap_err();
+        assert!(e.0.contains("no.such.key"));
+        assert!(validate("retention.ms", "-2").is_err());
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("cleanup.policy", "compact").is_err());
+        assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
+    }
+
+    #[test]
+    fn overrides_reach_the_log_config() {
+        let broker = BrokerConfig::for_tests("/tmp/x".into());
+        let mut o = BTreeMap::new();
+        o.insert("segment.bytes".to_string(), "1024".to_string());
+        o.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        let c = log_config(&o, &broker);
+        assert_eq!(c.segment_bytes, 1024);
+        assert!(c.log_append_time);
+        assert_eq!(c.retention_ms, 604_800_000);
+        assert_eq!(max_message_bytes(&o, &broker), 1_048_588);
+    }
+}

@@ -1,0 +1,134 @@
+//! Shared helpers of the integration tests: an in-process broker on loopback and a raw Kafka
+//! protocol client built on the kafka-protocol crate.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, Request, StrBytes};
+use samsa_broker::config::BrokerConfig;
+use samsa_broker::server::{start, RunningBroker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Starts a broker on ephemeral loopback ports with its data in `dir`.
+pub async fn broker(dir: &Path) -> RunningBroker {
+    broker_with(dir, |_| {}).await
+}
+
+/// Starts a broker after `tweak` adjusts its config.
+pub async fn broker_with(dir: &Path, tweak: impl FnOnce(&mut BrokerConfig)) -> RunningBroker {
+    let mut cfg = BrokerConfig::for_tests(dir.to_path_buf());
+    tweak(&mut cfg);
+    start(cfg).await.expect("broker starts")
+}
+
+/// A connection speaking the Kafka protocol with explicit versions.
+pub struct RawClient {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        RawClient { stream, correlation: 0 }
+    }
+
+    /// Sends `body` at `version` and returns the decoded response.
+    pub async fn call<R: Request>(&mut self, version: i16, body: &R) -> R::Response {
+        let correlation = self.send(version, body).await;
+        let mut frame = self.read_frame().await.expect("a response frame");
+        let header = ResponseHeader::decode(&mut frame, <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version))
+            .expect("response header");
+        assert_eq!(header.correlation_id, correlation, "responses come in order");
+        let response = R::Response::decode(&mut frame, version).expect("response body decodes");
+        assert_eq!(frame.remaining(), 0, "no trailing bytes in the response");
+        response
+    }
+
+    /// Sends a request without reading the response; returns its correlation id.
+    pub async fn send<R: Request>(&mut self, version: i16, body: &R) -> i32 {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("samsa-tests")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        encode_request_header_into_buffer(&mut buf, &header).expect("header encodes");
+        body.encode(&mut buf, version).expect("body encodes");
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).await.expect("write");
+        self.correlation
+    }
+
+    /// Writes raw bytes.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Reads one response frame, or `None` when the broker closed the connection.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut size)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return None,
+            Err(_) => panic!("no response within 20 s"),
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// True when the broker has closed this connection (EOF within the timeout).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+    }
+}
+
+/// Builds one uncompressed v2 record batch holding `records` as (key, value) pairs.
+pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp + i as i64,
+            key: k.map(Bytes::copy_from_slice),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .expect("batch encodes");
+    buf.freeze()
+}
+
+/// Waits for `cond` to hold, polling, for at most `timeout`.
+pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}

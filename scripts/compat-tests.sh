@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the client-compatibility suite (broker/tests/compat/) against a samsa-broker binary.
+#
+#   scripts/compat-tests.sh                      # build target/debug/samsa-broker, run all
+#   scripts/compat-tests.sh -k kcat -x           # extra arguments go to pytest
+#   SAMSA_BROKER_BIN=target/release/samsa-broker scripts/compat-tests.sh   # no build
+#
+# Installs its dependencies with scripts/test-deps.sh (a fast no-op when present).
+# Exit code: pytest's.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+deps_out="$("$ROOT/scripts/test-deps.sh" </dev/null)"
+SAMSA_VENV_LATEST="$(printf '%s\n' "$deps_out" | sed -n 's/^SAMSA_VENV_LATEST=//p')"
+SAMSA_VENV_KP202="$(printf '%s\n' "$deps_out" | sed -n 's/^SAMSA_VENV_KP202=//p')"
+export SAMSA_VENV_LATEST SAMSA_VENV_KP202
+
+if [ -z "${SAMSA_BROKER_BIN:-}" ]; then
+    cargo build -p samsa-broker --bin samsa-broker
+    SAMSA_BROKER_BIN="$ROOT/target/debug/samsa-broker"
+fi
+case "$SAMSA_BROKER_BIN" in
+    /*) ;;
+    *) SAMSA_BROKER_BIN="$ROOT/$SAMSA_BROKER_BIN" ;;
+esac
+if [ ! -x "$SAMSA_BROKER_BIN" ]; then
+    echo "compat-tests: broker binary not found or not executable: $SAMSA_BROKER_BIN" >&2
+    exit 2
+fi
+export SAMSA_BROKER_BIN
+
+set +e
+"$SAMSA_VENV_LATEST/bin/python" -m pytest -p no:cacheprovider -ra \
+    "$ROOT/broker/tests/compat" "$@"
+rc=$?
+set -e
+exit "$rc"

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs what the client-compatibility tests (broker/tests/compat/) need on a Debian machine:
+#   - kcat (Debian package)
+#   - two Python virtualenvs in a cache outside the repo, reused across clones:
+#       venv-compat-latest: pytest + kafka-python (latest) + confluent-kafka (latest)
+#       venv-compat-kp202:  kafka-python==2.0.2 exactly
+# Idempotent: a fast no-op when everything is present. Needs no stdin (CI).
+#
+# Environment:
+#   SAMSA_CACHE          cache root (default: $HOME/.cache/samsa)
+#   SAMSA_PYTHON         Python used to create the venvs (default: python3)
+#   SAMSA_REFRESH_VENVS  set to 1 to rebuild both venvs (e.g. to pick up new "latest" releases)
+#
+# Prints the venv paths as shell assignments on its last lines, e.g.
+#   SAMSA_VENV_LATEST=/root/.cache/samsa/venv-compat-latest-py3.11
+set -euo pipefail
+
+CACHE="${SAMSA_CACHE:-$HOME/.cache/samsa}"
+PY="${SAMSA_PYTHON:-python3}"
+# Bump when the list of packages below changes: every cached venv is then rebuilt.
+STAMP_VERSION=1
+
+log() { printf 'test-deps: %s\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); else
+            log "need root to apt-get install $*"; return 1; fi
+    else
+        SUDO=()
+    fi
+    if [ "$apt_updated" -eq 0 ]; then
+        log "apt-get update"
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+        apt_updated=1
+    fi
+    log "apt-get install $*"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null
+    log "installed (apt): $*"
+}
+
+# --- kcat -------------------------------------------------------------------------------------
+if ! command -v kcat >/dev/null 2>&1; then
+    apt_install kcat
+fi
+log "kcat: $(kcat -V 2>&1 | grep -m1 "^Version" | cut -d" " -f1-2) ($(kcat -V 2>&1 | grep -o -m1 "librdkafka [0-9.]*"))"
+
+# --- Python ------------------------------------------------------------------------------------
+if ! command -v "$PY" >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+fi
+if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+mkdir -p "$CACHE"
+
+# make_venv NAME PACKAGES...: (re)creates $CACHE/NAME unless its stamp matches. The stamp is
+# written last, so an interrupted install is redone on the next run.
+make_venv() {
+    local name="$1"; shift
+    local dir="$CACHE/$name"
+    local want="stamp=$STAMP_VERSION python=$PYVER packages=$*"
+    if [ "${SAMSA_REFRESH_VENVS:-0}" != "1" ] && [ -f "$dir/.samsa-stamp" ] \
+        && [ "$(cat "$dir/.samsa-stamp")" = "$want" ] && "$dir/bin/python" -c '' 2>/dev/null; then
+        log "$name: cached ($dir)"
+    else
+        log "$name: creating $dir with: $*"
+        rm -rf "$dir"
+        "$PY" -m venv "$dir"
+        "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-input "$@" </dev/null
+        printf '%s' "$want" >"$dir/.samsa-stamp"
+        log "$name: installed"
+    fi
+    log "$name: $("$dir/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null \
+        | grep -iE '^(pytest|kafka-python|confluent-kafka)==' | tr '\n' ' ')"
+}
+
+VENV_LATEST="$CACHE/venv-compat-latest-py$PYVER"
+VENV_KP202="$CACHE/venv-compat-kp202-py$PYVER"
+make_venv "$(basename "$VENV_LATEST")" pytest kafka-python confluent-kafka
+make_venv "$(basename "$VENV_KP202")" kafka-python==2.0.2
+
+echo "SAMSA_VENV_LATEST=$VENV_LATEST"
+echo "SAMSA_VENV_KP202=$VENV_KP202"
