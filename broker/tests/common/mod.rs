@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Request, StrBytes};
 use samsa_broker::config::BrokerConfig;
 use samsa_broker::server::{start, RunningBroker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,0 +1,37 @@
+# Samsa — the README's two commands are `make run` and `make test`.
+SHELL := /usr/bin/env bash
+CARGO ?= cargo
+
+.PHONY: run test deps fmt-check lint unit compat fuzz-frame fuzz-batch build
+
+## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
+run:
+	$(CARGO) run --release -p samsa-broker --bin samsa-broker
+
+build:
+	$(CARGO) build -p samsa-broker --bin samsa-broker
+
+## Install what the tests need (idempotent), then run every test.
+test: deps fmt-check lint unit compat
+
+deps:
+	./scripts/test-deps.sh
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+compat: build
+	./scripts/compat-tests.sh
+
+## Fuzzing (not part of `make test`; needs a nightly toolchain and cargo-fuzz).
+fuzz-frame:
+	cd broker/fuzz && $(CARGO) +nightly fuzz run request_frame -- -max_total_time=300
+
+fuzz-batch:
+	cd broker/fuzz && $(CARGO) +nightly fuzz run record_batch -- -max_total_time=300

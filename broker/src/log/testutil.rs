@@ -1,0 +1,151 @@
+//! Test helpers: hand-built RecordBatch v2 bytes (uncompressed, with exact control over
+//! timestamps, keys and headers) and compressed batches built with kafka-protocol's encoder.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::batch::{CRC_START, HEADER_LEN};
+
+/// One record for [`batch_bytes`].
+#[derive(Debug, Clone)]
+pub(crate) struct TestRecord {
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl TestRecord {
+    pub(crate) fn new(timestamp: i64, key: &[u8], value: &[u8]) -> Self {
+        Self {
+            timestamp,
+            key: Some(key.to_vec()),
+            value: Some(value.to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn null_key(timestamp: i64, value: &[u8]) -> Self {
+        Self {
+            timestamp,
+            key: None,
+            value: Some(value.to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_header(mut self, key: &[u8], value: Option<&[u8]>) -> Self {
+        self.headers.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+        self
+    }
+}
+
+/// Appends a zigzag varint/varlong.
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut raw = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let b = (raw & 0x7f) as u8;
+        raw >>= 7;
+        if raw == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn put_sized(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// An uncompressed v2 batch as a producer would send it: base offset 0, leader epoch -1,
+/// no producer id, CreateTime, first timestamp as base, CRC set.
+pub(crate) fn batch_bytes(records: &[TestRecord]) -> Vec<u8> {
+    let base_ts = records.first().map_or(-1, |r| r.timestamp);
+    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    let mut body = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let mut rec = vec![0u8]; // attributes
+        put_varint(&mut rec, r.timestamp - base_ts);
+        put_varint(&mut rec, i as i64);
+        put_sized(&mut rec, r.key.as_deref());
+        put_sized(&mut rec, r.value.as_deref());
+        put_varint(&mut rec, r.headers.len() as i64);
+        for (k, v) in &r.headers {
+            put_sized(&mut rec, Some(k));
+            put_sized(&mut rec, v.as_deref());
+        }
+        put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let count = records.len() as i32;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&0i64.to_be_bytes());
+    out.extend_from_slice(&((HEADER_LEN - 12 + body.len()) as i32).to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out.push(2);
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&(count - 1).to_be_bytes());
+    out.extend_from_slice(&base_ts.to_be_bytes());
+    out.extend_from_slice(&max_ts.to_be_bytes());
+    out.extend_from_slice(&(-1i64).to_be_bytes());
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// A batch of `n` records with values `"{tag}-{i}"`, all stamped `timestamp`.
+pub(crate) fn simple_batch(tag: &str, n: usize, timestamp: i64) -> Vec<u8> {
+    let records: Vec<TestRecord> = (0..n)
+        .map(|i| TestRecord::new(timestamp, b"key", format!("{tag}-{i}").as_bytes()))
+        .collect();
+    batch_bytes(&records)
+}
+
+/// A batch built by kafka-protocol's encoder with the given compression.
+pub(crate) fn compressed_batch(records: &[(i64, &[u8])], compression: Compression) -> Vec<u8> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: *ts,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: IndexMap::new(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
