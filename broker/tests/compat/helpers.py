@@ -1,0 +1,155 @@
+"""Helpers of the compat tests: test data, running client drivers, and round-trip checks."""
+
+import json
+import random
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+CLIENTS = Path(__file__).resolve().parent / "clients"
+_runs = [0]
+
+
+def make_records(n, seed, keys=100, ts_base=None, headers=True, nulls=True):
+    """n deterministic records: keyed (k0..k<keys-1>), binary values holding their sequence number,
+    some headers (incl. empty and duplicate names), a few null keys/values, increasing timestamps.
+    """
+    rnd = random.Random(seed)
+    ts_base = ts_base if ts_base is not None else int(time.time() * 1000) - 600_000
+    out = []
+    for i in range(n):
+        key = None if (nulls and i % 97 == 13) else b"k%d" % (i % keys)
+        size = 20_000 if i % 500 == 7 else rnd.randrange(0, 300)
+        value = b"seq=%06d;" % i + bytes(rnd.randrange(256) for _ in range(size))
+        if nulls and i % 211 == 17:
+            value = None
+        hdrs = []
+        if headers and i % 5 == 0:
+            hdrs = [("seq", b"%d" % i), ("bin", bytes([0, 255, i % 256])), ("empty", b"")]
+            if i % 15 == 0:
+                hdrs += [("dup", b"a"), ("dup", b"b")]
+        out.append({"k": key, "v": value, "h": hdrs, "ts": ts_base + i, "p": None})
+    return out
+
+
+def write_records(path, records):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps({
+                "k": None if r["k"] is None else r["k"].hex(),
+                "v": None if r["v"] is None else r["v"].hex(),
+                "h": [[h[0], h[1].hex()] for h in r["h"]],
+                "ts": r["ts"], "p": r["p"]}) + "\n")
+    return path
+
+
+def run_client(python, script, mode, args, workdir, timeout=180):
+    """Runs clients/<script> in the given venv python; returns its JSON result."""
+    _runs[0] += 1
+    stderr_path = Path(workdir) / ("client-%02d-%s-%s.stderr" % (_runs[0], Path(script).stem,
+                                                                 mode))
+    cmd = [str(python), str(CLIENTS / script), mode] + [str(a) for a in args]
+    with open(stderr_path, "wb") as err:
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("client timed out after %ss: %s\n%s" % (timeout, " ".join(cmd),
+                                                                tail(stderr_path)),
+                        pytrace=False)
+    if p.returncode != 0:
+        pytest.fail("client exited %d: %s\n%s" % (p.returncode, " ".join(cmd), tail(stderr_path)),
+                    pytrace=False)
+    try:
+        return json.loads(p.stdout.decode())
+    except ValueError:
+        pytest.fail("client printed no JSON: %s\nstdout: %r\n%s"
+                    % (" ".join(cmd), p.stdout[-2000:], tail(stderr_path)), pytrace=False)
+
+
+def tail(path, lines=60):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "--- %s (last %d lines) ---\n%s" % (path, min(lines, len(text)),
+                                               "\n".join(text[-lines:]))
+
+
+def _h(b):
+    return None if b is None else b.hex()
+
+
+def check_acks(sent, produced):
+    """Every record acknowledged without error; returns {(p, o): index into sent}."""
+    res = produced["results"]
+    assert len(res) == len(sent), "driver returned %d results for %d records" % (len(res),
+                                                                                 len(sent))
+    errs = [(i, r) for i, r in enumerate(res) if "error" in r]
+    assert not errs, "%d of %d records not acknowledged; first: %s" % (len(errs), len(sent),
+                                                                        errs[:5])
+    by_pos = {}
+    for i, r in enumerate(res):
+        pos = (r["p"], r["o"])
+        assert pos not in by_pos, "records %d and %d both acknowledged at %s" % (by_pos[pos], i,
+                                                                                 pos)
+        by_pos[pos] = i
+    return by_pos
+
+
+def check_roundtrip(sent, produced, consumed, partitions):
+    """The consumed records are exactly the acknowledged ones, byte for byte and in order.
+
+    sent: make_records() output; produced: a driver's produce JSON; consumed: its consume JSON.
+    """
+    by_pos = check_acks(sent, produced)
+    assert not consumed["timed_out"], "consumer timed out: got %d of %d records" % (
+        len(consumed["records"]), len(sent))
+    got = {}
+    for r in consumed["records"]:
+        pos = (r["p"], r["o"])
+        assert pos not in got, "record %s delivered twice to the consumer" % (pos,)
+        got[pos] = r
+    missing = sorted(set(by_pos) - set(got))
+    extra = sorted(set(got) - set(by_pos))
+    assert not missing and not extra, (
+        "acknowledged but not consumed: %d %s; consumed but never acknowledged: %d %s"
+        % (len(missing), missing[:10], len(extra), extra[:10]))
+    # Byte-for-byte content.
+    for pos, r in sorted(got.items()):
+        s = sent[by_pos[pos]]
+        assert r["k"] == _h(s["k"]), "key mismatch at %s (record %d)" % (pos, by_pos[pos])
+        assert r["v"] == _h(s["v"]), "value mismatch at %s (record %d): got %s... want %s..." % (
+            pos, by_pos[pos], (r["v"] or "null")[:40], (_h(s["v"]) or "null")[:40])
+        assert r["h"] == [[h[0], h[1].hex()] for h in s["h"]], \
+            "headers mismatch at %s: got %s want %s" % (pos, r["h"], s["h"])
+        assert r["ts"] == s["ts"], "timestamp mismatch at %s: got %s want %s" % (pos, r["ts"],
+                                                                                s["ts"])
+    per_part = defaultdict(list)
+    for (p, o), i in by_pos.items():
+        per_part[p].append((o, i))
+    assert set(per_part) <= set(range(partitions)), "partitions %s" % sorted(per_part)
+    for p, lst in per_part.items():
+        lst.sort()
+        offs = [o for o, _ in lst]
+        assert offs == list(range(len(offs))), \
+            "partition %d offsets not contiguous from 0: %s..." % (p, offs[:20])
+        idx = [i for _, i in lst]
+        assert idx == sorted(idx), "partition %d: send order not kept in offset order" % p
+    # End offsets reported by the broker match the record counts.
+    for p in range(partitions):
+        assert int(consumed["end"][str(p)]) == len(per_part.get(p, [])), \
+            "partition %d: end offset %s, records %d" % (p, consumed["end"][str(p)],
+                                                         len(per_part.get(p, [])))
+        assert int(consumed["beginning"][str(p)]) == 0, "partition %d: log start %s" % (
+            p, consumed["beginning"][str(p)])
+    # A key always maps to one partition.
+    key_parts = defaultdict(set)
+    for (p, _o), i in by_pos.items():
+        if sent[i]["k"] is not None:
+            key_parts[sent[i]["k"]].add(p)
+    split = {k: v for k, v in key_parts.items() if len(v) > 1}
+    assert not split, "keys spread over several partitions: %s" % list(split.items())[:5]
