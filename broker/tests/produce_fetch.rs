@@ -208,7 +208,7 @@ async fn fetch_long_polls_until_data_or_timeout() {
     let mut frame = consumer.read_frame().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
     use kafka_protocol::protocol::Decodable;
-    let header = ResponseHeader::decode(&mut frame, 1).unwrap();
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
     assert_eq!(header.correlation_id, corr);
     let resp = FetchResponse::decode(&mut frame, 11).unwrap();
     let p = &resp.responses[0].partitions[0];
@@ -225,6 +225,8 @@ async fn fetch_long_polls_until_data_or_timeout() {
 #[tokio::test]
 async fn data_and_topics_survive_restart_and_crash() {
     let dir = tempfile::tempdir().unwrap();
+    // Recent timestamps: retention (7 days by default) must not delete them at restart.
+    let now = samsa_broker::server::now_ms();
     let mut expected = Vec::new();
     {
         let b = broker(dir.path()).await;
@@ -232,8 +234,8 @@ async fn data_and_topics_survive_restart_and_crash() {
         client.controller_client().unwrap().create_topic("keep", 3, 1, 5_000).await.unwrap();
         let pc = client.partition_client("keep", 2, UnknownTopicHandling::Error).await.unwrap();
         for i in 0..100 {
-            pc.produce(vec![record(i, 1_000 + i as i64)], Compression::NoCompression).await.unwrap();
-            expected.push(record(i, 1_000 + i as i64));
+            pc.produce(vec![record(i, now + i as i64)], Compression::NoCompression).await.unwrap();
+            expected.push(record(i, now + i as i64));
         }
         b.shutdown().await; // clean
     }
@@ -243,9 +245,9 @@ async fn data_and_topics_survive_restart_and_crash() {
         let client = ClientBuilder::new(vec![b.kafka_addr.to_string()]).build().await.unwrap();
         let pc = client.partition_client("keep", 2, UnknownTopicHandling::Error).await.unwrap();
         assert_eq!(pc.get_offset(OffsetAt::Latest).await.unwrap(), 100);
-        let offsets = pc.produce(vec![record(100, 5_000)], Compression::NoCompression).await.unwrap();
+        let offsets = pc.produce(vec![record(100, now + 500)], Compression::NoCompression).await.unwrap();
         assert_eq!(offsets, vec![100]);
-        expected.push(record(100, 5_000));
+        expected.push(record(100, now + 500));
         drop(b);
     }
     let b = broker(dir.path()).await;
@@ -253,6 +255,8 @@ async fn data_and_topics_survive_restart_and_crash() {
     let topics = client.list_topics().await.unwrap();
     assert_eq!(topics.iter().find(|t| t.name == "keep").unwrap().partitions.len(), 3);
     let pc = client.partition_client("keep", 2, UnknownTopicHandling::Error).await.unwrap();
+    assert_eq!(pc.get_offset(OffsetAt::Earliest).await.unwrap(), 0);
+    assert_eq!(pc.get_offset(OffsetAt::Latest).await.unwrap(), 101);
     let mut got = Vec::new();
     let mut next = 0;
     while next < 101 {

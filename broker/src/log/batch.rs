@@ -136,7 +136,10 @@ pub enum BatchError {
     ControlBatch,
     /// A producer id is set but the base sequence is negative.
     #[error("invalid base sequence {base_sequence} for producer id {producer_id}")]
-    InvalidSequence { producer_id: i64, base_sequence: i32 },
+    InvalidSequence {
+        producer_id: i64,
+        base_sequence: i32,
+    },
 }
 
 impl BatchError {
@@ -312,17 +315,18 @@ pub fn write_offset_and_epoch(header: &mut [u8], base_offset: i64, leader_epoch:
 /// Returns a copy of the batch's header switched to LogAppendTime: timestamp-type bit set,
 /// `max_timestamp = now_ms`, and the CRC recomputed over the new header tail plus the
 /// untouched records (`batch` must hold the whole batch; its records are not copied).
-pub fn log_append_time_header(
-    batch: &[u8],
-    now_ms: i64,
-) -> Result<[u8; HEADER_LEN], BatchError> {
+pub fn log_append_time_header(batch: &[u8], now_ms: i64) -> Result<[u8; HEADER_LEN], BatchError> {
     let parsed = parse_header(batch)?;
     let total = parsed.total_len();
     let records = batch
         .get(HEADER_LEN..total)
         .ok_or_else(|| truncated(total, batch))?;
     let mut header = [0u8; HEADER_LEN];
-    header.copy_from_slice(batch.get(..HEADER_LEN).ok_or_else(|| truncated(total, batch))?);
+    header.copy_from_slice(
+        batch
+            .get(..HEADER_LEN)
+            .ok_or_else(|| truncated(total, batch))?,
+    );
     let attributes = parsed.attributes | ATTR_LOG_APPEND_TIME;
     put(&mut header, POS_ATTRIBUTES, &attributes.to_be_bytes());
     put(&mut header, POS_MAX_TIMESTAMP, &now_ms.to_be_bytes());
@@ -530,7 +534,10 @@ mod tests {
         let buf = with_field(sample(), POS_RECORD_COUNT, &4i32.to_be_bytes());
         let buf = with_field(buf, POS_LAST_OFFSET_DELTA, &3i32.to_be_bytes());
         let err = validate_produce_batch(&buf).unwrap_err();
-        assert!(matches!(err, BatchError::MalformedRecord { index: 3, .. }), "{err:?}");
+        assert!(
+            matches!(err, BatchError::MalformedRecord { index: 3, .. }),
+            "{err:?}"
+        );
         assert!(!err.is_corrupt());
     }
 
@@ -541,7 +548,10 @@ mod tests {
         buf[HEADER_LEN] = 0x7e; // zigzag 63: longer than the record
         let buf = with_field(buf, 0, &0i64.to_be_bytes());
         let err = validate_produce_batch(&buf).unwrap_err();
-        assert!(matches!(err, BatchError::MalformedRecord { index: 0, .. }), "{err:?}");
+        assert!(
+            matches!(err, BatchError::MalformedRecord { index: 0, .. }),
+            "{err:?}"
+        );
 
         // A varint that never terminates.
         let mut buf = sample();
@@ -550,7 +560,10 @@ mod tests {
         }
         let buf = with_field(buf, 0, &0i64.to_be_bytes());
         let err = validate_produce_batch(&buf).unwrap_err();
-        assert!(matches!(err, BatchError::MalformedRecord { index: 0, .. }), "{err:?}");
+        assert!(
+            matches!(err, BatchError::MalformedRecord { index: 0, .. }),
+            "{err:?}"
+        );
         assert!(!err.is_corrupt());
     }
 
@@ -562,14 +575,20 @@ mod tests {
         buf[HEADER_LEN + 3] = 2; // zigzag 1
         let buf = with_field(buf, 0, &0i64.to_be_bytes());
         let err = validate_produce_batch(&buf).unwrap_err();
-        assert!(matches!(err, BatchError::MalformedRecord { index: 0, .. }), "{err:?}");
+        assert!(
+            matches!(err, BatchError::MalformedRecord { index: 0, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn control_batches_and_bad_sequences_are_invalid() {
         let attrs = ATTR_CONTROL.to_be_bytes();
         let buf = with_field(sample(), POS_ATTRIBUTES, &attrs);
-        assert_eq!(validate_produce_batch(&buf).unwrap_err(), BatchError::ControlBatch);
+        assert_eq!(
+            validate_produce_batch(&buf).unwrap_err(),
+            BatchError::ControlBatch
+        );
 
         let buf = with_field(sample(), POS_PRODUCER_ID, &7i64.to_be_bytes());
         assert_eq!(
@@ -603,7 +622,10 @@ mod tests {
     fn no_panic_on_any_truncation_or_byte_flip() {
         let valid = sample();
         for len in 0..valid.len() {
-            assert!(validate_produce_batch(&valid[..len]).is_err(), "prefix {len}");
+            assert!(
+                validate_produce_batch(&valid[..len]).is_err(),
+                "prefix {len}"
+            );
             let _ = BatchIter::new(&valid[..len]).verify_crc(true).count();
             let _ = parse_header(&valid[..len]);
         }
@@ -660,7 +682,11 @@ mod tests {
         buf.extend_from_slice(&one);
         buf.extend_from_slice(&one[..20]);
         let mut iter = BatchIter::new(&buf).verify_crc(true);
-        let positions: Vec<usize> = iter.by_ref().map_while(Result::ok).map(|(p, _)| p).collect();
+        let positions: Vec<usize> = iter
+            .by_ref()
+            .map_while(Result::ok)
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(positions, vec![0, one.len()]);
         assert_eq!(iter.valid_len(), 2 * one.len());
         assert!(iter.next().is_none());

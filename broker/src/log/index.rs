@@ -7,10 +7,11 @@
 //! on a damaged file: a bad file is reported so that recovery rebuilds it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::batch::BatchHeader;
+use super::LogError;
 
 /// An offset index entry: the batch with this base offset starts at this file position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +95,10 @@ impl IndexEntry for TimeEntry {
 }
 
 /// Decodes a whole index file; `Err` says why it must be rebuilt.
-pub(crate) fn decode_entries<E: IndexEntry>(bytes: &[u8], base_offset: i64) -> Result<Vec<E>, String> {
+pub(crate) fn decode_entries<E: IndexEntry>(
+    bytes: &[u8],
+    base_offset: i64,
+) -> Result<Vec<E>, String> {
     if bytes.len() % E::LEN != 0 {
         return Err(format!(
             "size {} is not a multiple of the entry size {}",
@@ -104,7 +108,8 @@ pub(crate) fn decode_entries<E: IndexEntry>(bytes: &[u8], base_offset: i64) -> R
     }
     let mut entries: Vec<E> = Vec::with_capacity(bytes.len() / E::LEN);
     for (i, chunk) in bytes.chunks_exact(E::LEN).enumerate() {
-        let entry = E::decode(chunk, base_offset).ok_or_else(|| format!("entry {i} is out of range"))?;
+        let entry =
+            E::decode(chunk, base_offset).ok_or_else(|| format!("entry {i} is out of range"))?;
         if let Some(prev) = entries.last() {
             if !entry.follows(prev) {
                 return Err(format!("entry {i} is not monotonic"));
@@ -113,10 +118,6 @@ pub(crate) fn decode_entries<E: IndexEntry>(bytes: &[u8], base_offset: i64) -> R
         entries.push(entry);
     }
     Ok(entries)
-}
-
-fn io_context(path: &Path, op: &str, err: io::Error) -> io::Error {
-    io::Error::new(err.kind(), format!("{op} {}: {err}", path.display()))
 }
 
 /// One index file and its entries in memory. Appends go straight to the file (no user-space
@@ -130,7 +131,7 @@ pub(crate) struct IndexFile<E: IndexEntry> {
 }
 
 impl<E: IndexEntry> IndexFile<E> {
-    fn open_file(path: &Path, truncate: bool) -> io::Result<File> {
+    fn open_file(path: &Path, truncate: bool) -> Result<File, LogError> {
         OpenOptions::new()
             .read(true)
             .append(true)
@@ -143,11 +144,11 @@ impl<E: IndexEntry> IndexFile<E> {
                 }
                 Ok(file)
             })
-            .map_err(|e| io_context(path, "open", e))
+            .map_err(LogError::io("open", path))
     }
 
     /// Creates (or empties) the index file.
-    pub(crate) fn create(path: PathBuf, base_offset: i64) -> io::Result<Self> {
+    pub(crate) fn create(path: PathBuf, base_offset: i64) -> Result<Self, LogError> {
         let file = Self::open_file(&path, true)?;
         Ok(Self {
             path,
@@ -159,7 +160,10 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Loads the index file (creating it if missing). The second value, when set, says why the
     /// file cannot be trusted; the index is then empty and must be rebuilt.
-    pub(crate) fn load(path: PathBuf, base_offset: i64) -> io::Result<(Self, Option<String>)> {
+    pub(crate) fn load(
+        path: PathBuf,
+        base_offset: i64,
+    ) -> Result<(Self, Option<String>), LogError> {
         let existed = path.exists();
         let mut file = Self::open_file(&path, false)?;
         let mut problem = None;
@@ -167,7 +171,7 @@ impl<E: IndexEntry> IndexFile<E> {
         if existed {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)
-                .map_err(|e| io_context(&path, "read", e))?;
+                .map_err(LogError::io("read", &path))?;
             match decode_entries(&bytes, base_offset) {
                 Ok(decoded) => entries = decoded,
                 Err(reason) => problem = Some(reason),
@@ -198,54 +202,54 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries.last()
     }
 
-    fn encode_all(&self, entries: &[E]) -> io::Result<Vec<u8>> {
+    fn encode_all(&self, entries: &[E]) -> Result<Vec<u8>, LogError> {
         let mut bytes = Vec::with_capacity(entries.len() * E::LEN);
         for entry in entries {
             entry.encode(self.base_offset, &mut bytes).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("index entry out of range for {}", self.path.display()),
-                )
+                LogError::Corrupt(format!(
+                    "index entry out of range for {}",
+                    self.path.display()
+                ))
             })?;
         }
         Ok(bytes)
     }
 
     /// Appends one entry to the file and to memory.
-    pub(crate) fn append(&mut self, entry: E) -> io::Result<()> {
+    pub(crate) fn append(&mut self, entry: E) -> Result<(), LogError> {
         if let Some(prev) = self.entries.last() {
             if !entry.follows(prev) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("non-monotonic entry for {}", self.path.display()),
-                ));
+                return Err(LogError::Corrupt(format!(
+                    "non-monotonic entry for {}",
+                    self.path.display()
+                )));
             }
         }
         let bytes = self.encode_all(&[entry])?;
         if let Err(err) = self.file.write_all(&bytes) {
             let len = (self.entries.len() * E::LEN) as u64;
             let _ = self.file.set_len(len);
-            return Err(io_context(&self.path, "append to", err));
+            return Err(LogError::io("append to", &self.path)(err));
         }
         self.entries.push(entry);
         Ok(())
     }
 
     /// Replaces the whole file with `entries` (used by rebuilds).
-    pub(crate) fn replace_all(&mut self, entries: Vec<E>) -> io::Result<()> {
+    pub(crate) fn replace_all(&mut self, entries: Vec<E>) -> Result<(), LogError> {
         let bytes = self.encode_all(&entries)?;
         self.file
             .set_len(0)
             .and_then(|()| self.file.write_all(&bytes))
-            .map_err(|e| io_context(&self.path, "rewrite", e))?;
+            .map_err(LogError::io("rewrite", &self.path))?;
         self.entries = entries;
         Ok(())
     }
 
-    pub(crate) fn sync(&self) -> io::Result<()> {
+    pub(crate) fn sync(&self) -> Result<(), LogError> {
         self.file
             .sync_data()
-            .map_err(|e| io_context(&self.path, "fsync", e))
+            .map_err(LogError::io("fsync", &self.path))
     }
 }
 
@@ -253,7 +257,9 @@ impl IndexFile<OffsetEntry> {
     /// The last entry whose offset is <= `offset`, if any.
     pub(crate) fn lookup(&self, offset: i64) -> Option<OffsetEntry> {
         let idx = self.entries.partition_point(|e| e.offset <= offset);
-        idx.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
+        idx.checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .copied()
     }
 }
 
@@ -261,7 +267,9 @@ impl IndexFile<TimeEntry> {
     /// The last entry whose timestamp is <= `timestamp`, if any.
     pub(crate) fn lookup(&self, timestamp: i64) -> Option<TimeEntry> {
         let idx = self.entries.partition_point(|e| e.timestamp <= timestamp);
-        idx.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
+        idx.checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .copied()
     }
 }
 
@@ -353,7 +361,9 @@ mod tests {
         assert!(decode_entries::<OffsetEntry>(&bytes[..7], 100).is_err());
         let mut swapped = bytes[8..].to_vec();
         swapped.extend_from_slice(&bytes[..8]);
-        assert!(decode_entries::<OffsetEntry>(&swapped, 100).unwrap_err().contains("monotonic"));
+        assert!(decode_entries::<OffsetEntry>(&swapped, 100)
+            .unwrap_err()
+            .contains("monotonic"));
         assert!(OffsetEntry {
             offset: 99,
             position: 0
@@ -375,7 +385,10 @@ mod tests {
         assert_eq!(decode_entries::<TimeEntry>(&bytes, 0).unwrap(), vec![entry]);
         let mut twice = bytes.clone();
         twice.extend_from_slice(&bytes);
-        assert!(decode_entries::<TimeEntry>(&twice, 0).is_err(), "timestamps must rise");
+        assert!(
+            decode_entries::<TimeEntry>(&twice, 0).is_err(),
+            "timestamps must rise"
+        );
     }
 
     #[test]
@@ -395,7 +408,8 @@ mod tests {
                 position: 400
             })
             .is_err());
-        let (loaded, problem) = IndexFile::<OffsetEntry>::load(idx.path().to_path_buf(), 0).unwrap();
+        let (loaded, problem) =
+            IndexFile::<OffsetEntry>::load(idx.path().to_path_buf(), 0).unwrap();
         assert_eq!(problem, None);
         assert_eq!(loaded.entries(), idx.entries());
 

@@ -129,7 +129,9 @@ pub(crate) fn compressed_batch(records: &[(i64, &[u8])], compression: Compressio
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch when offset - sequence changes; -1 at offset 0
+            // keeps one batch with base sequence -1 (no producer id).
+            sequence: i as i32 - 1,
             timestamp: *ts,
             key: None,
             value: Some(Bytes::copy_from_slice(value)),

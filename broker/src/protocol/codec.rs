@@ -134,17 +134,20 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
         return decode_legacy_produce(header, &mut buf);
     }
     let header = decode_header(&mut buf, key, version)?;
-    let body = RequestKind::decode(key, &mut buf, version).map_err(|e| FrameError::BadBody {
-        api: key,
-        version,
-        reason: e.to_string(),
-    })?;
+    let bad_body = |reason: String| FrameError::BadBody { api: key, version, reason };
+    // The decoder is third-party code fed by the network: a panic in it must not take the
+    // connection task down with an unwinding panic, so it is contained here.
+    let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| RequestKind::decode(key, &mut buf, version)))
+        .map_err(|_| bad_body("decoder panicked".to_string()))?
+        .map_err(|e| bad_body(e.to_string()))?;
     Ok(Request::Kafka { header, body })
 }
 
 fn decode_header(buf: &mut Bytes, key: ApiKey, version: i16) -> Result<RequestHeader, FrameError> {
     let header_version = key.request_header_version(version);
-    RequestHeader::decode(buf, header_version).map_err(|e| FrameError::BadHeader(e.to_string()))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| RequestHeader::decode(buf, header_version)))
+        .map_err(|_| FrameError::BadHeader("decoder panicked".to_string()))?
+        .map_err(|e| FrameError::BadHeader(e.to_string()))
 }
 
 /// Produce v0–2 body: acks, timeout, [topic, [partition, message set]].

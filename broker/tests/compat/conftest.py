@@ -8,17 +8,19 @@ Synchronisation is by polling conditions with bounded timeouts (readiness, port,
 never by bare sleeps.
 """
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 CLIENTS = Path(__file__).resolve().parent / "clients"
@@ -27,18 +29,6 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 def _cache_venv(kind):
     cache = Path(os.environ.get("SAMSA_CACHE", Path.home() / ".cache" / "samsa"))
     return cache / ("venv-compat-%s-py%d.%d" % (kind, sys.version_info[0], sys.version_info[1]))
-
-
-def wait_until(cond, timeout, what, interval=0.05):
-    """Polls cond() until it returns a truthy value; raises TimeoutError after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def free_port():
@@ -67,6 +57,15 @@ def http_get(port, path, timeout=2.0):
         return e.code, e.read().decode("utf-8", "replace")
     except OSError as e:
         return None, str(e)
+
+
+def _die_with_parent():
+    """In the child before exec: own session, and SIGKILL if pytest dies without tearing down."""
+    os.setsid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class BrokerError(Exception):
@@ -118,7 +117,7 @@ class Broker:
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env=self._env(),
-                                         start_new_session=True)
+                                         preexec_fn=_die_with_parent)
         try:
             wait_until(self._ready, timeout, "broker /readyz and Kafka port on %s" % self.bootstrap)
         except TimeoutError as e:

@@ -13,6 +13,18 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 _runs = [0]
 
 
+def wait_until(cond, timeout, what, interval=0.05):
+    """Polls cond() until it returns a truthy value; raises TimeoutError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 def make_records(n, seed, keys=100, ts_base=None, headers=True, nulls=True):
     """n deterministic records: keyed (k0..k<keys-1>), binary values holding their sequence number,
     some headers (incl. empty and duplicate names), a few null keys/values, increasing timestamps.
@@ -153,3 +165,27 @@ def check_roundtrip(sent, produced, consumed, partitions):
             key_parts[sent[i]["k"]].add(p)
     split = {k: v for k, v in key_parts.items() if len(v) > 1}
     assert not split, "keys spread over several partitions: %s" % list(split.items())[:5]
+
+
+def timed_records(base, per_partition, partitions):
+    """Records pinned to partitions, timestamps base + 1000*j + 100*p (j = offset)."""
+    recs = []
+    for j in range(per_partition):
+        for p in range(partitions):
+            recs.append({"k": b"t%d" % j, "v": b"p%d-j%d" % (p, j), "h": [],
+                         "ts": base + 1000 * j + 100 * p, "p": p})
+    return recs
+
+
+def expected_for_time(base, per_partition, p, t):
+    """Kafka's answer: the first offset whose timestamp >= t, with that timestamp, or None."""
+    for j in range(per_partition):
+        ts = base + 1000 * j + 100 * p
+        if ts >= t:
+            return [j, ts]
+    return None
+
+
+def query_times(base, per_partition):
+    return [base - 5000, base, base + 1, base + 10_050, base + 1000 * (per_partition - 1) + 100,
+            base + 1000 * per_partition + 10_000]

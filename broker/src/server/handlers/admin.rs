@@ -208,7 +208,7 @@ impl Broker {
                 let name = t.name.as_str();
                 let outcome = (|| -> Result<(), ApiError> {
                     let topic = self.registry.check_partitions(name, t.count)?;
-                    if let Some(assignments) = &t.assignments {
+                    if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
                         let added = (t.count - topic.partition_count()) as usize;
                         if assignments.len() != added {
                             return Err(ApiError::new(

@@ -90,7 +90,8 @@ impl Broker {
                 let mut out = DescribeConfigsResult::default()
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name.clone());
-                let only = res.configuration_keys.as_deref();
+                // Null or empty: every key (as Kafka).
+                let only = res.configuration_keys.as_deref().filter(|k| !k.is_empty());
                 let configs = match res.resource_type {
                     RESOURCE_TOPIC => self.describe_topic(res.resource_name.as_str(), only, &request, version),
                     RESOURCE_BROKER => self.describe_broker(res.resource_name.as_str(), only, &request, version),
