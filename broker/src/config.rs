@@ -45,7 +45,7 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(i16).range(1..))]
     pub default_replication_factor: i16,
 
-    /// Create a topic when a client asks for metadata of, or produces to, an unknown topic
+    /// Create a topic when a client asks for metadata of an unknown topic
     /// (auto.create.topics.enable).
     #[arg(long, env = "SAMSA_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true,
           action = clap::ArgAction::Set)]

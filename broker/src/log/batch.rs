@@ -410,6 +410,7 @@ impl Iterator for BatchIter<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::log::testutil::{batch_bytes, TestRecord};

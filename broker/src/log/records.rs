@@ -190,6 +190,7 @@ pub(crate) fn decompress(codec: u8, data: &[u8]) -> Result<Bytes, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

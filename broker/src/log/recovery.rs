@@ -62,10 +62,9 @@ pub(crate) fn scan_batches(
         buf.resize(window, 0);
         file.read_exact_at(&mut buf, pos)
             .map_err(LogError::io("read", path))?;
-        let mut iter = BatchIter::new(&buf).verify_crc(verify_crc);
         let mut progress = 0usize;
         window_hint = SCAN_WINDOW;
-        while let Some(item) = iter.next() {
+        for item in BatchIter::new(&buf).verify_crc(verify_crc) {
             match item {
                 Ok((at, header)) => {
                     let batch_pos = pos + at as u64;

@@ -1,5 +1,7 @@
 //! Tests of `Log`: appends and reads, indexes, rolling, retention, flush policy, recovery.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Test helpers: hand-built RecordBatch v2 bytes (uncompressed, with exact control over
 //! timestamps, keys and headers) and compressed batches built with kafka-protocol's encoder.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
