@@ -57,10 +57,11 @@ fi
 PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 mkdir -p "$CACHE"
 
-# make_venv NAME PACKAGES...: (re)creates $CACHE/NAME unless its stamp matches. The stamp is
-# written last, so an interrupted install is redone on the next run.
+# make_venv NAME "MODULES" PACKAGES...: (re)creates $CACHE/NAME unless its stamp matches, and
+# checks that MODULES import. The stamp is written last, so a failed or interrupted install is
+# redone on the next run.
 make_venv() {
-    local name="$1"; shift
+    local name="$1" modules="$2"; shift 2
     local dir="$CACHE/$name"
     local want="stamp=$STAMP_VERSION python=$PYVER packages=$*"
     if [ "${SAMSA_REFRESH_VENVS:-0}" != "1" ] && [ -f "$dir/.samsa-stamp" ] \
@@ -71,6 +72,11 @@ make_venv() {
         rm -rf "$dir"
         "$PY" -m venv "$dir"
         "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-input "$@" </dev/null
+        if ! "$dir/bin/python" -c "import $modules"; then
+            # kafka-python 2.0.2, for one, does not import on Python >= 3.12.
+            log "$name: 'import $modules' fails with Python $PYVER: set SAMSA_PYTHON to an older one"
+            return 1
+        fi
         printf '%s' "$want" >"$dir/.samsa-stamp"
         log "$name: installed"
     fi
@@ -80,8 +86,9 @@ make_venv() {
 
 VENV_LATEST="$CACHE/venv-compat-latest-py$PYVER"
 VENV_KP202="$CACHE/venv-compat-kp202-py$PYVER"
-make_venv "$(basename "$VENV_LATEST")" pytest kafka-python confluent-kafka
-make_venv "$(basename "$VENV_KP202")" kafka-python==2.0.2
+make_venv "$(basename "$VENV_LATEST")" "pytest, kafka, confluent_kafka" \
+    pytest kafka-python confluent-kafka
+make_venv "$(basename "$VENV_KP202")" "kafka" kafka-python==2.0.2
 
 echo "SAMSA_VENV_LATEST=$VENV_LATEST"
 echo "SAMSA_VENV_KP202=$VENV_KP202"

@@ -53,8 +53,12 @@ pub struct BrokerConfig {
 
     /// Delete log segments older than this many milliseconds; -1 keeps them forever
     /// (log.retention.ms; Kafka's default is 7 days).
-    #[arg(long, env = "SAMSA_LOG_RETENTION_MS", default_value_t = 604_800_000,
-          allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "SAMSA_LOG_RETENTION_MS",
+        default_value_t = 604_800_000,
+        allow_negative_numbers = true
+    )]
     pub log_retention_ms: i64,
 
     /// Delete the oldest segments while a partition is larger than this many bytes; -1 means no
@@ -121,9 +125,9 @@ impl BrokerConfig {
     pub fn advertised(&self) -> Result<(String, i32), String> {
         match &self.advertised_listener {
             Some(s) => {
-                let (host, port) = s.rsplit_once(':').ok_or_else(|| {
-                    format!("--advertised-listener {s:?}: expected HOST:PORT")
-                })?;
+                let (host, port) = s
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("--advertised-listener {s:?}: expected HOST:PORT"))?;
                 let port: u16 = port
                     .parse()
                     .map_err(|_| format!("--advertised-listener {s:?}: bad port {port:?}"))?;

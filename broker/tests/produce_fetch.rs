@@ -29,26 +29,54 @@ fn record(i: usize, ts_ms: i64) -> Record {
 async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path()).await;
-    let client = ClientBuilder::new(vec![b.kafka_addr.to_string()]).build().await.unwrap();
-    client.controller_client().unwrap().create_topic("rt", 2, 1, 5_000).await.unwrap();
+    let client = ClientBuilder::new(vec![b.kafka_addr.to_string()])
+        .build()
+        .await
+        .unwrap();
+    client
+        .controller_client()
+        .unwrap()
+        .create_topic("rt", 2, 1, 5_000)
+        .await
+        .unwrap();
     let topics = client.list_topics().await.unwrap();
-    let rt = topics.iter().find(|t| t.name == "rt").expect("topic listed");
+    let rt = topics
+        .iter()
+        .find(|t| t.name == "rt")
+        .expect("topic listed");
     assert_eq!(rt.partitions.len(), 2);
 
-    let pc = client.partition_client("rt", 1, UnknownTopicHandling::Error).await.unwrap();
+    let pc = client
+        .partition_client("rt", 1, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
     let base_ts = 1_700_000_000_000;
     let mut sent = Vec::new();
     for chunk in 0..10 {
-        let records: Vec<Record> = (0..50).map(|i| record(chunk * 50 + i, base_ts + (chunk * 50 + i) as i64)).collect();
-        let compression = if chunk % 2 == 0 { Compression::NoCompression } else { Compression::Gzip };
+        let records: Vec<Record> = (0..50)
+            .map(|i| record(chunk * 50 + i, base_ts + (chunk * 50 + i) as i64))
+            .collect();
+        let compression = if chunk % 2 == 0 {
+            Compression::NoCompression
+        } else {
+            Compression::Gzip
+        };
         let offsets = pc.produce(records.clone(), compression).await.unwrap();
-        assert_eq!(offsets, ((chunk * 50) as i64..(chunk * 50 + 50) as i64).collect::<Vec<_>>());
+        assert_eq!(
+            offsets,
+            ((chunk * 50) as i64..(chunk * 50 + 50) as i64).collect::<Vec<_>>()
+        );
         sent.extend(records);
     }
     assert_eq!(pc.get_offset(OffsetAt::Earliest).await.unwrap(), 0);
     assert_eq!(pc.get_offset(OffsetAt::Latest).await.unwrap(), 500);
     // The first record at or after a timestamp, inside a batch.
-    let at = pc.get_offset(OffsetAt::Timestamp(Utc.timestamp_millis_opt(base_ts + 123).unwrap())).await.unwrap();
+    let at = pc
+        .get_offset(OffsetAt::Timestamp(
+            Utc.timestamp_millis_opt(base_ts + 123).unwrap(),
+        ))
+        .await
+        .unwrap();
     assert_eq!(at, 123);
 
     let mut got = Vec::new();
@@ -72,15 +100,28 @@ async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
         assert_eq!(g.timestamp, s.timestamp, "record {i}");
     }
     // The other partition is untouched.
-    let pc0 = client.partition_client("rt", 0, UnknownTopicHandling::Error).await.unwrap();
+    let pc0 = client
+        .partition_client("rt", 0, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
     assert_eq!(pc0.get_offset(OffsetAt::Latest).await.unwrap(), 0);
     b.shutdown().await;
 }
 
-fn produce_req(topic: &str, partition: i32, acks: i16, records: Option<bytes::Bytes>) -> ProduceRequest {
-    ProduceRequest::default().with_acks(acks).with_timeout_ms(1000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(records)])])
+fn produce_req(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Option<bytes::Bytes>,
+) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(records)])])
 }
 
 async fn produce_code(c: &mut RawClient, req: &ProduceRequest) -> (i16, i64) {
@@ -94,44 +135,103 @@ async fn bad_produce_requests_get_kafka_error_codes_and_append_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker_with(dir.path(), |c| c.message_max_bytes = 2_000).await;
     let mut c = RawClient::connect(b.kafka_addr).await;
-    let create = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("p")))
-        .with_num_partitions(1)
-        .with_replication_factor(1)]);
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("p")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
     assert_eq!(c.call(5, &create).await.topics[0].error_code, 0);
     let good = batch(&[(Some(b"k"), b"v")], 1);
 
     let mut corrupt = good.to_vec();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff; // inside the CRC range
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 1, Some(corrupt.into()))).await.0, 2, "CORRUPT_MESSAGE");
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 1, Some(corrupt.into())))
+            .await
+            .0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
     let mut wrong_magic = good.to_vec();
     wrong_magic[16] = 1;
-    let code = produce_code(&mut c, &produce_req("p", 0, 1, Some(wrong_magic.into()))).await.0;
+    let code = produce_code(&mut c, &produce_req("p", 0, 1, Some(wrong_magic.into())))
+        .await
+        .0;
     assert!(code == 2 || code == 87, "magic 1 refused, got {code}");
     let two = [&good[..], &good[..]].concat();
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 1, Some(two.into()))).await.0, 87, "INVALID_RECORD");
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 1, Some(good.slice(..30)))).await.0, 2, "truncated");
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 1, None)).await.0, 87, "no records");
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 1, Some(two.into())))
+            .await
+            .0,
+        87,
+        "INVALID_RECORD"
+    );
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 1, Some(good.slice(..30))))
+            .await
+            .0,
+        2,
+        "truncated"
+    );
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 1, None)).await.0,
+        87,
+        "no records"
+    );
     let big = batch(&[(None, &[7u8; 3_000][..])], 1);
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 1, Some(big))).await.0, 10, "MESSAGE_TOO_LARGE");
-    assert_eq!(produce_code(&mut c, &produce_req("nope", 0, 1, Some(good.clone()))).await.0, 3);
-    assert_eq!(produce_code(&mut c, &produce_req("p", 5, 1, Some(good.clone()))).await.0, 3);
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 2, Some(good.clone()))).await.0, 21, "INVALID_REQUIRED_ACKS");
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 1, Some(big)))
+            .await
+            .0,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+    assert_eq!(
+        produce_code(&mut c, &produce_req("nope", 0, 1, Some(good.clone())))
+            .await
+            .0,
+        3
+    );
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 5, 1, Some(good.clone())))
+            .await
+            .0,
+        3
+    );
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 2, Some(good.clone())))
+            .await
+            .0,
+        21,
+        "INVALID_REQUIRED_ACKS"
+    );
 
     // min.insync.replicas 2 cannot be met by one broker: acks=all is refused, acks=1 is not.
     let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
         incremental_alter_configs_request::AlterConfigsResource::default()
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_static_str("p"))
-            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(StrBytes::from_static_str("min.insync.replicas"))
-                .with_value(Some(StrBytes::from_static_str("2")))]),
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                    .with_value(Some(StrBytes::from_static_str("2"))),
+            ]),
     ]);
     assert_eq!(c.call(1, &alter).await.responses[0].error_code, 0);
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, -1, Some(good.clone()))).await.0, 19, "NOT_ENOUGH_REPLICAS");
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, -1, Some(good.clone())))
+            .await
+            .0,
+        19,
+        "NOT_ENOUGH_REPLICAS"
+    );
     // Nothing so far was appended: the first good batch gets offset 0.
-    assert_eq!(produce_code(&mut c, &produce_req("p", 0, 1, Some(good.clone()))).await, (0, 0));
+    assert_eq!(
+        produce_code(&mut c, &produce_req("p", 0, 1, Some(good.clone()))).await,
+        (0, 0)
+    );
 
     // Produce v2 is advertised for librdkafka's sake but refused with UNSUPPORTED_VERSION.
     let mut legacy = bytes::BytesMut::new();
@@ -164,16 +264,28 @@ async fn acks_zero_gets_no_response_but_is_appended() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path()).await;
     let mut c = RawClient::connect(b.kafka_addr).await;
-    let _ = c.call(4, &MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_static_str("z"))))]))
-        .with_allow_auto_topic_creation(true)).await;
+    let _ = c
+        .call(
+            4,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(StrBytes::from_static_str("z"))))]))
+                .with_allow_auto_topic_creation(true),
+        )
+        .await;
     for _ in 0..3 {
-        c.send(9, &produce_req("z", 0, 0, Some(batch(&[(None, b"v")], 1)))).await;
+        c.send(9, &produce_req("z", 0, 0, Some(batch(&[(None, b"v")], 1))))
+            .await;
     }
     // The next response on this connection is the ListOffsets answer, not a produce response.
-    let req = ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("z")))
-        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)])]);
+    let req = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("z")))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
+            ]),
+    ]);
     let resp = c.call(5, &req).await;
     assert_eq!(resp.topics[0].partitions[0].offset, 3);
     b.shutdown().await;
@@ -185,25 +297,50 @@ async fn fetch_long_polls_until_data_or_timeout() {
     let b = broker(dir.path()).await;
     let mut admin = RawClient::connect(b.kafka_addr).await;
     let mut consumer = RawClient::connect(b.kafka_addr).await;
-    let _ = admin.call(4, &MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_static_str("lp"))))]))
-        .with_allow_auto_topic_creation(true)).await;
+    let _ = admin
+        .call(
+            4,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(StrBytes::from_static_str("lp"))))]))
+                .with_allow_auto_topic_creation(true),
+        )
+        .await;
     let fetch = |wait: i32| {
-        FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(wait).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
-            FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("lp"))).with_partitions(vec![FetchPartition::default()
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)]),
-        ])
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(wait)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("lp")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])])
     };
     // Nothing arrives: the broker holds the request for about max_wait_ms.
     let started = Instant::now();
     let resp = consumer.call(11, &fetch(300)).await;
-    assert!(started.elapsed() >= Duration::from_millis(250), "answered after {:?}", started.elapsed());
-    assert_eq!(resp.responses[0].partitions[0].records.as_ref().map(|r| r.len()), Some(0));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        resp.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map(|r| r.len()),
+        Some(0)
+    );
     // Data arrives while the fetch waits: it is answered with that data, well before the wait ends.
     let corr = consumer.send(11, &fetch(20_000)).await;
     let produce = produce_req("lp", 0, 1, Some(batch(&[(None, b"wake")], 1)));
-    assert_eq!(admin.call(9, &produce).await.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(
+        admin.call(9, &produce).await.responses[0].partition_responses[0].error_code,
+        0
+    );
     let started = Instant::now();
     let mut frame = consumer.read_frame().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -215,10 +352,18 @@ async fn fetch_long_polls_until_data_or_timeout() {
     assert_eq!(p.high_watermark, 1);
     assert!(p.records.as_ref().unwrap().windows(4).any(|w| w == b"wake"));
     // Offset out of range.
-    let bad = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-        .with_topic(TopicName(StrBytes::from_static_str("lp")))
-        .with_partitions(vec![FetchPartition::default().with_fetch_offset(5).with_partition_max_bytes(1000)])]);
-    assert_eq!(consumer.call(11, &bad).await.responses[0].partitions[0].error_code, 1);
+    let bad = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("lp")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_fetch_offset(5)
+                .with_partition_max_bytes(1000)])]);
+    assert_eq!(
+        consumer.call(11, &bad).await.responses[0].partitions[0].error_code,
+        1
+    );
     b.shutdown().await;
 }
 
@@ -230,11 +375,24 @@ async fn data_and_topics_survive_restart_and_crash() {
     let mut expected = Vec::new();
     {
         let b = broker(dir.path()).await;
-        let client = ClientBuilder::new(vec![b.kafka_addr.to_string()]).build().await.unwrap();
-        client.controller_client().unwrap().create_topic("keep", 3, 1, 5_000).await.unwrap();
-        let pc = client.partition_client("keep", 2, UnknownTopicHandling::Error).await.unwrap();
+        let client = ClientBuilder::new(vec![b.kafka_addr.to_string()])
+            .build()
+            .await
+            .unwrap();
+        client
+            .controller_client()
+            .unwrap()
+            .create_topic("keep", 3, 1, 5_000)
+            .await
+            .unwrap();
+        let pc = client
+            .partition_client("keep", 2, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
         for i in 0..100 {
-            pc.produce(vec![record(i, now + i as i64)], Compression::NoCompression).await.unwrap();
+            pc.produce(vec![record(i, now + i as i64)], Compression::NoCompression)
+                .await
+                .unwrap();
             expected.push(record(i, now + i as i64));
         }
         b.shutdown().await; // clean
@@ -242,19 +400,42 @@ async fn data_and_topics_survive_restart_and_crash() {
     {
         // Crash-like: the broker is dropped without a clean close after more appends.
         let b = broker(dir.path()).await;
-        let client = ClientBuilder::new(vec![b.kafka_addr.to_string()]).build().await.unwrap();
-        let pc = client.partition_client("keep", 2, UnknownTopicHandling::Error).await.unwrap();
+        let client = ClientBuilder::new(vec![b.kafka_addr.to_string()])
+            .build()
+            .await
+            .unwrap();
+        let pc = client
+            .partition_client("keep", 2, UnknownTopicHandling::Error)
+            .await
+            .unwrap();
         assert_eq!(pc.get_offset(OffsetAt::Latest).await.unwrap(), 100);
-        let offsets = pc.produce(vec![record(100, now + 500)], Compression::NoCompression).await.unwrap();
+        let offsets = pc
+            .produce(vec![record(100, now + 500)], Compression::NoCompression)
+            .await
+            .unwrap();
         assert_eq!(offsets, vec![100]);
         expected.push(record(100, now + 500));
         drop(b);
     }
     let b = broker(dir.path()).await;
-    let client = ClientBuilder::new(vec![b.kafka_addr.to_string()]).build().await.unwrap();
+    let client = ClientBuilder::new(vec![b.kafka_addr.to_string()])
+        .build()
+        .await
+        .unwrap();
     let topics = client.list_topics().await.unwrap();
-    assert_eq!(topics.iter().find(|t| t.name == "keep").unwrap().partitions.len(), 3);
-    let pc = client.partition_client("keep", 2, UnknownTopicHandling::Error).await.unwrap();
+    assert_eq!(
+        topics
+            .iter()
+            .find(|t| t.name == "keep")
+            .unwrap()
+            .partitions
+            .len(),
+        3
+    );
+    let pc = client
+        .partition_client("keep", 2, UnknownTopicHandling::Error)
+        .await
+        .unwrap();
     assert_eq!(pc.get_offset(OffsetAt::Earliest).await.unwrap(), 0);
     assert_eq!(pc.get_offset(OffsetAt::Latest).await.unwrap(), 101);
     let mut got = Vec::new();

@@ -33,8 +33,15 @@ async fn api_versions_advertises_exactly_the_table() {
         }
         let resp = c.call(version, &req).await;
         assert_eq!(resp.error_code, 0);
-        let got: Vec<(i16, i16, i16)> = resp.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
-        let want: Vec<(i16, i16, i16)> = HANDLED_APIS.iter().map(|r| (r.key as i16, r.min, r.max)).collect();
+        let got: Vec<(i16, i16, i16)> = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version))
+            .collect();
+        let want: Vec<(i16, i16, i16)> = HANDLED_APIS
+            .iter()
+            .map(|r| (r.key as i16, r.min, r.max))
+            .collect();
         assert_eq!(got, want, "v{version}");
     }
     // A bad client software name is refused with INVALID_REQUEST (KIP-511).
@@ -64,7 +71,10 @@ async fn newer_api_versions_falls_back_to_v0() {
     framed.put_i32(f.len() as i32);
     framed.put_slice(&f);
     c.write_raw(&framed).await.unwrap();
-    let mut frame = c.read_frame().await.expect("an answer, not a closed connection");
+    let mut frame = c
+        .read_frame()
+        .await
+        .expect("an answer, not a closed connection");
     let header = ResponseHeader::decode(&mut frame, 0).unwrap();
     assert_eq!(header.correlation_id, 77);
     let resp = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
@@ -86,8 +96,9 @@ async fn every_advertised_version_is_answered() {
     let batch = common::batch(&[(Some(b"k"), b"v")], 1_700_000_000_000);
 
     for v in 0..=12 {
-        let mut req = MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("versions")))]));
+        let mut req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("versions"))),
+        ]));
         if v >= 4 {
             req.allow_auto_topic_creation = false;
         }
@@ -100,23 +111,33 @@ async fn every_advertised_version_is_answered() {
     }
     let mut expected_offset = 0;
     for v in 3..=11 {
-        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(1000).with_topic_data(vec![
-            TopicProduceData::default().with_name(name("versions")).with_partition_data(vec![
-                PartitionProduceData::default().with_index(0).with_records(Some(batch.clone())),
-            ]),
-        ]);
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("versions"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch.clone()))])]);
         let resp = c.call(v, &req).await;
         let p = &resp.responses[0].partition_responses[0];
-        assert_eq!((p.error_code, p.base_offset), (0, expected_offset), "Produce v{v}");
+        assert_eq!(
+            (p.error_code, p.base_offset),
+            (0, expected_offset),
+            "Produce v{v}"
+        );
         expected_offset += 1;
     }
     for v in 4..=12 {
-        let req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![
-            FetchTopic::default().with_topic(name("versions")).with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(3)
-                .with_partition_max_bytes(1 << 20)]),
-        ]);
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name("versions"))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(3)
+                    .with_partition_max_bytes(1 << 20)])]);
         let resp = c.call(v, &req).await;
         let p = &resp.responses[0].partitions[0];
         assert_eq!(p.error_code, 0, "Fetch v{v}");
@@ -124,41 +145,70 @@ async fn every_advertised_version_is_answered() {
         let records = p.records.clone().unwrap();
         assert!(!records.is_empty(), "Fetch v{v}");
         // The first batch returned holds offset 3, written into the stored header.
-        assert_eq!(i64::from_be_bytes(records[..8].try_into().unwrap()), 3, "Fetch v{v}");
+        assert_eq!(
+            i64::from_be_bytes(records[..8].try_into().unwrap()),
+            3,
+            "Fetch v{v}"
+        );
     }
     for v in 1..=7 {
-        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(name("versions"))
-            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)])]);
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("versions"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]);
         let resp = c.call(v, &req).await;
         let p = &resp.topics[0].partitions[0];
-        assert_eq!((p.error_code, p.offset), (0, expected_offset), "ListOffsets v{v}");
+        assert_eq!(
+            (p.error_code, p.offset),
+            (0, expected_offset),
+            "ListOffsets v{v}"
+        );
     }
     for v in 1..=4 {
-        let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_static_str("versions"))]);
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("versions")),
+        ]);
         let resp = c.call(v, &req).await;
         assert_eq!(resp.results[0].error_code, 0, "DescribeConfigs v{v}");
-        assert!(resp.results[0].configs.iter().any(|c| c.name.as_str() == "retention.ms"));
+        assert!(resp.results[0]
+            .configs
+            .iter()
+            .any(|c| c.name.as_str() == "retention.ms"));
     }
     for v in 0..=1 {
         let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
             incremental_alter_configs_request::AlterConfigsResource::default()
                 .with_resource_type(2)
                 .with_resource_name(StrBytes::from_static_str("versions"))
-                .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
-                    .with_name(StrBytes::from_static_str("retention.ms"))
-                    .with_config_operation(0)
-                    .with_value(Some(StrBytes::from_string(format!("{}", 1000 + v))))]),
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("retention.ms"))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_string(format!("{}", 1000 + v)))),
+                ]),
         ]);
-        assert_eq!(c.call(v, &req).await.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
+        assert_eq!(
+            c.call(v, &req).await.responses[0].error_code,
+            0,
+            "IncrementalAlterConfigs v{v}"
+        );
     }
     for v in 0..=3 {
-        let req = CreatePartitionsRequest::default().with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-            .with_name(name("versions"))
-            .with_count(3 + v as i32)]);
-        assert_eq!(c.call(v, &req).await.results[0].error_code, 0, "CreatePartitions v{v}");
+        let req = CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name("versions"))
+                .with_count(3 + v as i32),
+        ]);
+        assert_eq!(
+            c.call(v, &req).await.results[0].error_code,
+            0,
+            "CreatePartitions v{v}"
+        );
     }
     for v in 2..=7 {
         let t = format!("created-v{v}");
@@ -166,13 +216,18 @@ async fn every_advertised_version_is_answered() {
             .with_name(name(&t))
             .with_num_partitions(1)
             .with_replication_factor(1)]);
-        assert_eq!(c.call(v, &req).await.topics[0].error_code, 0, "CreateTopics v{v}");
+        assert_eq!(
+            c.call(v, &req).await.topics[0].error_code,
+            0,
+            "CreateTopics v{v}"
+        );
     }
     for v in 1..=6 {
         let t = format!("created-v{}", v + 1);
         let mut req = DeleteTopicsRequest::default();
         if v >= 6 {
-            req.topics = vec![delete_topics_request::DeleteTopicState::default().with_name(Some(name(&t)))];
+            req.topics =
+                vec![delete_topics_request::DeleteTopicState::default().with_name(Some(name(&t)))];
         } else {
             req.topic_names = vec![name(&t)];
         }
@@ -199,15 +254,58 @@ async fn hostile_frames_close_only_their_connection() {
         // too short for a header
         [&3i32.to_be_bytes()[..], b"abc"].concat(),
         // unknown api key 999
-        [&10i32.to_be_bytes()[..], &999i16.to_be_bytes(), &0i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes()].concat(),
+        [
+            &10i32.to_be_bytes()[..],
+            &999i16.to_be_bytes(),
+            &0i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+        ]
+        .concat(),
         // Metadata v99
-        [&10i32.to_be_bytes()[..], &3i16.to_be_bytes(), &99i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes()].concat(),
+        [
+            &10i32.to_be_bytes()[..],
+            &3i16.to_be_bytes(),
+            &99i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+        ]
+        .concat(),
         // Metadata v1 whose topic array claims 2^31-1 entries
-        [&14i32.to_be_bytes()[..], &3i16.to_be_bytes(), &1i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes(), &i32::MAX.to_be_bytes()].concat(),
+        [
+            &14i32.to_be_bytes()[..],
+            &3i16.to_be_bytes(),
+            &1i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+            &i32::MAX.to_be_bytes(),
+        ]
+        .concat(),
         // Metadata v9 (flexible) whose compact topic array claims 2^31 entries
-        [&15i32.to_be_bytes()[..], &3i16.to_be_bytes(), &9i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes(), &[0u8], &[0xff, 0xff, 0xff, 0xff, 0x07]].concat(),
+        [
+            &15i32.to_be_bytes()[..],
+            &3i16.to_be_bytes(),
+            &9i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+            &[0u8],
+            &[0xff, 0xff, 0xff, 0xff, 0x07],
+        ]
+        .concat(),
         // Produce v9 with a huge topic array
-        [&20i32.to_be_bytes()[..], &0i16.to_be_bytes(), &9i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes(), &[0u8], &[0u8], &1i16.to_be_bytes(), &0i32.to_be_bytes(), &[0xff, 0xff, 0xff, 0xff, 0x07]].concat(),
+        [
+            &20i32.to_be_bytes()[..],
+            &0i16.to_be_bytes(),
+            &9i16.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &(-1i16).to_be_bytes(),
+            &[0u8],
+            &[0u8],
+            &1i16.to_be_bytes(),
+            &0i32.to_be_bytes(),
+            &[0xff, 0xff, 0xff, 0xff, 0x07],
+        ]
+        .concat(),
     ];
     // Random garbage, deterministic.
     let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -225,13 +323,18 @@ async fn hostile_frames_close_only_their_connection() {
     for (i, frame) in hostile.iter().enumerate() {
         let mut c = RawClient::connect(b.kafka_addr).await;
         c.write_raw(frame).await.unwrap();
-        assert!(c.is_closed().await, "hostile frame {i} should close its connection");
+        assert!(
+            c.is_closed().await,
+            "hostile frame {i} should close its connection"
+        );
         survives(b.kafka_addr).await;
     }
     // A truncated frame: the size promises more than ever arrives, then the client leaves.
     {
         let mut c = RawClient::connect(b.kafka_addr).await;
-        c.write_raw(&[&100i32.to_be_bytes()[..], b"short"].concat()).await.unwrap();
+        c.write_raw(&[&100i32.to_be_bytes()[..], b"short"].concat())
+            .await
+            .unwrap();
     }
     survives(b.kafka_addr).await;
     b.shutdown().await;

@@ -12,6 +12,8 @@ pub mod batch;
 mod index;
 mod records;
 mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -427,10 +429,15 @@ impl Log {
                 best = Some(segment);
             }
         }
-        match best {
-            Some(segment) => segment.find_max_timestamp(),
-            None => Ok(None),
-        }
+        let Some(segment) = best else {
+            return Ok(None);
+        };
+        // If the batches no longer show what the time index recorded, answer from the index.
+        let from_index = (
+            segment.tracker.offset_of_max_timestamp,
+            segment.max_timestamp(),
+        );
+        Ok(segment.find_max_timestamp()?.or(Some(from_index)))
     }
 
     /// fsyncs the active segment's data and indexes (sealed segments were synced on roll).

@@ -9,7 +9,13 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::batch::{CRC_START, HEADER_LEN};
+use std::path::{Path, PathBuf};
+
+use super::batch::{
+    validate_produce_batch, write_offset_and_epoch, BatchIter, CRC_START, HEADER_LEN,
+};
+use super::segment::segment_path;
+use super::{Log, LogConfig};
 
 /// One record for [`batch_bytes`].
 #[derive(Debug, Clone)]
@@ -152,4 +158,99 @@ pub(crate) fn compressed_batch(records: &[(i64, &[u8])], compression: Compressio
     )
     .unwrap();
     buf.to_vec()
+}
+
+// ---- Log test helpers ----
+
+pub(crate) const NOW: i64 = 1_700_000_000_000;
+
+pub(crate) fn config() -> LogConfig {
+    LogConfig {
+        index_interval_bytes: 0,
+        ..LogConfig::default()
+    }
+}
+
+/// The bytes the log should store for `batch` appended at `base` in `epoch`.
+pub(crate) fn stored(batch: &[u8], base: i64, epoch: i32) -> Vec<u8> {
+    let mut out = batch.to_vec();
+    write_offset_and_epoch(&mut out, base, epoch);
+    out
+}
+
+/// `(base_offset, last_offset)` of each batch in a read result; also checks every CRC.
+pub(crate) fn batch_ranges(bytes: &[u8]) -> Vec<(i64, i64)> {
+    BatchIter::new(bytes)
+        .verify_crc(true)
+        .map(|r| {
+            let (_, h) = r.unwrap();
+            (h.base_offset, h.last_offset())
+        })
+        .collect()
+}
+
+pub(crate) fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+pub(crate) fn log_file(dir: &Path, base: i64) -> PathBuf {
+    segment_path(dir, base, "log")
+}
+
+/// Size of a batch of `n` records as `fill` builds it.
+pub(crate) fn batch_len(n: usize) -> u64 {
+    simple_batch("b000", n, NOW).len() as u64
+}
+
+/// Appends `batches` (record counts) and returns the original batch bytes.
+pub(crate) fn fill(log: &mut Log, counts: &[usize], timestamp: i64) -> Vec<Vec<u8>> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let batch = simple_batch(&format!("b{i:03}"), n, timestamp);
+            log.append(&batch, 3, timestamp).unwrap();
+            batch
+        })
+        .collect()
+}
+
+/// Deterministic xorshift for the randomized tests below.
+pub(crate) fn next_rand(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// A log whose batches have known record timestamps, spread over several segments.
+pub(crate) fn timestamp_log(dir: &Path) -> Log {
+    let cfg = LogConfig {
+        segment_bytes: 400,
+        ..config()
+    };
+    let mut log = Log::open(dir, cfg).unwrap();
+    let a = batch_bytes(&[
+        TestRecord::new(100, b"k", b"a0"),
+        TestRecord::new(105, b"k", b"a1"),
+        TestRecord::new(103, b"k", b"a2"),
+    ]);
+    let b = batch_bytes(&[
+        TestRecord::new(110, b"k", b"b0"),
+        TestRecord::new(120, b"k", b"b1"),
+    ]);
+    let c = compressed_batch(
+        &[(130, b"c0"), (140, b"c1"), (150, b"c2")],
+        Compression::Gzip,
+    );
+    let d = compressed_batch(&[(160, b"d0"), (175, b"d1")], Compression::Zstd);
+    let e = batch_bytes(&[
+        TestRecord::new(175, b"k", b"e0"),
+        TestRecord::new(170, b"k", b"e1"),
+    ]);
+    for batch in [a, b, c, d, e] {
+        validate_produce_batch(&batch).unwrap();
+        log.append(&batch, 0, NOW).unwrap();
+    }
+    log
 }

@@ -21,12 +21,17 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<Atom
         let metrics = metrics.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, &metrics, &ready)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, &metrics, &ready))
+                .await;
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, metrics: &Metrics, ready: &AtomicBool) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    ready: &AtomicBool,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -36,7 +41,13 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, ready: &AtomicBool) ->
         }
         head.extend_from_slice(&buf[..n]);
         if head.len() > MAX_HEAD {
-            return respond(&mut stream, "400 Bad Request", "text/plain", "request head too large\n").await;
+            return respond(
+                &mut stream,
+                "400 Bad Request",
+                "text/plain",
+                "request head too large\n",
+            )
+            .await;
         }
     }
     let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -46,23 +57,48 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, ready: &AtomicBool) ->
     let path = parts.next().unwrap_or_default();
     let path = path.split('?').next().unwrap_or_default();
     if method != "GET" && method != "HEAD" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", "only GET\n").await;
+        return respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n",
+        )
+        .await;
     }
     match path {
         "/metrics" => {
             let body = metrics.render();
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body).await
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                &body,
+            )
+            .await
         }
         "/healthz" => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
         "/readyz" if ready.load(Ordering::Acquire) => {
             respond(&mut stream, "200 OK", "text/plain", "ready\n").await
         }
-        "/readyz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "starting\n").await,
+        "/readyz" => {
+            respond(
+                &mut stream,
+                "503 Service Unavailable",
+                "text/plain",
+                "starting\n",
+            )
+            .await
+        }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

@@ -53,7 +53,10 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Metrics> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("samsa_requests_total", "Kafka requests handled, by API and error code"),
+            Opts::new(
+                "samsa_requests_total",
+                "Kafka requests handled, by API and error code",
+            ),
             &["api", "error"],
         )?;
         let latency = HistogramVec::new(
@@ -67,19 +70,42 @@ impl Metrics {
             ]),
             &["api"],
         )?;
-        let network_in = IntCounter::new("samsa_network_received_bytes_total", "Bytes read from client sockets")?;
-        let network_out = IntCounter::new("samsa_network_sent_bytes_total", "Bytes written to client sockets")?;
-        let produce_bytes = IntCounter::new("samsa_produce_bytes_total", "Record batch bytes appended by Produce")?;
-        let fetch_bytes = IntCounter::new("samsa_fetch_bytes_total", "Record batch bytes returned by Fetch")?;
+        let network_in = IntCounter::new(
+            "samsa_network_received_bytes_total",
+            "Bytes read from client sockets",
+        )?;
+        let network_out = IntCounter::new(
+            "samsa_network_sent_bytes_total",
+            "Bytes written to client sockets",
+        )?;
+        let produce_bytes = IntCounter::new(
+            "samsa_produce_bytes_total",
+            "Record batch bytes appended by Produce",
+        )?;
+        let fetch_bytes = IntCounter::new(
+            "samsa_fetch_bytes_total",
+            "Record batch bytes returned by Fetch",
+        )?;
         let connections = IntGauge::new("samsa_connections", "Open client connections")?;
         let rejected_frames = IntCounterVec::new(
-            Opts::new("samsa_rejected_frames_total", "Frames that closed their connection, by reason"),
+            Opts::new(
+                "samsa_rejected_frames_total",
+                "Frames that closed their connection, by reason",
+            ),
             &["reason"],
         )?;
-        let part = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"]);
-        let log_end_offset = part("samsa_log_end_offset", "Next offset to be written, per partition")?;
+        let part = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])
+        };
+        let log_end_offset = part(
+            "samsa_log_end_offset",
+            "Next offset to be written, per partition",
+        )?;
         let log_start_offset = part("samsa_log_start_offset", "First offset kept, per partition")?;
-        let log_size = part("samsa_log_size_bytes", "Bytes of log segments on disk, per partition")?;
+        let log_size = part(
+            "samsa_log_size_bytes",
+            "Bytes of log segments on disk, per partition",
+        )?;
         let log_segments = part("samsa_log_segments", "Segment files, per partition")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -132,7 +158,12 @@ impl Metrics {
     pub fn remove_partition(&self, topic: &str, partition: i32) {
         let p = partition.to_string();
         let labels = [topic, p.as_str()];
-        for v in [&self.log_end_offset, &self.log_start_offset, &self.log_size, &self.log_segments] {
+        for v in [
+            &self.log_end_offset,
+            &self.log_start_offset,
+            &self.log_size,
+            &self.log_segments,
+        ] {
             let _ = v.remove_label_values(&labels);
         }
     }

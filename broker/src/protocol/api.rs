@@ -61,8 +61,18 @@ mod tests {
     fn table_is_within_what_the_codec_can_decode() {
         for r in HANDLED_APIS {
             let valid = r.key.valid_versions();
-            let min = if r.key == ApiKey::Produce { PRODUCE_MIN_SERVED } else { r.min };
-            assert!(min >= valid.min && r.max <= valid.max, "{:?} {}..{}", r.key, r.min, r.max);
+            let min = if r.key == ApiKey::Produce {
+                PRODUCE_MIN_SERVED
+            } else {
+                r.min
+            };
+            assert!(
+                min >= valid.min && r.max <= valid.max,
+                "{:?} {}..{}",
+                r.key,
+                r.min,
+                r.max
+            );
             assert!(r.min <= r.max);
         }
         let mut keys: Vec<i16> = HANDLED_APIS.iter().map(|r| r.key as i16).collect();

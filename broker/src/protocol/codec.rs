@@ -74,8 +74,8 @@ pub enum Request {
     Kafka {
         /// The request header.
         header: RequestHeader,
-        /// The decoded body.
-        body: RequestKind,
+        /// The decoded body (boxed: the request enum is large).
+        body: Box<RequestKind>,
     },
     /// ApiVersions at a version above the highest served: answered in v0 with
     /// UNSUPPORTED_VERSION and the served list (KIP-511).
@@ -113,7 +113,11 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let unknown = FrameError::UnknownApi { api_key: raw_key, version, correlation_id };
+    let unknown = FrameError::UnknownApi {
+        api_key: raw_key,
+        version,
+        correlation_id,
+    };
     let Ok(key) = ApiKey::try_from(raw_key) else {
         return Err(unknown);
     };
@@ -134,20 +138,31 @@ pub fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
         return decode_legacy_produce(header, &mut buf);
     }
     let header = decode_header(&mut buf, key, version)?;
-    let bad_body = |reason: String| FrameError::BadBody { api: key, version, reason };
+    let bad_body = |reason: String| FrameError::BadBody {
+        api: key,
+        version,
+        reason,
+    };
     // The decoder is third-party code fed by the network: a panic in it must not take the
     // connection task down with an unwinding panic, so it is contained here.
-    let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| RequestKind::decode(key, &mut buf, version)))
-        .map_err(|_| bad_body("decoder panicked".to_string()))?
-        .map_err(|e| bad_body(e.to_string()))?;
-    Ok(Request::Kafka { header, body })
+    let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RequestKind::decode(key, &mut buf, version)
+    }))
+    .map_err(|_| bad_body("decoder panicked".to_string()))?
+    .map_err(|e| bad_body(e.to_string()))?;
+    Ok(Request::Kafka {
+        header,
+        body: Box::new(body),
+    })
 }
 
 fn decode_header(buf: &mut Bytes, key: ApiKey, version: i16) -> Result<RequestHeader, FrameError> {
     let header_version = key.request_header_version(version);
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| RequestHeader::decode(buf, header_version)))
-        .map_err(|_| FrameError::BadHeader("decoder panicked".to_string()))?
-        .map_err(|e| FrameError::BadHeader(e.to_string()))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RequestHeader::decode(buf, header_version)
+    }))
+    .map_err(|_| FrameError::BadHeader("decoder panicked".to_string()))?
+    .map_err(|e| FrameError::BadHeader(e.to_string()))
 }
 
 /// Produce v0–2 body: acks, timeout, [topic, [partition, message set]].
@@ -181,7 +196,11 @@ fn decode_legacy_produce(header: RequestHeader, buf: &mut Bytes) -> Result<Reque
         }
         topics.push((name, parts));
     }
-    Ok(Request::LegacyProduce { header, acks, topics })
+    Ok(Request::LegacyProduce {
+        header,
+        acks,
+        topics,
+    })
 }
 
 fn get_i16(buf: &mut Bytes) -> Option<i16> {
@@ -246,7 +265,7 @@ pub fn encode_legacy_produce_response(
 mod tests {
     use super::*;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
-    use kafka_protocol::protocol::{encode_request_header_into_buffer};
+    use kafka_protocol::protocol::encode_request_header_into_buffer;
 
     fn frame<R: Encodable + kafka_protocol::protocol::Request>(version: i16, body: &R) -> Bytes {
         let mut buf = BytesMut::new();
@@ -264,14 +283,16 @@ mod tests {
     fn decodes_served_requests() {
         let req = decode_request(frame(3, &ApiVersionsRequest::default())).unwrap();
         match req {
-            Request::Kafka { header, body: RequestKind::ApiVersions(_) } => {
+            Request::Kafka { header, body } if matches!(*body, RequestKind::ApiVersions(_)) => {
                 assert_eq!(header.correlation_id, 7);
                 assert_eq!(header.client_id.unwrap().as_str(), "t");
             }
             other => panic!("{other:?}"),
         }
         let req = decode_request(frame(1, &MetadataRequest::default())).unwrap();
-        assert!(matches!(req, Request::Kafka { body: RequestKind::Metadata(_), .. }));
+        assert!(
+            matches!(req, Request::Kafka { body, .. } if matches!(*body, RequestKind::Metadata(_)))
+        );
     }
 
     #[test]
@@ -280,15 +301,27 @@ mod tests {
         f[2..4].copy_from_slice(&13i16.to_be_bytes());
         assert!(matches!(
             decode_request(f.freeze()),
-            Err(FrameError::UnsupportedVersion { api: ApiKey::Metadata, version: 13 })
+            Err(FrameError::UnsupportedVersion {
+                api: ApiKey::Metadata,
+                version: 13
+            })
         ));
         let mut f = BytesMut::from(&frame(1, &MetadataRequest::default())[..]);
         f[0..2].copy_from_slice(&11i16.to_be_bytes()); // JoinGroup: not served yet
-        assert!(matches!(decode_request(f.freeze()), Err(FrameError::UnknownApi { api_key: 11, .. })));
+        assert!(matches!(
+            decode_request(f.freeze()),
+            Err(FrameError::UnknownApi { api_key: 11, .. })
+        ));
         let mut f = BytesMut::from(&frame(1, &MetadataRequest::default())[..]);
         f[0..2].copy_from_slice(&i16::MAX.to_be_bytes());
-        assert!(matches!(decode_request(f.freeze()), Err(FrameError::UnknownApi { .. })));
-        assert!(matches!(decode_request(Bytes::from_static(b"\0\x03")), Err(FrameError::BadHeader(_))));
+        assert!(matches!(
+            decode_request(f.freeze()),
+            Err(FrameError::UnknownApi { .. })
+        ));
+        assert!(matches!(
+            decode_request(Bytes::from_static(b"\0\x03")),
+            Err(FrameError::BadHeader(_))
+        ));
     }
 
     #[test]
@@ -296,7 +329,9 @@ mod tests {
         let mut f = BytesMut::from(&frame(3, &ApiVersionsRequest::default())[..]);
         f[2..4].copy_from_slice(&9i16.to_be_bytes());
         let req = decode_request(f.freeze()).unwrap();
-        assert!(matches!(req, Request::UnsupportedApiVersions { ref header } if header.correlation_id == 7));
+        assert!(
+            matches!(req, Request::UnsupportedApiVersions { ref header } if header.correlation_id == 7)
+        );
     }
 
     #[test]
@@ -319,7 +354,14 @@ mod tests {
             body.put_slice(b"xyz");
         }
         let req = decode_request(body.freeze()).unwrap();
-        let Request::LegacyProduce { header, acks, topics } = req else { panic!() };
+        let Request::LegacyProduce {
+            header,
+            acks,
+            topics,
+        } = req
+        else {
+            panic!()
+        };
         assert_eq!((header.correlation_id, acks), (42, 1));
         assert_eq!(topics.len(), 1);
         assert_eq!(topics[0].0.as_str(), "abc");

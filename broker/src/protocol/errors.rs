@@ -19,7 +19,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a message.
     pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The wire code.
@@ -44,7 +47,11 @@ impl From<TopicError> for ApiError {
 
 impl From<BatchError> for ApiError {
     fn from(e: BatchError) -> Self {
-        let code = if e.is_corrupt() { ResponseError::CorruptMessage } else { ResponseError::InvalidRecord };
+        let code = if e.is_corrupt() {
+            ResponseError::CorruptMessage
+        } else {
+            ResponseError::InvalidRecord
+        };
         ApiError::new(code, e.to_string())
     }
 }
@@ -52,7 +59,9 @@ impl From<BatchError> for ApiError {
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> Self {
         match e {
-            LogError::OffsetOutOfRange { .. } => ApiError::new(ResponseError::OffsetOutOfRange, e.to_string()),
+            LogError::OffsetOutOfRange { .. } => {
+                ApiError::new(ResponseError::OffsetOutOfRange, e.to_string())
+            }
             LogError::Batch(b) => b.into(),
             other => ApiError::new(ResponseError::KafkaStorageError, other.to_string()),
         }

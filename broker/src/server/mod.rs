@@ -25,7 +25,10 @@ pub use handlers::Broker;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A started broker: its bound addresses and a handle to stop it.
@@ -67,12 +70,24 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let kafka_addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     // An ephemeral listen port (tests) is advertised as bound.
-    let advertised = if advertised.1 == 0 { (advertised.0, i32::from(kafka_addr.port())) } else { advertised };
-    let broker = Arc::new(Broker::new(registry.clone(), metrics.clone(), advertised.clone()));
+    let advertised = if advertised.1 == 0 {
+        (advertised.0, i32::from(kafka_addr.port()))
+    } else {
+        advertised
+    };
+    let broker = Arc::new(Broker::new(
+        registry.clone(),
+        metrics.clone(),
+        advertised.clone(),
+    ));
     let ready = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    let metrics_task = tokio::spawn(crate::metrics::serve(metrics_listener, metrics.clone(), ready.clone()));
+    let metrics_task = tokio::spawn(crate::metrics::serve(
+        metrics_listener,
+        metrics.clone(),
+        ready.clone(),
+    ));
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
     ready.store(true, Ordering::Release);
     tracing::info!(
@@ -87,7 +102,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         registry.close();
         tracing::info!("logs closed cleanly");
     }));
-    Ok(RunningBroker { kafka_addr, metrics_addr, shutdown: shutdown_tx, done })
+    Ok(RunningBroker {
+        kafka_addr,
+        metrics_addr,
+        shutdown: shutdown_tx,
+        done,
+    })
 }
 
 async fn accept_loop(
@@ -175,9 +195,15 @@ async fn serve_connection(
         };
         // Grow the buffer as bytes arrive: a size prefix alone reserves no memory.
         let mut frame = Vec::with_capacity(size.min(64 * 1024));
-        let got = (&mut reader).take(size as u64).read_to_end(&mut frame).await;
+        let got = (&mut reader)
+            .take(size as u64)
+            .read_to_end(&mut frame)
+            .await;
         if got.map_or(true, |n| n != size) {
-            metrics.rejected_frames.with_label_values(&["truncated"]).inc();
+            metrics
+                .rejected_frames
+                .with_label_values(&["truncated"])
+                .inc();
             tracing::debug!(%peer, size, "connection closed mid-frame");
             break;
         }

@@ -115,51 +115,126 @@ macro_rules! key {
 
 /// Every topic config key the broker accepts, in name order.
 pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
-    key!("cleanup.policy", "log.cleanup.policy", List,
+    key!(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        List,
         "Retention policy for old segments: delete (compaction comes later).",
-        |_| "delete".into(), check_cleanup_policy),
-    key!("compression.type", "compression.type", String,
+        |_| "delete".into(),
+        check_cleanup_policy
+    ),
+    key!(
+        "compression.type",
+        "compression.type",
+        String,
         "Batches are stored as the producer compressed them (producer).",
-        |_| "producer".into(), check_compression),
-    key!("delete.retention.ms", "log.cleaner.delete.retention.ms", Long,
+        |_| "producer".into(),
+        check_compression
+    ),
+    key!(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        Long,
         "How long tombstones are kept on compacted topics.",
-        |_| "86400000".into(), long_at_least(0)),
-    key!("flush.messages", "log.flush.interval.messages", Long,
+        |_| "86400000".into(),
+        long_at_least(0)
+    ),
+    key!(
+        "flush.messages",
+        "log.flush.interval.messages",
+        Long,
         "fsync the partition after this many messages.",
-        |b| b.log_flush_interval_messages.to_string(), long_at_least(1)),
-    key!("flush.ms", "log.flush.interval.ms", Long,
+        |b| b.log_flush_interval_messages.to_string(),
+        long_at_least(1)
+    ),
+    key!(
+        "flush.ms",
+        "log.flush.interval.ms",
+        Long,
         "fsync the partition when the last flush is older than this.",
-        |b| b.log_flush_interval_ms.unwrap_or(i64::MAX).to_string(), long_at_least(0)),
-    key!("index.interval.bytes", "log.index.interval.bytes", Int,
+        |b| b.log_flush_interval_ms.unwrap_or(i64::MAX).to_string(),
+        long_at_least(0)
+    ),
+    key!(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        Int,
         "Bytes between entries of the sparse offset index.",
-        |b| b.log_index_interval_bytes.to_string(), int_at_least(0)),
-    key!("max.message.bytes", "message.max.bytes", Int,
+        |b| b.log_index_interval_bytes.to_string(),
+        int_at_least(0)
+    ),
+    key!(
+        "max.message.bytes",
+        "message.max.bytes",
+        Int,
         "Largest record batch accepted for this topic.",
-        |b| b.message_max_bytes.to_string(), int_at_least(0)),
-    key!("message.timestamp.type", "log.message.timestamp.type", String,
+        |b| b.message_max_bytes.to_string(),
+        int_at_least(0)
+    ),
+    key!(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        String,
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append.",
-        |_| "CreateTime".into(), check_timestamp_type),
-    key!("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", Double,
+        |_| "CreateTime".into(),
+        check_timestamp_type
+    ),
+    key!(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        Double,
         "Dirty ratio above which a compacted log is cleaned.",
-        |_| "0.5".into(), check_ratio),
-    key!("min.insync.replicas", "min.insync.replicas", Int,
+        |_| "0.5".into(),
+        check_ratio
+    ),
+    key!(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        Int,
         "Replicas that must acknowledge an acks=all write.",
-        |b| b.min_insync_replicas.to_string(), int_at_least(1)),
-    key!("retention.bytes", "log.retention.bytes", Long,
+        |b| b.min_insync_replicas.to_string(),
+        int_at_least(1)
+    ),
+    key!(
+        "retention.bytes",
+        "log.retention.bytes",
+        Long,
         "Delete the oldest segments while the partition is larger than this (-1: no limit).",
-        |b| b.log_retention_bytes.to_string(), long_at_least(-1)),
-    key!("retention.ms", "log.retention.ms", Long,
+        |b| b.log_retention_bytes.to_string(),
+        long_at_least(-1)
+    ),
+    key!(
+        "retention.ms",
+        "log.retention.ms",
+        Long,
         "Delete segments older than this (-1: keep forever).",
-        |b| b.log_retention_ms.to_string(), long_at_least(-1)),
-    key!("segment.bytes", "log.segment.bytes", Int,
+        |b| b.log_retention_ms.to_string(),
+        long_at_least(-1)
+    ),
+    key!(
+        "segment.bytes",
+        "log.segment.bytes",
+        Int,
         "Size of one segment file.",
-        |b| b.log_segment_bytes.to_string(), int_at_least(14)),
-    key!("segment.ms", "log.roll.ms", Long,
+        |b| b.log_segment_bytes.to_string(),
+        int_at_least(14)
+    ),
+    key!(
+        "segment.ms",
+        "log.roll.ms",
+        Long,
         "Roll a new segment after this long even if the current one is not full.",
-        |b| b.log_roll_ms.to_string(), long_at_least(1)),
-    key!("unclean.leader.election.enable", "unclean.leader.election.enable", Boolean,
+        |b| b.log_roll_ms.to_string(),
+        long_at_least(1)
+    ),
+    key!(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        Boolean,
         "Allow an out-of-sync replica to become leader (replication comes later).",
-        |_| "false".into(), check_bool),
+        |_| "false".into(),
+        check_bool
+    ),
 ];
 
 /// Looks a key up by its topic-level name.
@@ -182,7 +257,11 @@ pub struct InvalidConfig(pub String);
 /// Checks one key and value.
 pub fn validate(name: &str, value: &str) -> Result<(), InvalidConfig> {
     let k = key(name).ok_or_else(|| InvalidConfig(format!("Unknown topic config name: {name}")))?;
-    (k.check)(value).map_err(|e| InvalidConfig(format!("Invalid value {value} for configuration {name}: {e}")))
+    (k.check)(value).map_err(|e| {
+        InvalidConfig(format!(
+            "Invalid value {value} for configuration {name}: {e}"
+        ))
+    })
 }
 
 /// Checks a whole set of overrides.
@@ -191,8 +270,15 @@ pub fn validate_all(overrides: &BTreeMap<String, String>) -> Result<(), InvalidC
 }
 
 /// The effective value of `name`: the override, else the broker default.
-pub fn effective(overrides: &BTreeMap<String, String>, broker: &BrokerConfig, name: &str) -> Option<String> {
-    overrides.get(name).cloned().or_else(|| key(name).map(|k| k.default_value(broker)))
+pub fn effective(
+    overrides: &BTreeMap<String, String>,
+    broker: &BrokerConfig,
+    name: &str,
+) -> Option<String> {
+    overrides
+        .get(name)
+        .cloned()
+        .or_else(|| key(name).map(|k| k.default_value(broker)))
 }
 
 fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
@@ -217,12 +303,18 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -
 
 /// Largest batch accepted for a topic.
 pub fn max_message_bytes(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> usize {
-    parse_or(effective(overrides, broker, "max.message.bytes"), broker.message_max_bytes as usize)
+    parse_or(
+        effective(overrides, broker, "max.message.bytes"),
+        broker.message_max_bytes as usize,
+    )
 }
 
 /// min.insync.replicas of a topic.
 pub fn min_insync_replicas(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> i32 {
-    parse_or(effective(overrides, broker, "min.insync.replicas"), broker.min_insync_replicas)
+    parse_or(
+        effective(overrides, broker, "min.insync.replicas"),
+        broker.min_insync_replicas,
+    )
 }
 
 #[cfg(test)]
@@ -258,7 +350,10 @@ mod tests {
         let broker = BrokerConfig::for_tests("/tmp/x".into());
         let mut o = BTreeMap::new();
         o.insert("segment.bytes".to_string(), "1024".to_string());
-        o.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         let c = log_config(&o, &broker);
         assert_eq!(c.segment_bytes, 1024);
         assert!(c.log_append_time);

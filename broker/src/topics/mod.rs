@@ -62,17 +62,24 @@ impl From<std::io::Error> for TopicError {
 /// Checks a topic name against Kafka's rules.
 pub fn validate_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
-        return Err(TopicError::InvalidName("Topic name is illegal, it can't be empty".into()));
+        return Err(TopicError::InvalidName(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
     }
     if name == "." || name == ".." {
-        return Err(TopicError::InvalidName("Topic name cannot be \".\" or \"..\"".into()));
+        return Err(TopicError::InvalidName(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
     }
     if name.len() > MAX_TOPIC_NAME_LEN {
         return Err(TopicError::InvalidName(format!(
             "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
         )));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(TopicError::InvalidName(format!(
             "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         )));
@@ -102,7 +109,9 @@ impl Partition {
     pub fn update_gauges(&self, log: &Log) {
         self.gauges.log_end_offset.set(log.log_end_offset());
         self.gauges.log_start_offset.set(log.log_start_offset());
-        self.gauges.size_bytes.set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
+        self.gauges
+            .size_bytes
+            .set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
         self.gauges.segments.set(log.segment_count() as i64);
     }
 }
@@ -123,7 +132,9 @@ impl Topic {
     /// The partition with this index.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let parts = self.partitions.read();
-        usize::try_from(index).ok().and_then(|i| parts.get(i).cloned())
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| parts.get(i).cloned())
     }
 
     /// Number of partitions.
@@ -239,7 +250,8 @@ impl TopicRegistry {
             }
             let name = entry.file_name().to_string_lossy().into_owned();
             let known = name.rsplit_once('-').is_some_and(|(topic, idx)| {
-                idx.parse::<i32>().is_ok_and(|i| topics.get(topic).is_some_and(|t| i < t.partition_count()))
+                idx.parse::<i32>()
+                    .is_ok_and(|i| topics.get(topic).is_some_and(|t| i < t.partition_count()))
             });
             if !known {
                 tracing::warn!(dir = %entry.path().display(), "removing a directory no topic names");
@@ -335,7 +347,12 @@ impl TopicRegistry {
     ) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.change.lock();
         self.check_create(name, partitions, &configs)?;
-        let rec = TopicRecord { name: name.to_string(), id: Uuid::new_v4(), partitions, configs };
+        let rec = TopicRecord {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
         let topic = match self.open_topic(&rec) {
             Ok(t) => t,
             Err(e) => {
@@ -357,7 +374,11 @@ impl TopicRegistry {
     /// Deletes a topic and its data.
     pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.change.lock();
-        let topic = self.topics.write().remove(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         if let Err(e) = self.save() {
             self.topics.write().insert(name.to_string(), topic);
             return Err(e);
@@ -375,7 +396,9 @@ impl TopicRegistry {
 
     /// Checks that a topic could grow to `count` partitions.
     pub fn check_partitions(&self, name: &str, count: i32) -> Result<Arc<Topic>, TopicError> {
-        let topic = self.get(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let current = topic.partition_count();
         if count < current {
             return Err(TopicError::InvalidPartitions(format!(
@@ -383,7 +406,9 @@ impl TopicRegistry {
             )));
         }
         if count == current {
-            return Err(TopicError::InvalidPartitions(format!("Topic already has {current} partitions.")));
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
         }
         if count > 100_000 {
             return Err(TopicError::InvalidPartitions(format!(
@@ -421,9 +446,15 @@ impl TopicRegistry {
     }
 
     /// Replaces a topic's config overrides (already validated) and applies them to its logs.
-    pub fn set_configs(&self, name: &str, overrides: BTreeMap<String, String>) -> Result<(), TopicError> {
+    pub fn set_configs(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
         let _guard = self.change.lock();
-        let topic = self.get(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         config::validate_all(&overrides)?;
         let previous = std::mem::replace(&mut *topic.configs.write(), overrides.clone());
         if let Err(e) = self.save() {
@@ -440,7 +471,10 @@ impl TopicRegistry {
 
     /// Every partition of every topic.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.all().iter().flat_map(|t| t.partitions.read().clone()).collect()
+        self.all()
+            .iter()
+            .flat_map(|t| t.partitions.read().clone())
+            .collect()
     }
 
     /// Runs retention on every partition.
@@ -455,7 +489,9 @@ impl TopicRegistry {
                             log_start_offset = log.log_start_offset(), "retention deleted segments");
                     }
                 }
-                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
             }
             p.update_gauges(&log);
         }
@@ -506,15 +542,32 @@ mod tests {
         {
             let r = registry(dir.path());
             let t = r
-                .create("orders", 3, BTreeMap::from([("retention.ms".into(), "1000".into())]))
+                .create(
+                    "orders",
+                    3,
+                    BTreeMap::from([("retention.ms".into(), "1000".into())]),
+                )
                 .unwrap();
             id = t.id;
-            assert!(matches!(r.create("orders", 1, BTreeMap::new()), Err(TopicError::AlreadyExists(_))));
-            assert!(matches!(r.create("a.b", 1, BTreeMap::new()), Ok(_)));
-            assert!(matches!(r.create("a_b", 1, BTreeMap::new()), Err(TopicError::InvalidName(_))));
-            assert!(matches!(r.create("bad", 0, BTreeMap::new()), Err(TopicError::InvalidPartitions(_))));
             assert!(matches!(
-                r.create("bad", 1, BTreeMap::from([("retention.ms".into(), "x".into())])),
+                r.create("orders", 1, BTreeMap::new()),
+                Err(TopicError::AlreadyExists(_))
+            ));
+            assert!(r.create("a.b", 1, BTreeMap::new()).is_ok());
+            assert!(matches!(
+                r.create("a_b", 1, BTreeMap::new()),
+                Err(TopicError::InvalidName(_))
+            ));
+            assert!(matches!(
+                r.create("bad", 0, BTreeMap::new()),
+                Err(TopicError::InvalidPartitions(_))
+            ));
+            assert!(matches!(
+                r.create(
+                    "bad",
+                    1,
+                    BTreeMap::from([("retention.ms".into(), "x".into())])
+                ),
                 Err(TopicError::InvalidConfig(_))
             ));
             assert!(!dir.path().join("bad-0").exists());
@@ -528,7 +581,10 @@ mod tests {
         let t = r.get("orders").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(t.partition_count(), 5);
-        assert_eq!(t.configs.read().get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(
+            t.configs.read().get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
         assert!(r.get("a.b").is_none());
         assert!(!dir.path().join("ghost-0").exists());
         assert!(!dir.path().join("a.b-0").exists());

@@ -105,7 +105,12 @@ mod tests {
     fn round_trip_and_atomic_replace() {
         let dir = tempfile::tempdir().unwrap();
         assert!(load(dir.path()).unwrap().is_none());
-        let mut meta = MetaFile { version: 1, cluster_id: new_cluster_id(), node_id: 1, topics: vec![] };
+        let mut meta = MetaFile {
+            version: 1,
+            cluster_id: new_cluster_id(),
+            node_id: 1,
+            topics: vec![],
+        };
         assert_eq!(meta.cluster_id.len(), 22);
         meta.topics.push(TopicRecord {
             name: "a".into(),
@@ -117,6 +122,9 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap().unwrap(), meta);
         assert!(!dir.path().join("samsa-meta.tmp").exists());
         fs::write(dir.path().join(META_FILE), b"{broken").unwrap();
-        assert!(load(dir.path()).unwrap_err().to_string().contains(META_FILE));
+        assert!(load(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains(META_FILE));
     }
 }

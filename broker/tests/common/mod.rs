@@ -1,6 +1,6 @@
 //! Shared helpers of the integration tests: an in-process broker on loopback and a raw Kafka
 //! protocol client built on the kafka-protocol crate.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,16 +35,25 @@ pub struct RawClient {
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        RawClient { stream, correlation: 0 }
+        RawClient {
+            stream,
+            correlation: 0,
+        }
     }
 
     /// Sends `body` at `version` and returns the decoded response.
     pub async fn call<R: Request>(&mut self, version: i16, body: &R) -> R::Response {
         let correlation = self.send(version, body).await;
         let mut frame = self.read_frame().await.expect("a response frame");
-        let header = ResponseHeader::decode(&mut frame, <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version))
-            .expect("response header");
-        assert_eq!(header.correlation_id, correlation, "responses come in order");
+        let header = ResponseHeader::decode(
+            &mut frame,
+            <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version),
+        )
+        .expect("response header");
+        assert_eq!(
+            header.correlation_id, correlation,
+            "responses come in order"
+        );
         let response = R::Response::decode(&mut frame, version).expect("response body decodes");
         assert_eq!(frame.remaining(), 0, "no trailing bytes in the response");
         response
@@ -76,7 +85,8 @@ impl RawClient {
     /// Reads one response frame, or `None` when the broker closed the connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let mut size = [0u8; 4];
-        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut size)).await {
+        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut size)).await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return None,
             Err(_) => panic!("no response within 20 s"),
@@ -89,13 +99,18 @@ impl RawClient {
     /// True when the broker has closed this connection (EOF within the timeout).
     pub async fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
     }
 }
 
 /// Builds one uncompressed v2 record batch holding `records` as (key, value) pairs.
 pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
@@ -116,8 +131,15 @@ pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .expect("batch encodes");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("batch encodes");
     buf.freeze()
 }
 

@@ -226,11 +226,40 @@ def broker_factory(broker_bin, tmp_path):
         b, code = crashed[0]
         pytest.fail("broker exited by itself with code %s during the test\n%s"
                     % (code, b.log_tail()), pytrace=False)
+    for b in brokers:
+        # A panic in a connection task need not kill the process: still a broker bug.
+        panics = [line for line in b.log_text().splitlines() if "panicked at" in line]
+        if panics:
+            pytest.fail("broker panicked (%s):\n%s\n%s" % (b.log_path, "\n".join(panics[:5]),
+                                                           b.log_tail()), pytrace=False)
 
 
 @pytest.fixture
 def broker(broker_factory):
     return broker_factory()
+
+
+# Cases that fail because of a known broker gap, each described in FINDINGS.md. They run as
+# strict xfails: when the broker closes the gap the case XPASSes, the run fails, and the entry
+# must be removed here (and in FINDINGS.md). `pytest --runxfail` runs them as normal tests.
+KNOWN_BROKER_GAPS = {
+    "test_confluent.py::test_roundtrip_survives_kill9[lz4_acks_all]":
+        "F1: FindCoordinator not advertised, librdkafka disables LZ4 and sends uncompressed",
+    "test_kcat.py::test_kcat_compressed_survive_kill9[lz4]":
+        "F1: FindCoordinator not advertised, librdkafka disables LZ4 and sends uncompressed",
+    "test_kafka_python.py::test_roundtrip_survives_kill9[kafka-python-latest-acks_all]":
+        "F2: InitProducerId not advertised, kafka-python 3.x's default idempotent producer fails",
+    "test_kafka_python.py::test_roundtrip_survives_kill9[kafka-python-latest-gzip_acks_all]":
+        "F2: InitProducerId not advertised, kafka-python 3.x's default idempotent producer fails",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for nodeid, reason in KNOWN_BROKER_GAPS.items():
+            if item.nodeid.endswith(nodeid):
+                item.add_marker(pytest.mark.xfail(reason=reason + " (FINDINGS.md)",
+                                                  strict=True))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -239,7 +268,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed and call.when in ("call", "setup"):
-        logs = sorted((item.funcargs.get("tmp_path") or Path("/nonexistent")).glob("broker*/broker.log"))
+        tmp = item.funcargs.get("tmp_path")
+        logs = sorted(Path(tmp).glob("broker*/broker.log")) if tmp else []
         for p in logs:
             lines = p.read_text(errors="replace").splitlines()
             rep.sections.append(("broker log %s (last 200 lines)" % p,

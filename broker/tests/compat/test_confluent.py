@@ -2,12 +2,15 @@
 variants, kill -9, Consumer with assign(OFFSET_BEGINNING) and a group.id but no group use;
 AdminClient topic lifecycle; ListOffsets via get_watermark_offsets and offsets_for_times."""
 
+import random
 import zlib
 
 import pytest
 
-from helpers import (check_acks, check_roundtrip, expected_for_time, make_records, query_times,
-                     run_client, timed_records, wait_until, write_records)
+from helpers import (assert_codec, check_acked_durable, check_acks, check_from_offset,
+                     check_roundtrip, expected_for_time, finish_client, make_records, query_times,
+                     recent_ms, run_client, start_client, stored_codecs, timed_records, wait_until,
+                     write_records)
 
 DRIVER = "confluent_client.py"
 VARIANTS = {
@@ -33,6 +36,8 @@ def test_roundtrip_survives_kill9(variant, venv_latest, broker_factory, tmp_path
                            "--compression", VARIANTS[variant]["compression"],
                            "--linger-ms", 20], tmp_path)
     check_acks(sent, produced)
+    codec = VARIANTS[variant]["compression"]
+    assert_codec(stored_codecs(broker.data_dir, topic), codec)
 
     broker.restart()
 
@@ -42,12 +47,82 @@ def test_roundtrip_survives_kill9(variant, venv_latest, broker_factory, tmp_path
     assert not consumed["fetch_errors"], consumed["fetch_errors"][:5]
     check_roundtrip(sent, produced, consumed, PARTITIONS)
 
+    start = 101  # inside a batch: batches hold many records each with these settings
+    partial = run_client(venv_latest, DRIVER, "consume",
+                         ["--bootstrap", broker.bootstrap, "--topic", topic,
+                          "--partitions", PARTITIONS, "--start-offset", start], tmp_path)
+    check_from_offset(consumed, partial, start)
+
+
+def test_kill9_during_produce(venv_latest, broker_factory, tmp_path):
+    """kill -9 while a paced producer (acks=all) is mid-stream; the producer retries into the
+    restarted broker. Every acknowledged record must be at its acknowledged offset."""
+    broker = broker_factory("--num-partitions", str(PARTITIONS))
+    n = 8000
+    sent = make_records(n, seed=99, nulls=False)
+    proc, out, err = start_client(
+        venv_latest, DRIVER, "produce",
+        ["--bootstrap", broker.bootstrap, "--topic", "ck-crash", "--records",
+         write_records(tmp_path / "records.jsonl", sent), "--acks", "all", "--linger-ms", 5,
+         "--rate", 2000, "--timeout", 120], tmp_path)
+    try:
+        wait_until(lambda: "progress acked=2000" in err.read_text() or proc.poll() is not None,
+                   60, "2000 acknowledged records")
+        assert proc.poll() is None, "producer finished before the kill: raise n or lower rate"
+        broker.kill9()
+        broker.start()
+        produced = finish_client(proc, out, err, timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    consumed = run_client(venv_latest, DRIVER, "consume",
+                          ["--bootstrap", broker.bootstrap, "--topic", "ck-crash",
+                           "--partitions", PARTITIONS], tmp_path)
+    extra = check_acked_durable(sent, produced, consumed, PARTITIONS)
+    print("records acknowledged: %d, extra retried copies in the log: %d" % (n, extra))
+
+
+def test_large_records(venv_latest, venv_kp202, broker_factory, tmp_path):
+    """A record just under message.max.bytes (1048588) is stored and fetched whole, also by
+    consumers whose per-partition fetch limit is far smaller than its batch (Fetch v3+ returns
+    the first batch whole); one over the limit is refused with MESSAGE_TOO_LARGE."""
+    broker = broker_factory()
+    topic = "ck-large"
+    rnd = random.Random(7)
+    big = bytes(rnd.randrange(256) for _ in range(1_040_000))
+    ts = recent_ms()
+    sent = [{"k": b"small-1", "v": b"a", "h": [], "ts": ts, "p": 0},
+            {"k": b"big", "v": big, "h": [("h", b"x")], "ts": ts + 1, "p": 0},
+            {"k": b"small-2", "v": b"b", "h": [], "ts": ts + 2, "p": 0}]
+    produced = run_client(venv_latest, DRIVER, "produce",
+                          ["--bootstrap", broker.bootstrap, "--topic", topic,
+                           "--records", write_records(tmp_path / "large.jsonl", sent),
+                           "--set", "message.max.bytes=2000000"], tmp_path)
+    check_acks(sent, produced)
+    too_big = [{"k": b"too-big", "v": big + bytes(100_000), "h": [], "ts": ts + 3, "p": 0}]
+    refused = run_client(venv_latest, DRIVER, "produce",
+                         ["--bootstrap", broker.bootstrap, "--topic", topic,
+                          "--records", write_records(tmp_path / "too-big.jsonl", too_big),
+                          "--set", "message.max.bytes=2000000"], tmp_path)
+    assert refused["results"][0].get("code") == "MSG_SIZE_TOO_LARGE", refused["results"]
+
+    broker.restart()
+
+    for python, driver in [(venv_latest, DRIVER), (venv_latest, "kafka_python_client.py"),
+                           (venv_kp202, "kafka_python_client.py")]:
+        consumed = run_client(python, driver, "consume",
+                              ["--bootstrap", broker.bootstrap, "--topic", topic,
+                               "--partitions", 1, "--max-partition-fetch-bytes", 65536],
+                              tmp_path)
+        check_roundtrip(sent, produced, consumed, 1)
+
 
 def test_list_offsets(venv_latest, broker_factory, tmp_path):
     broker = broker_factory("--num-partitions", str(PARTITIONS))
     topic = "ck-offsets"
     per_partition = 50
-    base = 1_700_000_000_000
+    base = recent_ms()
     sent = timed_records(base, per_partition, PARTITIONS)
     produced = run_client(venv_latest, DRIVER, "produce",
                           ["--bootstrap", broker.bootstrap, "--topic", topic, "--records",
@@ -139,11 +214,12 @@ def test_admin_topic_lifecycle(venv_latest, broker_factory, tmp_path):
     assert sorted(parts, key=int) == ["0", "1", "2", "3", "4"], parts
 
     # A record in a new partition, then everything must survive kill -9.
-    rec = [{"k": b"key", "v": b"in-partition-4", "h": [], "ts": 1_700_000_000_000, "p": 4}]
+    ts = recent_ms()
+    rec = [{"k": b"key", "v": b"in-partition-4", "h": [], "ts": ts, "p": 4}]
     produced = run_client(venv_latest, DRIVER, "produce",
                           ["--bootstrap", broker.bootstrap, "--topic", topic, "--records",
                            write_records(tmp_path / "one.jsonl", rec)], tmp_path)
-    assert produced["results"] == [{"p": 4, "o": 0, "ts": 1_700_000_000_000, "ts_type": 1}], \
+    assert produced["results"] == [{"p": 4, "o": 0, "ts": ts, "ts_type": 1}], \
         produced["results"]
 
     broker.restart()

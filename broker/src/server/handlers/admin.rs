@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -25,7 +27,11 @@ struct TopicPlan {
 }
 
 impl Broker {
-    pub(super) fn create_topics(&self, request: CreateTopicsRequest, version: i16) -> (CreateTopicsResponse, i16) {
+    pub(super) fn create_topics(
+        &self,
+        request: CreateTopicsRequest,
+        version: i16,
+    ) -> (CreateTopicsResponse, i16) {
         let mut counts: HashMap<StrBytes, usize> = HashMap::new();
         for t in &request.topics {
             *counts.entry(t.name.0.clone()).or_default() += 1;
@@ -117,24 +123,41 @@ impl Broker {
                 if let Some(b) = a.broker_ids.iter().find(|b| b.0 != self.node_id) {
                     return Err(ApiError::new(
                         ResponseError::InvalidReplicaAssignment,
-                        format!("Unknown broker id {} in the assignment of partition {}", b.0, a.partition_index),
+                        format!(
+                            "Unknown broker id {} in the assignment of partition {}",
+                            b.0, a.partition_index
+                        ),
                     ));
                 }
                 if a.broker_ids.len() > 1 {
                     return Err(ApiError::new(
                         ResponseError::InvalidReplicaAssignment,
-                        format!("Duplicate brokers in the assignment of partition {}", a.partition_index),
+                        format!(
+                            "Duplicate brokers in the assignment of partition {}",
+                            a.partition_index
+                        ),
                     ));
                 }
             }
             (t.assignments.len() as i32, rf as i16)
         } else {
-            let partitions = if t.num_partitions == -1 { broker.num_partitions } else { t.num_partitions };
-            let rf = if t.replication_factor == -1 { broker.default_replication_factor } else { t.replication_factor };
+            let partitions = if t.num_partitions == -1 {
+                broker.num_partitions
+            } else {
+                t.num_partitions
+            };
+            let rf = if t.replication_factor == -1 {
+                broker.default_replication_factor
+            } else {
+                t.replication_factor
+            };
             (partitions, rf)
         };
         if partitions < 1 {
-            return Err(ApiError::new(ResponseError::InvalidPartitions, "Number of partitions must be larger than 0."));
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
         }
         if replication_factor < 1 {
             return Err(ApiError::new(
@@ -151,27 +174,56 @@ impl Broker {
         let mut configs = BTreeMap::new();
         for c in &t.configs {
             let value = c.value.as_ref().ok_or_else(|| {
-                ApiError::new(ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {}", c.name.as_str()))
+                ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!(
+                        "Null value not supported for topic configs: {}",
+                        c.name.as_str()
+                    ),
+                )
             })?;
             configs.insert(c.name.to_string(), value.to_string());
         }
-        Ok(TopicPlan { partitions, replication_factor, configs })
+        Ok(TopicPlan {
+            partitions,
+            replication_factor,
+            configs,
+        })
     }
 
-    pub(super) fn delete_topics(&self, request: DeleteTopicsRequest, version: i16) -> (DeleteTopicsResponse, i16) {
+    pub(super) fn delete_topics(
+        &self,
+        request: DeleteTopicsRequest,
+        version: i16,
+    ) -> (DeleteTopicsResponse, i16) {
         // v6 names topics by name or id; before, by name.
         let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
-            request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+            request
+                .topics
+                .into_iter()
+                .map(|t| (t.name, t.topic_id))
+                .collect()
         } else {
-            request.topic_names.into_iter().map(|n| (Some(n), uuid::Uuid::nil())).collect()
+            request
+                .topic_names
+                .into_iter()
+                .map(|n| (Some(n), uuid::Uuid::nil()))
+                .collect()
         };
         let responses: Vec<DeletableTopicResult> = targets
             .into_iter()
             .map(|(name, id)| {
                 let mut r = DeletableTopicResult::default();
                 let found = match &name {
-                    Some(n) => self.registry.get(n.as_str()).ok_or(ResponseError::UnknownTopicOrPartition),
-                    None => self.registry.get_by_id(id).filter(|_| !id.is_nil()).ok_or(ResponseError::UnknownTopicId),
+                    Some(n) => self
+                        .registry
+                        .get(n.as_str())
+                        .ok_or(ResponseError::UnknownTopicOrPartition),
+                    None => self
+                        .registry
+                        .get_by_id(id)
+                        .filter(|_| !id.is_nil())
+                        .ok_or(ResponseError::UnknownTopicId),
                 };
                 r.name = name.clone();
                 if version >= 6 {
@@ -197,10 +249,16 @@ impl Broker {
             })
             .collect();
         let code = first_error(responses.iter().map(|r| r.error_code));
-        (DeleteTopicsResponse::default().with_responses(responses), code)
+        (
+            DeleteTopicsResponse::default().with_responses(responses),
+            code,
+        )
     }
 
-    pub(super) fn create_partitions(&self, request: CreatePartitionsRequest) -> (CreatePartitionsResponse, i16) {
+    pub(super) fn create_partitions(
+        &self,
+        request: CreatePartitionsRequest,
+    ) -> (CreatePartitionsResponse, i16) {
         let results: Vec<CreatePartitionsTopicResult> = request
             .topics
             .iter()
@@ -237,6 +295,9 @@ impl Broker {
             })
             .collect();
         let code = first_error(results.iter().map(|r| r.error_code));
-        (CreatePartitionsResponse::default().with_results(results), code)
+        (
+            CreatePartitionsResponse::default().with_results(results),
+            code,
+        )
     }
 }

@@ -51,8 +51,18 @@ pub(super) fn topic_config_entries(
         .map(|key| {
             let default = key.default_value(broker);
             match overrides.get(key.name) {
-                Some(v) => TopicConfigEntry { key, value: v.clone(), is_override: true, default },
-                None => TopicConfigEntry { key, value: default.clone(), is_override: false, default },
+                Some(v) => TopicConfigEntry {
+                    key,
+                    value: v.clone(),
+                    is_override: true,
+                    default,
+                },
+                None => TopicConfigEntry {
+                    key,
+                    value: default.clone(),
+                    is_override: false,
+                    default,
+                },
             }
         })
         .collect()
@@ -62,27 +72,67 @@ pub(super) fn topic_config_entries(
 fn broker_entries(b: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
     use ConfigType::*;
     vec![
-        ("auto.create.topics.enable", b.auto_create_topics_enable.to_string(), Boolean),
-        ("default.replication.factor", b.default_replication_factor.to_string(), Int),
+        (
+            "auto.create.topics.enable",
+            b.auto_create_topics_enable.to_string(),
+            Boolean,
+        ),
+        (
+            "default.replication.factor",
+            b.default_replication_factor.to_string(),
+            Int,
+        ),
         ("log.dirs", b.data_dir.display().to_string(), String),
-        ("log.flush.interval.messages", b.log_flush_interval_messages.to_string(), Long),
-        ("log.flush.interval.ms", b.log_flush_interval_ms.unwrap_or(i64::MAX).to_string(), Long),
-        ("log.index.interval.bytes", b.log_index_interval_bytes.to_string(), Int),
-        ("log.retention.bytes", b.log_retention_bytes.to_string(), Long),
-        ("log.retention.check.interval.ms", b.log_retention_check_interval_ms.to_string(), Long),
+        (
+            "log.flush.interval.messages",
+            b.log_flush_interval_messages.to_string(),
+            Long,
+        ),
+        (
+            "log.flush.interval.ms",
+            b.log_flush_interval_ms.unwrap_or(i64::MAX).to_string(),
+            Long,
+        ),
+        (
+            "log.index.interval.bytes",
+            b.log_index_interval_bytes.to_string(),
+            Int,
+        ),
+        (
+            "log.retention.bytes",
+            b.log_retention_bytes.to_string(),
+            Long,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            b.log_retention_check_interval_ms.to_string(),
+            Long,
+        ),
         ("log.retention.ms", b.log_retention_ms.to_string(), Long),
         ("log.roll.ms", b.log_roll_ms.to_string(), Long),
         ("log.segment.bytes", b.log_segment_bytes.to_string(), Int),
         ("message.max.bytes", b.message_max_bytes.to_string(), Int),
-        ("min.insync.replicas", b.min_insync_replicas.to_string(), Int),
+        (
+            "min.insync.replicas",
+            b.min_insync_replicas.to_string(),
+            Int,
+        ),
         ("node.id", b.node_id.to_string(), Int),
         ("num.partitions", b.num_partitions.to_string(), Int),
-        ("socket.request.max.bytes", b.socket_request_max_bytes.to_string(), Int),
+        (
+            "socket.request.max.bytes",
+            b.socket_request_max_bytes.to_string(),
+            Int,
+        ),
     ]
 }
 
 impl Broker {
-    pub(super) fn describe_configs(&self, request: DescribeConfigsRequest, version: i16) -> (DescribeConfigsResponse, i16) {
+    pub(super) fn describe_configs(
+        &self,
+        request: DescribeConfigsRequest,
+        version: i16,
+    ) -> (DescribeConfigsResponse, i16) {
         let results: Vec<DescribeConfigsResult> = request
             .resources
             .iter()
@@ -93,9 +143,16 @@ impl Broker {
                 // Null or empty: every key (as Kafka).
                 let only = res.configuration_keys.as_deref().filter(|k| !k.is_empty());
                 let configs = match res.resource_type {
-                    RESOURCE_TOPIC => self.describe_topic(res.resource_name.as_str(), only, &request, version),
-                    RESOURCE_BROKER => self.describe_broker(res.resource_name.as_str(), only, &request, version),
-                    other => Err(ApiError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+                    RESOURCE_TOPIC => {
+                        self.describe_topic(res.resource_name.as_str(), only, &request, version)
+                    }
+                    RESOURCE_BROKER => {
+                        self.describe_broker(res.resource_name.as_str(), only, &request, version)
+                    }
+                    other => Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Unsupported resource type {other}"),
+                    )),
                 };
                 match configs {
                     Ok(c) => out.configs = c,
@@ -108,7 +165,10 @@ impl Broker {
             })
             .collect();
         let code = first_error(results.iter().map(|r| r.error_code));
-        (DescribeConfigsResponse::default().with_results(results), code)
+        (
+            DescribeConfigsResponse::default().with_results(results),
+            code,
+        )
     }
 
     fn describe_topic(
@@ -119,44 +179,53 @@ impl Broker {
         version: i16,
     ) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
         let topic = self.registry.get(name).ok_or_else(|| {
-            ApiError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
         })?;
         let overrides = topic.configs.read().clone();
-        Ok(topic_config_entries(&overrides, self.registry.broker(), only)
-            .into_iter()
-            .map(|e| {
-                let source = if e.is_override { SOURCE_TOPIC } else { SOURCE_DEFAULT };
-                let mut r = DescribeConfigsResourceResult::default()
-                    .with_name(StrBytes::from_static_str(e.key.name))
-                    .with_value(Some(StrBytes::from_string(e.value.clone())))
-                    .with_config_source(source);
-                if request.include_synonyms {
-                    let mut synonyms = Vec::new();
-                    if e.is_override {
+        Ok(
+            topic_config_entries(&overrides, self.registry.broker(), only)
+                .into_iter()
+                .map(|e| {
+                    let source = if e.is_override {
+                        SOURCE_TOPIC
+                    } else {
+                        SOURCE_DEFAULT
+                    };
+                    let mut r = DescribeConfigsResourceResult::default()
+                        .with_name(StrBytes::from_static_str(e.key.name))
+                        .with_value(Some(StrBytes::from_string(e.value.clone())))
+                        .with_config_source(source);
+                    if request.include_synonyms {
+                        let mut synonyms = Vec::new();
+                        if e.is_override {
+                            synonyms.push(
+                                DescribeConfigsSynonym::default()
+                                    .with_name(StrBytes::from_static_str(e.key.name))
+                                    .with_value(Some(StrBytes::from_string(e.value)))
+                                    .with_source(SOURCE_TOPIC),
+                            );
+                        }
                         synonyms.push(
                             DescribeConfigsSynonym::default()
-                                .with_name(StrBytes::from_static_str(e.key.name))
-                                .with_value(Some(StrBytes::from_string(e.value)))
-                                .with_source(SOURCE_TOPIC),
+                                .with_name(StrBytes::from_static_str(e.key.broker_synonym))
+                                .with_value(Some(StrBytes::from_string(e.default)))
+                                .with_source(SOURCE_DEFAULT),
                         );
+                        r.synonyms = synonyms;
                     }
-                    synonyms.push(
-                        DescribeConfigsSynonym::default()
-                            .with_name(StrBytes::from_static_str(e.key.broker_synonym))
-                            .with_value(Some(StrBytes::from_string(e.default)))
-                            .with_source(SOURCE_DEFAULT),
-                    );
-                    r.synonyms = synonyms;
-                }
-                if version >= 3 {
-                    r.config_type = e.key.kind as i8;
-                    if request.include_documentation {
-                        r.documentation = Some(StrBytes::from_static_str(e.key.doc));
+                    if version >= 3 {
+                        r.config_type = e.key.kind as i8;
+                        if request.include_documentation {
+                            r.documentation = Some(StrBytes::from_static_str(e.key.doc));
+                        }
                     }
-                }
-                r
-            })
-            .collect())
+                    r
+                })
+                .collect(),
+        )
     }
 
     fn describe_broker(
@@ -167,7 +236,10 @@ impl Broker {
         version: i16,
     ) -> Result<Vec<DescribeConfigsResourceResult>, ApiError> {
         if !name.is_empty() && name.parse::<i32>().ok() != Some(self.node_id) {
-            return Err(ApiError::new(ResponseError::InvalidRequest, format!("Unknown broker {name:?}")));
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Unknown broker {name:?}"),
+            ));
         }
         Ok(broker_entries(self.registry.broker())
             .into_iter()
@@ -219,7 +291,10 @@ impl Broker {
             })
             .collect();
         let code = first_error(responses.iter().map(|r| r.error_code));
-        (IncrementalAlterConfigsResponse::default().with_responses(responses), code)
+        (
+            IncrementalAlterConfigsResponse::default().with_responses(responses),
+            code,
+        )
     }
 
     fn alter_topic(
@@ -229,22 +304,35 @@ impl Broker {
     ) -> Result<(), ApiError> {
         let name = res.resource_name.as_str();
         let topic = self.registry.get(name).ok_or_else(|| {
-            ApiError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))
+            ApiError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
         })?;
         let mut overrides = topic.configs.read().clone();
         let mut seen = std::collections::HashSet::new();
         for c in &res.configs {
             let key = c.name.as_str();
             if !seen.insert(key) {
-                return Err(ApiError::new(ResponseError::InvalidRequest, format!("Config {key} is listed twice")));
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Config {key} is listed twice"),
+                ));
             }
-            let spec = config::key(key)
-                .ok_or_else(|| ApiError::new(ResponseError::InvalidConfig, format!("Unknown topic config name: {key}")))?;
+            let spec = config::key(key).ok_or_else(|| {
+                ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Unknown topic config name: {key}"),
+                )
+            })?;
             let value = c.value.as_ref().map(|v| v.to_string());
             match c.config_operation {
                 OP_SET => {
                     let v = value.ok_or_else(|| {
-                        ApiError::new(ResponseError::InvalidRequest, format!("Null value not supported for SET of {key}"))
+                        ApiError::new(
+                            ResponseError::InvalidRequest,
+                            format!("Null value not supported for SET of {key}"),
+                        )
                     })?;
                     overrides.insert(key.to_string(), v);
                 }
@@ -258,10 +346,19 @@ impl Broker {
                             format!("Config value append/subtract is not allowed for config key {key} (not a list)"),
                         ));
                     }
-                    let current = config::effective(&overrides, self.registry.broker(), key).unwrap_or_default();
-                    let mut items: Vec<String> =
-                        current.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                    for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let current = config::effective(&overrides, self.registry.broker(), key)
+                        .unwrap_or_default();
+                    let mut items: Vec<String> = current
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    for item in value
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                    {
                         if c.config_operation == OP_APPEND {
                             if !items.iter().any(|i| i == item) {
                                 items.push(item.to_string());
@@ -273,11 +370,15 @@ impl Broker {
                     overrides.insert(key.to_string(), items.join(","));
                 }
                 other => {
-                    return Err(ApiError::new(ResponseError::InvalidRequest, format!("Unknown config operation {other}")))
+                    return Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Unknown config operation {other}"),
+                    ))
                 }
             }
         }
-        config::validate_all(&overrides).map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.0))?;
+        config::validate_all(&overrides)
+            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.0))?;
         if !validate_only {
             self.registry.set_configs(name, overrides)?;
         }

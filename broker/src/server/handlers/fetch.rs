@@ -22,10 +22,15 @@ impl Broker {
             let code = ResponseError::FetchSessionIdNotFound.code();
             return (FetchResponse::default().with_error_code(code), code);
         }
-        let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
+        let wait =
+            Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
         let deadline = Instant::now() + wait;
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-        let max_bytes = if version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
+        let max_bytes = if version >= 3 {
+            usize::try_from(request.max_bytes).unwrap_or(0)
+        } else {
+            usize::MAX
+        };
         let read_committed = request.isolation_level == 1;
         loop {
             // Register interest before reading, so an append between the read and the wait
@@ -33,10 +38,15 @@ impl Broker {
             let notified = self.registry.appended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (responses, bytes, errors) = self.read_all(&request.topics, max_bytes, read_committed, version);
+            let (responses, bytes, errors) =
+                self.read_all(&request.topics, max_bytes, read_committed, version);
             if bytes >= min_bytes || errors || Instant::now() >= deadline {
                 self.metrics.fetch_bytes.inc_by(bytes as u64);
-                let code = first_error(responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+                let code = first_error(
+                    responses
+                        .iter()
+                        .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                );
                 return (FetchResponse::default().with_responses(responses), code);
             }
             let _ = tokio::time::timeout_at(deadline.into(), notified).await;
@@ -67,7 +77,9 @@ impl Broker {
                     .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))
                     .and_then(|p| {
                         check_leader_epoch(fp.current_leader_epoch)?;
-                        let limit = usize::try_from(fp.partition_max_bytes).unwrap_or(0).min(max_bytes - total.min(max_bytes));
+                        let limit = usize::try_from(fp.partition_max_bytes)
+                            .unwrap_or(0)
+                            .min(max_bytes - total.min(max_bytes));
                         let log = p.log.lock();
                         let hw = log.log_end_offset();
                         let data = if limit == 0 && total > 0 {
@@ -80,7 +92,11 @@ impl Broker {
                 match result {
                     Ok((data, hw, log_start)) => {
                         // Only the first non-empty partition may exceed the limits (KIP-74).
-                        let data = if total > 0 && total + data.len() > max_bytes { bytes::Bytes::new() } else { data };
+                        let data = if total > 0 && total + data.len() > max_bytes {
+                            bytes::Bytes::new()
+                        } else {
+                            data
+                        };
                         total += data.len();
                         pd.high_watermark = hw;
                         pd.last_stable_offset = hw;
@@ -99,7 +115,11 @@ impl Broker {
                 }
                 partitions.push(pd);
             }
-            out.push(FetchableTopicResponse::default().with_topic(ft.topic.clone()).with_partitions(partitions));
+            out.push(
+                FetchableTopicResponse::default()
+                    .with_topic(ft.topic.clone())
+                    .with_partitions(partitions),
+            );
         }
         (out, total, errors)
     }

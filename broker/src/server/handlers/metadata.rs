@@ -15,7 +15,11 @@ use crate::protocol::errors::ApiError;
 use crate::topics::{validate_name, Topic};
 
 impl Broker {
-    pub(super) fn metadata(&self, request: MetadataRequest, version: i16) -> (MetadataResponse, i16) {
+    pub(super) fn metadata(
+        &self,
+        request: MetadataRequest,
+        version: i16,
+    ) -> (MetadataResponse, i16) {
         // v0: an empty list means every topic; v1+: null means every topic.
         let wanted = match request.topics {
             None => None,
@@ -26,7 +30,12 @@ impl Broker {
         let may_create = (version < 4 || request.allow_auto_topic_creation)
             && self.registry.broker().auto_create_topics_enable;
         let topics = match wanted {
-            None => self.registry.all().iter().map(|t| self.topic_metadata(t, version)).collect(),
+            None => self
+                .registry
+                .all()
+                .iter()
+                .map(|t| self.topic_metadata(t, version))
+                .collect(),
             Some(list) => list
                 .into_iter()
                 .map(|t| self.requested_topic(t.name.map(|n| n.0), t.topic_id, may_create, version))
@@ -37,12 +46,16 @@ impl Broker {
             .with_node_id(BrokerId(self.node_id))
             .with_host(self.host.clone())
             .with_port(self.port);
-        let mut response = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
+        let mut response = MetadataResponse::default()
+            .with_brokers(vec![broker])
+            .with_topics(topics);
         if version >= 1 {
             response.controller_id = BrokerId(self.node_id);
         }
         if version >= 2 {
-            response.cluster_id = Some(StrBytes::from_string(self.registry.cluster_id().to_string()));
+            response.cluster_id = Some(StrBytes::from_string(
+                self.registry.cluster_id().to_string(),
+            ));
         }
         (response, code)
     }
@@ -67,7 +80,9 @@ impl Broker {
             }
         };
         let error = |e: ApiError| {
-            MetadataResponseTopic::default().with_error_code(e.code()).with_name(Some(TopicName(name.clone())))
+            MetadataResponseTopic::default()
+                .with_error_code(e.code())
+                .with_name(Some(TopicName(name.clone())))
         };
         if let Some(t) = self.registry.get(name.as_str()) {
             return self.topic_metadata(&t, version);
@@ -79,13 +94,18 @@ impl Broker {
             return error(ApiError::new(ResponseError::UnknownTopicOrPartition, ""));
         }
         let partitions = self.registry.broker().num_partitions;
-        match self.registry.create(name.as_str(), partitions, BTreeMap::new()) {
+        match self
+            .registry
+            .create(name.as_str(), partitions, BTreeMap::new())
+        {
             Ok(t) => self.topic_metadata(&t, version),
             // Created concurrently by another request: describe it.
-            Err(crate::topics::TopicError::AlreadyExists(_)) => match self.registry.get(name.as_str()) {
-                Some(t) => self.topic_metadata(&t, version),
-                None => error(ApiError::new(ResponseError::LeaderNotAvailable, "")),
-            },
+            Err(crate::topics::TopicError::AlreadyExists(_)) => {
+                match self.registry.get(name.as_str()) {
+                    Some(t) => self.topic_metadata(&t, version),
+                    None => error(ApiError::new(ResponseError::LeaderNotAvailable, "")),
+                }
+            }
             Err(e) => error(e.into()),
         }
     }
@@ -106,7 +126,9 @@ impl Broker {
             })
             .collect();
         let mut t = MetadataResponseTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(topic.name.to_string()))))
+            .with_name(Some(TopicName(StrBytes::from_string(
+                topic.name.to_string(),
+            ))))
             .with_partitions(partitions);
         if version >= 10 {
             t.topic_id = topic.id;

@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestKind, ResponseKind};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestKind, ResponseKind,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -59,9 +61,19 @@ fn api_name(key: ApiKey) -> &'static str {
 
 impl Broker {
     /// Handlers over a registry; `advertised` is the host and port given to clients.
-    pub fn new(registry: Arc<TopicRegistry>, metrics: Arc<Metrics>, advertised: (String, i32)) -> Broker {
+    pub fn new(
+        registry: Arc<TopicRegistry>,
+        metrics: Arc<Metrics>,
+        advertised: (String, i32),
+    ) -> Broker {
         let node_id = registry.broker().node_id;
-        Broker { registry, metrics, host: StrBytes::from_string(advertised.0), port: advertised.1, node_id }
+        Broker {
+            registry,
+            metrics,
+            host: StrBytes::from_string(advertised.0),
+            port: advertised.1,
+            node_id,
+        }
     }
 
     /// The metrics.
@@ -81,21 +93,40 @@ impl Broker {
         match request {
             Request::UnsupportedApiVersions { header } => {
                 let body = self.api_versions_body(ResponseError::UnsupportedVersion.code());
-                self.finish(ApiKey::ApiVersions, 0, header.correlation_id, ResponseKind::ApiVersions(body),
-                    ResponseError::UnsupportedVersion.code(), started)
+                self.finish(
+                    ApiKey::ApiVersions,
+                    0,
+                    header.correlation_id,
+                    ResponseKind::ApiVersions(body),
+                    ResponseError::UnsupportedVersion.code(),
+                    started,
+                )
             }
-            Request::LegacyProduce { header, acks, topics } => {
+            Request::LegacyProduce {
+                header,
+                acks,
+                topics,
+            } => {
                 let code = ResponseError::UnsupportedVersion.code();
-                self.metrics.observe_request("Produce", &errors::label(code), started.elapsed().as_secs_f64());
+                self.metrics.observe_request(
+                    "Produce",
+                    &errors::label(code),
+                    started.elapsed().as_secs_f64(),
+                );
                 if acks == 0 {
                     return Some(BytesMut::new());
                 }
-                Some(codec::encode_legacy_produce_response(header.request_api_version, header.correlation_id, &topics, code))
+                Some(codec::encode_legacy_produce_response(
+                    header.request_api_version,
+                    header.correlation_id,
+                    &topics,
+                    code,
+                ))
             }
             Request::Kafka { header, body } => {
                 let version = header.request_api_version;
                 let correlation_id = header.correlation_id;
-                let (api, response, code) = match body {
+                let (api, response, code) = match *body {
                     RequestKind::ApiVersions(r) => {
                         let (b, c) = self.api_versions(&r, version);
                         (ApiKey::ApiVersions, Some(ResponseKind::ApiVersions(b)), c)
@@ -107,7 +138,11 @@ impl Broker {
                     RequestKind::Produce(r) => {
                         let acks = r.acks;
                         let (b, c) = self.produce(r, version);
-                        (ApiKey::Produce, (acks != 0).then_some(ResponseKind::Produce(b)), c)
+                        (
+                            ApiKey::Produce,
+                            (acks != 0).then_some(ResponseKind::Produce(b)),
+                            c,
+                        )
                     }
                     RequestKind::Fetch(r) => {
                         let (b, c) = self.fetch(r, version).await;
@@ -127,15 +162,27 @@ impl Broker {
                     }
                     RequestKind::CreatePartitions(r) => {
                         let (b, c) = self.create_partitions(r);
-                        (ApiKey::CreatePartitions, Some(ResponseKind::CreatePartitions(b)), c)
+                        (
+                            ApiKey::CreatePartitions,
+                            Some(ResponseKind::CreatePartitions(b)),
+                            c,
+                        )
                     }
                     RequestKind::DescribeConfigs(r) => {
                         let (b, c) = self.describe_configs(r, version);
-                        (ApiKey::DescribeConfigs, Some(ResponseKind::DescribeConfigs(b)), c)
+                        (
+                            ApiKey::DescribeConfigs,
+                            Some(ResponseKind::DescribeConfigs(b)),
+                            c,
+                        )
                     }
                     RequestKind::IncrementalAlterConfigs(r) => {
                         let (b, c) = self.incremental_alter_configs(r);
-                        (ApiKey::IncrementalAlterConfigs, Some(ResponseKind::IncrementalAlterConfigs(b)), c)
+                        (
+                            ApiKey::IncrementalAlterConfigs,
+                            Some(ResponseKind::IncrementalAlterConfigs(b)),
+                            c,
+                        )
                     }
                     other => {
                         // The codec lets only served APIs through; keep the connection honest.
@@ -146,7 +193,11 @@ impl Broker {
                 match response {
                     Some(body) => self.finish(api, version, correlation_id, body, code, started),
                     None => {
-                        self.metrics.observe_request(api_name(api), &errors::label(code), started.elapsed().as_secs_f64());
+                        self.metrics.observe_request(
+                            api_name(api),
+                            &errors::label(code),
+                            started.elapsed().as_secs_f64(),
+                        );
                         Some(BytesMut::new())
                     }
                 }
@@ -170,19 +221,34 @@ impl Broker {
                 None
             }
         };
-        self.metrics.observe_request(api_name(api), &errors::label(code), started.elapsed().as_secs_f64());
+        self.metrics.observe_request(
+            api_name(api),
+            &errors::label(code),
+            started.elapsed().as_secs_f64(),
+        );
         out
     }
 
     fn api_versions_body(&self, error_code: i16) -> ApiVersionsResponse {
         let api_keys = HANDLED_APIS
             .iter()
-            .map(|r| ApiVersion::default().with_api_key(r.key as i16).with_min_version(r.min).with_max_version(r.max))
+            .map(|r| {
+                ApiVersion::default()
+                    .with_api_key(r.key as i16)
+                    .with_min_version(r.min)
+                    .with_max_version(r.max)
+            })
             .collect();
-        ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+        ApiVersionsResponse::default()
+            .with_error_code(error_code)
+            .with_api_keys(api_keys)
     }
 
-    fn api_versions(&self, request: &ApiVersionsRequest, version: i16) -> (ApiVersionsResponse, i16) {
+    fn api_versions(
+        &self,
+        request: &ApiVersionsRequest,
+        version: i16,
+    ) -> (ApiVersionsResponse, i16) {
         if version >= 3
             && (!valid_software_token(request.client_software_name.as_str())
                 || !valid_software_token(request.client_software_version.as_str()))

@@ -1,7 +1,9 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) and by timestamp through the
 //! time index.
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
@@ -14,7 +16,11 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 impl Broker {
-    pub(super) fn list_offsets(&self, request: ListOffsetsRequest, version: i16) -> (ListOffsetsResponse, i16) {
+    pub(super) fn list_offsets(
+        &self,
+        request: ListOffsetsRequest,
+        version: i16,
+    ) -> (ListOffsetsResponse, i16) {
         let mut seen = std::collections::HashSet::new();
         let topics: Vec<_> = request
             .topics
@@ -25,15 +31,21 @@ impl Broker {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let mut r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                        let mut r = ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index);
                         let duplicate = !seen.insert((t.name.0.clone(), p.partition_index));
                         let result = if duplicate {
-                            Err(ApiError::new(ResponseError::InvalidRequest, "partition listed twice"))
+                            Err(ApiError::new(
+                                ResponseError::InvalidRequest,
+                                "partition listed twice",
+                            ))
                         } else {
                             topic
                                 .as_ref()
                                 .and_then(|topic| topic.partition(p.partition_index))
-                                .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))
+                                .ok_or_else(|| {
+                                    ApiError::new(ResponseError::UnknownTopicOrPartition, "")
+                                })
                                 .and_then(|part| {
                                     check_leader_epoch(p.current_leader_epoch)?;
                                     let log = part.log.lock();
@@ -68,10 +80,16 @@ impl Broker {
                         r
                     })
                     .collect();
-                ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
             })
             .collect();
-        let code = first_error(topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+        let code = first_error(
+            topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        );
         (ListOffsetsResponse::default().with_topics(topics), code)
     }
 }

@@ -17,7 +17,7 @@ use crate::topics::config;
 impl Broker {
     pub(super) fn produce(&self, request: ProduceRequest, version: i16) -> (ProduceResponse, i16) {
         let acks_error = match request.acks {
-            -1 | 0 | 1 => None,
+            -1..=1 => None,
             other => Some(ApiError::new(
                 ResponseError::InvalidRequiredAcks,
                 format!("acks must be -1, 0 or 1, got {other}"),
@@ -32,9 +32,13 @@ impl Broker {
                 let result = match (&acks_error, &topic) {
                     (Some(e), _) => Err(e.clone()),
                     (None, None) => Err(ApiError::new(ResponseError::UnknownTopicOrPartition, "")),
-                    (None, Some(topic)) => {
-                        self.append(topic, pd.index, pd.records.as_deref(), request.acks, request.transactional_id.is_some())
-                    }
+                    (None, Some(topic)) => self.append(
+                        topic,
+                        pd.index,
+                        pd.records.as_deref(),
+                        request.acks,
+                        request.transactional_id.is_some(),
+                    ),
                 };
                 let mut r = PartitionProduceResponse::default().with_index(pd.index);
                 match result {
@@ -58,12 +62,20 @@ impl Broker {
                 }
                 partitions.push(r);
             }
-            responses.push(TopicProduceResponse::default().with_name(topic_data.name).with_partition_responses(partitions));
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(topic_data.name)
+                    .with_partition_responses(partitions),
+            );
         }
         if any_appended {
             self.registry.appended.notify_waiters();
         }
-        let code = first_error(responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
+        let code = first_error(
+            responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
+        );
         (ProduceResponse::default().with_responses(responses), code)
     }
 
@@ -80,22 +92,34 @@ impl Broker {
             .partition(index)
             .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
         let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
-            ApiError::new(ResponseError::InvalidRecord, "a produce request must carry one record batch")
+            ApiError::new(
+                ResponseError::InvalidRecord,
+                "a produce request must carry one record batch",
+            )
         })?;
         let (max_bytes, min_isr) = {
             let overrides = topic.configs.read();
             let broker = self.registry.broker();
-            (config::max_message_bytes(&overrides, broker), config::min_insync_replicas(&overrides, broker))
+            (
+                config::max_message_bytes(&overrides, broker),
+                config::min_insync_replicas(&overrides, broker),
+            )
         };
         if records.len() > max_bytes {
             return Err(ApiError::new(
                 ResponseError::MessageTooLarge,
-                format!("batch of {} bytes exceeds max.message.bytes {max_bytes}", records.len()),
+                format!(
+                    "batch of {} bytes exceeds max.message.bytes {max_bytes}",
+                    records.len()
+                ),
             ));
         }
         let header = batch::validate_produce_batch(records)?;
         if transactional || header.is_transactional() || header.is_control() {
-            return Err(ApiError::new(ResponseError::InvalidTxnState, "transactions are not supported yet"));
+            return Err(ApiError::new(
+                ResponseError::InvalidTxnState,
+                "transactions are not supported yet",
+            ));
         }
         // One broker is the whole ISR.
         if acks == -1 && min_isr > 1 {
@@ -108,6 +132,10 @@ impl Broker {
         let info = log.append(records, LEADER_EPOCH, now_ms())?;
         partition.update_gauges(&log);
         self.metrics.produce_bytes.inc_by(records.len() as u64);
-        Ok((info.base_offset, info.log_append_time, log.log_start_offset()))
+        Ok((
+            info.base_offset,
+            info.log_append_time,
+            log.log_start_offset(),
+        ))
     }
 }

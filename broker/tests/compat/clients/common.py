@@ -4,7 +4,7 @@ The driver scripts run inside a client's own virtualenv (for example kafka-pytho
 module must only use the standard library and must work on every Python the venvs use.
 
 Record files are JSON lines written by the tests; one object per record:
-    {"k": hex or null, "v": hex or null, "h": [[name, hex], ...], "ts": ms or null, "p": int or null}
+    {"k": hex|null, "v": hex|null, "h": [[name, hex], ...], "ts": ms|null, "p": int|null}
 """
 
 import json

@@ -1,8 +1,8 @@
 """confluent-kafka (librdkafka) driver for the compat tests.
 
     python confluent_client.py produce --bootstrap H:P --topic T --records FILE [--acks all]
-        [--compression none|gzip|snappy|lz4|zstd] [--linger-ms N]
-    python confluent_client.py consume --bootstrap H:P --topic T --partitions N
+        [--compression none|gzip|snappy|lz4|zstd] [--linger-ms N] [--rate RECORDS_PER_S]
+    python confluent_client.py consume --bootstrap H:P --topic T --partitions N [--start-offset O]
     python confluent_client.py offsets --bootstrap H:P --topic T --partitions N [--times T1,T2]
     python confluent_client.py admin --op create-topic|create-partitions|delete-topic|
         describe-config|list-topics --bootstrap H:P [--topic T] [--partitions N] [--config k=v]
@@ -14,6 +14,7 @@ COMPAT_RDKAFKA_DEBUG=protocol,broker,... turns on librdkafka debug contexts.
 import argparse
 import os
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -22,11 +23,14 @@ import confluent_kafka  # noqa: E402
 from confluent_kafka import (  # noqa: E402
     OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition)
 from confluent_kafka.admin import (  # noqa: E402
-    AdminClient, ConfigResource, NewPartitions, NewTopic)
+    AdminClient, ConfigResource, ConfigSource, NewPartitions, NewTopic)
 
 from common import Deadline, emit, load_records, log, tohex, unhex  # noqa: E402
 
-CLIENT = {"client": "confluent-kafka", "version": confluent_kafka.version()[0],
+_v = confluent_kafka.version()  # a (str, int) tuple in older releases, a str in 2.16
+CLIENT = {"client": "confluent-kafka",
+          "version": getattr(confluent_kafka, "__version__", None)
+          or (_v[0] if isinstance(_v, tuple) else _v),
           "librdkafka": confluent_kafka.libversion()[0]}
 
 client_errors = []
@@ -58,8 +62,10 @@ def produce(a):
     conf = base_conf(a)
     conf.update({"acks": a.acks, "linger.ms": a.linger_ms, "compression.type": a.compression,
                  "message.timeout.ms": int(a.timeout * 1000)})
+    conf.update(kv.split("=", 1) for kv in a.set)
     producer = Producer(conf)
     results = [None] * len(records)
+    acked = [0]
 
     def on_delivery(i):
         def cb(err, msg):
@@ -68,9 +74,18 @@ def produce(a):
             else:
                 results[i] = {"p": msg.partition(), "o": msg.offset(), "ts": msg.timestamp()[1],
                               "ts_type": msg.timestamp()[0]}
+                acked[0] += 1
+                if acked[0] % 500 == 0:
+                    log("progress acked=%d" % acked[0])
         return cb
 
+    start = time.monotonic()
     for i, r in enumerate(records):
+        if a.rate and i % 50 == 0:
+            # Pacing (not synchronisation): stay at --rate records per second.
+            ahead = i / a.rate - (time.monotonic() - start)
+            if ahead > 0:
+                producer.poll(ahead)
         kw = dict(value=unhex(r.get("v")), key=unhex(r.get("k")), on_delivery=on_delivery(i))
         if r.get("h"):
             kw["headers"] = [(h[0], unhex(h[1])) for h in r["h"]]
@@ -97,6 +112,8 @@ def new_consumer(a):
     conf.update({"group.id": "samsa-compat-%s" % uuid.uuid4().hex[:8],
                  "enable.auto.commit": False, "enable.auto.offset.store": False,
                  "enable.partition.eof": True, "auto.offset.reset": "earliest"})
+    if a.max_partition_fetch_bytes:
+        conf["max.partition.fetch.bytes"] = a.max_partition_fetch_bytes
     return Consumer(conf)
 
 
@@ -106,8 +123,10 @@ def consume(a):
     watermarks = {}
     for p in range(a.partitions):
         watermarks[p] = consumer.get_watermark_offsets(TopicPartition(a.topic, p), timeout=15)
-    consumer.assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in range(a.partitions)])
-    next_off = {p: watermarks[p][0] for p in watermarks}
+    start = OFFSET_BEGINNING if a.start_offset is None else a.start_offset
+    consumer.assign([TopicPartition(a.topic, p, start) for p in range(a.partitions)])
+    next_off = {p: watermarks[p][0] if a.start_offset is None else a.start_offset
+                for p in watermarks}
     out, fetch_errors = [], []
     while not all(next_off[p] >= watermarks[p][1] for p in watermarks) and not deadline.passed():
         for m in consumer.consume(num_messages=1000, timeout=0.5):
@@ -146,6 +165,13 @@ def offsets(a):
               client_errors=client_errors))
 
 
+def source_name(s):
+    try:
+        return ConfigSource(s).name
+    except ValueError:
+        return str(s)
+
+
 def admin(a):
     ad = AdminClient(base_conf(a))
     res = {"op": a.op}
@@ -168,7 +194,7 @@ def admin(a):
             r = ConfigResource(ConfigResource.Type.TOPIC, a.topic)
             entries = ad.describe_configs([r], request_timeout=15)[r].result(timeout=30)
             res["configs"] = {
-                name: {"value": e.value, "source": getattr(e.source, "name", str(e.source)),
+                name: {"value": e.value, "source": source_name(e.source),
                        "is_default": e.is_default, "is_read_only": e.is_read_only,
                        "is_sensitive": e.is_sensitive}
                 for name, e in entries.items()}
@@ -200,11 +226,15 @@ def main():
     p.add_argument("--acks", default="all")
     p.add_argument("--compression", default="none")
     p.add_argument("--linger-ms", type=int, default=5)
+    p.add_argument("--rate", type=float, default=0, help="records per second (0: no limit)")
     p.add_argument("--partitions", type=int, default=1)
     p.add_argument("--replication-factor", type=int, default=1)
-    p.add_argument("--config", action="append", default=[])
+    p.add_argument("--config", action="append", default=[], help="topic config (admin)")
+    p.add_argument("--set", action="append", default=[], help="producer setting k=v")
     p.add_argument("--op")
     p.add_argument("--times", default="")
+    p.add_argument("--max-partition-fetch-bytes", type=int)
+    p.add_argument("--start-offset", type=int, help="consume from this offset, not the start")
     p.add_argument("--timeout", type=float, default=60.0)
     a = p.parse_args()
     log("%s %s (librdkafka %s) mode=%s op=%s" % (CLIENT["client"], CLIENT["version"],

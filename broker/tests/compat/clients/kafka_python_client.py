@@ -3,6 +3,7 @@
     python kafka_python_client.py produce --bootstrap H:P --topic T --records FILE [--acks all|1|0]
         [--compression none|gzip|...] [--linger-ms N]
     python kafka_python_client.py consume --bootstrap H:P --topic T --partitions N
+        [--start-offset O]
     python kafka_python_client.py offsets --bootstrap H:P --topic T --partitions N [--times T1,T2]
 
 Prints one JSON object on stdout; diagnostics go to stderr. Producer configs are otherwise the
@@ -34,6 +35,8 @@ def produce(a):
                request_timeout_ms=30000)
     if a.compression != "none":
         cfg["compression_type"] = a.compression
+    if a.idempotence != "default":  # kafka-python 2.0.2 has no such setting
+        cfg["enable_idempotence"] = a.idempotence == "on"
     producer = KafkaProducer(**cfg)
     futures = []
     for r in records:
@@ -57,19 +60,25 @@ def produce(a):
 
 
 def new_consumer(a):
-    return KafkaConsumer(bootstrap_servers=a.bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", request_timeout_ms=30000,
-                         fetch_max_wait_ms=200)
+    cfg = dict(bootstrap_servers=a.bootstrap, group_id=None, enable_auto_commit=False,
+               auto_offset_reset="earliest", request_timeout_ms=30000, fetch_max_wait_ms=200)
+    if a.max_partition_fetch_bytes:
+        cfg["max_partition_fetch_bytes"] = a.max_partition_fetch_bytes
+    return KafkaConsumer(**cfg)
 
 
 def consume(a):
     consumer = new_consumer(a)
     tps = [TopicPartition(a.topic, p) for p in range(a.partitions)]
     consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
     begins = consumer.beginning_offsets(tps)
     ends = consumer.end_offsets(tps)
-    next_off = {tp: begins[tp] for tp in tps}
+    if a.start_offset is None:
+        consumer.seek_to_beginning(*tps)
+    else:
+        for tp in tps:
+            consumer.seek(tp, a.start_offset)
+    next_off = {tp: begins[tp] if a.start_offset is None else a.start_offset for tp in tps}
     out = []
     deadline = Deadline(a.timeout)
     while not all(next_off[tp] >= ends[tp] for tp in tps) and not deadline.passed():
@@ -112,9 +121,12 @@ def main():
     p.add_argument("--records")
     p.add_argument("--acks", default="all")
     p.add_argument("--compression", default="none")
+    p.add_argument("--idempotence", choices=["default", "on", "off"], default="default")
     p.add_argument("--linger-ms", type=int, default=5)
     p.add_argument("--partitions", type=int, default=1)
     p.add_argument("--times", default="")
+    p.add_argument("--max-partition-fetch-bytes", type=int)
+    p.add_argument("--start-offset", type=int, help="consume from this offset, not the start")
     p.add_argument("--timeout", type=float, default=60.0)
     a = p.parse_args()
     logging.basicConfig(level=os.environ.get("COMPAT_CLIENT_LOG", "WARNING"), stream=sys.stderr,

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# Build the upstream binaries the e2e cluster needs, from the Go module proxy, with version
+# stamps, into a cache outside the repository; link them into e2e/.bin/.
+#
+#   e2e/build-binaries.sh [component...]     components: etcd kubernetes helm coredns (default: all)
+#
+# Idempotent: a binary whose pinned version (and Go toolchain) is already built and answers its
+# version check is skipped. Versions are pinned in e2e/versions.env.
+#
+# Environment:
+#   SAMSA_CACHE     cache root (default ~/.cache/samsa); binaries go to $SAMSA_CACHE/k8s-bin/<stamp>/
+#   SAMSA_NICE      niceness for the compilers (default 19)
+#   K8S_BINARIES    space-separated subset of the Kubernetes binaries to build
+#   FORCE=1         rebuild even when cached
+set -euo pipefail
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$E2E_DIR/versions.env"
+
+CACHE="${SAMSA_CACHE:-$HOME/.cache/samsa}"
+BIN_ROOT="$CACHE/k8s-bin"
+WORK_ROOT="$CACHE/k8s-build"
+LINK_DIR="$E2E_DIR/.bin"
+NICE="${SAMSA_NICE:-19}"
+FORCE="${FORCE:-0}"
+: "${K8S_BINARIES:=kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet}"
+
+# Never let the go command fetch a newer toolchain: dependencies' `toolchain` lines ask for one.
+export GOTOOLCHAIN=local
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false"
+
+command -v go >/dev/null || { echo "build-binaries: go is not installed" >&2; exit 1; }
+GO_VERSION="$(go env GOVERSION)"
+TIMES_LOG="$BIN_ROOT/build-times.log"
+mkdir -p "$BIN_ROOT" "$WORK_ROOT" "$LINK_DIR"
+
+log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[build-binaries] ERROR: %s\n' "$*" >&2; exit 1; }
+gobuild() { nice -n "$NICE" go "$@"; }
+
+# link NAME DIR: point e2e/.bin/NAME at DIR/NAME.
+link() { ln -sfn "$2/$1" "$LINK_DIR/$1"; }
+
+# stamp_ok DIR NAME STAMP: the binary exists, was built with STAMP, and is executable.
+stamp_ok() {
+  [[ "$FORCE" != 1 && -x "$1/$2" && -f "$1/.stamp-$2" ]] && [[ "$(cat "$1/.stamp-$2")" == "$3" ]]
+}
+
+# record NAME VERSION SECONDS: append to the build-time log.
+record() {
+  printf '%s\t%s\t%s\t%ss\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$3" "$GO_VERSION" >>"$TIMES_LOG"
+}
+
+# verify NAME EXPECTED CMD...: run the version command, require EXPECTED in its output.
+verify() {
+  local name="$1" want="$2" out
+  shift 2
+  if ! out="$("$@" 2>&1)"; then
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+  if [[ "$out" != *"$want"* ]]; then
+    printf '%s: version output does not mention %s:\n%s\n' "$name" "$want" "$out" >&2
+    return 1
+  fi
+  log "  $name: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)"
+}
+
+TOTAL_START=$SECONDS
+BUILT=()
+SKIPPED=()
+
+# ---------------------------------------------------------------------------------------------
+# etcd (+ etcdctl): a throwaway main module calling etcdmain.Main.
+etcd_prepare_module() {
+  local ver="$1" work="$2"
+  if [[ -f "$work/go.sum" && -f "$work/.prepared" && "$(cat "$work/.prepared")" == "$ver $GO_VERSION" ]]; then
+    return
+  fi
+  log "etcd $ver: preparing build module in $work"
+  rm -rf "$work" && mkdir -p "$work/etcd"
+  cat >"$work/go.mod" <<EOF
+module samsa.local/e2e/etcd
+
+go 1.24.0
+
+require (
+	go.etcd.io/etcd/etcdctl/v3 $ver
+	go.etcd.io/etcd/server/v3 $ver
+)
+EOF
+  cat >"$work/etcd/main.go" <<'EOF'
+// Command etcd runs the etcd server from the published Go module.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  cat >"$work/tools.go" <<'EOF'
+//go:build tools
+
+// Package tools pins etcdctl, built from this module too.
+package tools
+
+import _ "go.etcd.io/etcd/etcdctl/v3"
+EOF
+  (cd "$work" && gobuild mod tidy)
+  echo "$ver $GO_VERSION" >"$work/.prepared"
+}
+
+build_etcd() {
+  local ver="$ETCD_VERSION" dir="$BIN_ROOT/etcd-$ETCD_VERSION" work="$WORK_ROOT/etcd-$ETCD_VERSION"
+  local stamp="etcd $ver $GO_VERSION" plain="${ver#v}"
+  local ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-${ver}"
+  mkdir -p "$dir"
+  local b pkg want vcmd
+  for b in etcd etcdctl; do
+    if [[ "$b" == etcd ]]; then
+      pkg=./etcd want="etcd Version: $plain" vcmd=--version
+    else
+      pkg=go.etcd.io/etcd/etcdctl/v3 want="etcdctl version: $plain" vcmd=version
+    fi
+    if stamp_ok "$dir" "$b" "$stamp" && "$dir/$b" "$vcmd" 2>/dev/null | grep -q "$want"; then
+      log "$b $ver: cached in $dir, skipping"
+      SKIPPED+=("$b")
+    else
+      log "$b $ver: building"
+      local t0=$SECONDS
+      etcd_prepare_module "$ver" "$work"
+      (cd "$work" && CGO_ENABLED=0 gobuild build -trimpath -ldflags "$ldflags" -o "$dir/$b.new" "$pkg")
+      mv -f "$dir/$b.new" "$dir/$b"
+      verify "$b" "$want" "$dir/$b" "$vcmd" || die "$b failed its version check"
+      echo "$stamp" >"$dir/.stamp-$b"
+      local dt=$((SECONDS - t0))
+      log "$b $ver: built in ${dt}s"
+      record "$b" "$ver" "$dt"
+      BUILT+=("$b ${dt}s")
+    fi
+    link "$b" "$dir"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes: a throwaway module requiring k8s.io/kubernetes with every staging module replaced
+# by its published v0.Y.Z.
+k8s_prepare_module() {
+  local ver="$1" work="$2" staging_ver="v0.${1#v1.}"
+  if [[ -f "$work/go.sum" && -f "$work/.prepared" && "$(cat "$work/.prepared")" == "$ver $GO_VERSION" ]]; then
+    return
+  fi
+  log "kubernetes $ver: preparing build module in $work"
+  rm -rf "$work" && mkdir -p "$work"
+  local gomod
+  gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$ver" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  [[ -f "$gomod" ]] || die "could not download k8s.io/kubernetes@$ver"
+  local staging
+  staging="$(sed -n 's|^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/.*$|\1|p' "$gomod" | sort -u)"
+  [[ -n "$staging" ]] || die "no staging replacements found in $gomod"
+  {
+    printf 'module samsa.local/e2e/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$ver"
+    local m
+    for m in $staging; do printf '\t%s => %s %s\n' "$m" "$m" "$staging_ver"; done
+    printf ')\n'
+  } >"$work/go.mod"
+  {
+    printf '//go:build tools\n\n// Package tools pins the Kubernetes commands this module builds.\npackage tools\n\nimport (\n'
+    local b
+    for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet; do
+      printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$b"
+    done
+    printf ')\n'
+  } >"$work/tools.go"
+  local t0=$SECONDS
+  (cd "$work" && gobuild mod tidy)
+  echo "$ver $GO_VERSION" >"$work/.prepared"
+  log "kubernetes $ver: module ready ($(echo "$staging" | wc -l) staging modules replaced by $staging_ver) in $((SECONDS - t0))s"
+}
+
+k8s_version_check() {
+  local dir="$1" b="$2" ver="$3"
+  case "$b" in
+    kubectl) verify "$b" "$ver" "$dir/$b" version --client ;;
+    *) verify "$b" "Kubernetes $ver" "$dir/$b" --version ;;
+  esac
+}
+
+build_kubernetes() {
+  local ver="$K8S_VERSION" dir="$BIN_ROOT/kubernetes-$K8S_VERSION" work="$WORK_ROOT/kubernetes-$K8S_VERSION"
+  [[ "$ver" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "K8S_VERSION must look like v1.Y.Z, got $ver"
+  local minor="${BASH_REMATCH[1]}"
+  local stamp="kubernetes $ver $GO_VERSION"
+  mkdir -p "$dir"
+  local todo=() b
+  for b in $K8S_BINARIES; do
+    if stamp_ok "$dir" "$b" "$stamp" && k8s_version_check "$dir" "$b" "$ver" >/dev/null 2>&1; then
+      log "$b $ver: cached in $dir, skipping"
+      SKIPPED+=("$b")
+      link "$b" "$dir"
+    else
+      todo+=("$b")
+    fi
+  done
+  ((${#todo[@]})) || return 0
+  k8s_prepare_module "$ver" "$work"
+  # The build date is part of the stamp only once per version, so rebuilding one binary does
+  # not give it a different date from its siblings.
+  local build_date
+  if [[ -f "$dir/.build-date" ]]; then
+    build_date="$(cat "$dir/.build-date")"
+  else
+    build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "$build_date" >"$dir/.build-date"
+  fi
+  local ldflags="-s -w" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$ver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+  done
+  for b in "${todo[@]}"; do
+    local cgo=0
+    [[ "$b" == kubelet ]] && cgo=1
+    log "$b $ver: building (CGO_ENABLED=$cgo)"
+    local t0=$SECONDS
+    (cd "$work" && CGO_ENABLED=$cgo gobuild build -trimpath -ldflags "$ldflags" -o "$dir/$b.new" "k8s.io/kubernetes/cmd/$b")
+    mv -f "$dir/$b.new" "$dir/$b"
+    k8s_version_check "$dir" "$b" "$ver" || die "$b failed its version check"
+    echo "$stamp" >"$dir/.stamp-$b"
+    local dt=$((SECONDS - t0))
+    log "$b $ver: built in ${dt}s"
+    record "$b" "$ver" "$dt"
+    BUILT+=("$b ${dt}s")
+    link "$b" "$dir"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# helm and CoreDNS: plain `go install pkg@version` (neither module has replace directives).
+build_helm() {
+  local ver="$HELM_VERSION" dir="$BIN_ROOT/helm-$HELM_VERSION" stamp="helm $HELM_VERSION $GO_VERSION"
+  mkdir -p "$dir"
+  if stamp_ok "$dir" helm "$stamp" && "$dir/helm" version --short 2>/dev/null | grep -q "^$ver"; then
+    log "helm $ver: cached in $dir, skipping"
+    SKIPPED+=("helm")
+  else
+    log "helm $ver: building"
+    local t0=$SECONDS
+    # Helm's Makefile stamps the Kubernetes version it assumes for `helm template` and lint
+    # from its own client-go; do the same.
+    local gomod kmaj=1 kmin=20
+    gomod="$(cd "$WORK_ROOT" && go mod download -json "helm.sh/helm/v3@$ver" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+    local cg
+    cg="$(sed -n 's/^[[:space:]]*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -1)"
+    [[ -n "$cg" ]] && kmin="$cg"
+    local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$ver -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$kmaj -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kmin"
+    ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$kmaj -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kmin"
+    (cd "$WORK_ROOT" && GOBIN="$dir" CGO_ENABLED=0 gobuild install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$ver")
+    verify helm "$ver" "$dir/helm" version --short || die "helm failed its version check"
+    echo "$stamp" >"$dir/.stamp-helm"
+    local dt=$((SECONDS - t0))
+    log "helm $ver: built in ${dt}s"
+    record helm "$ver" "$dt"
+    BUILT+=("helm ${dt}s")
+  fi
+  link helm "$dir"
+}
+
+build_coredns() {
+  local ver="$COREDNS_VERSION" dir="$BIN_ROOT/coredns-$COREDNS_VERSION" stamp="coredns $COREDNS_VERSION $GO_VERSION"
+  mkdir -p "$dir"
+  if stamp_ok "$dir" coredns "$stamp" && "$dir/coredns" -version 2>/dev/null | grep -q "CoreDNS-${ver#v}"; then
+    log "coredns $ver: cached in $dir, skipping"
+    SKIPPED+=("coredns")
+  else
+    log "coredns $ver: building"
+    local t0=$SECONDS
+    (cd "$WORK_ROOT" && GOBIN="$dir" CGO_ENABLED=0 gobuild install -trimpath \
+      -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-$ver" \
+      "github.com/coredns/coredns@$ver")
+    verify coredns "CoreDNS-${ver#v}" "$dir/coredns" -version || die "coredns failed its version check"
+    echo "$stamp" >"$dir/.stamp-coredns"
+    local dt=$((SECONDS - t0))
+    log "coredns $ver: built in ${dt}s"
+    record coredns "$ver" "$dt"
+    BUILT+=("coredns ${dt}s")
+  fi
+  link coredns "$dir"
+}
+
+# ---------------------------------------------------------------------------------------------
+components=("$@")
+((${#components[@]})) || components=(etcd kubernetes helm coredns)
+log "go $GO_VERSION; cache $BIN_ROOT; links in $LINK_DIR"
+log "versions: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION"
+for c in "${components[@]}"; do
+  case "$c" in
+    etcd) build_etcd ;;
+    kubernetes | k8s) build_kubernetes ;;
+    helm) build_helm ;;
+    coredns) build_coredns ;;
+    *) die "unknown component '$c' (want: etcd kubernetes helm coredns)" ;;
+  esac
+done
+
+log "done in $((SECONDS - TOTAL_START))s; built: ${BUILT[*]:-nothing}; cached: ${SKIPPED[*]:-nothing}"
+log "binaries: $(du -sh "$BIN_ROOT" | cut -f1) in $BIN_ROOT"
