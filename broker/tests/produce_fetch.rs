@@ -234,23 +234,18 @@ async fn bad_produce_requests_get_kafka_error_codes_and_append_nothing() {
     );
 
     // Produce v2 is advertised for librdkafka's sake but refused with UNSUPPORTED_VERSION.
-    let mut legacy = bytes::BytesMut::new();
+    // Produce v2 body: acks, timeout, [topic "p", [partition 0, empty message set]].
+    let mut body = bytes::BytesMut::new();
     use bytes::BufMut;
-    legacy.put_i16(0);
-    legacy.put_i16(2);
-    legacy.put_i32(99);
-    legacy.put_i16(-1);
-    legacy.put_i16(1);
-    legacy.put_i32(1000);
-    legacy.put_i32(1);
-    legacy.put_i16(1);
-    legacy.put_slice(b"p");
-    legacy.put_i32(1);
-    legacy.put_i32(0);
-    legacy.put_i32(0);
-    let mut framed = bytes::BytesMut::new();
-    framed.put_i32(legacy.len() as i32);
-    framed.put_slice(&legacy);
+    body.put_i16(1);
+    body.put_i32(1000);
+    body.put_i32(1);
+    body.put_i16(1);
+    body.put_slice(b"p");
+    body.put_i32(1);
+    body.put_i32(0);
+    body.put_i32(0);
+    let framed = common::raw_frame(0, 2, 99, &body);
     c.write_raw(&framed).await.unwrap();
     let f = c.read_frame().await.unwrap();
     // corr(4) n(4) name(2+1) n(4) partition(4) error(2)
@@ -264,16 +259,7 @@ async fn acks_zero_gets_no_response_but_is_appended() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path()).await;
     let mut c = RawClient::connect(b.kafka_addr).await;
-    let _ = c
-        .call(
-            4,
-            &MetadataRequest::default()
-                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-                )
-                .with_name(Some(TopicName(StrBytes::from_static_str("z"))))]))
-                .with_allow_auto_topic_creation(true),
-        )
-        .await;
+    common::auto_create(&mut c, "z").await;
     for _ in 0..3 {
         c.send(9, &produce_req("z", 0, 0, Some(batch(&[(None, b"v")], 1))))
             .await;
@@ -297,16 +283,7 @@ async fn fetch_long_polls_until_data_or_timeout() {
     let b = broker(dir.path()).await;
     let mut admin = RawClient::connect(b.kafka_addr).await;
     let mut consumer = RawClient::connect(b.kafka_addr).await;
-    let _ = admin
-        .call(
-            4,
-            &MetadataRequest::default()
-                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-                )
-                .with_name(Some(TopicName(StrBytes::from_static_str("lp"))))]))
-                .with_allow_auto_topic_creation(true),
-        )
-        .await;
+    common::auto_create(&mut admin, "lp").await;
     let fetch = |wait: i32| {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))

@@ -154,3 +154,34 @@ pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool
     }
     cond()
 }
+
+/// A topic name for requests.
+pub fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Creates `name` by asking for its metadata with auto-creation allowed.
+pub async fn auto_create(c: &mut RawClient, name: &str) {
+    use kafka_protocol::messages::{metadata_request::MetadataRequestTopic, MetadataRequest};
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(name)))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let resp = c.call(4, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0, "auto-creating {name}");
+}
+
+/// Wraps a request body (api key, version, correlation id, client id "x", then `body`) in a
+/// size-prefixed frame, for hand-made requests.
+pub fn raw_frame(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut f = BytesMut::new();
+    f.put_i32((2 + 2 + 4 + 3 + body.len()) as i32);
+    f.put_i16(api_key);
+    f.put_i16(version);
+    f.put_i32(correlation_id);
+    f.put_i16(1);
+    f.put_slice(b"x");
+    f.put_slice(body);
+    f.to_vec()
+}
