@@ -32,8 +32,8 @@ fi
 export SAMSA_BROKER_BIN
 
 set +e
-"$SAMSA_VENV_LATEST/bin/python" -m pytest -p no:cacheprovider -ra \
-    "$ROOT/broker/tests/compat" "$@"
+# Options (-ra, no cache dir) live in broker/tests/compat/pytest.ini.
+"$SAMSA_VENV_LATEST/bin/python" -m pytest "$ROOT/broker/tests/compat" "$@"
 rc=$?
 set -e
 exit "$rc"

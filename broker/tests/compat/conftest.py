@@ -10,6 +10,7 @@ never by bare sleeps.
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,10 +32,28 @@ def _cache_venv(kind):
     return cache / ("venv-compat-%s-py%d.%d" % (kind, sys.version_info[0], sys.version_info[1]))
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A bindable loopback port outside the kernel's ephemeral range, so that while the broker
+    is down for a restart no client connection can take its port as a local port."""
+    lo, hi = _ephemeral_range()
+    candidates = [p for p in range(10000, 30000) if not lo <= p <= hi] or [0]
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free loopback port found")
 
 
 def port_accepts(port):
@@ -82,6 +101,8 @@ class Broker:
         self.log_path = self.workdir / "broker.log"
         self.port = free_port()
         self.metrics_port = free_port()
+        while self.metrics_port == self.port:
+            self.metrics_port = free_port()
         self.node_id = node_id
         self.extra_args = list(extra_args)
         self.proc = None
