@@ -3,6 +3,8 @@
 
 mod common;
 
+use samsa_broker::server::now_ms;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,7 @@ async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
         .partition_client("rt", 1, UnknownTopicHandling::Error)
         .await
         .unwrap();
-    let base_ts = 1_700_000_000_000;
+    let base_ts = now_ms() - 10_000;
     let mut sent = Vec::new();
     for chunk in 0..10 {
         let records: Vec<Record> = (0..50)
@@ -142,7 +144,7 @@ async fn bad_produce_requests_get_kafka_error_codes_and_append_nothing() {
             .with_replication_factor(1),
     ]);
     assert_eq!(c.call(5, &create).await.topics[0].error_code, 0);
-    let good = batch(&[(Some(b"k"), b"v")], 1);
+    let good = batch(&[(Some(b"k"), b"v")], now_ms());
 
     let mut corrupt = good.to_vec();
     let last = corrupt.len() - 1;
@@ -180,7 +182,7 @@ async fn bad_produce_requests_get_kafka_error_codes_and_append_nothing() {
         87,
         "no records"
     );
-    let big = batch(&[(None, &[7u8; 3_000][..])], 1);
+    let big = batch(&[(None, &[7u8; 3_000][..])], now_ms());
     assert_eq!(
         produce_code(&mut c, &produce_req("p", 0, 1, Some(big)))
             .await
@@ -261,8 +263,11 @@ async fn acks_zero_gets_no_response_but_is_appended() {
     let mut c = RawClient::connect(b.kafka_addr).await;
     common::auto_create(&mut c, "z").await;
     for _ in 0..3 {
-        c.send(9, &produce_req("z", 0, 0, Some(batch(&[(None, b"v")], 1))))
-            .await;
+        c.send(
+            9,
+            &produce_req("z", 0, 0, Some(batch(&[(None, b"v")], now_ms()))),
+        )
+        .await;
     }
     // The next response on this connection is the ListOffsets answer, not a produce response.
     let req = ListOffsetsRequest::default().with_topics(vec![
@@ -313,7 +318,7 @@ async fn fetch_long_polls_until_data_or_timeout() {
     );
     // Data arrives while the fetch waits: it is answered with that data, well before the wait ends.
     let corr = consumer.send(11, &fetch(20_000)).await;
-    let produce = produce_req("lp", 0, 1, Some(batch(&[(None, b"wake")], 1)));
+    let produce = produce_req("lp", 0, 1, Some(batch(&[(None, b"wake")], now_ms())));
     assert_eq!(
         admin.call(9, &produce).await.responses[0].partition_responses[0].error_code,
         0

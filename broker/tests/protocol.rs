@@ -3,6 +3,8 @@
 
 mod common;
 
+use samsa_broker::server::now_ms;
+
 use bytes::{BufMut, BytesMut};
 use common::{broker, RawClient};
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
@@ -93,7 +95,7 @@ async fn every_advertised_version_is_answered() {
         .with_num_partitions(2)
         .with_replication_factor(1)]);
     assert_eq!(c.call(7, &create).await.topics[0].error_code, 0);
-    let batch = common::batch(&[(Some(b"k"), b"v")], 1_700_000_000_000);
+    let batch = common::batch(&[(Some(b"k"), b"v")], now_ms());
 
     for v in 0..=12 {
         let mut req = MetadataRequest::default().with_topics(Some(vec![

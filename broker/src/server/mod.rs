@@ -144,9 +144,14 @@ async fn accept_loop(
     let _ = tokio::task::spawn_blocking(on_shutdown).await;
 }
 
+/// Delay before the first retention check after start.
+const INITIAL_TASK_DELAY: Duration = Duration::from_secs(30);
+
 async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver<bool>) {
     let retention_every = Duration::from_millis(registry.broker().log_retention_check_interval_ms);
-    let mut retention = tokio::time::interval(retention_every);
+    // Like Kafka's initial task delay: the first check runs a while after start.
+    let first_check = tokio::time::Instant::now() + retention_every.min(INITIAL_TASK_DELAY);
+    let mut retention = tokio::time::interval_at(first_check, retention_every);
     let mut flush = tokio::time::interval(Duration::from_millis(500));
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -106,7 +106,8 @@ impl RawClient {
     }
 }
 
-/// Builds one uncompressed v2 record batch holding `records` as (key, value) pairs.
+/// Builds one uncompressed v2 record batch holding `records` as (key, value) pairs. Use recent
+/// timestamps: retention (7 days by default) deletes older data.
 pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
