@@ -1,0 +1,3 @@
+module samsa.local/e2e/pause
+
+go 1.24.0
