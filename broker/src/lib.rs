@@ -7,6 +7,7 @@
 pub mod config;
 pub mod log;
 pub mod metrics;
+pub mod producer;
 pub mod protocol;
 pub mod server;
 pub mod topics;

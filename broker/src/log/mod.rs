@@ -239,6 +239,19 @@ impl Log {
         self.sealed.len() + 1
     }
 
+    /// Calls `f` with the header of every stored batch, oldest first (headers only: one small
+    /// positional read per batch). Used to rebuild producer state at start.
+    pub fn for_each_batch_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+        for segment in self.segments() {
+            let mut position = 0u64;
+            while let Some(header) = segment.read_header_at(position)? {
+                f(&header);
+                position += header.total_len() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// All segments, oldest first.
     fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.sealed.values().chain(std::iter::once(&self.active))

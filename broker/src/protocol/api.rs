@@ -37,6 +37,7 @@ pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// Produce versions below this are advertised (for librdkafka's feature detection) but answered

@@ -4,6 +4,7 @@ use kafka_protocol::ResponseError;
 
 use crate::log::batch::BatchError;
 use crate::log::LogError;
+use crate::producer::SequenceError;
 use crate::topics::TopicError;
 
 /// An error a client sees: a Kafka error code and a message (sent where the API has a field
@@ -51,6 +52,16 @@ impl From<BatchError> for ApiError {
             ResponseError::CorruptMessage
         } else {
             ResponseError::InvalidRecord
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<SequenceError> for ApiError {
+    fn from(e: SequenceError) -> Self {
+        let code = match e {
+            SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+            SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
         };
         ApiError::new(code, e.to_string())
     }

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::log::{Log, LogError};
 use crate::metrics::{Metrics, PartitionGauges};
+use crate::producer::{ProducerIdAllocator, ProducerStates};
 use store::{MetaFile, TopicRecord};
 
 /// Longest legal topic name, as Kafka.
@@ -100,6 +101,9 @@ pub struct Partition {
     pub index: i32,
     /// The log. Appends and reads take this lock; reads are positional and short.
     pub log: Mutex<Log>,
+    /// Idempotent producers of this partition. Taken only while holding `log`, so that the
+    /// sequence check and the append are one step.
+    pub producers: Mutex<ProducerStates>,
     /// Gauges of this partition.
     pub gauges: PartitionGauges,
 }
@@ -154,6 +158,8 @@ pub struct TopicRegistry {
     metrics: Arc<Metrics>,
     /// Woken after every append, for long-polling fetches.
     pub appended: Notify,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: ProducerIdAllocator,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
@@ -190,12 +196,13 @@ impl TopicRegistry {
         }
         let registry = TopicRegistry {
             broker,
-            data_dir,
+            data_dir: data_dir.clone(),
             cluster_id: meta.cluster_id.clone(),
             topics: RwLock::new(BTreeMap::new()),
             change: Mutex::new(()),
             metrics,
             appended: Notify::new(),
+            producer_ids: ProducerIdAllocator::open(&data_dir)?,
         };
         let mut topics = BTreeMap::new();
         for rec in &meta.topics {
@@ -229,10 +236,16 @@ impl TopicRegistry {
     ) -> Result<Arc<Partition>, TopicError> {
         let log_config = config::log_config(overrides, &self.broker);
         let log = Log::open(partition_dir(&self.data_dir, topic, index), log_config)?;
+        let mut producers = ProducerStates::default();
+        log.for_each_batch_header(|h| producers.record(h))?;
+        if !producers.is_empty() {
+            tracing::info!(topic = %topic, partition = index, producers = producers.len(), "rebuilt producer state from the log");
+        }
         let p = Partition {
             topic: topic.clone(),
             index,
             log: Mutex::new(log),
+            producers: Mutex::new(producers),
             gauges: self.metrics.partition(topic, index),
         };
         p.update_gauges(&p.log.lock());

@@ -109,6 +109,17 @@ impl RawClient {
 /// Builds one uncompressed v2 record batch holding `records` as (key, value) pairs. Use recent
 /// timestamps: retention (7 days by default) deletes older data.
 pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
+    producer_batch(records, timestamp, -1, -1, -1)
+}
+
+/// Like [`batch`], from an idempotent producer: producer id, epoch and base sequence.
+pub fn producer_batch(
+    records: &[(Option<&[u8]>, &[u8])],
+    timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -120,11 +131,15 @@ pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: if base_sequence < 0 {
+                -1
+            } else {
+                base_sequence + i as i32
+            },
             timestamp: timestamp + i as i64,
             key: k.map(Bytes::copy_from_slice),
             value: Some(Bytes::copy_from_slice(v)),

@@ -268,10 +268,6 @@ KNOWN_BROKER_GAPS = {
         "F1: FindCoordinator not advertised, librdkafka disables LZ4 and sends uncompressed",
     "test_kcat.py::test_kcat_compressed_survive_kill9[lz4]":
         "F1: FindCoordinator not advertised, librdkafka disables LZ4 and sends uncompressed",
-    "test_kafka_python.py::test_roundtrip_survives_kill9[kafka-python-latest-acks_all]":
-        "F2: InitProducerId not advertised, kafka-python 3.x's default idempotent producer fails",
-    "test_kafka_python.py::test_roundtrip_survives_kill9[kafka-python-latest-gzip_acks_all]":
-        "F2: InitProducerId not advertised, kafka-python 3.x's default idempotent producer fails",
 }
 
 

@@ -9,6 +9,7 @@ mod fetch;
 mod metadata;
 mod offsets;
 mod produce;
+mod producer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +56,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeConfigs => "DescribeConfigs",
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::InitProducerId => "InitProducerId",
         _ => "Other",
     }
 }
@@ -181,6 +183,14 @@ impl Broker {
                         (
                             ApiKey::IncrementalAlterConfigs,
                             Some(ResponseKind::IncrementalAlterConfigs(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::InitProducerId(r) => {
+                        let (b, c) = self.init_producer_id(r);
+                        (
+                            ApiKey::InitProducerId,
+                            Some(ResponseKind::InitProducerId(b)),
                             c,
                         )
                     }

@@ -9,7 +9,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{first_error, Broker, LEADER_EPOCH};
-use crate::log::batch;
+use crate::log::{batch, BatchHeader};
+use crate::producer::SequenceCheck;
 use crate::protocol::errors::ApiError;
 use crate::server::now_ms;
 use crate::topics::config;
@@ -129,7 +130,18 @@ impl Broker {
             ));
         }
         let mut log = partition.log.lock();
+        let mut producers = partition.producers.lock();
+        if let SequenceCheck::Duplicate { base_offset } = producers.check(&header)? {
+            tracing::debug!(topic = %partition.topic, partition = index, producer_id = header.producer_id,
+                base_sequence = header.base_sequence, base_offset, "duplicate batch answered with its original offset");
+            return Ok((base_offset, None, log.log_start_offset()));
+        }
         let info = log.append(records, LEADER_EPOCH, now_ms())?;
+        producers.record(&BatchHeader {
+            base_offset: info.base_offset,
+            ..header
+        });
+        drop(producers);
         partition.update_gauges(&log);
         self.metrics.produce_bytes.inc_by(records.len() as u64);
         Ok((
