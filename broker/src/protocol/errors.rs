@@ -79,10 +79,40 @@ impl From<LogError> for ApiError {
     }
 }
 
-/// A short label for metrics: "none" or the error's name.
-pub fn label(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "none".to_string(),
-        Some(e) => format!("{e}"),
+/// A short label for metrics: "none" or the error's name. Labels of the codes Kafka defines
+/// are built once; this runs for every request.
+pub fn label(code: i16) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    use std::sync::OnceLock;
+    const FIRST: i16 = -1;
+    const LAST: i16 = 200;
+    static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| {
+        (FIRST..=LAST)
+            .map(|c| match ResponseError::try_from_code(c) {
+                None => "none".to_string(),
+                Some(e) => e.to_string(),
+            })
+            .collect()
+    });
+    match usize::try_from(i32::from(code) - i32::from(FIRST))
+        .ok()
+        .and_then(|i| labels.get(i))
+    {
+        Some(l) => Cow::Borrowed(l.as_str()),
+        None => Cow::Owned(format!("code_{code}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn labels_name_kafka_errors() {
+        assert_eq!(label(0), "none");
+        assert_eq!(label(3), "UnknownTopicOrPartition");
+        assert_eq!(label(-1), "UnknownServerError");
+        assert_eq!(label(i16::MAX), "code_32767");
     }
 }
