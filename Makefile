@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: run test deps fmt-check lint unit compat fuzz-frame fuzz-batch build
+.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind fuzz-frame fuzz-batch build
 
 ## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
 run:
@@ -12,7 +12,7 @@ build:
 	$(CARGO) build -p samsa-broker --bin samsa-broker
 
 ## Install what the tests need (idempotent), then run every test.
-test: deps fmt-check lint unit compat
+test: deps fmt-check lint unit compat e2e
 
 deps:
 	./scripts/test-deps.sh
@@ -28,6 +28,15 @@ unit:
 
 compat: build
 	./scripts/compat-tests.sh
+
+## End to end on a real Kubernetes built from upstream sources (containerd node, no Docker);
+## with SAMSA_E2E_EXISTING=1 and KUBECONFIG set, against that cluster instead. See e2e/README.md.
+e2e:
+	./e2e/run.sh
+
+## The kind path, where a Docker engine exists (untested here).
+e2e-kind:
+	./e2e/kind.sh
 
 ## Fuzzing (not part of `make test`; needs a nightly toolchain and cargo-fuzz).
 fuzz-frame:

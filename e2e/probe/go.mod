@@ -1,0 +1,3 @@
+module samsa.local/e2e/probe
+
+go 1.24.0
