@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind fuzz-frame fuzz-batch build
+.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build
 
 ## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
 run:
@@ -37,6 +37,11 @@ e2e:
 ## The kind path, where a Docker engine exists (untested here).
 e2e-kind:
 	./e2e/kind.sh
+
+## Samsa vs Apache Kafka on this machine (not part of `make test`); results in target/bench/.
+## `make bench BENCH_ARGS=--quick` for a short smoke run.
+bench:
+	./broker/bench/run.sh $(BENCH_ARGS)
 
 ## Fuzzing (not part of `make test`; needs a nightly toolchain and cargo-fuzz).
 fuzz-frame:
