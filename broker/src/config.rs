@@ -115,6 +115,28 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(i32).range(1..))]
     pub min_insync_replicas: i32,
 
+    /// Partitions of the internal __consumer_offsets topic, fixed when it is first created
+    /// (offsets.topic.num.partitions).
+    #[arg(long, env = "SAMSA_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub offsets_topic_num_partitions: i32,
+
+    /// How long the first rebalance of an empty group waits for more members to join
+    /// (group.initial.rebalance.delay.ms).
+    #[arg(long, env = "SAMSA_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub group_initial_rebalance_delay_ms: i64,
+
+    /// Smallest session timeout a group member may ask for (group.min.session.timeout.ms).
+    #[arg(long, env = "SAMSA_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_min_session_timeout_ms: i32,
+
+    /// Largest session timeout a group member may ask for (group.max.session.timeout.ms).
+    #[arg(long, env = "SAMSA_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_max_session_timeout_ms: i32,
+
     /// Log filter in tracing's EnvFilter syntax (e.g. "info", "samsa_broker=debug").
     #[arg(long, env = "SAMSA_LOG", default_value = "info")]
     pub log: String,

@@ -5,6 +5,7 @@
 //! table of served APIs and the mapping of errors to Kafka codes.
 
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod producer;

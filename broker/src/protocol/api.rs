@@ -38,6 +38,17 @@ pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::FindCoordinator, 0, 4),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 8),
+    api(ApiKey::OffsetFetch, 1, 8),
+    api(ApiKey::ListGroups, 0, 4),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Produce versions below this are advertised (for librdkafka's feature detection) but answered
@@ -100,6 +111,6 @@ mod tests {
             assert!(is_advertised(key, v), "{key:?} v{v}");
         }
         assert!(!is_advertised(ApiKey::Fetch, 13));
-        assert!(!is_advertised(ApiKey::JoinGroup, 0));
+        assert!(!is_advertised(ApiKey::EndTxn, 0));
     }
 }

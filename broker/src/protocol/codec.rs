@@ -307,10 +307,10 @@ mod tests {
             })
         ));
         let mut f = BytesMut::from(&frame(1, &MetadataRequest::default())[..]);
-        f[0..2].copy_from_slice(&11i16.to_be_bytes()); // JoinGroup: not served yet
+        f[0..2].copy_from_slice(&26i16.to_be_bytes()); // EndTxn: not served
         assert!(matches!(
             decode_request(f.freeze()),
-            Err(FrameError::UnknownApi { api_key: 11, .. })
+            Err(FrameError::UnknownApi { api_key: 26, .. })
         ));
         let mut f = BytesMut::from(&frame(1, &MetadataRequest::default())[..]);
         f[0..2].copy_from_slice(&i16::MAX.to_be_bytes());

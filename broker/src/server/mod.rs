@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::group::Groups;
 use crate::metrics::Metrics;
 use crate::protocol::codec::{self, FrameError};
 use crate::topics::TopicRegistry;
@@ -75,8 +76,13 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     } else {
         advertised
     };
+    let groups = {
+        let registry = registry.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Groups::open(&registry)).await??)
+    };
     let broker = Arc::new(Broker::new(
         registry.clone(),
+        groups.clone(),
         metrics.clone(),
         advertised.clone(),
     ));
@@ -89,6 +95,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.clone(),
     ));
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
+    let ticker = tokio::spawn(groups.run_ticker());
     ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %kafka_addr, advertised = %format!("{}:{}", advertised.0, advertised.1),
@@ -99,6 +106,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.store(false, Ordering::Release);
         metrics_task.abort();
         maintenance.abort();
+        ticker.abort();
         registry.close();
         tracing::info!("logs closed cleanly");
     }));
@@ -227,7 +235,7 @@ async fn serve_connection(
                 break;
             }
         };
-        let Some(bytes) = broker.handle(request).await else {
+        let Some(bytes) = broker.handle(request, peer).await else {
             break;
         };
         if !bytes.is_empty() {

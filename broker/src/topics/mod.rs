@@ -133,6 +133,11 @@ pub struct Topic {
 }
 
 impl Topic {
+    /// Internal topics (`__consumer_offsets`) are written only by the broker itself.
+    pub fn is_internal(&self) -> bool {
+        &*self.name == crate::group::offsets::OFFSETS_TOPIC
+    }
+
     /// The partition with this index.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let parts = self.partitions.read();

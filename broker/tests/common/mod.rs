@@ -136,7 +136,7 @@ pub fn producer_batch(
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: if base_sequence < 0 {
-                -1
+                i as i32 - 1
             } else {
                 base_sequence + i as i32
             },

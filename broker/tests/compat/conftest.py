@@ -263,12 +263,7 @@ def broker(broker_factory):
 # Cases that fail because of a known broker gap, each described in FINDINGS.md. They run as
 # strict xfails: when the broker closes the gap the case XPASSes, the run fails, and the entry
 # must be removed here (and in FINDINGS.md). `pytest --runxfail` runs them as normal tests.
-KNOWN_BROKER_GAPS = {
-    "test_confluent.py::test_roundtrip_survives_kill9[lz4_acks_all]":
-        "F1: FindCoordinator not advertised, librdkafka disables LZ4 and sends uncompressed",
-    "test_kcat.py::test_kcat_compressed_survive_kill9[lz4]":
-        "F1: FindCoordinator not advertised, librdkafka disables LZ4 and sends uncompressed",
-}
+KNOWN_BROKER_GAPS = {}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -230,6 +230,15 @@ impl Broker {
                     r.topic_id = id;
                 }
                 match found {
+                    Ok(topic) if topic.is_internal() => {
+                        r.error_code = ResponseError::InvalidTopicException.code();
+                        if version >= 5 {
+                            r.error_message = Some(StrBytes::from_string(format!(
+                                "Internal topic {} cannot be deleted",
+                                topic.name
+                            )));
+                        }
+                    }
                     Ok(topic) => {
                         if version >= 6 {
                             r.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
@@ -266,6 +275,12 @@ impl Broker {
                 let name = t.name.as_str();
                 let outcome = (|| -> Result<(), ApiError> {
                     let topic = self.registry.check_partitions(name, t.count)?;
+                    if topic.is_internal() {
+                        return Err(ApiError::new(
+                            ResponseError::InvalidTopicException,
+                            format!("Internal topic {name} cannot be changed"),
+                        ));
+                    }
                     if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
                         let added = (t.count - topic.partition_count()) as usize;
                         if assignments.len() != added {

@@ -133,6 +133,9 @@ impl Broker {
         if version >= 10 {
             t.topic_id = topic.id;
         }
+        if version >= 1 {
+            t.is_internal = topic.is_internal();
+        }
         t
     }
 }

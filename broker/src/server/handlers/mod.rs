@@ -6,6 +6,7 @@
 mod admin;
 mod configs;
 mod fetch;
+mod group;
 mod metadata;
 mod offsets;
 mod produce;
@@ -22,6 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::group::Groups;
 use crate::metrics::Metrics;
 use crate::protocol::api::HANDLED_APIS;
 use crate::protocol::codec::{self, Request};
@@ -34,6 +36,7 @@ pub(crate) const LEADER_EPOCH: i32 = 0;
 /// Shared state of the request handlers.
 pub struct Broker {
     registry: Arc<TopicRegistry>,
+    groups: Arc<Groups>,
     metrics: Arc<Metrics>,
     host: StrBytes,
     port: i32,
@@ -57,6 +60,17 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "Other",
     }
 }
@@ -65,12 +79,14 @@ impl Broker {
     /// Handlers over a registry; `advertised` is the host and port given to clients.
     pub fn new(
         registry: Arc<TopicRegistry>,
+        groups: Arc<Groups>,
         metrics: Arc<Metrics>,
         advertised: (String, i32),
     ) -> Broker {
         let node_id = registry.broker().node_id;
         Broker {
             registry,
+            groups,
             metrics,
             host: StrBytes::from_string(advertised.0),
             port: advertised.1,
@@ -90,7 +106,7 @@ impl Broker {
 
     /// Answers one request: `None` means no response is sent (Produce with acks=0), or that the
     /// response could not be encoded, which closes the connection.
-    pub async fn handle(&self, request: Request) -> Outcome {
+    pub async fn handle(&self, request: Request, peer: std::net::SocketAddr) -> Outcome {
         let started = Instant::now();
         match request {
             Request::UnsupportedApiVersions { header } => {
@@ -185,6 +201,64 @@ impl Broker {
                             Some(ResponseKind::IncrementalAlterConfigs(b)),
                             c,
                         )
+                    }
+                    RequestKind::FindCoordinator(r) => {
+                        let (b, c) = self.find_coordinator(r, version);
+                        (
+                            ApiKey::FindCoordinator,
+                            Some(ResponseKind::FindCoordinator(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::JoinGroup(r) => {
+                        let client_id = header
+                            .client_id
+                            .as_ref()
+                            .map(|c| c.as_str())
+                            .unwrap_or_default();
+                        let host = format!("/{}", peer.ip());
+                        let (b, c) = self.join_group(r, version, client_id, &host).await;
+                        (ApiKey::JoinGroup, Some(ResponseKind::JoinGroup(b)), c)
+                    }
+                    RequestKind::SyncGroup(r) => {
+                        let (b, c) = self.sync_group(r, version).await;
+                        (ApiKey::SyncGroup, Some(ResponseKind::SyncGroup(b)), c)
+                    }
+                    RequestKind::Heartbeat(r) => {
+                        let (b, c) = self.heartbeat(r);
+                        (ApiKey::Heartbeat, Some(ResponseKind::Heartbeat(b)), c)
+                    }
+                    RequestKind::LeaveGroup(r) => {
+                        let (b, c) = self.leave_group(r, version);
+                        (ApiKey::LeaveGroup, Some(ResponseKind::LeaveGroup(b)), c)
+                    }
+                    RequestKind::OffsetCommit(r) => {
+                        let (b, c) = self.offset_commit(r, version);
+                        (ApiKey::OffsetCommit, Some(ResponseKind::OffsetCommit(b)), c)
+                    }
+                    RequestKind::OffsetFetch(r) => {
+                        let (b, c) = self.offset_fetch(r, version);
+                        (ApiKey::OffsetFetch, Some(ResponseKind::OffsetFetch(b)), c)
+                    }
+                    RequestKind::ListGroups(r) => {
+                        let (b, c) = self.list_groups(r, version);
+                        (ApiKey::ListGroups, Some(ResponseKind::ListGroups(b)), c)
+                    }
+                    RequestKind::DescribeGroups(r) => {
+                        let (b, c) = self.describe_groups(r, version);
+                        (
+                            ApiKey::DescribeGroups,
+                            Some(ResponseKind::DescribeGroups(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::DeleteGroups(r) => {
+                        let (b, c) = self.delete_groups(r);
+                        (ApiKey::DeleteGroups, Some(ResponseKind::DeleteGroups(b)), c)
+                    }
+                    RequestKind::OffsetDelete(r) => {
+                        let (b, c) = self.offset_delete(r);
+                        (ApiKey::OffsetDelete, Some(ResponseKind::OffsetDelete(b)), c)
                     }
                     RequestKind::InitProducerId(r) => {
                         let (b, c) = self.init_producer_id(r);

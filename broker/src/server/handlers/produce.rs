@@ -89,6 +89,12 @@ impl Broker {
         acks: i16,
         transactional: bool,
     ) -> Result<(i64, Option<i64>, i64), ApiError> {
+        if topic.is_internal() {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("Cannot append to internal topic {}", topic.name),
+            ));
+        }
         let partition = topic
             .partition(index)
             .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;

@@ -1,0 +1,180 @@
+//! Consumer groups: the coordinator state machine (`state`, sans-io) driven here by async
+//! requests and a ticker, and committed offsets (`offsets`) kept in `__consumer_offsets`.
+//!
+//! Requests that wait (JoinGroup until the rebalance completes, a follower's SyncGroup until
+//! the leader's assignment arrives) park on a oneshot channel keyed by a token; the state
+//! machine hands back completions for tokens from whichever call finishes them.
+
+pub mod offsets;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+use crate::config::BrokerConfig;
+use crate::server::now_ms;
+use crate::topics::TopicRegistry;
+use offsets::{OffsetStore, OFFSETS_TOPIC};
+use state::{
+    Completed, Completion, CoordinatorConfig, GroupCoordinator, JoinRequest, JoinResponse,
+    SyncRequest, SyncResponse,
+};
+
+/// The coordinator settings the broker flags give.
+pub fn coordinator_config(b: &BrokerConfig) -> CoordinatorConfig {
+    CoordinatorConfig {
+        initial_rebalance_delay_ms: b.group_initial_rebalance_delay_ms,
+        min_session_timeout_ms: b.group_min_session_timeout_ms,
+        max_session_timeout_ms: b.group_max_session_timeout_ms,
+    }
+}
+
+/// Every group this broker coordinates.
+pub struct Groups {
+    coordinator: Mutex<GroupCoordinator>,
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Completed>>>,
+    next_token: AtomicU64,
+    /// Committed offsets.
+    pub offsets: OffsetStore,
+}
+
+impl Groups {
+    /// Replays `__consumer_offsets` if it exists (it is created on first use, as Kafka does).
+    pub fn open(registry: &TopicRegistry) -> anyhow::Result<Groups> {
+        let broker = registry.broker();
+        let offsets = match registry.get(OFFSETS_TOPIC) {
+            Some(topic) => OffsetStore::load(&topic)?,
+            None => OffsetStore::default(),
+        };
+        Ok(Groups {
+            coordinator: Mutex::new(GroupCoordinator::new(coordinator_config(broker))),
+            waiters: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            offsets,
+        })
+    }
+
+    /// Creates `__consumer_offsets` when a group first needs it.
+    pub fn ensure_offsets_topic(
+        registry: &TopicRegistry,
+    ) -> Result<Arc<crate::topics::Topic>, crate::topics::TopicError> {
+        if let Some(t) = registry.get(OFFSETS_TOPIC) {
+            return Ok(t);
+        }
+        // Kept forever until log compaction lands: deleting by time would lose offsets.
+        let configs = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
+        match registry.create(
+            OFFSETS_TOPIC,
+            registry.broker().offsets_topic_num_partitions,
+            configs,
+        ) {
+            Err(crate::topics::TopicError::AlreadyExists(_)) => registry
+                .get(OFFSETS_TOPIC)
+                .ok_or_else(|| crate::topics::TopicError::Unknown(OFFSETS_TOPIC.into())),
+            other => other,
+        }
+    }
+
+    /// The state machine, for calls that answer at once.
+    pub fn coordinator(&self) -> MutexGuard<'_, GroupCoordinator> {
+        self.coordinator.lock()
+    }
+
+    /// Sends completed responses to their waiting requests.
+    pub fn deliver(&self, completions: Vec<Completion>) {
+        if completions.is_empty() {
+            return;
+        }
+        let mut waiters = self.waiters.lock();
+        for c in completions {
+            if let Some(tx) = waiters.remove(&c.token) {
+                let _ = tx.send(c.response);
+            }
+        }
+    }
+
+    async fn wait(
+        &self,
+        start: impl FnOnce(&mut GroupCoordinator, u64) -> Vec<Completion>,
+        limit: Duration,
+    ) -> Option<Completed> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(token, tx);
+        let completions = start(&mut self.coordinator.lock(), token);
+        self.deliver(completions);
+        let result = tokio::time::timeout(limit, rx).await;
+        self.waiters.lock().remove(&token);
+        result.ok().and_then(Result::ok)
+    }
+
+    /// JoinGroup: waits until the group's join phase completes.
+    pub async fn join(&self, req: JoinRequest) -> JoinResponse {
+        let limit = safety_limit(req.rebalance_timeout_ms.max(req.session_timeout_ms));
+        let member_id = req.member_id.clone();
+        match self
+            .wait(|c, token| c.join(token, req, now_ms()), limit)
+            .await
+        {
+            Some(Completed::Join(r)) => r,
+            _ => JoinResponse {
+                error_code: kafka_protocol::ResponseError::CoordinatorNotAvailable.code(),
+                generation_id: -1,
+                protocol_type: None,
+                protocol_name: None,
+                leader: String::new(),
+                member_id,
+                members: vec![],
+                skip_assignment: false,
+            },
+        }
+    }
+
+    /// SyncGroup: a follower waits for the leader's assignment.
+    pub async fn sync(&self, req: SyncRequest, rebalance_timeout_hint_ms: i32) -> SyncResponse {
+        let limit = safety_limit(rebalance_timeout_hint_ms);
+        match self
+            .wait(|c, token| c.sync(token, req, now_ms()), limit)
+            .await
+        {
+            Some(Completed::Sync(r)) => r,
+            _ => SyncResponse {
+                error_code: kafka_protocol::ResponseError::CoordinatorNotAvailable.code(),
+                protocol_type: None,
+                protocol_name: None,
+                assignment: bytes::Bytes::new(),
+            },
+        }
+    }
+
+    /// Runs timeouts; called by the ticker.
+    pub fn tick(&self) {
+        let completions = self.coordinator.lock().tick(now_ms());
+        self.deliver(completions);
+    }
+
+    /// Calls [`Groups::tick`] every 100 ms until dropped.
+    pub async fn run_ticker(self: Arc<Self>) {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.tick();
+        }
+    }
+}
+
+/// A waiting request is answered by the state machine within the rebalance timeout; this
+/// bound only guards against a lost completion.
+fn safety_limit(timeout_ms: i32) -> Duration {
+    Duration::from_millis(
+        u64::try_from(timeout_ms)
+            .unwrap_or(0)
+            .saturating_add(60_000),
+    )
+}
