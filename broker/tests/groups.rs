@@ -220,6 +220,47 @@ async fn simple_commits_fetch_list_describe_delete_and_survive_restart() {
     );
     let resp = c.call(4, &ListGroupsRequest::default()).await;
     assert_eq!(resp.groups.len(), 4, "g-v2..g-v5 remain");
+    // Lag is exported per group and partition: log end offset minus committed offset.
+    let records: Vec<(Option<&[u8]>, &[u8])> = (0..30).map(|_| (None, &b"v"[..])).collect();
+    let produce = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(topic_name("t"))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                .with_records(Some(common::batch(
+                    &records,
+                    samsa_broker::server::now_ms(),
+                )))]),
+    ]);
+    assert_eq!(
+        c.call(9, &produce).await.responses[0].partition_responses[0].error_code,
+        0
+    );
+    let want_lag = r#"samsa_consumer_group_lag{group="g-v5",partition="0",topic="t"} 15"#;
+    let want_committed =
+        r#"samsa_consumer_group_committed_offset{group="g-v5",partition="0",topic="t"} 15"#;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let (status, body) = common::http_get(b.metrics_addr, "/metrics").await;
+        assert!(status.contains("200"), "{status}");
+        if body.contains(want_lag) || tokio::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        metrics.contains(want_lag),
+        "no {want_lag} in:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("group"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(metrics.contains(want_committed));
+    assert!(
+        !metrics.contains(r#"group="g-v7""#),
+        "deleted groups export nothing"
+    );
     // Producing to the internal topic is refused.
     let produce = ProduceRequest::default().with_acks(1).with_topic_data(vec![
         produce_request::TopicProduceData::default()

@@ -169,6 +169,76 @@ impl Groups {
     }
 }
 
+impl Groups {
+    /// Sets the lag gauges from the committed offsets and the log end offsets, and drops the
+    /// series of groups and partitions that no longer exist.
+    pub fn export_lag(
+        &self,
+        registry: &TopicRegistry,
+        metrics: &crate::metrics::Metrics,
+        exported: &mut LagSeries,
+    ) {
+        let mut now = LagSeries::default();
+        for group in self.offsets.groups() {
+            for ((topic, partition), committed) in self.offsets.group(&group) {
+                let Some(end) = registry
+                    .get(&topic)
+                    .and_then(|t| t.partition(partition))
+                    .map(|p| p.log.lock().log_end_offset())
+                else {
+                    continue;
+                };
+                let p = partition.to_string();
+                let labels = [group.as_str(), topic.as_str(), p.as_str()];
+                metrics
+                    .group_committed_offset
+                    .with_label_values(&labels)
+                    .set(committed.offset);
+                metrics
+                    .group_lag
+                    .with_label_values(&labels)
+                    .set((end - committed.offset).max(0));
+                now.partitions.insert((group.clone(), topic, p));
+            }
+        }
+        let members: Vec<(String, usize)> = {
+            let coordinator = self.coordinator.lock();
+            coordinator
+                .list()
+                .into_iter()
+                .map(|g| {
+                    let n = coordinator.describe(&g.group_id).members.len();
+                    (g.group_id, n)
+                })
+                .collect()
+        };
+        for (group, n) in members {
+            metrics
+                .group_members
+                .with_label_values(&[group.as_str()])
+                .set(n as i64);
+            now.groups.insert(group);
+        }
+        for (g, t, p) in exported.partitions.difference(&now.partitions) {
+            let _ = metrics
+                .group_committed_offset
+                .remove_label_values(&[g, t, p]);
+            let _ = metrics.group_lag.remove_label_values(&[g, t, p]);
+        }
+        for g in exported.groups.difference(&now.groups) {
+            let _ = metrics.group_members.remove_label_values(&[g]);
+        }
+        *exported = now;
+    }
+}
+
+/// The label sets the lag exporter has set, so it can remove the stale ones.
+#[derive(Default)]
+pub struct LagSeries {
+    partitions: std::collections::BTreeSet<(String, String, String)>,
+    groups: std::collections::BTreeSet<String>,
+}
+
 /// A waiting request is answered by the state machine within the rebalance timeout; this
 /// bound only guards against a lost completion.
 fn safety_limit(timeout_ms: i32) -> Duration {

@@ -33,6 +33,12 @@ pub struct Metrics {
     log_start_offset: IntGaugeVec,
     log_size: IntGaugeVec,
     log_segments: IntGaugeVec,
+    /// Committed offset per group, topic and partition.
+    pub group_committed_offset: IntGaugeVec,
+    /// Log end offset minus committed offset per group, topic and partition.
+    pub group_lag: IntGaugeVec,
+    /// Members per group.
+    pub group_members: IntGaugeVec,
 }
 
 /// Gauges of one partition.
@@ -107,6 +113,24 @@ impl Metrics {
             "Bytes of log segments on disk, per partition",
         )?;
         let log_segments = part("samsa_log_segments", "Segment files, per partition")?;
+        let group_opts = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["group", "topic", "partition"])
+        };
+        let group_committed_offset = group_opts(
+            "samsa_consumer_group_committed_offset",
+            "Committed offset per group and partition",
+        )?;
+        let group_lag = group_opts(
+            "samsa_consumer_group_lag",
+            "Log end offset minus committed offset per group and partition (0 when ahead)",
+        )?;
+        let group_members = IntGaugeVec::new(
+            Opts::new("samsa_consumer_group_members", "Members per consumer group"),
+            &["group"],
+        )?;
+        registry.register(Box::new(group_committed_offset.clone()))?;
+        registry.register(Box::new(group_lag.clone()))?;
+        registry.register(Box::new(group_members.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(network_in.clone()))?;
@@ -133,6 +157,9 @@ impl Metrics {
             log_start_offset,
             log_size,
             log_segments,
+            group_committed_offset,
+            group_lag,
+            group_members,
         })
     }
 

@@ -95,7 +95,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.clone(),
     ));
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
-    let ticker = tokio::spawn(groups.run_ticker());
+    let ticker = tokio::spawn(groups.clone().run_ticker());
+    let lag = tokio::spawn(export_lag(
+        groups.clone(),
+        registry.clone(),
+        metrics.clone(),
+    ));
     ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %kafka_addr, advertised = %format!("{}:{}", advertised.0, advertised.1),
@@ -107,6 +112,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         metrics_task.abort();
         maintenance.abort();
         ticker.abort();
+        lag.abort();
         registry.close();
         tracing::info!("logs closed cleanly");
     }));
@@ -151,6 +157,20 @@ async fn accept_loop(
     connections.abort_all();
     let _ = tokio::task::spawn_blocking(on_shutdown).await;
 }
+
+/// Refreshes the consumer-lag gauges every few seconds.
+async fn export_lag(groups: Arc<Groups>, registry: Arc<TopicRegistry>, metrics: Arc<Metrics>) {
+    let mut every = tokio::time::interval(LAG_EXPORT_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut exported = crate::group::LagSeries::default();
+    loop {
+        every.tick().await;
+        groups.export_lag(&registry, &metrics, &mut exported);
+    }
+}
+
+/// How often the consumer-lag gauges are refreshed.
+pub const LAG_EXPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Delay before the first retention check after start.
 const INITIAL_TASK_DELAY: Duration = Duration::from_secs(30);
