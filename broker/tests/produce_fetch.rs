@@ -1,6 +1,8 @@
 //! Produce and fetch with rskafka (a client nobody here wrote), plus raw-protocol checks of
 //! the error codes a client gets for bad produce requests, long polling and restarts.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use samsa_broker::server::now_ms;
@@ -27,10 +29,12 @@ fn record(i: usize, ts_ms: i64) -> Record {
     }
 }
 
-#[tokio::test]
-async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path()).await;
+/// An rskafka client of `b` that has created `topic` with `partitions` partitions.
+async fn client_with_topic(
+    b: &samsa_broker::server::RunningBroker,
+    topic: &str,
+    partitions: i32,
+) -> rskafka::client::Client {
     let client = ClientBuilder::new(vec![b.kafka_addr.to_string()])
         .build()
         .await
@@ -38,9 +42,35 @@ async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
     client
         .controller_client()
         .unwrap()
-        .create_topic("rt", 2, 1, 5_000)
+        .create_topic(topic, partitions, 1, 5_000)
         .await
         .unwrap();
+    client
+}
+
+/// Fetches records `0..count` in order, checking offsets are contiguous.
+async fn fetch_all(pc: &rskafka::client::partition::PartitionClient, count: i64) -> Vec<Record> {
+    let mut got = Vec::new();
+    let mut next = 0;
+    while next < count {
+        let (records, hw) = pc.fetch_records(next, 1..64 * 1024, 1_000).await.unwrap();
+        assert_eq!(hw, count);
+        for r in records {
+            if r.offset >= next {
+                assert_eq!(r.offset, next, "offsets are contiguous");
+                next += 1;
+                got.push(r.record);
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    let client = client_with_topic(&b, "rt", 2).await;
     let topics = client.list_topics().await.unwrap();
     let rt = topics
         .iter()
@@ -81,19 +111,7 @@ async fn rskafka_round_trip_in_order_with_offsets_and_timestamps() {
         .unwrap();
     assert_eq!(at, 123);
 
-    let mut got = Vec::new();
-    let mut next = 0;
-    while next < 500 {
-        let (records, hw) = pc.fetch_records(next, 1..64 * 1024, 1_000).await.unwrap();
-        assert_eq!(hw, 500);
-        for r in records {
-            if r.offset >= next {
-                assert_eq!(r.offset, next, "offsets are contiguous");
-                next += 1;
-                got.push(r.record);
-            }
-        }
-    }
+    let got = fetch_all(&pc, 500).await;
     assert_eq!(got.len(), sent.len());
     for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
         assert_eq!(g.key, s.key, "record {i}");
@@ -357,16 +375,7 @@ async fn data_and_topics_survive_restart_and_crash() {
     let mut expected = Vec::new();
     {
         let b = broker(dir.path()).await;
-        let client = ClientBuilder::new(vec![b.kafka_addr.to_string()])
-            .build()
-            .await
-            .unwrap();
-        client
-            .controller_client()
-            .unwrap()
-            .create_topic("keep", 3, 1, 5_000)
-            .await
-            .unwrap();
+        let client = client_with_topic(&b, "keep", 3).await;
         let pc = client
             .partition_client("keep", 2, UnknownTopicHandling::Error)
             .await
@@ -420,19 +429,6 @@ async fn data_and_topics_survive_restart_and_crash() {
         .unwrap();
     assert_eq!(pc.get_offset(OffsetAt::Earliest).await.unwrap(), 0);
     assert_eq!(pc.get_offset(OffsetAt::Latest).await.unwrap(), 101);
-    let mut got = Vec::new();
-    let mut next = 0;
-    while next < 101 {
-        let (records, _) = pc.fetch_records(next, 1..1 << 20, 1_000).await.unwrap();
-        for r in records {
-            if r.offset < next {
-                continue;
-            }
-            assert_eq!(r.offset, next);
-            next += 1;
-            got.push(r.record);
-        }
-    }
-    assert_eq!(got, expected);
+    assert_eq!(fetch_all(&pc, 101).await, expected);
     b.shutdown().await;
 }
