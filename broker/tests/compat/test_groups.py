@@ -197,3 +197,43 @@ def test_group_of_three_shares_and_resumes(client, broker_factory, tmp_path, ven
         for m in members:
             if m.proc.poll() is None:
                 m.stop()
+
+
+def test_committed_offsets_survive_kill9_with_a_live_group(broker_factory, tmp_path, venv_latest):
+    """A group commits while running; the broker is killed with -9 under it and restarted.
+    The member rejoins by itself and goes on from its committed offsets; a member started
+    later in the same group re-reads nothing that was committed."""
+    broker = broker_factory("--num-partitions", "3", "--group-initial-rebalance-delay-ms", "200",
+                            "--group-min-session-timeout-ms", "1000")
+    topic, group = "survivor", "grp-kill9"
+    produce(broker, topic, ["warmup"])
+    m = ScriptMember(venv_latest, "confluent", broker, topic, group, tmp_path, "live")
+    members = [m]
+    try:
+        before = ["x-%04d" % i for i in range(500)]
+        produce(broker, topic, before)
+
+        def got(member, prefix):
+            return [v for _, _, v in member.lines() if v.startswith(prefix)]
+
+        wait_until(lambda: len(got(m, "x-")) >= len(before), 60, "batch before the kill consumed")
+        broker.restart()  # kill -9, then start on the same ports and data
+        after = ["y-%04d" % i for i in range(500)]
+        produce(broker, topic, after)
+        wait_until(lambda: set(got(m, "y-")) >= set(after), 90,
+                   "the live member consumed the batch produced after the restart")
+        code, _ = m.stop()
+        assert code == 0
+        # Everything up to here was committed: a new member starts after it.
+        last = ["z-%04d" % i for i in range(100)]
+        produce(broker, topic, last)
+        late = ScriptMember(venv_latest, "confluent", broker, topic, group, tmp_path, "late")
+        members.append(late)
+        wait_until(lambda: len(got(late, "z-")) >= len(last), 60, "the late member read the last batch")
+        reread = [v for _, _, v in late.lines() if not v.startswith("z-")]
+        assert reread == [], "re-read %d committed messages, e.g. %s" % (len(reread), reread[:5])
+        assert sorted(got(late, "z-")) == sorted(last)
+    finally:
+        for x in members:
+            if x.proc.poll() is None:
+                x.stop()
