@@ -92,3 +92,34 @@ make_venv "$(basename "$VENV_KP202")" "kafka" kafka-python==2.0.2
 
 echo "SAMSA_VENV_LATEST=$VENV_LATEST"
 echo "SAMSA_VENV_KP202=$VENV_KP202"
+
+# --- Java: kafka-clients driver (broker/tests/compat/java) --------------------------------------
+# A small Maven project pinned to one kafka-clients release; built into its own target/ (git-
+# ignored) with dependencies from Maven Central cached in ~/.m2. Rebuilt only when pom.xml or a
+# source file changes: the stamp holds a hash of them, which test_java.py checks too. Logs go to
+# stderr, so the venv assignments above stay the only lines on stdout.
+JAVA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/broker/tests/compat/java"
+if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+    apt_install default-jdk-headless
+fi
+if ! command -v mvn >/dev/null 2>&1; then
+    apt_install maven
+fi
+java_sources_hash() {
+    (cd "$JAVA_DIR" && find pom.xml src -type f -print0 | LC_ALL=C sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -d" " -f1)
+}
+JAVA_STAMP="$JAVA_DIR/target/.samsa-stamp"
+java_want="sources=$(java_sources_hash)"
+if [ -f "$JAVA_STAMP" ] && [ "$(cat "$JAVA_STAMP")" = "$java_want" ] \
+    && [ -f "$JAVA_DIR/target/samsa-compat-java.jar" ]; then
+    log "java driver: cached ($JAVA_DIR/target)"
+else
+    log "java driver: building with Maven in $JAVA_DIR"
+    rm -rf "$JAVA_DIR/target"
+    # Debian's Maven 3.8 prints colour resets even in batch mode: stripped.
+    (cd "$JAVA_DIR" && nice mvn -B -q package </dev/null 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2)
+    printf '%s' "$java_want" >"$JAVA_STAMP"
+    log "java driver: built"
+fi
+log "java driver: $(cd "$JAVA_DIR/target/lib" && ls kafka-clients-*.jar | sed 's/\.jar$//'), $(java -version 2>&1 | head -1)"
