@@ -106,11 +106,18 @@ impl Groups {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().insert(token, tx);
+        // Removes the waiter however this future ends, including when the client's
+        // connection goes away and the request is dropped mid-wait.
+        let _guard = WaiterGuard {
+            groups: self,
+            token,
+        };
         let completions = start(&mut self.coordinator.lock(), token);
         self.deliver(completions);
-        let result = tokio::time::timeout(limit, rx).await;
-        self.waiters.lock().remove(&token);
-        result.ok().and_then(Result::ok)
+        tokio::time::timeout(limit, rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// JoinGroup: waits until the group's join phase completes.
@@ -229,6 +236,17 @@ impl Groups {
             let _ = metrics.group_members.remove_label_values(&[g]);
         }
         *exported = now;
+    }
+}
+
+struct WaiterGuard<'a> {
+    groups: &'a Groups,
+    token: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.groups.waiters.lock().remove(&self.token);
     }
 }
 
