@@ -15,6 +15,7 @@ mod recovery;
 #[cfg(test)]
 mod recovery_tests;
 mod segment;
+mod slice;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use batch::{BatchError, BatchHeader};
+pub use slice::FileSlice;
 
 use batch::{log_append_time_header, parse_header, write_offset_and_epoch, HEADER_LEN};
 use recovery::CLEAN_SHUTDOWN_FILE;
@@ -396,6 +398,25 @@ impl Log {
         max_bytes: usize,
         upper_bound: i64,
     ) -> Result<bytes::Bytes, LogError> {
+        let slices = self.read_slices(offset, max_bytes, upper_bound)?;
+        let mut out = Vec::new();
+        for slice in &slices {
+            slice
+                .read_into(&mut out)
+                .map_err(LogError::io("read", &self.dir))?;
+        }
+        Ok(bytes::Bytes::from(out))
+    }
+
+    /// What [`Log::read`] would return, as ranges of segment files (one per segment touched)
+    /// instead of bytes: only batch headers are read here, so the caller can send the data
+    /// from the page cache after letting go of the log.
+    pub fn read_slices(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> Result<Vec<FileSlice>, LogError> {
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
         if offset < log_start || offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -404,7 +425,8 @@ impl Log {
                 log_end,
             });
         }
-        let mut out = Vec::new();
+        let mut slices = Vec::new();
+        let mut total = 0u64;
         for segment in self.segments_from(offset) {
             if segment.base_offset() >= upper_bound {
                 break;
@@ -412,13 +434,19 @@ impl Log {
             let Some((position, first)) = segment.find_batch(offset)? else {
                 continue;
             };
-            let budget = max_bytes.saturating_sub(out.len());
-            let take_first = out.is_empty();
-            if !segment.read_batches(position, &first, budget, take_first, upper_bound, &mut out)? {
+            let budget = (max_bytes as u64).saturating_sub(total);
+            let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+            let (len, reached_end) =
+                segment.span_batches(position, &first, budget, total == 0, upper_bound)?;
+            if len > 0 {
+                slices.push(segment.slice(position, len));
+                total += len;
+            }
+            if !reached_end {
                 break;
             }
         }
-        Ok(bytes::Bytes::from(out))
+        Ok(slices)
     }
 
     /// `(offset, timestamp)` of the first record whose timestamp is >= `timestamp`

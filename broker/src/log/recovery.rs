@@ -189,7 +189,7 @@ fn open_segment(
     let mut segment = Segment {
         base_offset: base,
         log_path,
-        file,
+        file: std::sync::Arc::new(file),
         size,
         offset_index,
         time_index,

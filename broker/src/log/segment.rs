@@ -11,11 +11,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use super::batch::{parse_header, BatchHeader, BatchIter, HEADER_LEN};
+use super::batch::{parse_header, BatchHeader, HEADER_LEN};
 use super::index::{IndexFile, IndexTracker, OffsetEntry, TimeEntry};
 use super::records::{decompress, RecordWalker};
+use super::slice::FileSlice;
 use super::LogError;
 
 pub(crate) const LOG_EXT: &str = "log";
@@ -38,7 +40,7 @@ pub(crate) fn open_log_file(path: &Path, create_new: bool) -> Result<File, LogEr
 }
 
 /// Writes `head` then `tail` with as few vectored writes as the kernel allows.
-fn write_all_two(file: &mut File, head: &[u8], tail: &[u8]) -> io::Result<()> {
+fn write_all_two(mut file: &File, head: &[u8], tail: &[u8]) -> io::Result<()> {
     let (mut head, mut tail) = (head, tail);
     while !head.is_empty() || !tail.is_empty() {
         let written = if head.is_empty() {
@@ -64,7 +66,8 @@ fn write_all_two(file: &mut File, head: &[u8], tail: &[u8]) -> io::Result<()> {
 pub(crate) struct Segment {
     pub(super) base_offset: i64,
     pub(super) log_path: PathBuf,
-    pub(super) file: File,
+    /// Shared with in-flight fetch replies, which send ranges of it after the lock is gone.
+    pub(super) file: Arc<File>,
     /// Bytes of whole batches in the log file (the file is never longer after recovery).
     pub(super) size: u64,
     pub(super) offset_index: IndexFile<OffsetEntry>,
@@ -89,7 +92,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            file,
+            file: Arc::new(file),
             size: 0,
             offset_index,
             time_index,
@@ -155,7 +158,7 @@ impl Segment {
                 self.log_path.display()
             ))
         })?;
-        if let Err(err) = write_all_two(&mut self.file, header, records) {
+        if let Err(err) = write_all_two(&self.file, header, records) {
             // Never leave half a batch behind: later appends would follow the garbage.
             let _ = self.file.set_len(self.size);
             return Err(LogError::io("append to", &self.log_path)(err));
@@ -225,57 +228,61 @@ impl Segment {
         Ok(None)
     }
 
-    /// Appends to `out` the whole batches from `position` (where `first` starts) while their
-    /// base offset is below `upper_bound` and `out` stays within `budget` more bytes — except
-    /// that the first batch is taken whole regardless of size when `take_first` is set.
-    /// Returns true when it reached the end of the segment with room left for more.
-    pub(crate) fn read_batches(
+    /// The length of the run of whole batches from `position` (where `first` starts) whose
+    /// base offsets are below `upper_bound`, within `budget` bytes — except that the first
+    /// batch counts whole regardless of size when `take_first` is set. Returns the length and
+    /// whether the run reached the end of the segment.
+    ///
+    /// Only batch headers are read: the offset index finds the last indexed batch start
+    /// inside the budget, then headers are walked from there.
+    pub(crate) fn span_batches(
         &self,
         position: u64,
         first: &BatchHeader,
         budget: usize,
         take_first: bool,
         upper_bound: i64,
-        out: &mut Vec<u8>,
-    ) -> Result<bool, LogError> {
-        let available = self.size.saturating_sub(position);
-        let first_len = first.total_len();
-        if first.base_offset >= upper_bound || (!take_first && first_len > budget) {
-            return Ok(false);
+    ) -> Result<(u64, bool), LogError> {
+        let first_len = first.total_len() as u64;
+        if first.base_offset >= upper_bound || (!take_first && first_len > budget as u64) {
+            return Ok((0, false));
         }
-        let window = (budget.max(first_len) as u64).min(available) as usize;
-        let buf = self.read_at(position, window)?;
-        let mut used = 0usize;
-        let mut stopped = false;
-        for item in BatchIter::new(&buf) {
-            match item {
-                Ok((start, header)) => {
-                    let end = start.saturating_add(header.total_len());
-                    if header.base_offset >= upper_bound || (start > 0 && end > budget) {
-                        stopped = true;
-                        break;
-                    }
-                    used = end;
-                }
-                Err(err) => {
-                    // A batch cut by the window is where the byte limit falls; anything else is
-                    // damage on disk, reported only if nothing readable precedes it.
-                    if (window as u64) < available || used > 0 {
-                        stopped = true;
-                        break;
-                    }
-                    return Err(self.corrupt(position + used as u64, err));
-                }
+        let limit = position.saturating_add((budget as u64).max(first_len));
+        if limit >= self.size && self.next_offset <= upper_bound {
+            return Ok((self.size - position, true));
+        }
+        // Start walking at the last indexed batch that begins within the limit.
+        let mut end = position + first_len;
+        let entries = self.offset_index.entries();
+        let idx = entries.partition_point(|e| u64::from(e.position) <= limit);
+        if let Some(entry) = idx.checked_sub(1).and_then(|i| entries.get(i)) {
+            if u64::from(entry.position) > end && entry.offset < upper_bound {
+                end = u64::from(entry.position);
             }
         }
-        if out.is_empty() {
-            let mut buf = buf;
-            buf.truncate(used);
-            *out = buf;
-        } else {
-            out.extend_from_slice(buf.get(..used).unwrap_or_default());
+        while end < self.size {
+            let header = match self.read_header_at(end) {
+                Ok(Some(header)) => header,
+                Ok(None) => break,
+                // Damage after readable batches ends the run; the next read reports it.
+                Err(_) => return Ok((end - position, false)),
+            };
+            let next = end + header.total_len() as u64;
+            if header.base_offset >= upper_bound || next > limit {
+                return Ok((end - position, false));
+            }
+            end = next;
         }
-        Ok(!stopped && used as u64 == available)
+        Ok((end - position, end >= self.size))
+    }
+
+    /// A shareable handle on `len` bytes of the log file at `position`.
+    pub(crate) fn slice(&self, position: u64, len: u64) -> FileSlice {
+        FileSlice {
+            file: Arc::clone(&self.file),
+            position,
+            len,
+        }
     }
 
     /// Visits batch headers from `position` to the end until `visit` returns a value.

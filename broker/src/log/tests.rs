@@ -442,3 +442,59 @@ fn delete_removes_the_directory() {
     log.delete().unwrap();
     assert!(!path.exists());
 }
+
+/// Reads with every kind of limit agree with a flat model of the log: starting at the batch
+/// holding the offset, whole batches in order while below the bound and within the byte
+/// budget (the first one always), across segment and sparse-index boundaries.
+#[test]
+fn reads_match_a_flat_model_across_segments_and_a_sparse_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 3000,
+        index_interval_bytes: 300,
+        ..config()
+    };
+    let mut log = Log::open(dir.path(), cfg).unwrap();
+    let mut state = 0x5eed_u64;
+    let counts: Vec<usize> = (0..60)
+        .map(|_| 1 + (next_rand(&mut state) % 12) as usize)
+        .collect();
+    let batches = fill(&mut log, &counts, NOW);
+    assert!(log.segment_count() > 3, "the test needs several segments");
+    let mut model = Vec::new(); // (base, last, len)
+    let mut next = 0i64;
+    for (batch, &n) in batches.iter().zip(&counts) {
+        model.push((next, next + n as i64 - 1, batch.len()));
+        next += n as i64;
+    }
+    let end = next;
+    let expect = |offset: i64, max: usize, bound: i64| -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for &(base, last, len) in model.iter().filter(|b| b.1 >= offset) {
+            if base >= bound || (!out.is_empty() && total + len > max) {
+                break;
+            }
+            out.push((base, last));
+            total += len;
+        }
+        out
+    };
+    for _ in 0..3000 {
+        let offset = (next_rand(&mut state) % (end as u64 + 1)) as i64;
+        let max = (next_rand(&mut state) % 4000) as usize;
+        let bound = match next_rand(&mut state) % 3 {
+            0 => end,
+            _ => (next_rand(&mut state) % (end as u64 + 1)) as i64,
+        };
+        let got = batch_ranges(&log.read(offset, max, bound).unwrap());
+        assert_eq!(
+            got,
+            expect(offset, max, bound),
+            "read({offset}, {max}, {bound})"
+        );
+        let slices = log.read_slices(offset, max, bound).unwrap();
+        assert!(slices.len() <= log.segment_count());
+        assert!(slices.iter().all(|s| !s.is_empty()));
+    }
+}
