@@ -432,3 +432,108 @@ async fn data_and_topics_survive_restart_and_crash() {
     assert_eq!(fetch_all(&pc, 101).await, expected);
     b.shutdown().await;
 }
+
+/// Large fetches are sent from the segment files (several file ranges in one frame, with the
+/// encoded fields between them): every version decodes, and the records are the ones
+/// produced, byte for byte, in order, with the offsets they were acknowledged at.
+#[tokio::test]
+async fn large_fetches_across_partitions_and_segments_return_exact_records() {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_with(dir.path(), |c| {
+        c.log_segment_bytes = 256 * 1024;
+        c.num_partitions = 2;
+    })
+    .await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    common::auto_create(&mut c, "big").await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    let value = |p: i32, i: usize| format!("p{p}-{i:05}-{}", "v".repeat(1000)).into_bytes();
+    let per_batch = 50;
+    let batches = 16; // 16 x 50 x ~1 KiB = ~800 KiB per partition, four segments
+    let now = now_ms();
+    for i in 0..batches {
+        let data = (0..2)
+            .map(|p| {
+                let values: Vec<Vec<u8>> = (0..per_batch)
+                    .map(|j| value(p, i * per_batch + j))
+                    .collect();
+                let records: Vec<(Option<&[u8]>, &[u8])> =
+                    values.iter().map(|v| (None, v.as_slice())).collect();
+                PartitionProduceData::default()
+                    .with_index(p)
+                    .with_records(Some(batch(&records, now)))
+            })
+            .collect();
+        let resp = c
+            .call(
+                9,
+                &ProduceRequest::default()
+                    .with_acks(-1)
+                    .with_timeout_ms(5_000)
+                    .with_topic_data(vec![TopicProduceData::default()
+                        .with_name(common::topic_name("big"))
+                        .with_partition_data(data)]),
+            )
+            .await;
+        for pr in &resp.responses[0].partition_responses {
+            assert_eq!(pr.error_code, 0);
+            assert_eq!(pr.base_offset, (i * per_batch) as i64);
+        }
+    }
+    let total = (batches * per_batch) as i64;
+    for version in [4i16, 7, 11, 12] {
+        let mut next = [0i64; 2];
+        let mut rounds = 0;
+        while next.iter().any(|&n| n < total) {
+            rounds += 1;
+            assert!(rounds < 100, "fetch makes progress");
+            let partitions = (0..2)
+                .map(|p| {
+                    FetchPartition::default()
+                        .with_partition(p)
+                        .with_fetch_offset(next[p as usize])
+                        .with_partition_max_bytes(300 * 1024)
+                })
+                .collect();
+            let resp = c
+                .call(
+                    version,
+                    &FetchRequest::default()
+                        .with_max_wait_ms(100)
+                        .with_max_bytes(10 << 20)
+                        .with_topics(vec![FetchTopic::default()
+                            .with_topic(common::topic_name("big"))
+                            .with_partitions(partitions)]),
+                )
+                .await;
+            for pd in &resp.responses[0].partitions {
+                assert_eq!(pd.error_code, 0);
+                assert_eq!(pd.high_watermark, total);
+                let p = pd.partition_index;
+                let mut records = pd.records.clone().unwrap();
+                let size = records.len();
+                assert!(
+                    size <= 300 * 1024 || next[p as usize] == total,
+                    "v{version}: {size} bytes"
+                );
+                let set = RecordBatchDecoder::decode(&mut records).unwrap();
+                for r in set.records {
+                    let n = &mut next[p as usize];
+                    if r.offset < *n {
+                        continue;
+                    }
+                    assert_eq!(r.offset, *n, "v{version} p{p}: offsets contiguous");
+                    assert_eq!(r.value.as_deref(), Some(value(p, *n as usize).as_slice()));
+                    *n += 1;
+                }
+            }
+        }
+        // Some rounds had to send ranges from more than one segment.
+        assert!(
+            rounds >= 3,
+            "v{version}: the fetch limit split the log ({rounds} rounds)"
+        );
+    }
+    b.shutdown().await;
+}

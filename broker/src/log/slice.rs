@@ -54,3 +54,15 @@ impl FileSlice {
         result
     }
 }
+
+#[cfg(test)]
+impl FileSlice {
+    /// A slice of any open file, for tests of the code that sends slices.
+    pub(crate) fn for_tests(file: &Arc<File>, position: u64, len: u64) -> FileSlice {
+        FileSlice {
+            file: Arc::clone(file),
+            position,
+            len,
+        }
+    }
+}

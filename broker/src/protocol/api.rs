@@ -113,4 +113,11 @@ mod tests {
         assert!(!is_advertised(ApiKey::Fetch, 13));
         assert!(!is_advertised(ApiKey::EndTxn, 0));
     }
+
+    #[test]
+    fn fetch_responses_are_encodable_in_every_advertised_version() {
+        let range = served_range(ApiKey::Fetch).unwrap();
+        assert!(super::super::fetch_wire::VERSIONS.contains(&range.min));
+        assert!(super::super::fetch_wire::VERSIONS.contains(&range.max));
+    }
 }

@@ -4,3 +4,5 @@
 pub mod api;
 pub mod codec;
 pub mod errors;
+pub mod fetch_wire;
+pub mod reply;

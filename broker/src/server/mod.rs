@@ -5,6 +5,7 @@
 //! that cannot be parsed closes its connection; every other problem is a Kafka error code.
 
 mod handlers;
+mod send;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -255,12 +256,13 @@ async fn serve_connection(
                 break;
             }
         };
-        let Some(bytes) = broker.handle(request, peer).await else {
+        let Some(reply) = broker.handle(request, peer).await else {
             break;
         };
-        if !bytes.is_empty() {
-            metrics.network_out.inc_by(bytes.len() as u64);
-            if write_half.write_all(&bytes).await.is_err() {
+        if !reply.is_empty() {
+            metrics.network_out.inc_by(reply.len());
+            if let Err(e) = send::send_reply(&mut write_half, &reply).await {
+                tracing::debug!(%peer, error = %e, "connection closed while sending a response");
                 break;
             }
         }

@@ -92,8 +92,12 @@ impl RawClient {
             Err(_) => panic!("no response within 20 s"),
         }
         let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).await.ok()?;
-        Some(Bytes::from(body))
+        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut body)).await
+        {
+            Ok(Ok(_)) => Some(Bytes::from(body)),
+            Ok(Err(_)) => None,
+            Err(_) => panic!("a response frame was cut short: no more bytes within 20 s"),
+        }
     }
 
     /// True when the broker has closed this connection (EOF within the timeout).

@@ -15,7 +15,6 @@ mod producer;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestKind, ResponseKind,
@@ -28,6 +27,8 @@ use crate::metrics::Metrics;
 use crate::protocol::api::HANDLED_APIS;
 use crate::protocol::codec::{self, Request};
 use crate::protocol::errors;
+use crate::protocol::fetch_wire;
+use crate::protocol::reply::Reply;
 use crate::topics::TopicRegistry;
 
 /// The leader epoch of every partition: a single broker never changes leaders.
@@ -43,9 +44,9 @@ pub struct Broker {
     node_id: i32,
 }
 
-/// What the connection does after a request: write these bytes (none for acks=0), or close
+/// What the connection does after a request: write this frame (empty for acks=0), or close
 /// when `None` (a response that cannot be encoded).
-pub(crate) type Outcome = Option<BytesMut>;
+pub(crate) type Outcome = Option<Reply>;
 
 fn api_name(key: ApiKey) -> &'static str {
     match key {
@@ -132,14 +133,14 @@ impl Broker {
                     started.elapsed().as_secs_f64(),
                 );
                 if acks == 0 {
-                    return Some(BytesMut::new());
+                    return Some(Reply::none());
                 }
-                Some(codec::encode_legacy_produce_response(
+                Some(Reply::from(codec::encode_legacy_produce_response(
                     header.request_api_version,
                     header.correlation_id,
                     &topics,
                     code,
-                ))
+                )))
             }
             Request::Kafka { header, body } => {
                 let version = header.request_api_version;
@@ -163,8 +164,8 @@ impl Broker {
                         )
                     }
                     RequestKind::Fetch(r) => {
-                        let (b, c) = self.fetch(r, version).await;
-                        (ApiKey::Fetch, Some(ResponseKind::Fetch(b)), c)
+                        let outcome = self.fetch(r, version).await;
+                        return self.finish_fetch(version, correlation_id, outcome, started);
                     }
                     RequestKind::ListOffsets(r) => {
                         let (b, c) = self.list_offsets(r, version);
@@ -282,9 +283,31 @@ impl Broker {
                             &errors::label(code),
                             started.elapsed().as_secs_f64(),
                         );
-                        Some(BytesMut::new())
+                        Some(Reply::none())
                     }
                 }
+            }
+        }
+    }
+
+    fn finish_fetch(
+        &self,
+        version: i16,
+        correlation_id: i32,
+        outcome: fetch::FetchOutcome,
+        started: Instant,
+    ) -> Outcome {
+        let reply = fetch_wire::encode(version, correlation_id, &outcome.response, &outcome.files);
+        self.metrics.observe_request(
+            "Fetch",
+            &errors::label(outcome.code),
+            started.elapsed().as_secs_f64(),
+        );
+        match reply {
+            Ok(reply) => Some(reply),
+            Err(e) => {
+                tracing::error!(version, error = %e, "fetch response could not be built; closing");
+                None
             }
         }
     }
@@ -299,7 +322,7 @@ impl Broker {
         started: Instant,
     ) -> Outcome {
         let out = match codec::encode_response(api, version, correlation_id, &body) {
-            Ok(out) => Some(out),
+            Ok(out) => Some(Reply::from(out)),
             Err(e) => {
                 tracing::error!(api = api_name(api), version, error = %e, "response could not be encoded; closing");
                 None
