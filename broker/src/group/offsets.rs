@@ -13,6 +13,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::RwLock;
 
+use crate::log::batch::BatchIter;
 use crate::log::LogError;
 use crate::topics::{Topic, TopicRegistry};
 
@@ -94,6 +95,15 @@ fn offset_value(c: &CommittedOffset) -> Bytes {
     b.freeze()
 }
 
+/// The offset after the last whole batch in `data`.
+fn batches_end(data: &[u8]) -> i64 {
+    BatchIter::new(data)
+        .filter_map(Result::ok)
+        .map(|(_, h)| h.last_offset().saturating_add(1))
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
 fn parse_key(mut k: Bytes) -> Option<(String, TopicPartition)> {
     if k.remaining() < 2 {
         return None;
@@ -166,6 +176,9 @@ impl OffsetStore {
                 if data.is_empty() {
                     break;
                 }
+                // Compaction leaves gaps and may leave empty batches: continue after the last
+                // batch read even when its last records are gone.
+                let read_end = batches_end(&data);
                 while data.has_remaining() {
                     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         RecordBatchDecoder::decode(&mut data)
@@ -188,6 +201,7 @@ impl OffsetStore {
                         applied += 1;
                     }
                 }
+                next = next.max(read_end);
             }
         }
         if applied > 0 {

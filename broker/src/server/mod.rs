@@ -95,6 +95,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.clone(),
     ));
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
+    let cleaner = tokio::spawn(log_cleaner(registry.clone(), shutdown_rx.clone()));
     let ticker = tokio::spawn(groups.clone().run_ticker());
     let lag = tokio::spawn(export_lag(
         groups.clone(),
@@ -111,6 +112,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.store(false, Ordering::Release);
         metrics_task.abort();
         maintenance.abort();
+        cleaner.abort();
         ticker.abort();
         lag.abort();
         registry.close();
@@ -192,6 +194,26 @@ async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver
             _ = flush.tick() => {
                 let r = registry.clone();
                 let _ = tokio::task::spawn_blocking(move || r.flush_due(now_ms())).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The log cleaner: every `log.cleaner.backoff.ms`, one round over the compacted partitions on
+/// a blocking thread (rounds never overlap: the next waits for the previous one).
+async fn log_cleaner(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver<bool>) {
+    if !registry.broker().log_cleaner_enable {
+        return;
+    }
+    let backoff = Duration::from_millis(registry.broker().log_cleaner_backoff_ms);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + backoff, backoff);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let r = registry.clone();
+                let _ = tokio::task::spawn_blocking(move || r.clean_logs(now_ms())).await;
             }
             _ = shutdown.changed() => return,
         }
