@@ -120,6 +120,29 @@ pub fn producer_batch(
     producer_epoch: i16,
     base_sequence: i32,
 ) -> Bytes {
+    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+        records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    encode_batch(
+        &records,
+        timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+    )
+}
+
+/// Like [`batch`], with nullable values (a null value is a tombstone on compacted topics).
+pub fn nullable_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp: i64) -> Bytes {
+    encode_batch(records, timestamp, -1, -1, -1)
+}
+
+fn encode_batch(
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -142,7 +165,7 @@ pub fn producer_batch(
             },
             timestamp: timestamp + i as i64,
             key: k.map(Bytes::copy_from_slice),
-            value: Some(Bytes::copy_from_slice(v)),
+            value: v.map(Bytes::copy_from_slice),
             headers: Default::default(),
         })
         .collect();
@@ -157,6 +180,31 @@ pub fn producer_batch(
     )
     .expect("batch encodes");
     buf.freeze()
+}
+
+/// Creates a one-partition topic with `configs` through CreateTopics; asserts success.
+pub async fn create_topic(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(configs)]);
+    let resp = c.call(7, &req).await;
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "creating {name}: {:?}",
+        resp.topics[0].error_message
+    );
 }
 
 /// Waits for `cond` to hold, polling, for at most `timeout`.
