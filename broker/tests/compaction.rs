@@ -1,6 +1,7 @@
 //! Log compaction through the running broker: 100,000 updates over 1,000 keys shrink to the
 //! latest value of each key at its acknowledged offset; tombstoned keys vanish after
 //! delete.retention.ms; keyless records are refused; the result survives a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -8,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{broker_with, create_topic, http_get, nullable_batch, topic_name, RawClient};
+use common::{
+    broker_with, create_topic, http_get, nullable_batch, topic_name, KeyValue, RawClient,
+};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -29,7 +32,7 @@ fn fast_cleaner(c: &mut BrokerConfig) {
     c.log_cleaner_backoff_ms = 200;
 }
 
-async fn produce(c: &mut RawClient, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> (i16, i64) {
+async fn produce(c: &mut RawClient, records: &[KeyValue<'_>]) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_topic_data(vec![TopicProduceData::default()
@@ -45,7 +48,7 @@ async fn produce(c: &mut RawClient, records: &[(Option<&[u8]>, Option<&[u8]>)]) 
 async fn produce_all(c: &mut RawClient, records: &[(String, Option<String>)]) -> Vec<i64> {
     let mut offsets = Vec::with_capacity(records.len());
     for chunk in records.chunks(PER_BATCH) {
-        let batch: Vec<(Option<&[u8]>, Option<&[u8]>)> = chunk
+        let batch: Vec<KeyValue<'_>> = chunk
             .iter()
             .map(|(k, v)| (Some(k.as_bytes()), v.as_deref().map(str::as_bytes)))
             .collect();

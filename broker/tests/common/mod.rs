@@ -112,6 +112,9 @@ pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
     producer_batch(records, timestamp, -1, -1, -1)
 }
 
+/// A record as (key, value), either nullable.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Like [`batch`], from an idempotent producer: producer id, epoch and base sequence.
 pub fn producer_batch(
     records: &[(Option<&[u8]>, &[u8])],
@@ -120,8 +123,7 @@ pub fn producer_batch(
     producer_epoch: i16,
     base_sequence: i32,
 ) -> Bytes {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let records: Vec<KeyValue<'_>> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
     encode_batch(
         &records,
         timestamp,
@@ -132,12 +134,12 @@ pub fn producer_batch(
 }
 
 /// Like [`batch`], with nullable values (a null value is a tombstone on compacted topics).
-pub fn nullable_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp: i64) -> Bytes {
+pub fn nullable_batch(records: &[KeyValue<'_>], timestamp: i64) -> Bytes {
     encode_batch(records, timestamp, -1, -1, -1)
 }
 
 fn encode_batch(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    records: &[KeyValue<'_>],
     timestamp: i64,
     producer_id: i64,
     producer_epoch: i16,
