@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    broker_with, create_topic, http_get, nullable_batch, topic_name, KeyValue, RawClient,
+    broker_with, create_topic, http_get, list_offset, nullable_batch, topic_name, KeyValue,
+    RawClient,
 };
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -61,14 +62,7 @@ async fn produce_all(c: &mut RawClient, records: &[(String, Option<String>)]) ->
 
 /// The high watermark of the partition (ListOffsets latest).
 async fn log_end(c: &mut RawClient) -> i64 {
-    let req = ListOffsetsRequest::default().with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default()
-            .with_name(topic_name(TOPIC))
-            .with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
-            ]),
-    ]);
-    c.call(7, &req).await.topics[0].partitions[0].offset
+    list_offset(c, TOPIC, -1).await
 }
 
 /// Every record of the topic, read with Fetch from offset 0 to the high watermark.

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{batch, broker_with, create_topic as create, topic_name, RawClient};
+use common::{batch, broker_with, create_topic as create, list_offset, topic_name, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use samsa_broker::server::now_ms;
@@ -25,14 +25,7 @@ async fn produce(c: &mut RawClient, name: &str, timestamp: i64, value: &[u8]) ->
 }
 
 async fn earliest(c: &mut RawClient, name: &str) -> i64 {
-    let req = ListOffsetsRequest::default().with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default()
-            .with_name(topic_name(name))
-            .with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)
-            ]),
-    ]);
-    c.call(7, &req).await.topics[0].partitions[0].offset
+    list_offset(c, name, -2).await
 }
 
 async fn wait_earliest(c: &mut RawClient, name: &str, want: i64) -> i64 {

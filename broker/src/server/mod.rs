@@ -187,17 +187,20 @@ async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = retention.tick() => {
-                let r = registry.clone();
-                let _ = tokio::task::spawn_blocking(move || r.apply_retention(now_ms())).await;
-            }
-            _ = flush.tick() => {
-                let r = registry.clone();
-                let _ = tokio::task::spawn_blocking(move || r.flush_due(now_ms())).await;
-            }
+            _ = retention.tick() => on_blocking_thread(&registry, TopicRegistry::apply_retention).await,
+            _ = flush.tick() => on_blocking_thread(&registry, TopicRegistry::flush_due).await,
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Runs `task(registry, now_ms())` on a blocking thread and waits for it.
+async fn on_blocking_thread(
+    registry: &Arc<TopicRegistry>,
+    task: impl FnOnce(&TopicRegistry, i64) + Send + 'static,
+) {
+    let r = registry.clone();
+    let _ = tokio::task::spawn_blocking(move || task(&r, now_ms())).await;
 }
 
 /// The log cleaner: every `log.cleaner.backoff.ms`, one round over the compacted partitions on
@@ -211,10 +214,7 @@ async fn log_cleaner(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = every.tick() => {
-                let r = registry.clone();
-                let _ = tokio::task::spawn_blocking(move || r.clean_logs(now_ms())).await;
-            }
+            _ = every.tick() => on_blocking_thread(&registry, |r, now| { r.clean_logs(now); }).await,
             _ = shutdown.changed() => return,
         }
     }

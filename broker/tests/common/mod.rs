@@ -184,6 +184,18 @@ fn encode_batch(
     buf.freeze()
 }
 
+/// ListOffsets (v7) of partition 0 of `name` at `timestamp` (-1 latest, -2 earliest).
+pub async fn list_offset(c: &mut RawClient, name: &str, timestamp: i64) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::ListOffsetsRequest;
+    let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+        .with_name(topic_name(name))
+        .with_partitions(vec![
+            ListOffsetsPartition::default().with_timestamp(timestamp)
+        ])]);
+    c.call(7, &req).await.topics[0].partitions[0].offset
+}
+
 /// Creates a one-partition topic with `configs` through CreateTopics; asserts success.
 pub async fn create_topic(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};

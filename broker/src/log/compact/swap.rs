@@ -21,7 +21,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::log::batch::{parse_header, HEADER_LEN};
-use crate::log::index::{IndexFile, IndexTracker, OffsetEntry, TimeEntry};
+use crate::log::index::{IndexEntry, IndexFile, IndexTracker, OffsetEntry, TimeEntry};
 use crate::log::segment::{remove_if_exists, segment_path, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::log::{sync_dir, LogError};
 
@@ -113,20 +113,22 @@ impl CleanedWriter {
         file.sync_all()
             .map_err(LogError::io("fsync", &self.log_path))?;
         self.times.extend(self.tracker.time_entry());
-        let mut offsets = IndexFile::<OffsetEntry>::create(
-            cleaned_path(&self.dir, self.base, INDEX_EXT),
-            self.base,
-        )?;
-        offsets.replace_all(self.offsets)?;
-        offsets.sync()?;
-        let mut times = IndexFile::<TimeEntry>::create(
-            cleaned_path(&self.dir, self.base, TIME_INDEX_EXT),
-            self.base,
-        )?;
-        times.replace_all(self.times)?;
-        times.sync()?;
+        write_index(&self.dir, self.base, INDEX_EXT, self.offsets)?;
+        write_index(&self.dir, self.base, TIME_INDEX_EXT, self.times)?;
         Ok(self.size)
     }
+}
+
+/// Writes and fsyncs a cleaned index file holding `entries`.
+fn write_index<E: IndexEntry>(
+    dir: &Path,
+    base: i64,
+    ext: &str,
+    entries: Vec<E>,
+) -> Result<(), LogError> {
+    let mut index = IndexFile::<E>::create(cleaned_path(dir, base, ext), base)?;
+    index.replace_all(entries)?;
+    index.sync()
 }
 
 /// Removes the `.cleaned` files of `groups` (an aborted pass).

@@ -3,65 +3,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::filter::{filter_batch, Fate, Filtered, OffsetMap, Rules};
 use super::*;
 use crate::log::batch::{parse_checked, BatchIter};
 use crate::log::segment::segment_path;
-use crate::log::testutil::{config, NOW};
+use crate::log::testutil::{config, encoded_batch, EncodedRecord, NOW};
 use crate::log::LogConfig;
 
 /// One record as a consumer sees it: (offset, key, value).
 type Rec = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// A batch of `(key, value)` records stamped `ts`, encoded by kafka-protocol with `compression`
-/// and, when `producer` is set, as an idempotent producer `(id, base sequence)`.
+/// A batch of `(key, value)` records stamped `ts`, `ts + 1`, ..., encoded by kafka-protocol
+/// with `compression` and, when `producer` is set, as an idempotent producer `(id, sequence)`.
 fn encoded(
     records: &[(Option<&str>, Option<&str>)],
     ts: i64,
     compression: Compression,
     producer: Option<(i64, i32)>,
 ) -> Vec<u8> {
-    let (pid, seq) = producer.unwrap_or((-1, -1));
-    let records: Vec<Record> = records
+    let records: Vec<EncodedRecord<'_>> = records
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: if pid < 0 { -1 } else { 0 },
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 {
-                i as i32 - 1
-            } else {
-                seq + i as i32
-            },
-            timestamp: ts + i as i64,
-            key: k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            headers: IndexMap::new(),
-            delete_horizon: false,
-        })
+        .map(|(i, (k, v))| (ts + i as i64, k.map(str::as_bytes), v.map(str::as_bytes)))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    encoded_batch(&records, compression, producer)
 }
 
 fn kv(k: &str, v: &str) -> (Option<&'static str>, Option<&'static str>) {
