@@ -221,10 +221,11 @@ impl Log {
     /// Swaps in what [`clean`] wrote, unless the segments it read changed meanwhile (retention
     /// deleted some): then the work is discarded and this returns false.
     pub fn install_cleaned(&mut self, cleaned: Cleaned) -> Result<bool, LogError> {
-        let unchanged = cleaned
-            .old
-            .iter()
-            .all(|&(base, size)| self.sealed.get(&base).is_some_and(|s| s.size() == size));
+        let unchanged = cleaned.old.iter().all(|&(base, size)| {
+            self.sealed
+                .get(&base)
+                .is_some_and(|s| s.size() == size && still_on_disk(s))
+        });
         let first = cleaned.old.first().map(|o| o.0);
         let last = cleaned.old.last().map(|o| o.0);
         let same_set = match (first, last) {
@@ -278,6 +279,19 @@ impl Log {
                     .map_or(self.active.base_offset(), |(base, _)| *base)
             })
             .collect()
+    }
+}
+
+/// Whether the segment's file is still the one at its path (not deleted, nor replaced by a
+/// topic re-created under the same name while the pass ran).
+fn still_on_disk(segment: &Segment) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(&segment.log_path),
+        segment.file.metadata(),
+    ) {
+        (Ok(on_disk), Ok(open)) => on_disk.dev() == open.dev() && on_disk.ino() == open.ino(),
+        _ => false,
     }
 }
 

@@ -383,6 +383,22 @@ fn retention_changing_the_segments_discards_the_pass() {
 }
 
 #[test]
+fn a_directory_replaced_during_the_pass_discards_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = updates_log(dir.path());
+    let (_, plan) = log.plan_cleaning(NOW).unwrap();
+    let cleaned = clean(plan.unwrap(), NOW).unwrap();
+    // Another log now owns the directory (a topic deleted and created again).
+    let first = segment_path(dir.path(), 0, "log");
+    let bytes = std::fs::read(&first).unwrap();
+    std::fs::remove_file(&first).unwrap();
+    std::fs::write(&first, &bytes).unwrap();
+    assert!(!log.install_cleaned(cleaned).unwrap());
+    assert_eq!(std::fs::read(&first).unwrap(), bytes);
+    assert!(!dir.path().join(swap::MANIFEST_FILE).exists());
+}
+
+#[test]
 fn a_swap_cut_at_any_step_recovers_all_old_or_all_new() {
     let probe = tempfile::tempdir().unwrap();
     let (mut log, _) = updates_log(probe.path());
