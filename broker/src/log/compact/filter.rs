@@ -10,15 +10,25 @@ use std::collections::HashMap;
 use crate::log::batch::{rebuild_batch, BatchHeader, ATTR_COMPRESSION_MASK, HEADER_LEN};
 use crate::log::records::{compress, decompress, RecordMeta, RecordWalker};
 
+/// Bytes an entry of [`OffsetMap`] costs beyond its key (the offset, the key's vector, the
+/// hash table's slot), for the memory bound of a pass.
+const ENTRY_OVERHEAD: usize = 48;
+
 /// Latest offset of every key seen in the dirty section.
 #[derive(Debug, Default)]
 pub(crate) struct OffsetMap {
     latest: HashMap<Vec<u8>, i64>,
+    bytes: usize,
 }
 
 impl OffsetMap {
     pub(crate) fn len(&self) -> usize {
         self.latest.len()
+    }
+
+    /// Approximate memory held by the map.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub(crate) fn latest(&self, key: &[u8]) -> Option<i64> {
@@ -40,8 +50,13 @@ impl OffsetMap {
             };
             if let Some(key) = record.key {
                 let offset = record_offset(header, &record);
-                let slot = self.latest.entry(key.to_vec()).or_insert(offset);
-                *slot = (*slot).max(offset);
+                match self.latest.get_mut(key) {
+                    Some(slot) => *slot = (*slot).max(offset),
+                    None => {
+                        self.bytes += key.len() + ENTRY_OVERHEAD;
+                        self.latest.insert(key.to_vec(), offset);
+                    }
+                }
             }
         }
     }

@@ -32,6 +32,12 @@ use super::{recovery, Log, LogError};
 use filter::{filter_batch, Filtered, OffsetMap, Rules};
 use swap::{CleanedWriter, SwapGroup};
 
+/// Memory the key → offset map of one pass may use (the default of Kafka's
+/// `log.cleaner.dedupe.buffer.size`). When the dirty section holds more keys, the pass cleans up
+/// to the segment where the map filled (one dirty segment at least) and the next pass goes on
+/// from there.
+const OFFSET_MAP_BYTES: usize = 128 << 20;
+
 /// Cleaner state of one log kept in memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CleanerState {
@@ -78,6 +84,8 @@ pub struct CleanPlan {
     segment_bytes: u64,
     index_interval: u32,
     delete_retention_ms: i64,
+    /// Memory bound of the offset map.
+    map_limit: usize,
     /// Dirty bytes / (clean + dirty bytes) when planned.
     pub dirty_ratio: f64,
 }
@@ -213,6 +221,7 @@ impl Log {
                 segment_bytes: config.segment_bytes.min(super::MAX_SEGMENT_BYTES),
                 index_interval: config.index_interval_bytes,
                 delete_retention_ms: config.delete_retention_ms,
+                map_limit: OFFSET_MAP_BYTES,
                 dirty_ratio: ratio,
             }),
         ))
@@ -329,16 +338,35 @@ fn group_segments(segments: &[SegmentSnapshot], max_bytes: u64) -> Vec<&[Segment
     groups
 }
 
-/// Phase 2 of a pass (see the module doc): reads the planned segments without any lock and
-/// writes the cleaned ones as `.cleaned` files.
-pub fn clean(plan: CleanPlan, now_ms: i64) -> Result<Cleaned, LogError> {
+/// The latest offset of each key of the dirty section, and where the section ends: the
+/// planned end, or earlier where the map reached its memory bound (at a segment boundary,
+/// after one dirty segment at least).
+fn build_offset_map(plan: &CleanPlan) -> Result<(OffsetMap, i64), LogError> {
     let mut map = OffsetMap::default();
+    let mut mapped = 0;
     for seg in plan.segments.iter().filter(|s| s.base >= plan.first_dirty) {
+        if mapped > 0 && map.bytes() >= plan.map_limit {
+            return Ok((map, seg.base));
+        }
         for_each_batch(seg, |h, batch| {
             map.add_batch(batch, h);
             Ok(())
         })?;
+        mapped += 1;
     }
+    Ok((map, plan.dirty_end))
+}
+
+/// Phase 2 of a pass (see the module doc): reads the planned segments without any lock and
+/// writes the cleaned ones as `.cleaned` files.
+pub fn clean(plan: CleanPlan, now_ms: i64) -> Result<Cleaned, LogError> {
+    let (map, dirty_end) = build_offset_map(&plan)?;
+    let rewritten = plan
+        .segments
+        .iter()
+        .take_while(|s| s.base < dirty_end)
+        .count();
+    let segments = plan.segments.get(..rewritten).unwrap_or_default();
     let producers = last_batch_per_producer(&plan)?;
     let rules = Rules {
         map: &map,
@@ -346,16 +374,16 @@ pub fn clean(plan: CleanPlan, now_ms: i64) -> Result<Cleaned, LogError> {
         delete_retention_ms: plan.delete_retention_ms,
     };
     let mut stats = CleanStats {
-        segments_before: plan.segments.len(),
+        segments_before: segments.len(),
         dirty_keys: map.len(),
         first_dirty: plan.first_dirty,
-        dirty_end: plan.dirty_end,
+        dirty_end,
         ..CleanStats::default()
     };
     let mut groups = Vec::new();
     let mut expiry: Option<i64> = None;
     let written = (|| {
-        for group in group_segments(&plan.segments, plan.segment_bytes) {
+        for group in group_segments(segments, plan.segment_bytes) {
             let Some(first) = group.first() else {
                 continue;
             };
@@ -397,9 +425,9 @@ pub fn clean(plan: CleanPlan, now_ms: i64) -> Result<Cleaned, LogError> {
     stats.segments_after = groups.len();
     Ok(Cleaned {
         dir: plan.dir.clone(),
-        old: plan.segments.iter().map(|s| (s.base, s.size)).collect(),
+        old: segments.iter().map(|s| (s.base, s.size)).collect(),
         groups,
-        dirty_end: plan.dirty_end,
+        dirty_end,
         tombstone_expiry: expiry,
         stats,
     })

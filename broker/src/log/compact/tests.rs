@@ -315,6 +315,37 @@ fn dirty_ratio_below_the_threshold_waits() {
 }
 
 #[test]
+fn a_full_offset_map_cleans_part_of_the_dirty_section_and_the_next_pass_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, latest) = updates_log(dir.path());
+    let bases: Vec<i64> = log.sealed.keys().copied().collect();
+    let (_, plan) = log.plan_cleaning(NOW).unwrap();
+    let mut plan = plan.unwrap();
+    plan.map_limit = 1; // full after the first segment
+    let cleaned = clean(plan, NOW).unwrap();
+    assert_eq!(cleaned.stats.dirty_end, bases[1]);
+    assert_eq!(cleaned.stats.segments_before, 1);
+    assert!(log.install_cleaned(cleaned).unwrap());
+    assert_eq!(log.cleaner.first_dirty_offset, bases[1]);
+    assert_eq!(swap::read_checkpoint(dir.path()), Some(bases[1]));
+    // The next (unbounded) pass goes on from the checkpoint.
+    let stats = pass(&mut log, NOW).unwrap();
+    assert_eq!(stats.first_dirty, bases[1]);
+    let records = all_records(&log);
+    for want in &latest {
+        assert_eq!(records.iter().rev().find(|r| r.1 == want.1), Some(want));
+    }
+    let below_active = records
+        .iter()
+        .filter(|r| r.0 < log.active.base_offset())
+        .count();
+    assert!(
+        below_active <= 10,
+        "{below_active} records below the active segment"
+    );
+}
+
+#[test]
 fn min_compaction_lag_keeps_young_segments_dirty() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = updates_log(dir.path());
