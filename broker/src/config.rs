@@ -137,9 +137,55 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(i32).range(1..))]
     pub group_max_session_timeout_ms: i32,
 
+    /// Default cleanup policy of topics: delete, compact, or compact,delete (log.cleanup.policy).
+    #[arg(long, env = "SAMSA_LOG_CLEANUP_POLICY", default_value = "delete",
+          value_parser = parse_cleanup_policy)]
+    pub log_cleanup_policy: String,
+
+    /// Run the log cleaner, which compacts topics with cleanup.policy=compact
+    /// (log.cleaner.enable).
+    #[arg(long, env = "SAMSA_LOG_CLEANER_ENABLE", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub log_cleaner_enable: bool,
+
+    /// How long the log cleaner sleeps between checks for logs to clean, in milliseconds
+    /// (log.cleaner.backoff.ms).
+    #[arg(long, env = "SAMSA_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_cleaner_backoff_ms: u64,
+
+    /// Default min.cleanable.dirty.ratio: a compacted log is cleaned once its dirty bytes reach
+    /// this share of its cleanable bytes (log.cleaner.min.cleanable.ratio).
+    #[arg(long, env = "SAMSA_LOG_CLEANER_MIN_CLEANABLE_RATIO", default_value_t = 0.5,
+          value_parser = parse_ratio)]
+    pub log_cleaner_min_cleanable_ratio: f64,
+
+    /// Default delete.retention.ms: how long tombstones stay in compacted logs
+    /// (log.cleaner.delete.retention.ms; 1 day).
+    #[arg(long, env = "SAMSA_LOG_CLEANER_DELETE_RETENTION_MS", default_value_t = 86_400_000,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub log_cleaner_delete_retention_ms: i64,
+
+    /// Default min.compaction.lag.ms: records younger than this are not compacted
+    /// (log.cleaner.min.compaction.lag.ms).
+    #[arg(long, env = "SAMSA_LOG_CLEANER_MIN_COMPACTION_LAG_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub log_cleaner_min_compaction_lag_ms: i64,
+
     /// Log filter in tracing's EnvFilter syntax (e.g. "info", "samsa_broker=debug").
     #[arg(long, env = "SAMSA_LOG", default_value = "info")]
     pub log: String,
+}
+
+fn parse_cleanup_policy(v: &str) -> Result<String, String> {
+    crate::topics::config::check_cleanup_policy(v).map(|()| v.trim().to_string())
+}
+
+fn parse_ratio(v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{v:?} is not a number between 0 and 1")),
+    }
 }
 
 impl BrokerConfig {
@@ -204,5 +250,35 @@ mod tests {
         let c = BrokerConfig::parse_from(["samsa-broker", "--auto-create-topics-enable", "false"]);
         assert!(!c.auto_create_topics_enable);
         assert!(BrokerConfig::try_parse_from(["samsa-broker", "--num-partitions", "0"]).is_err());
+    }
+
+    #[test]
+    fn cleaner_flags_parse_and_check() {
+        let c = BrokerConfig::parse_from(["samsa-broker"]);
+        assert!(c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_backoff_ms, 15_000);
+        assert_eq!(c.log_cleaner_min_cleanable_ratio, 0.5);
+        assert_eq!(c.log_cleaner_delete_retention_ms, 86_400_000);
+        assert_eq!(c.log_cleaner_min_compaction_lag_ms, 0);
+        assert_eq!(c.log_cleanup_policy, "delete");
+        let c = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--log-cleaner-enable",
+            "false",
+            "--log-cleaner-min-cleanable-ratio",
+            "0.01",
+            "--log-cleanup-policy",
+            "compact,delete",
+        ]);
+        assert!(!c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_min_cleanable_ratio, 0.01);
+        assert_eq!(c.log_cleanup_policy, "compact,delete");
+        for bad in [
+            ["--log-cleaner-min-cleanable-ratio", "2"],
+            ["--log-cleanup-policy", "shred"],
+            ["--log-cleaner-backoff-ms", "0"],
+        ] {
+            assert!(BrokerConfig::try_parse_from(["samsa-broker", bad[0], bad[1]]).is_err());
+        }
     }
 }

@@ -364,3 +364,63 @@ async fn metadata_auto_creates_only_when_allowed() {
     assert_eq!(r.topics[0].error_code, 3, "auto.create.topics.enable=false");
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn compaction_configs_are_validated_and_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_with(dir.path(), |c| c.log_cleaner_min_cleanable_ratio = 0.25).await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    let with = |name: &str, configs: &[(&str, &str)]| {
+        topic(name, 1, 1).with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        )
+    };
+    for (key, bad) in [
+        ("cleanup.policy", "compacted"),
+        ("min.cleanable.dirty.ratio", "1.5"),
+        ("delete.retention.ms", "-1"),
+        ("min.compaction.lag.ms", "later"),
+    ] {
+        let r = create(&mut c, vec![with("bad", &[(key, bad)])], false).await;
+        assert_eq!(r[0].1, 40, "{key}={bad}: INVALID_CONFIG");
+        let msg = r[0].2.clone().unwrap_or_default();
+        assert!(msg.contains(key), "{msg}");
+    }
+    let t = with(
+        "cc",
+        &[
+            ("cleanup.policy", "compact,delete"),
+            ("delete.retention.ms", "1500"),
+        ],
+    );
+    assert_eq!(create(&mut c, vec![t], false).await[0].1, 0);
+    let d = describe(&mut c, "cc").await;
+    for want in [
+        ("cleanup.policy", "compact,delete", 1),
+        ("delete.retention.ms", "1500", 1),
+        ("min.cleanable.dirty.ratio", "0.25", 5),
+        ("min.compaction.lag.ms", "0", 5),
+    ] {
+        assert!(
+            d.contains(&(want.0.into(), want.1.into(), want.2)),
+            "{want:?} in {d:?}"
+        );
+    }
+    assert_eq!(
+        alter(&mut c, "cc", &[("cleanup.policy", 0, Some("compact"))])
+            .await
+            .0,
+        0
+    );
+    assert!(describe(&mut c, "cc")
+        .await
+        .contains(&("cleanup.policy".into(), "compact".into(), 1)));
+    b.shutdown().await;
+}

@@ -5,29 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{batch, broker_with, topic_name, RawClient};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{batch, broker_with, create_topic as create, list_offset, topic_name, RawClient};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use samsa_broker::server::now_ms;
-
-async fn create(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
-    let configs = configs
-        .iter()
-        .map(|(k, v)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string(k.to_string()))
-                .with_value(Some(StrBytes::from_string(v.to_string())))
-        })
-        .collect();
-    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(configs)]);
-    assert_eq!(c.call(7, &req).await.topics[0].error_code, 0);
-}
 
 async fn produce(c: &mut RawClient, name: &str, timestamp: i64, value: &[u8]) -> i64 {
     let req =
@@ -44,14 +25,7 @@ async fn produce(c: &mut RawClient, name: &str, timestamp: i64, value: &[u8]) ->
 }
 
 async fn earliest(c: &mut RawClient, name: &str) -> i64 {
-    let req = ListOffsetsRequest::default().with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default()
-            .with_name(topic_name(name))
-            .with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)
-            ]),
-    ]);
-    c.call(7, &req).await.topics[0].partitions[0].offset
+    list_offset(c, name, -2).await
 }
 
 async fn wait_earliest(c: &mut RawClient, name: &str, want: i64) -> i64 {

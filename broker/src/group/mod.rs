@@ -48,7 +48,10 @@ impl Groups {
     pub fn open(registry: &TopicRegistry) -> anyhow::Result<Groups> {
         let broker = registry.broker();
         let offsets = match registry.get(OFFSETS_TOPIC) {
-            Some(topic) => OffsetStore::load(&topic)?,
+            Some(topic) => {
+                Self::upgrade_offsets_topic(registry, &topic)?;
+                OffsetStore::load(&topic)?
+            }
             None => OffsetStore::default(),
         };
         Ok(Groups {
@@ -59,6 +62,30 @@ impl Groups {
         })
     }
 
+    /// Compacted, as Kafka's: every group's latest offsets stay, superseded commits and deleted
+    /// offsets (tombstones, after delete.retention.ms) go. Segments of 100 MiB
+    /// (offsets.topic.segment.bytes) so that the cleaner gets sealed segments to clean.
+    fn offsets_topic_configs() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), "104857600".to_string()),
+        ])
+    }
+
+    /// A `__consumer_offsets` created before compaction existed kept everything with
+    /// retention.ms=-1: switch it to the compacted configs.
+    fn upgrade_offsets_topic(
+        registry: &TopicRegistry,
+        topic: &crate::topics::Topic,
+    ) -> anyhow::Result<()> {
+        if topic.configs.read().contains_key("cleanup.policy") {
+            return Ok(());
+        }
+        tracing::info!("switching {OFFSETS_TOPIC} to cleanup.policy=compact");
+        registry.set_configs(OFFSETS_TOPIC, Self::offsets_topic_configs())?;
+        Ok(())
+    }
+
     /// Creates `__consumer_offsets` when a group first needs it.
     pub fn ensure_offsets_topic(
         registry: &TopicRegistry,
@@ -66,8 +93,7 @@ impl Groups {
         if let Some(t) = registry.get(OFFSETS_TOPIC) {
             return Ok(t);
         }
-        // Kept forever until log compaction lands: deleting by time would lose offsets.
-        let configs = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
+        let configs = Self::offsets_topic_configs();
         match registry.create(
             OFFSETS_TOPIC,
             registry.broker().offsets_topic_num_partitions,

@@ -13,6 +13,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::RwLock;
 
+use crate::log::batch::BatchIter;
 use crate::log::LogError;
 use crate::topics::{Topic, TopicRegistry};
 
@@ -94,6 +95,15 @@ fn offset_value(c: &CommittedOffset) -> Bytes {
     b.freeze()
 }
 
+/// The offset after the last whole batch in `data`.
+fn batches_end(data: &[u8]) -> i64 {
+    BatchIter::new(data)
+        .filter_map(Result::ok)
+        .map(|(_, h)| h.last_offset().saturating_add(1))
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
 fn parse_key(mut k: Bytes) -> Option<(String, TopicPartition)> {
     if k.remaining() < 2 {
         return None;
@@ -166,6 +176,9 @@ impl OffsetStore {
                 if data.is_empty() {
                     break;
                 }
+                // Compaction leaves gaps and may leave empty batches: continue after the last
+                // batch read even when its last records are gone.
+                let read_end = batches_end(&data);
                 while data.has_remaining() {
                     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         RecordBatchDecoder::decode(&mut data)
@@ -188,6 +201,7 @@ impl OffsetStore {
                         applied += 1;
                     }
                 }
+                next = next.max(read_end);
             }
         }
         if applied > 0 {
@@ -411,5 +425,67 @@ mod tests {
             "truncated"
         );
         assert_eq!(parse_value(Bytes::from_static(&[0, 3, 1])), None);
+    }
+
+    #[test]
+    fn replay_after_compaction_keeps_latest_commits_and_forgets_deleted_groups() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::BrokerConfig::for_tests(dir.path().into());
+        cfg.offsets_topic_num_partitions = 1;
+        let metrics = Arc::new(crate::metrics::Metrics::new().unwrap());
+        let registry = TopicRegistry::open(Arc::new(cfg), metrics).unwrap();
+        let topic = super::super::Groups::ensure_offsets_topic(&registry).unwrap();
+        let mut configs = topic.configs.read().clone();
+        assert_eq!(
+            configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        for (k, v) in [
+            ("segment.bytes", "1024"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "0"),
+        ] {
+            configs.insert(k.into(), v.into());
+        }
+        registry.set_configs(OFFSETS_TOPIC, configs).unwrap();
+        let store = OffsetStore::default();
+        let now = crate::server::now_ms();
+        let commit = |group: &str, round: i64| {
+            let offsets = (0..3)
+                .map(|p| {
+                    let c = CommittedOffset {
+                        offset: round * 10 + i64::from(p),
+                        leader_epoch: -1,
+                        metadata: None,
+                        commit_timestamp: now,
+                    };
+                    (("t".to_string(), p), c)
+                })
+                .collect();
+            store.commit(&registry, group, offsets, now).unwrap();
+        };
+        for round in 0..40 {
+            commit("g", round);
+            commit("gone", round);
+        }
+        store.delete_group(&registry, "gone", now).unwrap();
+        for round in 40..60 {
+            commit("g", round);
+        }
+        let partition = topic.partition(0).unwrap();
+        let end = partition.log.lock().log_end_offset();
+        assert!(registry.clean_logs(now + 1) >= 1, "a pass ran");
+        let log = partition.log.lock();
+        let mut batches = 0;
+        log.for_each_batch_header(|_| batches += 1).unwrap();
+        assert!(batches < 60, "{batches} batches left of 103");
+        assert_eq!(log.log_end_offset(), end);
+        drop(log);
+        let loaded = OffsetStore::load(&topic).unwrap();
+        assert_eq!(loaded.group("g"), store.group("g"));
+        assert_eq!(loaded.group("g")[0].1.offset, 590);
+        assert!(loaded.group("gone").is_empty());
+        assert_eq!(loaded.groups(), vec!["g".to_string()]);
     }
 }

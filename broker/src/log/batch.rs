@@ -134,6 +134,12 @@ pub enum BatchError {
     /// Clients may not write control batches.
     #[error("clients may not write control batches")]
     ControlBatch,
+    /// A record without a key sent to a compacted topic.
+    #[error("compacted topic cannot accept message without key (record {index})")]
+    MissingKey { index: i32 },
+    /// A compressed batch whose records cannot be decompressed.
+    #[error("cannot decompress the batch's records: {0}")]
+    Undecompressable(String),
     /// A producer id is set but the base sequence is negative.
     #[error("invalid base sequence {base_sequence} for producer id {producer_id}")]
     InvalidSequence {
@@ -301,6 +307,24 @@ pub fn validate_produce_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// For compacted topics: fails unless every record of the (validated) batch has a key.
+/// Compressed batches are decompressed to look at their records.
+pub fn require_keys(batch: &[u8]) -> Result<(), BatchError> {
+    let header = parse_header(batch)?;
+    let section = batch
+        .get(HEADER_LEN..header.total_len())
+        .ok_or_else(|| truncated(header.total_len(), batch))?;
+    let records = super::records::decompress(header.compression(), section)
+        .map_err(BatchError::Undecompressable)?;
+    let mut walker = RecordWalker::new(&records, header.record_count);
+    for (index, record) in (0..).zip(&mut walker) {
+        if record?.key.is_none() {
+            return Err(BatchError::MissingKey { index });
+        }
+    }
+    walker.finish()
+}
+
 /// Writes the broker-assigned base offset (bytes 0..8) and partition leader epoch (bytes
 /// 12..16) into a batch header. Both fields lie outside the CRC, so the CRC stays valid.
 /// A buffer shorter than 16 bytes is left unchanged.
@@ -336,6 +360,35 @@ pub fn log_append_time_header(batch: &[u8], now_ms: i64) -> Result<[u8; HEADER_L
     );
     put(&mut header, POS_CRC, &crc.to_be_bytes());
     Ok(header)
+}
+
+/// A stored batch rebuilt around a new record section (log compaction): the header of
+/// `original` with its length, record count, max timestamp and `attributes` replaced and the
+/// CRC32C recomputed, followed by `records` (compressed as `attributes` say). Base offset, last
+/// offset delta, base timestamp and producer fields are kept, so every kept record keeps its
+/// offset and timestamp.
+pub(crate) fn rebuild_batch(
+    original: &[u8],
+    records: &[u8],
+    record_count: i32,
+    max_timestamp: i64,
+    attributes: i16,
+) -> Result<Vec<u8>, BatchError> {
+    let head = original
+        .get(..HEADER_LEN)
+        .ok_or_else(|| truncated(HEADER_LEN, original))?;
+    let length = i32::try_from(HEADER_LEN - LOG_OVERHEAD + records.len())
+        .map_err(|_| BatchError::BadLength(i32::MAX))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + records.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(records);
+    put(&mut out, POS_LENGTH, &length.to_be_bytes());
+    put(&mut out, POS_ATTRIBUTES, &attributes.to_be_bytes());
+    put(&mut out, POS_MAX_TIMESTAMP, &max_timestamp.to_be_bytes());
+    put(&mut out, POS_RECORD_COUNT, &record_count.to_be_bytes());
+    let crc = crc32c::crc32c(out.get(CRC_START..).unwrap_or_default());
+    put(&mut out, POS_CRC, &crc.to_be_bytes());
+    Ok(out)
 }
 
 /// Iterates over the batches laid end to end in a buffer, yielding `(position, header)` for

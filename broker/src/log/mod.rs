@@ -9,6 +9,7 @@
 //! panics on bytes read from disk or received from the network.
 
 pub mod batch;
+pub mod compact;
 mod index;
 mod records;
 mod recovery;
@@ -35,7 +36,7 @@ use recovery::CLEAN_SHUTDOWN_FILE;
 use segment::Segment;
 
 /// Per-log settings, named after the Kafka topic configs they implement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this (capped at 2 GiB).
     pub segment_bytes: u64,
@@ -54,6 +55,16 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
+    /// `cleanup.policy` holds `delete`: retention deletes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` holds `compact`: the cleaner keeps the latest record of each key.
+    pub cleanup_compact: bool,
+    /// `min.cleanable.dirty.ratio`: clean when dirty bytes / (clean + dirty) reach this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone stays after its timestamp.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: segments with records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
 }
 
 const WEEK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
@@ -69,6 +80,11 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             log_append_time: false,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -165,6 +181,8 @@ pub struct Log {
     last_flush_ms: i64,
     /// The clean-shutdown marker is on disk (after `close`); removed before the next write.
     marker_on_disk: bool,
+    /// Where compaction stands (see `compact`).
+    cleaner: compact::CleanerState,
 }
 
 impl Log {
@@ -172,6 +190,7 @@ impl Log {
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<Log, LogError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(LogError::io("create directory", &dir))?;
+        compact::swap::recover(&dir)?;
         let mut segments = recovery::load_segments(&dir, config.index_interval_bytes)?;
         let active = match segments.pop() {
             Some(segment) => segment,
@@ -187,7 +206,7 @@ impl Log {
             segment::remove_if_exists(&marker)?;
             sync_dir(&dir)?;
         }
-        let log = Log {
+        let mut log = Log {
             dir,
             config,
             sealed,
@@ -195,7 +214,9 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
             marker_on_disk: false,
+            cleaner: compact::CleanerState::default(),
         };
+        log.cleaner = compact::load_state(&log.dir, log.log_start_offset(), log.log_end_offset());
         tracing::info!(
             dir = %log.dir.display(),
             segments = log.segment_count(),
@@ -508,8 +529,14 @@ impl Log {
     /// oldest segment is still at least that big), as Kafka. When every segment goes, the
     /// active one is rolled first, so one (empty) segment always remains at the log end.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
+        let mut report = RetentionReport {
+            log_start_offset: self.log_start_offset(),
+            ..RetentionReport::default()
+        };
+        if !self.config.cleanup_delete {
+            return Ok(report);
+        }
         self.ensure_writable()?;
-        let mut report = RetentionReport::default();
         let retention_ms = self.config.retention_ms;
         if retention_ms >= 0 {
             let count = self.count_deletable(|segment| {

@@ -6,16 +6,22 @@
 //! record; it must never panic or loop unboundedly on hostile bytes (each record consumes at
 //! least one byte).
 
-use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::BatchError;
 
-/// What a timestamp or offset lookup needs to know about one record.
+/// One record inside a batch's (uncompressed) record section, borrowing its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordMeta {
+pub(crate) struct RecordMeta<'a> {
     pub(crate) offset_delta: i32,
     pub(crate) timestamp_delta: i64,
+    /// The key, `None` when null.
+    pub(crate) key: Option<&'a [u8]>,
+    /// True for a null value (a tombstone on a compacted topic).
+    pub(crate) value_is_null: bool,
+    /// The whole record as stored, its length varint included.
+    pub(crate) raw: &'a [u8],
 }
 
 /// A read position over a byte slice; every read is bounds-checked.
@@ -72,25 +78,29 @@ impl<'a> Cursor<'a> {
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
-    /// A varint length followed by that many bytes; -1 means null when `nullable`.
-    fn skip_sized(&mut self, nullable: bool) -> Result<(), &'static str> {
+    /// A varint length followed by that many bytes; -1 means null (`None`) when `nullable`.
+    fn sized(&mut self, nullable: bool) -> Result<Option<&'a [u8]>, &'static str> {
         let len = self.varint()?;
         if len == -1 && nullable {
-            return Ok(());
+            return Ok(None);
         }
         let len = usize::try_from(len).map_err(|_| "negative length")?;
-        self.take(len).map(|_| ())
+        self.take(len).map(Some)
+    }
+
+    fn skip_sized(&mut self, nullable: bool) -> Result<(), &'static str> {
+        self.sized(nullable).map(|_| ())
     }
 }
 
-/// Parses one record body (everything after its length varint).
-fn parse_record(body: &[u8]) -> Result<RecordMeta, &'static str> {
+/// Parses one record body (everything after its length varint); `raw` is the whole record.
+fn parse_record<'a>(body: &'a [u8], raw: &'a [u8]) -> Result<RecordMeta<'a>, &'static str> {
     let mut cur = Cursor::new(body);
     let _attributes = cur.byte()?;
     let timestamp_delta = cur.varlong()?;
     let offset_delta = cur.varint()?;
-    cur.skip_sized(true)?; // key
-    cur.skip_sized(true)?; // value
+    let key = cur.sized(true)?;
+    let value_is_null = cur.sized(true)?.is_none();
     let headers = cur.varint()?;
     if headers < 0 {
         return Err("negative header count");
@@ -105,6 +115,9 @@ fn parse_record(body: &[u8]) -> Result<RecordMeta, &'static str> {
     Ok(RecordMeta {
         offset_delta,
         timestamp_delta,
+        key,
+        value_is_null,
+        raw,
     })
 }
 
@@ -146,16 +159,18 @@ impl<'a> RecordWalker<'a> {
         Ok(())
     }
 
-    fn next_record(&mut self) -> Result<RecordMeta, &'static str> {
+    fn next_record(&mut self) -> Result<RecordMeta<'a>, &'static str> {
+        let start = self.cur.pos;
         let len = self.cur.varint()?;
         let len = usize::try_from(len).map_err(|_| "negative record length")?;
         let body = self.cur.take(len)?;
-        parse_record(body)
+        let raw = self.cur.buf.get(start..self.cur.pos).unwrap_or_default();
+        parse_record(body, raw)
     }
 }
 
-impl Iterator for RecordWalker<'_> {
-    type Item = Result<RecordMeta, BatchError>;
+impl<'a> Iterator for RecordWalker<'a> {
+    type Item = Result<RecordMeta<'a>, BatchError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.index >= self.count {
@@ -184,6 +199,27 @@ pub(crate) fn decompress(codec: u8, data: &[u8]) -> Result<Bytes, String> {
         2 => Snappy::decompress(&mut input, |out: &mut Bytes| Ok(out.clone())),
         3 => Lz4::decompress(&mut input, |out: &mut Bytes| Ok(out.clone())),
         4 => Zstd::decompress(&mut input, |out: &mut Bytes| Ok(out.clone())),
+        other => return Err(format!("unknown compression codec {other}")),
+    };
+    result.map_err(|err| format!("{err:#}"))
+}
+
+/// Compresses a record section with `codec` (the inverse of [`decompress`]).
+pub(crate) fn compress(codec: u8, data: &[u8]) -> Result<Vec<u8>, String> {
+    fn with<C: Compressor<BytesMut, BufMut = BytesMut>>(data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut out = BytesMut::new();
+        C::compress(&mut out, |buf: &mut BytesMut| {
+            buf.extend_from_slice(data);
+            Ok(())
+        })?;
+        Ok(out.to_vec())
+    }
+    let result = match codec {
+        0 => return Ok(data.to_vec()),
+        1 => with::<Gzip>(data),
+        2 => with::<Snappy>(data),
+        3 => with::<Lz4>(data),
+        4 => with::<Zstd>(data),
         other => return Err(format!("unknown compression codec {other}")),
     };
     result.map_err(|err| format!("{err:#}"))
@@ -236,19 +272,15 @@ mod tests {
         let metas: Vec<RecordMeta> = RecordWalker::new(records, 2)
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(
-            metas,
-            vec![
-                RecordMeta {
-                    offset_delta: 0,
-                    timestamp_delta: 0
-                },
-                RecordMeta {
-                    offset_delta: 1,
-                    timestamp_delta: -10
-                }
-            ]
-        );
+        let deltas: Vec<(i32, i64)> = metas
+            .iter()
+            .map(|m| (m.offset_delta, m.timestamp_delta))
+            .collect();
+        assert_eq!(deltas, vec![(0, 0), (1, -10)]);
+        assert_eq!(metas[0].key, Some(&b"a"[..]));
+        assert!(!metas[1].value_is_null);
+        let raw_len: usize = metas.iter().map(|m| m.raw.len()).sum();
+        assert_eq!(raw_len, records.len(), "raw spans cover the section");
         let mut walker = RecordWalker::new(records, 1);
         assert_eq!(walker.by_ref().count(), 1);
         assert!(walker.finish().is_err(), "a byte tail is left over");
@@ -257,6 +289,19 @@ mod tests {
         assert_eq!(results.len(), 3);
         assert!(results[2].is_err());
         assert!(walker.finish().is_err());
+    }
+
+    #[test]
+    fn compress_round_trips_every_codec() {
+        let data = b"some records some records some records".repeat(20);
+        for codec in 0..=4 {
+            let packed = compress(codec, &data).unwrap();
+            assert_eq!(
+                decompress(codec, &packed).unwrap(),
+                Bytes::from(data.clone())
+            );
+        }
+        assert!(compress(5, b"").is_err());
     }
 
     #[test]

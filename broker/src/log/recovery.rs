@@ -170,7 +170,7 @@ enum ScanMode {
     Structure,
 }
 
-fn open_segment(
+pub(crate) fn open_segment(
     dir: &Path,
     base: i64,
     next_base: Option<i64>,

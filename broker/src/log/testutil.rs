@@ -126,23 +126,45 @@ pub(crate) fn simple_batch(tag: &str, n: usize, timestamp: i64) -> Vec<u8> {
 
 /// A batch built by kafka-protocol's encoder with the given compression.
 pub(crate) fn compressed_batch(records: &[(i64, &[u8])], compression: Compression) -> Vec<u8> {
+    let records: Vec<EncodedRecord<'_>> = records
+        .iter()
+        .map(|(ts, v)| (*ts, None, Some(*v)))
+        .collect();
+    encoded_batch(&records, compression, None)
+}
+
+/// `(timestamp, key, value)` for [`encoded_batch`].
+pub(crate) type EncodedRecord<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A batch built by kafka-protocol's encoder: `compression`, and, when `producer` is set, from
+/// an idempotent producer `(producer id, base sequence)` with epoch 0.
+pub(crate) fn encoded_batch(
+    records: &[EncodedRecord<'_>],
+    compression: Compression,
+    producer: Option<(i64, i32)>,
+) -> Vec<u8> {
+    let (producer_id, base_sequence) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (ts, value))| Record {
+        .map(|(i, (ts, key, value))| Record {
             transactional: false,
             control: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch: if producer_id < 0 { -1 } else { 0 },
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch when offset - sequence changes; -1 at offset 0
             // keeps one batch with base sequence -1 (no producer id).
-            sequence: i as i32 - 1,
+            sequence: if base_sequence < 0 {
+                i as i32 - 1
+            } else {
+                base_sequence + i as i32
+            },
             timestamp: *ts,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value)),
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
             headers: IndexMap::new(),
             delete_horizon: false,
         })

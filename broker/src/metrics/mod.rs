@@ -3,8 +3,10 @@
 //! Metric handles are created once (per API, per partition) so the hot path only touches atomics.
 //! This module never decides anything about requests; it only counts.
 
+mod cleaner;
 mod http;
 
+pub use cleaner::CleanerMetrics;
 pub use http::serve;
 
 use prometheus::{
@@ -39,6 +41,8 @@ pub struct Metrics {
     pub group_lag: IntGaugeVec,
     /// Members per group.
     pub group_members: IntGaugeVec,
+    /// The log cleaner.
+    pub cleaner: CleanerMetrics,
 }
 
 /// Gauges of one partition.
@@ -143,6 +147,7 @@ impl Metrics {
         registry.register(Box::new(log_start_offset.clone()))?;
         registry.register(Box::new(log_size.clone()))?;
         registry.register(Box::new(log_segments.clone()))?;
+        let cleaner = CleanerMetrics::register(&registry)?;
         Ok(Metrics {
             registry,
             requests,
@@ -160,6 +165,7 @@ impl Metrics {
             group_committed_offset,
             group_lag,
             group_members,
+            cleaner,
         })
     }
 

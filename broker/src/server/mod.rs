@@ -96,6 +96,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.clone(),
     ));
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
+    let cleaner = tokio::spawn(log_cleaner(registry.clone(), shutdown_rx.clone()));
     let ticker = tokio::spawn(groups.clone().run_ticker());
     let lag = tokio::spawn(export_lag(
         groups.clone(),
@@ -112,6 +113,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         ready.store(false, Ordering::Release);
         metrics_task.abort();
         maintenance.abort();
+        cleaner.abort();
         ticker.abort();
         lag.abort();
         registry.close();
@@ -186,14 +188,34 @@ async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = retention.tick() => {
-                let r = registry.clone();
-                let _ = tokio::task::spawn_blocking(move || r.apply_retention(now_ms())).await;
-            }
-            _ = flush.tick() => {
-                let r = registry.clone();
-                let _ = tokio::task::spawn_blocking(move || r.flush_due(now_ms())).await;
-            }
+            _ = retention.tick() => on_blocking_thread(&registry, TopicRegistry::apply_retention).await,
+            _ = flush.tick() => on_blocking_thread(&registry, TopicRegistry::flush_due).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Runs `task(registry, now_ms())` on a blocking thread and waits for it.
+async fn on_blocking_thread(
+    registry: &Arc<TopicRegistry>,
+    task: impl FnOnce(&TopicRegistry, i64) + Send + 'static,
+) {
+    let r = registry.clone();
+    let _ = tokio::task::spawn_blocking(move || task(&r, now_ms())).await;
+}
+
+/// The log cleaner: every `log.cleaner.backoff.ms`, one round over the compacted partitions on
+/// a blocking thread (rounds never overlap: the next waits for the previous one).
+async fn log_cleaner(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver<bool>) {
+    if !registry.broker().log_cleaner_enable {
+        return;
+    }
+    let backoff = Duration::from_millis(registry.broker().log_cleaner_backoff_ms);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + backoff, backoff);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => on_blocking_thread(&registry, |r, now| { r.clean_logs(now); }).await,
             _ = shutdown.changed() => return,
         }
     }

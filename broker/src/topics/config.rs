@@ -55,18 +55,20 @@ fn int_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     }
 }
 
-fn check_cleanup_policy(v: &str) -> Result<(), String> {
-    let items: Vec<&str> = v.split(',').map(str::trim).collect();
-    for item in &items {
-        match *item {
-            "delete" => {}
-            "compact" => {
-                return Err("cleanup.policy compact is not supported yet by this broker".into())
-            }
+/// `cleanup.policy`: `delete`, `compact` or both (comma-separated, either order).
+pub fn check_cleanup_policy(v: &str) -> Result<(), String> {
+    for item in v.split(',').map(str::trim) {
+        match item {
+            "delete" | "compact" => {}
             other => return Err(format!("{other:?} is not one of delete, compact")),
         }
     }
     Ok(())
+}
+
+/// Whether a (valid) `cleanup.policy` value holds `policy`.
+fn has_policy(value: &str, policy: &str) -> bool {
+    value.split(',').any(|item| item.trim() == policy)
 }
 
 fn check_timestamp_type(v: &str) -> Result<(), String> {
@@ -119,8 +121,8 @@ pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         "cleanup.policy",
         "log.cleanup.policy",
         List,
-        "Retention policy for old segments: delete (compaction comes later).",
-        |_| "delete".into(),
+        "Retention policy for old segments: delete, compact, or both (compact,delete).",
+        |b| b.log_cleanup_policy.clone(),
         check_cleanup_policy
     ),
     key!(
@@ -135,8 +137,8 @@ pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         "delete.retention.ms",
         "log.cleaner.delete.retention.ms",
         Long,
-        "How long tombstones are kept on compacted topics.",
-        |_| "86400000".into(),
+        "How long tombstones are kept on compacted topics, counted from their timestamp.",
+        |b| b.log_cleaner_delete_retention_ms.to_string(),
         long_at_least(0)
     ),
     key!(
@@ -184,8 +186,16 @@ pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         "log.cleaner.min.cleanable.ratio",
         Double,
         "Dirty ratio above which a compacted log is cleaned.",
-        |_| "0.5".into(),
+        |b| b.log_cleaner_min_cleanable_ratio.to_string(),
         check_ratio
+    ),
+    key!(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+        "Records younger than this stay uncompacted.",
+        |b| b.log_cleaner_min_compaction_lag_ms.to_string(),
+        long_at_least(0)
     ),
     key!(
         "min.insync.replicas",
@@ -289,6 +299,7 @@ fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
 pub fn log_config(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> LogConfig {
     let get = |name: &str| effective(overrides, broker, name);
     let d = LogConfig::default();
+    let policy = get("cleanup.policy");
     LogConfig {
         segment_bytes: parse_or(get("segment.bytes"), d.segment_bytes),
         segment_ms: parse_or(get("segment.ms"), d.segment_ms),
@@ -298,6 +309,14 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -
         flush_messages: parse_or(get("flush.messages"), d.flush_messages),
         flush_ms: parse_or(get("flush.ms"), d.flush_ms),
         log_append_time: get("message.timestamp.type").as_deref() == Some("LogAppendTime"),
+        cleanup_delete: policy.as_deref().is_none_or(|p| has_policy(p, "delete")),
+        cleanup_compact: policy.as_deref().is_some_and(|p| has_policy(p, "compact")),
+        min_cleanable_dirty_ratio: parse_or(
+            get("min.cleanable.dirty.ratio"),
+            d.min_cleanable_dirty_ratio,
+        ),
+        delete_retention_ms: parse_or(get("delete.retention.ms"), d.delete_retention_ms),
+        min_compaction_lag_ms: parse_or(get("min.compaction.lag.ms"), d.min_compaction_lag_ms),
     }
 }
 
@@ -307,6 +326,11 @@ pub fn max_message_bytes(overrides: &BTreeMap<String, String>, broker: &BrokerCo
         effective(overrides, broker, "max.message.bytes"),
         broker.message_max_bytes as usize,
     )
+}
+
+/// Whether a topic's `cleanup.policy` holds `compact` (its records then need keys).
+pub fn is_compacted(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> bool {
+    effective(overrides, broker, "cleanup.policy").is_some_and(|p| has_policy(&p, "compact"))
 }
 
 /// min.insync.replicas of a topic.
@@ -341,7 +365,22 @@ mod tests {
         assert!(e.0.contains("no.such.key"));
         assert!(validate("retention.ms", "-2").is_err());
         assert!(validate("retention.ms", "-1").is_ok());
-        assert!(validate("cleanup.policy", "compact").is_err());
+        for ok in ["delete", "compact", "compact,delete", "delete, compact"] {
+            assert!(validate("cleanup.policy", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "compacted", "compact;delete", "delete,"] {
+            let e = validate("cleanup.policy", bad).unwrap_err();
+            assert!(e.0.contains("cleanup.policy"), "{e}");
+        }
+        for (key, ok, bad) in [
+            ("min.cleanable.dirty.ratio", "0.01", "1.5"),
+            ("delete.retention.ms", "1000", "-1"),
+            ("min.compaction.lag.ms", "0", "soon"),
+        ] {
+            assert!(validate(key, ok).is_ok(), "{key}={ok}");
+            let e = validate(key, bad).unwrap_err();
+            assert!(e.0.contains(key) && e.0.contains(bad), "{e}");
+        }
         assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
     }
 
@@ -359,5 +398,35 @@ mod tests {
         assert!(c.log_append_time);
         assert_eq!(c.retention_ms, 604_800_000);
         assert_eq!(max_message_bytes(&o, &broker), 1_048_588);
+        assert!(c.cleanup_delete && !c.cleanup_compact);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        o.insert("cleanup.policy".into(), "compact".into());
+        o.insert("min.cleanable.dirty.ratio".into(), "0.01".into());
+        o.insert("delete.retention.ms".into(), "1500".into());
+        o.insert("min.compaction.lag.ms".into(), "20".into());
+        let c = log_config(&o, &broker);
+        assert!(c.cleanup_compact && !c.cleanup_delete);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!((c.delete_retention_ms, c.min_compaction_lag_ms), (1500, 20));
+        o.insert("cleanup.policy".into(), "delete,compact".into());
+        let c = log_config(&o, &broker);
+        assert!(c.cleanup_compact && c.cleanup_delete);
+    }
+
+    #[test]
+    fn compaction_defaults_follow_broker_flags() {
+        let mut broker = BrokerConfig::for_tests("/tmp/x".into());
+        broker.log_cleanup_policy = "compact".into();
+        broker.log_cleaner_min_cleanable_ratio = 0.25;
+        broker.log_cleaner_delete_retention_ms = 5000;
+        broker.log_cleaner_min_compaction_lag_ms = 7;
+        let c = log_config(&BTreeMap::new(), &broker);
+        assert!(c.cleanup_compact && !c.cleanup_delete);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!((c.delete_retention_ms, c.min_compaction_lag_ms), (5000, 7));
+        let ratio = key("min.cleanable.dirty.ratio").unwrap();
+        assert_eq!(ratio.default_value(&broker), "0.25");
+        assert_eq!(ratio.broker_synonym, "log.cleaner.min.cleanable.ratio");
     }
 }

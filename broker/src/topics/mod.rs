@@ -5,6 +5,7 @@
 //! directories, so a crash at any point leaves no topic pointing at missing data (stray
 //! directories are removed at start). It never speaks the Kafka protocol.
 
+mod cleaner;
 pub mod config;
 pub mod store;
 

@@ -116,9 +116,34 @@ pub fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp: i64) -> Bytes {
     producer_batch(records, timestamp, -1, -1, -1)
 }
 
+/// A record as (key, value), either nullable.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Like [`batch`], from an idempotent producer: producer id, epoch and base sequence.
 pub fn producer_batch(
     records: &[(Option<&[u8]>, &[u8])],
+    timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
+    let records: Vec<KeyValue<'_>> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    encode_batch(
+        &records,
+        timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+    )
+}
+
+/// Like [`batch`], with nullable values (a null value is a tombstone on compacted topics).
+pub fn nullable_batch(records: &[KeyValue<'_>], timestamp: i64) -> Bytes {
+    encode_batch(records, timestamp, -1, -1, -1)
+}
+
+fn encode_batch(
+    records: &[KeyValue<'_>],
     timestamp: i64,
     producer_id: i64,
     producer_epoch: i16,
@@ -146,7 +171,7 @@ pub fn producer_batch(
             },
             timestamp: timestamp + i as i64,
             key: k.map(Bytes::copy_from_slice),
-            value: Some(Bytes::copy_from_slice(v)),
+            value: v.map(Bytes::copy_from_slice),
             headers: Default::default(),
         })
         .collect();
@@ -161,6 +186,43 @@ pub fn producer_batch(
     )
     .expect("batch encodes");
     buf.freeze()
+}
+
+/// ListOffsets (v7) of partition 0 of `name` at `timestamp` (-1 latest, -2 earliest).
+pub async fn list_offset(c: &mut RawClient, name: &str, timestamp: i64) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::ListOffsetsRequest;
+    let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+        .with_name(topic_name(name))
+        .with_partitions(vec![
+            ListOffsetsPartition::default().with_timestamp(timestamp)
+        ])]);
+    c.call(7, &req).await.topics[0].partitions[0].offset
+}
+
+/// Creates a one-partition topic with `configs` through CreateTopics; asserts success.
+pub async fn create_topic(c: &mut RawClient, name: &str, configs: &[(&str, &str)]) {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(configs)]);
+    let resp = c.call(7, &req).await;
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "creating {name}: {:?}",
+        resp.topics[0].error_message
+    );
 }
 
 /// Waits for `cond` to hold, polling, for at most `timeout`.

@@ -104,12 +104,13 @@ impl Broker {
                 "a produce request must carry one record batch",
             )
         })?;
-        let (max_bytes, min_isr) = {
+        let (max_bytes, min_isr, compacted) = {
             let overrides = topic.configs.read();
             let broker = self.registry.broker();
             (
                 config::max_message_bytes(&overrides, broker),
                 config::min_insync_replicas(&overrides, broker),
+                config::is_compacted(&overrides, broker),
             )
         };
         if records.len() > max_bytes {
@@ -122,6 +123,10 @@ impl Broker {
             ));
         }
         let header = batch::validate_produce_batch(records)?;
+        if compacted {
+            // Kafka: "Compacted topic cannot accept message without key", INVALID_RECORD.
+            batch::require_keys(records)?;
+        }
         if transactional || header.is_transactional() || header.is_control() {
             return Err(ApiError::new(
                 ResponseError::InvalidTxnState,
