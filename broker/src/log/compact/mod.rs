@@ -343,8 +343,8 @@ fn group_segments(segments: &[SegmentSnapshot], max_bytes: u64) -> Vec<&[Segment
 /// after one dirty segment at least).
 fn build_offset_map(plan: &CleanPlan) -> Result<(OffsetMap, i64), LogError> {
     let mut map = OffsetMap::default();
-    let mut mapped = 0;
-    for seg in plan.segments.iter().filter(|s| s.base >= plan.first_dirty) {
+    let dirty = plan.segments.iter().filter(|s| s.base >= plan.first_dirty);
+    for (mapped, seg) in dirty.enumerate() {
         if mapped > 0 && map.bytes() >= plan.map_limit {
             return Ok((map, seg.base));
         }
@@ -352,7 +352,6 @@ fn build_offset_map(plan: &CleanPlan) -> Result<(OffsetMap, i64), LogError> {
             map.add_batch(batch, h);
             Ok(())
         })?;
-        mapped += 1;
     }
     Ok((map, plan.dirty_end))
 }
