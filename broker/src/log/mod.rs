@@ -20,7 +20,7 @@ mod slice;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -99,6 +99,9 @@ pub struct AppendInfo {
     pub record_count: i32,
     /// The timestamp the broker assigned, when the log uses LogAppendTime.
     pub log_append_time: Option<i64>,
+    /// Whether the batch started a new segment (the previous active one was sealed first);
+    /// `base_offset` is then the new segment's base offset.
+    pub rolled: bool,
 }
 
 /// What one retention pass deleted.
@@ -275,6 +278,25 @@ impl Log {
         Ok(())
     }
 
+    /// Calls `f` with the header of every stored batch whose last offset is at or above
+    /// `offset`, oldest first.
+    pub fn for_each_batch_header_from(
+        &self,
+        offset: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<(), LogError> {
+        for segment in self.segments_from(offset) {
+            let mut position = 0u64;
+            while let Some(header) = segment.read_header_at(position)? {
+                if header.last_offset() >= offset {
+                    f(&header);
+                }
+                position += header.total_len() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// All segments, oldest first.
     fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.sealed.values().chain(std::iter::once(&self.active))
@@ -335,7 +357,8 @@ impl Log {
         let last_offset = base_offset
             .checked_add(i64::from(parsed.last_offset_delta))
             .ok_or_else(|| LogError::Corrupt("offset overflow".into()))?;
-        if self.should_roll(batch.len(), last_offset, now_ms) {
+        let rolled = self.should_roll(batch.len(), last_offset, now_ms);
+        if rolled {
             self.roll()?;
         }
         let mut header = if self.config.log_append_time {
@@ -369,6 +392,7 @@ impl Log {
             max_timestamp: stored.max_timestamp,
             record_count: stored.record_count,
             log_append_time: self.config.log_append_time.then_some(now_ms),
+            rolled,
         })
     }
 

@@ -2,8 +2,9 @@
 //! turn retried batches into duplicates instead of second copies.
 //!
 //! Owns only bookkeeping: it never writes the log. The produce path asks [`ProducerStates::check`]
-//! before appending and calls [`ProducerStates::record`] after; at start the state is rebuilt
-//! by replaying every stored batch header through `record`.
+//! before appending and calls [`ProducerStates::record`] after. At every segment roll the state
+//! is snapshotted ([`snapshot`]); at start it is the newest snapshot plus the batch headers
+//! stored after it, replayed through `record` (the whole log when there is no snapshot).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use crate::log::BatchHeader;
+
+pub mod snapshot;
 
 /// Batches remembered per producer and partition, as Kafka (max.in.flight 5).
 pub const DEDUP_WINDOW: usize = 5;

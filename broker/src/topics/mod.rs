@@ -242,10 +242,9 @@ impl TopicRegistry {
     ) -> Result<Arc<Partition>, TopicError> {
         let log_config = config::log_config(overrides, &self.broker);
         let log = Log::open(partition_dir(&self.data_dir, topic, index), log_config)?;
-        let mut producers = ProducerStates::default();
-        log.for_each_batch_header(|h| producers.record(h))?;
+        let producers = ProducerStates::load(&log)?;
         if !producers.is_empty() {
-            tracing::info!(topic = %topic, partition = index, producers = producers.len(), "rebuilt producer state from the log");
+            tracing::info!(topic = %topic, partition = index, producers = producers.len(), "rebuilt producer state");
         }
         let p = Partition {
             topic: topic.clone(),
@@ -506,6 +505,16 @@ impl TopicRegistry {
                         tracing::info!(topic = %p.topic, partition = p.index,
                             segments = report.deleted_segments, bytes = report.deleted_bytes,
                             log_start_offset = log.log_start_offset(), "retention deleted segments");
+                        // The deleted batches may be all the log knew of some producer; the
+                        // state as of the log end keeps them known across a restart.
+                        let producers = p.producers.lock();
+                        if !producers.is_empty() {
+                            if let Err(e) =
+                                producers.write_snapshot(log.dir(), log.log_end_offset())
+                            {
+                                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "could not write the producer snapshot");
+                            }
+                        }
                     }
                 }
                 Err(e) => {

@@ -148,6 +148,14 @@ impl Broker {
             return Ok((base_offset, None, log.log_start_offset()));
         }
         let info = log.append(records, LEADER_EPOCH, now_ms())?;
+        if info.rolled {
+            // The state before this batch is the state as of the new segment's base offset.
+            // The batch is stored whatever happens here: a failed snapshot only means a longer
+            // replay at the next start.
+            if let Err(e) = producers.write_snapshot(log.dir(), info.base_offset) {
+                tracing::warn!(topic = %partition.topic, partition = index, error = %e, "could not write the producer snapshot");
+            }
+        }
         producers.record(&BatchHeader {
             base_offset: info.base_offset,
             ..header
