@@ -1,7 +1,9 @@
 //! Group APIs over the wire without a rebalance: FindCoordinator, simple (generation -1)
 //! offset commits and fetches at every advertised version, offsets surviving a restart,
-//! ListGroups, DescribeGroups, OffsetDelete and DeleteGroups. The join/sync protocol is covered
-//! by the state machine's unit tests and by real clients in the compat suite.
+//! ListGroups, DescribeGroups, OffsetDelete and DeleteGroups; and a group's generation, members
+//! and assignments coming back after a restart from their records in `__consumer_offsets`. The
+//! rebalance protocol itself is covered by the state machine's unit tests and by real clients in
+//! the compat suite.
 
 mod common;
 
@@ -274,6 +276,108 @@ async fn simple_commits_fetch_list_describe_delete_and_survive_restart() {
     assert_eq!(
         c.call(9, &produce).await.responses[0].partition_responses[0].error_code,
         17
+    );
+    b.shutdown().await;
+}
+
+fn configure(c: &mut samsa_broker::config::BrokerConfig) {
+    c.group_initial_rebalance_delay_ms = 0;
+}
+
+async fn describe(c: &mut RawClient, group: &str) -> describe_groups_response::DescribedGroup {
+    let req = DescribeGroupsRequest::default().with_groups(vec![gid(group)]);
+    let mut resp = c.call(5, &req).await;
+    resp.groups.remove(0)
+}
+
+#[tokio::test]
+async fn a_stable_group_survives_a_restart_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::broker_with(dir.path(), configure).await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(gid("persisted"))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(bytes::Bytes::from_static(b"subscription"))])
+    };
+    let first = c.call(5, &join("")).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let member = first.member_id.to_string();
+    let joined = c.call(5, &join(&member)).await;
+    assert_eq!(
+        (
+            joined.error_code,
+            joined.generation_id,
+            joined.leader.as_str()
+        ),
+        (0, 1, member.as_str())
+    );
+    let sync = SyncGroupRequest::default()
+        .with_group_id(gid("persisted"))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignment(bytes::Bytes::from_static(b"partitions-0-5")),
+        ]);
+    let synced = c.call(3, &sync).await;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(&synced.assignment[..], b"partitions-0-5");
+    b.shutdown().await;
+
+    let b = common::broker_with(dir.path(), configure).await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(gid("persisted"))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_string(member.clone()));
+    assert_eq!(
+        c.call(3, &heartbeat).await.error_code,
+        0,
+        "the member of generation 1 goes on heartbeating"
+    );
+    let d = describe(&mut c, "persisted").await;
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.protocol_data.as_str(), "range");
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.members[0].member_id.as_str(), member);
+    assert_eq!(&d.members[0].member_assignment[..], b"partitions-0-5");
+    assert_eq!(&d.members[0].member_metadata[..], b"subscription");
+
+    // The member leaves: the group is stored Empty, then deleted for good.
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(gid("persisted"))
+        .with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(StrBytes::from_string(member.clone()))]);
+    assert_eq!(c.call(3, &leave).await.error_code, 0);
+    b.shutdown().await;
+    let b = common::broker_with(dir.path(), configure).await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    assert_eq!(
+        describe(&mut c, "persisted").await.group_state.as_str(),
+        "Empty"
+    );
+    assert_eq!(
+        c.call(3, &heartbeat).await.error_code,
+        25,
+        "UNKNOWN_MEMBER_ID"
+    );
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![gid("persisted")]);
+    assert_eq!(c.call(2, &delete).await.results[0].error_code, 0);
+    b.shutdown().await;
+    let b = common::broker_with(dir.path(), configure).await;
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    assert_eq!(
+        describe(&mut c, "persisted").await.group_state.as_str(),
+        "Dead"
     );
     b.shutdown().await;
 }

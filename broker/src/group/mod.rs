@@ -5,6 +5,7 @@
 //! the leader's assignment arrives) park on a oneshot channel keyed by a token; the state
 //! machine hands back completions for tokens from whichever call finishes them.
 
+pub mod metadata;
 pub mod offsets;
 pub mod state;
 
@@ -41,25 +42,69 @@ pub struct Groups {
     next_token: AtomicU64,
     /// Committed offsets.
     pub offsets: OffsetStore,
+    /// Where group records and offsets are written.
+    registry: Arc<TopicRegistry>,
 }
 
 impl Groups {
-    /// Replays `__consumer_offsets` if it exists (it is created on first use, as Kafka does).
-    pub fn open(registry: &TopicRegistry) -> anyhow::Result<Groups> {
-        let broker = registry.broker();
-        let offsets = match registry.get(OFFSETS_TOPIC) {
+    /// Replays `__consumer_offsets` if it exists (it is created on first use, as Kafka does):
+    /// committed offsets, and every stored group with its generation and members, whose
+    /// sessions start afresh.
+    pub fn open(registry: Arc<TopicRegistry>) -> anyhow::Result<Groups> {
+        let (offsets, stored) = match registry.get(OFFSETS_TOPIC) {
             Some(topic) => {
-                Self::upgrade_offsets_topic(registry, &topic)?;
+                Self::upgrade_offsets_topic(&registry, &topic)?;
                 OffsetStore::load(&topic)?
             }
-            None => OffsetStore::default(),
+            None => (OffsetStore::default(), BTreeMap::new()),
         };
+        let mut coordinator = GroupCoordinator::new(coordinator_config(registry.broker()));
+        let now = now_ms();
+        for (id, group) in stored {
+            coordinator.restore(&id, Some(group), now);
+        }
         Ok(Groups {
-            coordinator: Mutex::new(GroupCoordinator::new(coordinator_config(broker))),
+            coordinator: Mutex::new(coordinator),
             waiters: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             offsets,
+            registry,
         })
+    }
+
+    /// Writes the group records the last calls on `coordinator` changed. Called with the
+    /// coordinator locked, before the completions of those calls are delivered, so records of
+    /// one group are written in the order the changes happened.
+    fn store_changes(&self, coordinator: &mut GroupCoordinator) {
+        let changes = coordinator.take_changes(now_ms());
+        if changes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.offsets.store_groups(&self.registry, changes, now_ms()) {
+            // The groups go on in memory; a restart before the next change would bring them
+            // back as of their previous record, and their members rejoin.
+            tracing::warn!(error = %e, "storing group metadata failed");
+        }
+    }
+
+    /// LeaveGroup: (top-level error, per-member errors).
+    pub fn leave(&self, group_id: &str, members: Vec<state::LeavingMember>) -> (i16, Vec<i16>) {
+        let (top, per_member, completions) = {
+            let mut coordinator = self.coordinator.lock();
+            let result = coordinator.leave(group_id, members, now_ms());
+            self.store_changes(&mut coordinator);
+            result
+        };
+        self.deliver(completions);
+        (top, per_member)
+    }
+
+    /// DeleteGroups for one group (its offsets are the caller's to delete).
+    pub fn delete(&self, group_id: &str) -> i16 {
+        let mut coordinator = self.coordinator.lock();
+        let code = coordinator.delete(group_id);
+        self.store_changes(&mut coordinator);
+        code
     }
 
     /// Compacted, as Kafka's: every group's latest offsets stay, superseded commits and deleted
@@ -138,7 +183,12 @@ impl Groups {
             groups: self,
             token,
         };
-        let completions = start(&mut self.coordinator.lock(), token);
+        let completions = {
+            let mut coordinator = self.coordinator.lock();
+            let completions = start(&mut coordinator, token);
+            self.store_changes(&mut coordinator);
+            completions
+        };
         self.deliver(completions);
         tokio::time::timeout(limit, rx)
             .await
@@ -187,7 +237,12 @@ impl Groups {
 
     /// Runs timeouts; called by the ticker.
     pub fn tick(&self) {
-        let completions = self.coordinator.lock().tick(now_ms());
+        let completions = {
+            let mut coordinator = self.coordinator.lock();
+            let completions = coordinator.tick(now_ms());
+            self.store_changes(&mut coordinator);
+            completions
+        };
         self.deliver(completions);
     }
 

@@ -13,6 +13,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::RwLock;
 
+use super::metadata::{group_key, group_value, parse_group_key, parse_group_value, StoredGroup};
 use crate::log::batch::BatchIter;
 use crate::log::LogError;
 use crate::topics::{Topic, TopicRegistry};
@@ -163,9 +164,11 @@ pub struct OffsetStore {
 }
 
 impl OffsetStore {
-    /// Replays every partition of the internal topic.
-    pub fn load(topic: &Topic) -> Result<OffsetStore, LogError> {
+    /// Replays every partition of the internal topic: the committed offsets, and the latest
+    /// record of every stored group (groups whose latest record is a tombstone are left out).
+    pub fn load(topic: &Topic) -> Result<(OffsetStore, BTreeMap<String, StoredGroup>), LogError> {
         let store = OffsetStore::default();
+        let mut groups: BTreeMap<String, Option<StoredGroup>> = BTreeMap::new();
         let mut applied = 0usize;
         for p in topic.partitions.read().iter() {
             let log = p.log.lock();
@@ -194,7 +197,15 @@ impl OffsetStore {
                             continue;
                         }
                         next = r.offset + 1;
-                        let Some((group, tp)) = r.key.and_then(parse_key) else {
+                        let Some(key) = r.key else {
+                            continue;
+                        };
+                        if let Some(group) = parse_group_key(key.clone()) {
+                            let value = r.value.and_then(|v| parse_group_value(group.clone(), v));
+                            groups.insert(group, value);
+                            continue;
+                        }
+                        let Some((group, tp)) = parse_key(key) else {
                             continue;
                         };
                         store.apply(group, tp, r.value.and_then(parse_value));
@@ -211,7 +222,11 @@ impl OffsetStore {
                 "replayed committed offsets"
             );
         }
-        Ok(store)
+        let groups = groups
+            .into_iter()
+            .filter_map(|(id, g)| g.map(|g| (id, g)))
+            .collect();
+        Ok((store, groups))
     }
 
     fn apply(&self, group: String, tp: TopicPartition, value: Option<CommittedOffset>) {
@@ -243,55 +258,87 @@ impl OffsetStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let topic = super::Groups::ensure_offsets_topic(registry)
-            .map_err(|_| OffsetStoreError::Unavailable(-1))?;
-        let index = coordinator_partition(group, topic.partition_count());
-        let partition = topic
-            .partition(index)
-            .ok_or(OffsetStoreError::Unavailable(index))?;
-        let records: Vec<Record> = entries
+        let records = entries
             .iter()
-            .enumerate()
-            .map(|(i, ((t, p), v))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder keeps records in one batch while offset - sequence is constant;
-                // this gives the batch base sequence -1 (no producer id).
-                sequence: i as i32 - 1,
-                timestamp: now_ms,
-                key: Some(offset_key(group, t, *p)),
-                value: v.as_ref().map(offset_value),
-                headers: Default::default(),
-            })
+            .map(|((t, p), v)| (offset_key(group, t, *p), v.as_ref().map(offset_value)))
             .collect();
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| OffsetStoreError::Encode(e.to_string()))?;
-        {
-            let mut log = partition.log.lock();
-            log.append(&batch, 0, now_ms)?;
-            partition.update_gauges(&log);
-        }
-        registry.appended.notify_waiters();
+        append_records(registry, group, records, now_ms)?;
         for (tp, v) in entries {
             self.apply(group.to_string(), tp, v);
         }
         Ok(())
     }
 
+    /// Stores group records (None deletes the group's record), each in its group's partition.
+    pub fn store_groups(
+        &self,
+        registry: &TopicRegistry,
+        changes: Vec<(String, Option<StoredGroup>)>,
+        now_ms: i64,
+    ) -> Result<(), OffsetStoreError> {
+        for (group, stored) in changes {
+            let record = (group_key(&group), stored.as_ref().map(group_value));
+            append_records(registry, &group, vec![record], now_ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one batch of (key, value) records to `group`'s partition of the internal topic
+/// (created on first use); the records are in the log when this returns.
+fn append_records(
+    registry: &TopicRegistry,
+    group: &str,
+    entries: Vec<(Bytes, Option<Bytes>)>,
+    now_ms: i64,
+) -> Result<(), OffsetStoreError> {
+    let topic = super::Groups::ensure_offsets_topic(registry)
+        .map_err(|_| OffsetStoreError::Unavailable(-1))?;
+    let index = coordinator_partition(group, topic.partition_count());
+    let partition = topic
+        .partition(index)
+        .ok_or(OffsetStoreError::Unavailable(index))?;
+    let records: Vec<Record> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence is constant;
+            // this gives the batch base sequence -1 (no producer id).
+            sequence: i as i32 - 1,
+            timestamp: now_ms,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| OffsetStoreError::Encode(e.to_string()))?;
+    {
+        let mut log = partition.log.lock();
+        log.append(&batch, 0, now_ms)?;
+        partition.update_gauges(&log);
+    }
+    registry.appended.notify_waiters();
+    Ok(())
+}
+
+impl OffsetStore {
     /// Commits offsets for a group.
     pub fn commit(
         &self,
@@ -482,7 +529,7 @@ mod tests {
         assert!(batches < 60, "{batches} batches left of 103");
         assert_eq!(log.log_end_offset(), end);
         drop(log);
-        let loaded = OffsetStore::load(&topic).unwrap();
+        let (loaded, _) = OffsetStore::load(&topic).unwrap();
         assert_eq!(loaded.group("g"), store.group("g"));
         assert_eq!(loaded.group("g")[0].1.offset, 590);
         assert!(loaded.group("gone").is_empty());

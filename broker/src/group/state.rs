@@ -27,7 +27,11 @@ mod tests_admin;
 #[cfg(test)]
 #[path = "state_tests_static.rs"]
 mod tests_static;
+#[cfg(test)]
+#[path = "state_tests_store.rs"]
+mod tests_store;
 
+use crate::group::metadata::StoredGroup;
 use group::{Ctx, Group};
 
 const INVALID_GROUP_ID: i16 = ResponseError::InvalidGroupId.code();
@@ -256,6 +260,8 @@ pub struct GroupCoordinator {
     /// ids do not repeat across restarts of the broker.
     id_nonce: Option<i64>,
     id_counter: u64,
+    /// Stored groups deleted since the last [`GroupCoordinator::take_changes`].
+    deleted: Vec<String>,
 }
 
 impl GroupCoordinator {
@@ -266,6 +272,38 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             id_nonce: None,
             id_counter: 0,
+            deleted: Vec::new(),
+        }
+    }
+
+    /// The group records to store since the last call: the groups that became Stable (or
+    /// whose members changed while Stable) or Empty, and None for deleted groups. The caller
+    /// writes them to `__consumer_offsets` before delivering the completions of the same call,
+    /// so a SyncGroup is answered only once its generation is stored.
+    pub fn take_changes(&mut self, now_ms: i64) -> Vec<(String, Option<StoredGroup>)> {
+        let mut out: Vec<(String, Option<StoredGroup>)> =
+            self.deleted.drain(..).map(|id| (id, None)).collect();
+        for group in self.groups.values_mut() {
+            if let Some(stored) = group.take_stored(now_ms) {
+                out.push((group.id.clone(), Some(stored)));
+            }
+        }
+        out
+    }
+
+    /// Brings back a group from its stored record (replay at start or on failover); a record
+    /// of None forgets the group.
+    pub fn restore(&mut self, group_id: &str, stored: Option<StoredGroup>, now_ms: i64) {
+        match stored {
+            Some(stored) => {
+                tracing::info!(group = %group_id, generation = stored.generation,
+                    members = stored.members.len(), "restored group");
+                self.groups
+                    .insert(group_id.to_string(), Group::from_stored(stored, now_ms));
+            }
+            None => {
+                self.groups.remove(group_id);
+            }
         }
     }
 
@@ -488,7 +526,11 @@ impl GroupCoordinator {
         match self.groups.get(group_id).map(|g| g.state) {
             None => GROUP_ID_NOT_FOUND,
             Some(GroupState::Empty) => {
-                self.groups.remove(group_id);
+                if let Some(g) = self.groups.remove(group_id) {
+                    if g.persisted.is_some() {
+                        self.deleted.push(g.id);
+                    }
+                }
                 tracing::info!(group = %group_id, "group deleted");
                 0
             }

@@ -140,7 +140,12 @@ pub(super) struct Group {
     pub(super) sync_deadline_ms: Option<i64>,
     pub(super) join_timer: Option<JoinTimer>,
     pub(super) new_member_added: bool,
+    /// (state, generation, member ids) of the last stored record of this group.
+    pub(super) persisted: Option<StoredKey>,
 }
+
+/// What decides whether a group's stored record is out of date.
+pub(super) type StoredKey = (GroupState, i32, Vec<String>);
 
 impl Group {
     pub(super) fn new(id: String) -> Group {
@@ -157,6 +162,7 @@ impl Group {
             sync_deadline_ms: None,
             join_timer: None,
             new_member_added: false,
+            persisted: None,
         }
     }
 

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::group::{Ctx, Group, JoinTimer};
+use super::group::{Ctx, Group, JoinTimer, Member, StoredKey};
 use super::{
     GroupDescription, GroupState, HeartbeatRequest, LeavingMember, MemberDescription, SyncRequest,
     SyncResponse, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, REBALANCE_IN_PROGRESS,
     UNKNOWN_MEMBER_ID,
 };
+use crate::group::metadata::{StoredGroup, StoredMember};
 
 impl Group {
     // ---- SyncGroup, Heartbeat, LeaveGroup, commits ----
@@ -302,5 +303,102 @@ impl Group {
                 }
             }
         }
+    }
+
+    // ---- storage in __consumer_offsets ----
+
+    fn stored_key(&self) -> StoredKey {
+        (
+            self.state,
+            self.generation,
+            self.members.iter().map(|m| m.id.clone()).collect(),
+        )
+    }
+
+    /// The record to store when the group is Stable, or Empty after having had members, and
+    /// differs from the last record handed out; None otherwise.
+    pub(super) fn take_stored(&mut self, now_ms: i64) -> Option<StoredGroup> {
+        let storable = match self.state {
+            GroupState::Stable => true,
+            GroupState::Empty => self.generation > 0,
+            _ => false,
+        };
+        if !storable {
+            return None;
+        }
+        let unchanged = self
+            .persisted
+            .as_ref()
+            .is_some_and(|(state, generation, ids)| {
+                *state == self.state
+                    && *generation == self.generation
+                    && ids.iter().eq(self.members.iter().map(|m| &m.id))
+            });
+        if unchanged {
+            return None;
+        }
+        self.persisted = Some(self.stored_key());
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        Some(StoredGroup {
+            group_id: self.id.clone(),
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone(),
+            state_timestamp: now_ms,
+            members: self
+                .members
+                .iter()
+                .map(|m| StoredMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// A group as stored: Stable with its members, each with a fresh session (they must
+    /// heartbeat within their session timeout from now), or Empty.
+    pub(super) fn from_stored(stored: StoredGroup, now_ms: i64) -> Group {
+        let mut group = Group::new(stored.group_id);
+        group.generation = stored.generation;
+        group.protocol_type = Some(stored.protocol_type.clone()).filter(|t| !t.is_empty());
+        let protocol = stored.protocol_name.filter(|_| !stored.members.is_empty());
+        if let Some(protocol) = protocol {
+            group.state = GroupState::Stable;
+            group.protocol_name = Some(protocol.clone());
+            group.leader = stored.leader;
+            group.members = stored
+                .members
+                .into_iter()
+                .map(|m| {
+                    let mut member = Member {
+                        id: m.member_id,
+                        instance_id: m.instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        session_timeout_ms: m.session_timeout_ms,
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        protocol_type: stored.protocol_type.clone(),
+                        protocols: vec![(protocol.clone(), m.subscription)],
+                        assignment: m.assignment,
+                        awaiting_join: None,
+                        awaiting_sync: None,
+                        is_new: false,
+                        heartbeat_deadline_ms: 0,
+                    };
+                    member.refresh(now_ms);
+                    member
+                })
+                .collect();
+        }
+        group.persisted = Some(group.stored_key());
+        group
     }
 }

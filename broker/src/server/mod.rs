@@ -79,7 +79,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     };
     let groups = {
         let registry = registry.clone();
-        Arc::new(tokio::task::spawn_blocking(move || Groups::open(&registry)).await??)
+        Arc::new(tokio::task::spawn_blocking(move || Groups::open(registry)).await??)
     };
     let broker = Arc::new(Broker::new(
         registry.clone(),

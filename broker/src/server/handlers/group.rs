@@ -251,11 +251,7 @@ impl Broker {
                 group_instance_id: None,
             }]
         };
-        let (top, per_member, completions) =
-            self.groups
-                .coordinator()
-                .leave(&r.group_id, members.clone(), now_ms());
-        self.groups.deliver(completions);
+        let (top, per_member) = self.groups.leave(&r.group_id, members.clone());
         let mut resp = LeaveGroupResponse::default().with_error_code(top);
         if version >= 3 {
             resp.members = members
@@ -596,7 +592,7 @@ impl Broker {
             .groups_names
             .into_iter()
             .map(|id| {
-                let mut code = self.groups.coordinator().delete(&id);
+                let mut code = self.groups.delete(&id);
                 let has_offsets = !self.groups.offsets.group(&id).is_empty();
                 if code == ResponseError::GroupIdNotFound.code() && has_offsets {
                     code = 0;
