@@ -102,12 +102,22 @@ impl LogStore {
         Ok(id)
     }
 
-    /// Removes every entry whose index is in `range`.
-    fn remove_range(&self, range: impl RangeBounds<u64>) -> Result<(), StorageError<NodeId>> {
+    /// Removes every entry whose index is in `range` and, in the same transaction, records the
+    /// last purged log id when given.
+    fn remove_range(
+        &self,
+        range: impl RangeBounds<u64>,
+        purged: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         let txn = self.db.begin_write().map_err(io_err)?;
         {
             let mut table = txn.open_table(LOG).map_err(io_err)?;
             table.retain_in(range, |_, _| false).map_err(io_err)?;
+        }
+        if let Some(id) = purged {
+            let bytes = serde_json::to_vec(&id).map_err(io_err)?;
+            let mut meta = txn.open_table(META).map_err(io_err)?;
+            meta.insert(LAST_PURGED, bytes.as_slice()).map_err(io_err)?;
         }
         txn.commit().map_err(io_err)
     }
@@ -193,11 +203,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.remove_range(log_id.index..)
+        self.remove_range(log_id.index.., None)
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        put_meta(&self.db, LAST_PURGED, &log_id)?;
-        self.remove_range(..=log_id.index)
+        self.remove_range(..=log_id.index, Some(log_id))
     }
 }

@@ -177,9 +177,17 @@ impl Shared {
         self.leader() == Some(self.id)
     }
 
-    /// Commits `command` through the local Raft node; no forwarding.
+    /// Commits `command` through the local Raft node; no forwarding. A leader that cannot reach
+    /// a majority gives up after the request timeout instead of holding the caller.
     async fn propose_local(&self, command: MetadataCommand) -> Result<u64, ControllerError> {
-        match self.raft.client_write(command).await {
+        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command));
+        let Ok(result) = write.await else {
+            return Err(ControllerError::Unavailable(format!(
+                "not committed within {:?}",
+                self.request_timeout
+            )));
+        };
+        match result {
             Ok(resp) => match resp.data {
                 Ok(()) => Ok(resp.log_id.index),
                 Err(refusal) => Err(ControllerError::Refused(refusal)),
