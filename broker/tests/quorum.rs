@@ -155,20 +155,6 @@ fn registration(id: i32) -> BrokerRegistration {
     }
 }
 
-/// Brokers that heartbeat every 300 ms until the task is aborted.
-fn heartbeating(voters: Voters, regs: Vec<BrokerRegistration>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut client = ControllerClient::new(voters, Duration::from_secs(5));
-        let mut tick = tokio::time::interval(Duration::from_millis(300));
-        loop {
-            tick.tick().await;
-            for r in &regs {
-                let _ = client.heartbeat(r.broker_id, &r.incarnation_id).await;
-            }
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_controllers_elect_replicate_fail_over_and_fence() {
     let (mut nodes, voters) = cluster().await;
@@ -181,21 +167,19 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
     let idx = |id: NodeId| (id - 1) as usize;
 
     // Brokers register and heartbeat through the controller service (any voter: redirects).
-    let mut client = ControllerClient::new(voters.clone(), Duration::from_secs(10));
-    let regs: Vec<BrokerRegistration> = (101..=103).map(registration).collect();
-    for r in &regs {
-        client.register(r).await.unwrap();
-        let hb = client
-            .heartbeat(r.broker_id, &r.incarnation_id)
+    let mut sessions = Vec::new();
+    for id in 101..=103 {
+        let client = ControllerClient::new(voters.clone(), Duration::from_secs(5));
+        let (mut rx, task) = client.run_session(registration(id), Duration::from_millis(300));
+        let hb = tokio::time::timeout(WAIT, rx.wait_for(|hb| hb.is_some()))
             .await
+            .expect("a heartbeat answer")
+            .unwrap()
             .unwrap();
-        assert!(
-            !hb.fenced,
-            "the first heartbeat unfences broker {}",
-            r.broker_id
-        );
+        assert!(!hb.fenced, "the first heartbeat unfences broker {id}");
+        sessions.push((rx, task));
     }
-    let beats = heartbeating(voters.clone(), regs.clone());
+    let mut client = ControllerClient::new(voters.clone(), Duration::from_secs(10));
 
     // A write sent straight to a follower is answered NOT_LEADER naming the leader.
     let follower_addr = voters.address(follower).unwrap().to_string();
@@ -280,6 +264,11 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
     let silent = registration(200);
     client.register(&silent).await.unwrap();
     client.heartbeat(200, &silent.incarnation_id).await.unwrap();
+    let stale = client.heartbeat(200, "an-older-incarnation").await;
+    assert!(
+        matches!(stale, Err(ControllerError::UnknownBroker(_))),
+        "{stale:?}"
+    );
     let created = client
         .propose(&create_topic("led-by-200", vec![vec![200, 101]]))
         .await
@@ -308,7 +297,9 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
         .all(|(id, b)| b.fenced == (*id == 200)));
     assert_ne!(p.leader, NO_LEADER);
 
-    beats.abort();
+    for (_, task) in &sessions {
+        task.abort();
+    }
     watcher.abort();
     for n in &mut nodes {
         if let Some(h) = n.handle.take() {

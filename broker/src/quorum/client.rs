@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use super::controller_service::MAX_MESSAGE;
 use super::network::channel;
 use super::{ControllerError, NodeId, Voters};
 use crate::controller::{MetadataCommand, MetadataImage, Refusal};
@@ -66,7 +67,11 @@ fn unavailable(addr: &str, e: impl std::fmt::Display) -> ControllerError {
 
 fn connect(addr: &str) -> Result<Grpc<Channel>, ControllerError> {
     channel(addr)
-        .map(Grpc::new)
+        .map(|c| {
+            Grpc::new(c)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE)
+        })
         .map_err(|e| unavailable(addr, e))
 }
 
@@ -240,6 +245,49 @@ impl ControllerClient {
             .into_inner();
         check(reply.status)?;
         decode_image(&reply.image)
+    }
+
+    /// Keeps a broker registered and heartbeating every `interval` (registering again when
+    /// the controller no longer knows this incarnation), publishing each heartbeat answer,
+    /// until every receiver is dropped.
+    pub fn run_session(
+        mut self,
+        registration: BrokerRegistration,
+        interval: Duration,
+    ) -> (watch::Receiver<Option<Heartbeat>>, JoinHandle<()>) {
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut registered = false;
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tx.closed() => return,
+                }
+                if !registered {
+                    match self.register(&registration).await {
+                        Ok(_) => registered = true,
+                        Err(e) => {
+                            tracing::warn!(broker = registration.broker_id, "registration: {e}");
+                            continue;
+                        }
+                    }
+                }
+                let id = registration.broker_id;
+                match self.heartbeat(id, &registration.incarnation_id).await {
+                    Ok(hb) => {
+                        tx.send_replace(Some(hb));
+                    }
+                    Err(ControllerError::UnknownBroker(m)) => {
+                        tracing::warn!(broker = id, "controller lost the registration: {m}");
+                        registered = false;
+                    }
+                    Err(e) => tracing::debug!(broker = id, "heartbeat: {e}"),
+                }
+            }
+        });
+        (rx, task)
     }
 
     /// Follows the image of the controllers (WatchMetadata, reconnecting to the next voter when

@@ -24,6 +24,9 @@ use super::raft_service::RaftService;
 use super::{ControllerError, Shared};
 use crate::controller::{MetadataCommand, MetadataImage};
 
+/// Largest gRPC message sent or accepted: a batch of log entries or a whole metadata image.
+pub(super) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
 /// Serves both services until `shutdown` turns true.
 pub(super) async fn serve(
     shared: Arc<Shared>,
@@ -32,8 +35,12 @@ pub(super) async fn serve(
 ) {
     let raft = RaftServer::new(RaftService {
         raft: shared.raft.clone(),
-    });
-    let controller = ControllerServer::new(ControllerService { shared });
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let controller = ControllerServer::new(ControllerService { shared })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let result = tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(controller)

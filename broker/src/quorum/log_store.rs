@@ -67,6 +67,18 @@ pub(super) fn put_meta<T: Serialize>(
     txn.commit().map_err(io_err)
 }
 
+/// Runs a redb write (which fsyncs on commit) on the blocking pool, off the async workers.
+pub(super) async fn blocking<T, F>(db: &Arc<Database>, f: F) -> Result<T, StorageError<NodeId>>
+where
+    T: Send + 'static,
+    F: FnOnce(&Database) -> Result<T, StorageError<NodeId>> + Send + 'static,
+{
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || f(&db))
+        .await
+        .map_err(io_err)?
+}
+
 /// Creates the tables when the file is new, so readers never meet a missing table.
 pub(super) fn create_tables(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
@@ -104,22 +116,25 @@ impl LogStore {
 
     /// Removes every entry whose index is in `range` and, in the same transaction, records the
     /// last purged log id when given.
-    fn remove_range(
+    async fn remove_range(
         &self,
-        range: impl RangeBounds<u64>,
+        range: (Bound<u64>, Bound<u64>),
         purged: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let txn = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut table = txn.open_table(LOG).map_err(io_err)?;
-            table.retain_in(range, |_, _| false).map_err(io_err)?;
-        }
-        if let Some(id) = purged {
-            let bytes = serde_json::to_vec(&id).map_err(io_err)?;
-            let mut meta = txn.open_table(META).map_err(io_err)?;
-            meta.insert(LAST_PURGED, bytes.as_slice()).map_err(io_err)?;
-        }
-        txn.commit().map_err(io_err)
+        blocking(&self.db, move |db| {
+            let txn = db.begin_write().map_err(io_err)?;
+            {
+                let mut table = txn.open_table(LOG).map_err(io_err)?;
+                table.retain_in(range, |_, _| false).map_err(io_err)?;
+            }
+            if let Some(id) = purged {
+                let bytes = serde_json::to_vec(&id).map_err(io_err)?;
+                let mut meta = txn.open_table(META).map_err(io_err)?;
+                meta.insert(LAST_PURGED, bytes.as_slice()).map_err(io_err)?;
+            }
+            txn.commit().map_err(io_err)
+        })
+        .await
     }
 }
 
@@ -159,7 +174,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        put_meta(&self.db, VOTE, vote)
+        let vote = *vote;
+        blocking(&self.db, move |db| put_meta(db, VOTE, &vote)).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -170,7 +186,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        put_meta(&self.db, COMMITTED, &committed)
+        blocking(&self.db, move |db| put_meta(db, COMMITTED, &committed)).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -186,27 +202,36 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let txn = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut table = txn.open_table(LOG).map_err(io_err)?;
-            for entry in entries {
-                let bytes = serde_json::to_vec(&entry).map_err(io_err)?;
-                table
-                    .insert(entry.log_id.index, bytes.as_slice())
-                    .map_err(io_err)?;
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        blocking(&self.db, move |db| {
+            let txn = db.begin_write().map_err(io_err)?;
+            {
+                let mut table = txn.open_table(LOG).map_err(io_err)?;
+                for entry in &entries {
+                    let bytes = serde_json::to_vec(entry).map_err(io_err)?;
+                    table
+                        .insert(entry.log_id.index, bytes.as_slice())
+                        .map_err(io_err)?;
+                }
             }
-        }
-        // redb commits durably (fsync) by default: the entries are on disk when this returns.
-        txn.commit().map_err(io_err)?;
+            // redb commits durably (fsync) by default: the entries are on disk after this.
+            txn.commit().map_err(io_err)
+        })
+        .await?;
         callback.log_io_completed(Ok(()));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.remove_range(log_id.index.., None)
+        self.remove_range((Bound::Included(log_id.index), Bound::Unbounded), None)
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.remove_range(..=log_id.index, Some(log_id))
+        self.remove_range(
+            (Bound::Unbounded, Bound::Included(log_id.index)),
+            Some(log_id),
+        )
+        .await
     }
 }

@@ -279,6 +279,9 @@ pub async fn start(
         heartbeat_interval: millis(config.raft_heartbeat),
         election_timeout_min: millis(config.election_timeout.0),
         election_timeout_max: millis(config.election_timeout.1),
+        // Snapshot chunks travel as JSON (about 3.5 bytes per byte): keep each request well
+        // under the gRPC message limit.
+        snapshot_max_chunk_size: 256 * 1024,
         ..Default::default()
     }
     .validate()

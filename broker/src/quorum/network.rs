@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+use super::controller_service::MAX_MESSAGE;
 use super::{NodeId, TypeConfig};
 
 /// A lazily connecting gRPC channel to `addr` (host:port).
@@ -36,10 +37,16 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        let client = channel(&node.addr).map(RaftClient::new).map_err(|e| {
-            tracing::warn!(target, addr = %node.addr, "bad voter address: {e}");
-            e.to_string()
-        });
+        let client = channel(&node.addr)
+            .map(|c| {
+                RaftClient::new(c)
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE)
+            })
+            .map_err(|e| {
+                tracing::warn!(target, addr = %node.addr, "bad voter address: {e}");
+                e.to_string()
+            });
         Peer { target, client }
     }
 }

@@ -17,7 +17,7 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::log_store::{get_meta, io_err, put_meta};
+use super::log_store::{blocking, get_meta, io_err, put_meta};
 use super::{Entry, NodeId, TypeConfig};
 use crate::controller::{self, ApplyResult, MetadataImage};
 
@@ -98,7 +98,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data: data.clone(),
         };
-        put_meta(&self.db, SNAPSHOT, &stored)?;
+        blocking(&self.db, move |db| put_meta(db, SNAPSHOT, &stored)).await?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -177,7 +177,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data,
         };
-        put_meta(&self.db, SNAPSHOT, &stored)?;
+        blocking(&self.db, move |db| put_meta(db, SNAPSHOT, &stored)).await?;
         {
             let mut a = self.applied.lock();
             a.last_applied = meta.last_log_id;
