@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::quorum::Voters;
+
 /// `samsa-broker`: a Kafka-compatible broker.
 ///
 /// Started with no arguments it is a working single-node broker on localhost:9092 that keeps its
@@ -172,9 +174,69 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(i64).range(0..))]
     pub log_cleaner_min_compaction_lag_ms: i64,
 
+    /// Roles of this process, comma-separated: `broker`, `controller` or both
+    /// (process.roles). A controller holds a vote in the metadata quorum.
+    #[arg(long, env = "SAMSA_PROCESS_ROLES", default_value = "broker,controller",
+          value_parser = parse_roles)]
+    pub process_roles: ProcessRoles,
+
+    /// The controller quorum as ID@HOST:PORT,... (controller.quorum.voters), e.g.
+    /// `1@c1:9093,2@c2:9093,3@c3:9093`. Unset: this node alone, at its --controller-listen
+    /// address. The lowest id initializes a new quorum.
+    #[arg(long, env = "SAMSA_CONTROLLER_QUORUM_VOTERS")]
+    pub controller_quorum_voters: Option<Voters>,
+
+    /// Address the controller gRPC listener binds to: Raft traffic between controllers and
+    /// broker registration, heartbeats and metadata (controller listener of `listeners`).
+    #[arg(long, env = "SAMSA_CONTROLLER_LISTEN", default_value = "0.0.0.0:9093")]
+    pub controller_listen: SocketAddr,
+
+    /// How often a broker heartbeats to the controller leader, in milliseconds
+    /// (broker.heartbeat.interval.ms).
+    #[arg(long, env = "SAMSA_BROKER_HEARTBEAT_INTERVAL_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub broker_heartbeat_interval_ms: u64,
+
+    /// A broker not heard from for this many milliseconds is fenced: it leaves ISRs and its
+    /// leaderships move (broker.session.timeout.ms).
+    #[arg(long, env = "SAMSA_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub broker_session_timeout_ms: u64,
+
     /// Log filter in tracing's EnvFilter syntax (e.g. "info", "samsa_broker=debug").
     #[arg(long, env = "SAMSA_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Roles of a process (process.roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// Serves Kafka clients.
+    pub broker: bool,
+    /// Votes in the metadata quorum.
+    pub controller: bool,
+}
+
+fn parse_roles(v: &str) -> Result<ProcessRoles, String> {
+    let mut roles = ProcessRoles {
+        broker: false,
+        controller: false,
+    };
+    for role in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match role {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            _ => {
+                return Err(format!(
+                    "unknown role {role:?}: expected broker and/or controller"
+                ))
+            }
+        }
+    }
+    if !roles.broker && !roles.controller {
+        return Err("no role: expected broker, controller or broker,controller".to_string());
+    }
+    Ok(roles)
 }
 
 fn parse_cleanup_policy(v: &str) -> Result<String, String> {
@@ -215,6 +277,21 @@ impl BrokerConfig {
         }
     }
 
+    /// The controller voters: --controller-quorum-voters, or this node alone at its controller
+    /// listener (localhost when it listens on every interface).
+    pub fn voters(&self) -> Voters {
+        if let Some(v) = &self.controller_quorum_voters {
+            return v.clone();
+        }
+        let addr = if self.controller_listen.ip().is_unspecified() {
+            format!("localhost:{}", self.controller_listen.port())
+        } else {
+            self.controller_listen.to_string()
+        };
+        let id = u64::try_from(self.node_id).unwrap_or_default();
+        Voters(std::collections::BTreeMap::from([(id, addr)]))
+    }
+
     /// A configuration with every default, for tests.
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut cfg = BrokerConfig::parse_from(["samsa-broker"]);
@@ -250,6 +327,33 @@ mod tests {
         let c = BrokerConfig::parse_from(["samsa-broker", "--auto-create-topics-enable", "false"]);
         assert!(!c.auto_create_topics_enable);
         assert!(BrokerConfig::try_parse_from(["samsa-broker", "--num-partitions", "0"]).is_err());
+    }
+
+    #[test]
+    fn quorum_flags_parse_and_check() {
+        let c = BrokerConfig::parse_from(["samsa-broker"]);
+        assert!(c.process_roles.broker && c.process_roles.controller);
+        assert_eq!(c.controller_listen.to_string(), "0.0.0.0:9093");
+        assert_eq!(c.voters().to_string(), "1@localhost:9093");
+        assert_eq!(c.broker_heartbeat_interval_ms, 2000);
+        assert_eq!(c.broker_session_timeout_ms, 9000);
+        let c = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--process-roles",
+            "controller",
+            "--controller-quorum-voters",
+            "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095",
+        ]);
+        assert!(!c.process_roles.broker && c.process_roles.controller);
+        assert_eq!(c.voters().address(3), Some("127.0.0.1:9095"));
+        for bad in [
+            ["--process-roles", "gateway"],
+            ["--process-roles", ""],
+            ["--controller-quorum-voters", "1@nohostport"],
+            ["--broker-session-timeout-ms", "0"],
+        ] {
+            assert!(BrokerConfig::try_parse_from(["samsa-broker", bad[0], bad[1]]).is_err());
+        }
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //!
 //! Layers (one-way dependencies): `server` (sockets, handlers) → `topics` (topic registry and
 //! configs) → `log` (segment storage). `protocol` is sans-io: framing, request decoding, the
-//! table of served APIs and the mapping of errors to Kafka codes.
+//! table of served APIs and the mapping of errors to Kafka codes. `quorum` runs the Raft group of
+//! controllers whose log holds the cluster metadata; `controller` owns that metadata's image and
+//! the pure rules that change it.
 
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod producer;
 pub mod protocol;
+pub mod quorum;
 pub mod server;
 pub mod topics;
 

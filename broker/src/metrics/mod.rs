@@ -5,9 +5,11 @@
 
 mod cleaner;
 mod http;
+mod quorum;
 
 pub use cleaner::CleanerMetrics;
 pub use http::serve;
+pub use quorum::QuorumMetrics;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -43,6 +45,8 @@ pub struct Metrics {
     pub group_members: IntGaugeVec,
     /// The log cleaner.
     pub cleaner: CleanerMetrics,
+    /// The metadata quorum.
+    pub quorum: QuorumMetrics,
 }
 
 /// Gauges of one partition.
@@ -148,6 +152,7 @@ impl Metrics {
         registry.register(Box::new(log_size.clone()))?;
         registry.register(Box::new(log_segments.clone()))?;
         let cleaner = CleanerMetrics::register(&registry)?;
+        let quorum = QuorumMetrics::register(&registry)?;
         Ok(Metrics {
             registry,
             requests,
@@ -166,6 +171,7 @@ impl Metrics {
             group_lag,
             group_members,
             cleaner,
+            quorum,
         })
     }
 

@@ -1,0 +1,153 @@
+//! Metadata commands (the payload of Raft log entries) and the typed refusal an apply returns.
+//! Commands are data only; they never touch the image themselves.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A change to the cluster metadata, proposed to the controller quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// A broker (re)registers. A new broker starts fenced; a new incarnation of a registered
+    /// broker fences the old one. The first heartbeat unfences it.
+    RegisterBroker {
+        /// Broker id.
+        id: i32,
+        /// Host clients connect to.
+        host: String,
+        /// Kafka port.
+        port: i32,
+        /// Rack.
+        rack: Option<String>,
+        /// Process lifetime id.
+        incarnation_id: String,
+    },
+    /// The broker missed its session: it leaves ISRs and gives up leaderships.
+    FenceBroker {
+        /// Broker id.
+        id: i32,
+    },
+    /// The broker heartbeats again: it leads the offline partitions it can.
+    UnfenceBroker {
+        /// Broker id.
+        id: i32,
+    },
+    /// Create a topic with an explicit assignment (one replica list per partition).
+    CreateTopic {
+        /// Topic name.
+        name: String,
+        /// Topic id.
+        id: Uuid,
+        /// Replicas of each partition, preferred leader first.
+        assignment: Vec<Vec<i32>>,
+        /// Topic configs.
+        configs: BTreeMap<String, String>,
+    },
+    /// Delete a topic.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// Append partitions to a topic.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// Replicas of each new partition.
+        assignment: Vec<Vec<i32>>,
+    },
+    /// Set and remove topic configs.
+    AlterConfigs {
+        /// Topic name.
+        topic: String,
+        /// Configs to set.
+        set: BTreeMap<String, String>,
+        /// Config keys to remove (back to the default).
+        remove: Vec<String>,
+    },
+    /// A partition leader changes its ISR (Kafka's AlterPartition), compare-and-set on epochs.
+    AlterPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The broker asking: must be the current leader.
+        broker_id: i32,
+        /// The leader epoch the leader has.
+        leader_epoch: i32,
+        /// The partition epoch the leader has.
+        partition_epoch: i32,
+        /// The ISR wanted.
+        new_isr: Vec<i32>,
+    },
+}
+
+/// What applying a command produced: `Ok` or the reason it was refused. A refused command leaves
+/// the image unchanged.
+pub type ApplyResult = Result<(), Refusal>;
+
+/// Why a command was refused. Each maps to one Kafka error code in the front end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// UNKNOWN_BROKER / BROKER_ID_NOT_REGISTERED.
+    #[error("broker {0} is not registered")]
+    UnknownBroker(i32),
+    /// TOPIC_ALREADY_EXISTS.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// TOPIC_ALREADY_EXISTS (same id).
+    #[error("topic id {0} is already in use")]
+    TopicIdInUse(Uuid),
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("partition {partition} of topic {topic:?} does not exist")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// INVALID_REPLICA_ASSIGNMENT / INVALID_PARTITIONS.
+    #[error("invalid replica assignment: {0}")]
+    InvalidAssignment(String),
+    /// INVALID_CONFIG.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// NOT_LEADER_OR_FOLLOWER.
+    #[error("broker {broker} is not the leader (leader is {leader})")]
+    NotLeader {
+        /// The broker that asked.
+        broker: i32,
+        /// The current leader.
+        leader: i32,
+    },
+    /// FENCED_LEADER_EPOCH.
+    #[error("leader epoch {given} is stale (current {current})")]
+    FencedLeaderEpoch {
+        /// Epoch in the request.
+        given: i32,
+        /// Epoch in the image.
+        current: i32,
+    },
+    /// INVALID_UPDATE_VERSION.
+    #[error("partition epoch {given} is stale (current {current})")]
+    InvalidUpdateVersion {
+        /// Epoch in the request.
+        given: i32,
+        /// Epoch in the image.
+        current: i32,
+    },
+    /// INELIGIBLE_REPLICA.
+    #[error("broker {broker} cannot be in the ISR: {reason}")]
+    IneligibleReplica {
+        /// The broker.
+        broker: i32,
+        /// Why not.
+        reason: String,
+    },
+    /// INVALID_REQUEST.
+    #[error("invalid ISR: {0}")]
+    InvalidIsr(String),
+}

@@ -1,0 +1,92 @@
+//! The metadata image: the cluster's brokers, topics, partition assignments, leaders and ISRs as
+//! of one applied log index. Plain data; the rules that change it live in `apply`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// No leader: the partition is offline.
+pub const NO_LEADER: i32 = -1;
+
+/// Topic config that lets a replica outside the ISR become leader.
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+/// The replicated cluster metadata as of `version`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Index of the last applied Raft log entry (0 before any).
+    pub version: u64,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicRecord>,
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    /// Host clients connect to.
+    pub host: String,
+    /// Kafka port clients connect to.
+    pub port: i32,
+    /// Rack, for rack-aware assignment.
+    pub rack: Option<String>,
+    /// Identifies one process lifetime of the broker.
+    pub incarnation_id: String,
+    /// A fenced broker leads nothing and is in no ISR (unless it was the last member).
+    pub fenced: bool,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// Topic id (Kafka's topic UUID).
+    pub id: Uuid,
+    /// Topic configs that differ from the broker defaults.
+    pub configs: BTreeMap<String, String>,
+    /// Partitions, indexed by partition number.
+    pub partitions: Vec<PartitionRecord>,
+}
+
+/// Replicas, ISR and leadership of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// Assigned replicas; the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Current leader, or [`NO_LEADER`].
+    pub leader: i32,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every change of this record.
+    pub partition_epoch: i32,
+}
+
+impl MetadataImage {
+    /// Whether `id` is registered and not fenced.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Number of registered brokers that are fenced.
+    pub fn fenced_brokers(&self) -> usize {
+        self.brokers.values().filter(|b| b.fenced).count()
+    }
+
+    /// A partition, if its topic and index exist.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionRecord> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+}
+
+impl TopicRecord {
+    /// Whether `unclean.leader.election.enable` is set to true on this topic.
+    pub fn unclean_election(&self) -> bool {
+        self.configs
+            .get(UNCLEAN_LEADER_ELECTION)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+}

@@ -1,0 +1,106 @@
+//! Background tasks of a controller node: on the leader, fence brokers whose session expired
+//! (a new leader first gives every broker a fresh session); on every node, export the quorum
+//! gauges. Neither task changes metadata except through proposals.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use tokio::sync::watch;
+
+use super::Shared;
+use crate::controller::MetadataCommand;
+use crate::metrics::QuorumMetrics;
+
+/// Fences silent brokers while this node leads, until `shutdown` turns true.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    session_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tick = (session_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The term in which this node last became leader.
+    let mut led_term: Option<u64> = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let (leader, term) = {
+            let m = shared.raft.metrics();
+            let m = m.borrow();
+            (m.current_leader == Some(shared.id), m.current_term)
+        };
+        if !leader {
+            led_term = None;
+            continue;
+        }
+        if led_term != Some(term) {
+            led_term = Some(term);
+            shared.sessions.lock().reset(Instant::now());
+            tracing::info!(
+                term,
+                "controller leader: every broker starts a fresh session"
+            );
+            continue;
+        }
+        let expired = {
+            let image = shared.image.borrow().clone();
+            shared.sessions.lock().expired(&image, Instant::now())
+        };
+        for id in expired {
+            tracing::warn!(broker = id, "broker session expired: fencing it");
+            if let Err(e) = shared
+                .propose_local(MetadataCommand::FenceBroker { id })
+                .await
+            {
+                tracing::warn!(broker = id, "fencing failed: {e}");
+            }
+        }
+    }
+}
+
+/// Keeps the quorum gauges up to date until `shutdown` turns true.
+pub(super) async fn export_metrics(
+    shared: Arc<Shared>,
+    metrics: QuorumMetrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut raft = shared.raft.metrics();
+    let mut image = shared.image.clone();
+    loop {
+        {
+            let m = raft.borrow_and_update();
+            metrics.role.set(match m.state {
+                ServerState::Leader => 2,
+                ServerState::Candidate => 1,
+                _ => 0,
+            });
+            metrics.leader_id.set(
+                m.current_leader
+                    .and_then(|l| i64::try_from(l).ok())
+                    .unwrap_or(-1),
+            );
+            metrics
+                .term
+                .set(i64::try_from(m.current_term).unwrap_or(i64::MAX));
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            metrics
+                .applied_index
+                .set(i64::try_from(applied).unwrap_or(i64::MAX));
+        }
+        {
+            let img = image.borrow_and_update();
+            metrics
+                .fenced_brokers
+                .set(i64::try_from(img.fenced_brokers()).unwrap_or(i64::MAX));
+        }
+        tokio::select! {
+            r = raft.changed() => if r.is_err() { return },
+            r = image.changed() => if r.is_err() { return },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The KRaft-style metadata quorum: an openraft group of controllers whose log holds metadata
+//! commands, stored in `<data_dir>/quorum/quorum.redb`, talking gRPC (`samsa.v1.Raft`) to the
+//! static voters and serving brokers (`samsa.v1.Controller`).
+//!
+//! [`start`] runs one controller node and returns a [`QuorumHandle`]: [`QuorumHandle::propose`]
+//! commits a [`MetadataCommand`] (forwarded to the leader when this node is not it) and
+//! [`QuorumHandle::image`] subscribes to the applied [`MetadataImage`]. Broker-only processes use
+//! [`ControllerClient`] instead. This module never touches partition logs or the Kafka front end.
+
+mod client;
+mod controller_service;
+mod liveness;
+mod log_store;
+mod network;
+mod raft_service;
+mod state_machine;
+#[cfg(test)]
+mod store_tests;
+mod voters;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, Raft};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use client::{BrokerRegistration, ControllerClient, Heartbeat};
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+pub use voters::Voters;
+
+use crate::config::BrokerConfig;
+use crate::controller::{ApplyResult, MetadataCommand, MetadataImage, Refusal, Sessions};
+use crate::metrics::QuorumMetrics;
+
+/// Raft node ids (Kafka node ids, which are never negative).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft types of the metadata quorum.
+    pub TypeConfig:
+        D = MetadataCommand,
+        R = ApplyResult,
+        NodeId = NodeId,
+        Node = BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+/// A Raft log entry of the quorum.
+pub type Entry = openraft::Entry<TypeConfig>;
+
+/// Settings of one controller node.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    /// This node's id; must be a voter.
+    pub node_id: NodeId,
+    /// Every voter and its controller address.
+    pub voters: Voters,
+    /// Address the controller gRPC server binds to.
+    pub listen: SocketAddr,
+    /// Directory holding `quorum/quorum.redb`.
+    pub data_dir: PathBuf,
+    /// A broker not heard from for this long is fenced.
+    pub session_timeout: Duration,
+    /// Raft leader heartbeat interval.
+    pub raft_heartbeat: Duration,
+    /// Raft election timeout range; a follower without a leader for this long stands.
+    pub election_timeout: (Duration, Duration),
+    /// How long a proposal may wait for a leader and a commit.
+    pub request_timeout: Duration,
+}
+
+impl QuorumConfig {
+    /// The controller settings of a broker configuration.
+    pub fn from_broker(cfg: &BrokerConfig) -> Result<QuorumConfig, QuorumError> {
+        let node_id = NodeId::try_from(cfg.node_id)
+            .map_err(|_| QuorumError::Config(format!("node id {} is negative", cfg.node_id)))?;
+        let voters = cfg.voters();
+        if !voters.contains(node_id) {
+            return Err(QuorumError::Config(format!(
+                "node {node_id} is a controller but not in --controller-quorum-voters {voters}"
+            )));
+        }
+        Ok(QuorumConfig {
+            node_id,
+            voters,
+            listen: cfg.controller_listen,
+            data_dir: cfg.data_dir.clone(),
+            session_timeout: Duration::from_millis(cfg.broker_session_timeout_ms),
+            raft_heartbeat: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+            request_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Where the Raft log, vote and snapshot live.
+    pub fn db_path(&self) -> PathBuf {
+        db_path(&self.data_dir)
+    }
+}
+
+fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("quorum").join("quorum.redb")
+}
+
+/// Failures of starting or using the quorum.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    /// Bad settings.
+    #[error("quorum settings: {0}")]
+    Config(String),
+    /// The redb file could not be opened or written.
+    #[error("quorum storage {path}: {message}")]
+    Storage {
+        /// The redb file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The controller listener could not bind.
+    #[error("controller listener {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// openraft refused to start.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Why a proposal or controller call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    /// Committed, and refused by the metadata rules.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// The node asked is not the leader (`leader`: the one it knows, if any).
+    #[error("not the controller leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The broker is not registered with this incarnation: register again.
+    #[error("unknown broker: {0}")]
+    UnknownBroker(String),
+    /// No leader answered in time.
+    #[error("no controller leader answered: {0}")]
+    Unavailable(String),
+    /// The request was malformed or the quorum failed.
+    #[error("controller error: {0}")]
+    Internal(String),
+}
+
+/// State shared by the gRPC services and the background tasks of one controller node.
+pub(crate) struct Shared {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    voters: Voters,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    sessions: Mutex<Sessions>,
+    request_timeout: Duration,
+}
+
+impl Shared {
+    fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader() == Some(self.id)
+    }
+
+    /// Commits `command` through the local Raft node; no forwarding. A leader that cannot reach
+    /// a majority gives up after the request timeout instead of holding the caller.
+    async fn propose_local(&self, command: MetadataCommand) -> Result<u64, ControllerError> {
+        let write = tokio::time::timeout(self.request_timeout, self.raft.client_write(command));
+        let Ok(result) = write.await else {
+            return Err(ControllerError::Unavailable(format!(
+                "not committed within {:?}",
+                self.request_timeout
+            )));
+        };
+        match result {
+            Ok(resp) => match resp.data {
+                Ok(()) => Ok(resp.log_id.index),
+                Err(refusal) => Err(ControllerError::Refused(refusal)),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ControllerError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(e) => Err(ControllerError::Internal(e.to_string())),
+        }
+    }
+
+    /// Commits `command`, forwarding it to the leader when this node is not the leader, and
+    /// waiting (bounded) for an election to finish.
+    async fn propose(&self, command: MetadataCommand) -> Result<u64, ControllerError> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let err = match self.propose_local(command.clone()).await {
+                Err(ControllerError::NotLeader { leader: Some(l) }) if l != self.id => {
+                    match self.voters.address(l) {
+                        Some(addr) => client::propose_at(addr, &command).await,
+                        None => Err(ControllerError::NotLeader { leader: None }),
+                    }
+                }
+                other => other,
+            };
+            match err {
+                Err(ControllerError::NotLeader { .. }) | Err(ControllerError::Unavailable(_))
+                    if Instant::now() < deadline =>
+                {
+                    self.wait_for_leader_change(deadline).await;
+                }
+                Err(ControllerError::NotLeader { .. }) => {
+                    return Err(ControllerError::Unavailable(format!(
+                        "no leader within {:?}",
+                        self.request_timeout
+                    )))
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Waits until the known leader changes or a short while passes (retry pacing).
+    async fn wait_for_leader_change(&self, deadline: Instant) {
+        let mut metrics = self.raft.metrics();
+        let before = metrics.borrow().current_leader;
+        let pace = Instant::now() + Duration::from_millis(100);
+        let until = tokio::time::Instant::from_std(pace.min(deadline));
+        let _ = tokio::time::timeout_at(
+            until,
+            metrics.wait_for(|m| m.current_leader != before && m.current_leader.is_some()),
+        )
+        .await;
+    }
+}
+
+/// A running controller node.
+pub struct QuorumHandle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens the redb file, starts the Raft node, its gRPC server and its background tasks, and
+/// initializes the cluster when this node is the lowest-id voter of a never-initialized quorum.
+pub async fn start(
+    config: QuorumConfig,
+    metrics: QuorumMetrics,
+) -> Result<QuorumHandle, QuorumError> {
+    let path = config.db_path();
+    let storage = |message: String| QuorumError::Storage {
+        path: path.clone(),
+        message,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| storage(e.to_string()))?;
+    }
+    let db = Arc::new(redb::Database::create(&path).map_err(|e| storage(e.to_string()))?);
+    log_store::create_tables(&db).map_err(|e| storage(e.to_string()))?;
+    let log = LogStore::new(db.clone());
+    let sm = StateMachine::open(db).map_err(|e| storage(e.to_string()))?;
+    let image = sm.subscribe();
+
+    let raft_config = openraft::Config {
+        cluster_name: "samsa".to_string(),
+        heartbeat_interval: millis(config.raft_heartbeat),
+        election_timeout_min: millis(config.election_timeout.0),
+        election_timeout_max: millis(config.election_timeout.1),
+        // Snapshot chunks travel as JSON (about 3.5 bytes per byte): keep each request well
+        // under the gRPC message limit.
+        snapshot_max_chunk_size: 256 * 1024,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| QuorumError::Config(e.to_string()))?;
+    let raft = Raft::new(
+        config.node_id,
+        Arc::new(raft_config),
+        network::Network,
+        log,
+        sm,
+    )
+    .await
+    .map_err(|e| QuorumError::Raft(e.to_string()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| QuorumError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| QuorumError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+
+    let shared = Arc::new(Shared {
+        id: config.node_id,
+        raft: raft.clone(),
+        voters: config.voters.clone(),
+        image,
+        sessions: Mutex::new(Sessions::new(config.session_timeout, Instant::now())),
+        request_timeout: config.request_timeout,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(controller_service::serve(
+            shared.clone(),
+            listener,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(liveness::run(
+            shared.clone(),
+            config.session_timeout,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(liveness::export_metrics(
+            shared.clone(),
+            metrics,
+            shutdown_rx,
+        )),
+    ];
+    let handle = QuorumHandle {
+        shared,
+        local_addr,
+        shutdown,
+        tasks,
+    };
+    handle.initialize_if_first().await?;
+    tracing::info!(
+        node = config.node_id,
+        addr = %local_addr,
+        voters = %config.voters,
+        "controller started"
+    );
+    Ok(handle)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl QuorumHandle {
+    async fn initialize_if_first(&self) -> Result<(), QuorumError> {
+        let s = &self.shared;
+        if s.voters.initializer() != Some(s.id) {
+            return Ok(());
+        }
+        let initialized = s
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        let members: std::collections::BTreeMap<NodeId, BasicNode> = s
+            .voters
+            .0
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+            .collect();
+        match s.raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(voters = %s.voters, "initialized the controller quorum");
+                Ok(())
+            }
+            // Another voter's log reached us first: the cluster exists already.
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                tracing::debug!("quorum already initialized: {e}");
+                Ok(())
+            }
+            Err(e) => Err(QuorumError::Raft(e.to_string())),
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// The address the controller gRPC server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The current leader, as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.shared.leader()
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.shared.is_leader()
+    }
+
+    /// The Raft node, for its metrics and waits.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.shared.raft
+    }
+
+    /// Subscribes to the applied metadata image (updated after every applied batch).
+    pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.shared.image.clone()
+    }
+
+    /// Commits `command` and returns the log index it was applied at; forwarded to the leader
+    /// when this node is not the leader. A command refused by the metadata rules is committed
+    /// all the same and comes back as [`ControllerError::Refused`].
+    pub async fn propose(&self, command: MetadataCommand) -> Result<u64, ControllerError> {
+        self.shared.propose(command).await
+    }
+
+    /// Stops the gRPC server, the background tasks and the Raft node; the redb file is closed
+    /// when this returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

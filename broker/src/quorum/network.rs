@@ -1,0 +1,149 @@
+//! Raft RPCs to the other voters over gRPC (`samsa.v1.Raft`). openraft's request and response
+//! types travel as JSON inside protobuf bytes. This module only moves messages; it never decides
+//! anything about them.
+
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use samsa_proto::v1::raft_client::RaftClient;
+use samsa_proto::v1::RaftRequest;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::controller_service::MAX_MESSAGE;
+use super::{NodeId, TypeConfig};
+
+/// A lazily connecting gRPC channel to `addr` (host:port).
+pub(super) fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Makes one [`Peer`] per target voter.
+pub(super) struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        let client = channel(&node.addr)
+            .map(|c| {
+                RaftClient::new(c)
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE)
+            })
+            .map_err(|e| {
+                tracing::warn!(target, addr = %node.addr, "bad voter address: {e}");
+                e.to_string()
+            });
+        Peer { target, client }
+    }
+}
+
+/// The connection to one voter.
+pub(super) struct Peer {
+    target: NodeId,
+    client: Result<RaftClient<Channel>, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(String);
+
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl Peer {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match &mut self.client {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                    e.clone(),
+                ))))
+            }
+        };
+        let payload =
+            serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let request = RaftRequest { payload };
+        let call = async {
+            match rpc {
+                Rpc::Append => client.append_entries(request).await,
+                Rpc::Vote => client.vote(request).await,
+                Rpc::Snapshot => client.install_snapshot(request).await,
+            }
+        };
+        let reply = match tokio::time::timeout(option.hard_ttl(), call).await {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) => {
+                let e = TransportError(format!("{}: {}", status.code(), status.message()));
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Err(_) => {
+                let e = TransportError(format!("no reply within {:?}", option.hard_ttl()));
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+        };
+        let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply.payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Rpc::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Rpc::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        // Retry an unreachable voter often enough that a restarted one rejoins quickly.
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(100)))
+    }
+}

@@ -1,0 +1,356 @@
+//! The metadata quorum: three controllers on loopback in one process, each with its own redb
+//! file. Leader election, proposals through a follower, failover, restart and catch-up from
+//! disk, and fencing of a broker that stops heartbeating.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use samsa_broker::controller::{MetadataCommand, MetadataImage, Refusal, NO_LEADER};
+use samsa_broker::metrics::Metrics;
+use samsa_broker::quorum::{
+    self, BrokerRegistration, ControllerClient, ControllerError, NodeId, QuorumConfig,
+    QuorumHandle, Voters,
+};
+use samsa_proto::v1::controller_client::ControllerClient as Grpc;
+use samsa_proto::v1::{ProposeRequest, StatusCode};
+use tempfile::TempDir;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(15);
+const SESSION: Duration = Duration::from_millis(1500);
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Node {
+    config: QuorumConfig,
+    _dir: TempDir,
+    handle: Option<QuorumHandle>,
+}
+
+impl Node {
+    fn handle(&self) -> &QuorumHandle {
+        self.handle.as_ref().expect("node is running")
+    }
+
+    async fn start(&mut self) {
+        let metrics = Metrics::new().unwrap();
+        self.handle = Some(
+            quorum::start(self.config.clone(), metrics.quorum.clone())
+                .await
+                .unwrap(),
+        );
+    }
+}
+
+async fn cluster() -> (Vec<Node>, Voters) {
+    let ports = free_ports(3);
+    let voters: Voters = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+        .parse()
+        .unwrap();
+    let mut nodes = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = QuorumConfig {
+            node_id: i as NodeId + 1,
+            voters: voters.clone(),
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            session_timeout: SESSION,
+            raft_heartbeat: Duration::from_millis(50),
+            election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+            request_timeout: Duration::from_secs(10),
+        };
+        let mut node = Node {
+            config,
+            _dir: dir,
+            handle: None,
+        };
+        node.start().await;
+        nodes.push(node);
+    }
+    (nodes, voters)
+}
+
+/// Waits until every running node knows the same leader, other than `not`.
+async fn agreed_leader(nodes: &[Node], not: Option<NodeId>) -> NodeId {
+    let running: Vec<&QuorumHandle> = nodes.iter().filter_map(|n| n.handle.as_ref()).collect();
+    let first = running[0]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.current_leader.is_some() && m.current_leader != not,
+            "a leader",
+        )
+        .await
+        .unwrap()
+        .current_leader
+        .unwrap();
+    for h in &running {
+        h.raft()
+            .wait(Some(WAIT))
+            .metrics(|m| m.current_leader == Some(first), "the same leader")
+            .await
+            .unwrap();
+    }
+    first
+}
+
+/// Waits until `rx` holds an image at `version` or later and returns it.
+async fn image_at(rx: &mut watch::Receiver<Arc<MetadataImage>>, version: u64) -> MetadataImage {
+    let image = tokio::time::timeout(WAIT, rx.wait_for(|i| i.version >= version))
+        .await
+        .unwrap_or_else(|_| panic!("no image at version {version} within {WAIT:?}"))
+        .unwrap();
+    MetadataImage::clone(&image)
+}
+
+/// Waits until every running node has applied `version`; returns their images, checked equal.
+async fn converged(nodes: &[Node], version: u64) -> MetadataImage {
+    let mut images = Vec::new();
+    for n in nodes.iter().filter_map(|n| n.handle.as_ref()) {
+        let mut rx = n.image();
+        images.push(image_at(&mut rx, version).await);
+    }
+    // Versions may differ if a later entry (a leader's blank entry) was applied meanwhile:
+    // compare the metadata itself.
+    for i in &images[1..] {
+        assert_eq!(i.brokers, images[0].brokers);
+        assert_eq!(i.topics, images[0].topics);
+    }
+    images.swap_remove(0)
+}
+
+fn create_topic(name: &str, assignment: Vec<Vec<i32>>) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: name.into(),
+        id: Uuid::new_v4(),
+        assignment,
+        configs: BTreeMap::new(),
+    }
+}
+
+fn registration(id: i32) -> BrokerRegistration {
+    BrokerRegistration {
+        broker_id: id,
+        host: format!("broker-{id}"),
+        port: 9092,
+        rack: None,
+        incarnation_id: Uuid::new_v4().to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_controllers_elect_replicate_fail_over_and_fence() {
+    let (mut nodes, voters) = cluster().await;
+    let leader = agreed_leader(&nodes, None).await;
+    let follower = nodes
+        .iter()
+        .map(|n| n.handle().node_id())
+        .find(|id| *id != leader)
+        .unwrap();
+    let idx = |id: NodeId| (id - 1) as usize;
+
+    // Brokers register and heartbeat through the controller service (any voter: redirects).
+    let mut sessions = Vec::new();
+    for id in 101..=103 {
+        let client = ControllerClient::new(voters.clone(), Duration::from_secs(5));
+        let (mut rx, task) = client.run_session(registration(id), Duration::from_millis(300));
+        let hb = tokio::time::timeout(WAIT, rx.wait_for(|hb| hb.is_some()))
+            .await
+            .expect("a heartbeat answer")
+            .unwrap()
+            .unwrap();
+        assert!(!hb.fenced, "the first heartbeat unfences broker {id}");
+        sessions.push((rx, task));
+    }
+    let mut client = ControllerClient::new(voters.clone(), Duration::from_secs(10));
+
+    // A write sent straight to a follower is answered NOT_LEADER naming the leader.
+    let follower_addr = voters.address(follower).unwrap().to_string();
+    let mut raw = Grpc::connect(format!("http://{follower_addr}"))
+        .await
+        .unwrap();
+    let command = serde_json::to_vec(&create_topic("direct", vec![vec![101]])).unwrap();
+    let reply = raw
+        .propose(ProposeRequest { command })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = reply.status.unwrap();
+    assert_eq!(status.code, StatusCode::NotLeader as i32);
+    assert_eq!(status.leader_id as NodeId, leader);
+    assert_eq!(status.leader_address, voters.address(leader).unwrap());
+
+    // The follower's handle forwards to the leader; the command is applied everywhere.
+    let f = nodes[idx(follower)].handle();
+    let index = f
+        .propose(create_topic(
+            "orders",
+            vec![vec![101, 102, 103], vec![102, 103, 101]],
+        ))
+        .await
+        .unwrap();
+    let refused = f
+        .propose(create_topic("orders", vec![vec![101]]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        ControllerError::Refused(Refusal::TopicExists("orders".into()))
+    );
+    let image = converged(&nodes, index).await;
+    let orders = &image.topics["orders"];
+    assert_eq!(orders.partitions[0].leader, 101);
+    assert_eq!(orders.partitions[1].isr, vec![102, 103, 101]);
+    assert_eq!(image.brokers.len(), 3);
+    assert!(image.brokers.values().all(|b| !b.fenced));
+
+    // A broker-side watcher follows the image through the Controller service.
+    let (mut watched, watcher) = ControllerClient::new(voters.clone(), WAIT).watch();
+    let seen = image_at(&mut watched, index).await;
+    assert_eq!(seen.topics, image.topics);
+
+    // Stop the leader: the two others elect a new one and commit without it.
+    let stopped_at = Instant::now();
+    nodes[idx(leader)].handle.take().unwrap().shutdown().await;
+    let new_leader = agreed_leader(&nodes, Some(leader)).await;
+    let failover = stopped_at.elapsed();
+    println!("controller leader failover: {failover:?} (node {leader} -> node {new_leader})");
+    assert_ne!(new_leader, leader);
+    let survivor = nodes.iter().find_map(|n| n.handle.as_ref()).unwrap();
+    let after = survivor
+        .propose(create_topic("after-failover", vec![vec![103, 101]]))
+        .await
+        .unwrap();
+    let image = converged(&nodes, after).await;
+    assert!(image.topics.contains_key("after-failover"));
+    assert!(
+        image.brokers.values().all(|b| !b.fenced),
+        "the new leader gives brokers a fresh session: {:?}",
+        image.brokers
+    );
+
+    // Restart the old leader from its redb file: it catches up to the same image.
+    nodes[idx(leader)].start().await;
+    let caught_up = converged(&nodes, after).await;
+    assert!(caught_up.topics.contains_key("after-failover"));
+    let restarted = nodes[idx(leader)].handle();
+    let (term, applied) = {
+        let m = restarted.raft().metrics();
+        let m = m.borrow();
+        (m.current_term, m.last_applied.map(|l| l.index))
+    };
+    assert!(applied >= Some(after), "applied {applied:?}, want {after}");
+    assert!(term >= 2, "term {term}");
+
+    // A broker that registers, heartbeats once and goes silent is fenced within the session
+    // timeout; the partition it led moves to the next ISR member.
+    let silent = registration(200);
+    client.register(&silent).await.unwrap();
+    client.heartbeat(200, &silent.incarnation_id).await.unwrap();
+    let stale = client.heartbeat(200, "an-older-incarnation").await;
+    assert!(
+        matches!(stale, Err(ControllerError::UnknownBroker(_))),
+        "{stale:?}"
+    );
+    let created = client
+        .propose(&create_topic("led-by-200", vec![vec![200, 101]]))
+        .await
+        .unwrap();
+    let mut rx = restarted.image();
+    let before = image_at(&mut rx, created).await;
+    assert_eq!(before.topics["led-by-200"].partitions[0].leader, 200);
+    let silent_since = Instant::now();
+    let fenced = tokio::time::timeout(
+        SESSION * 4,
+        rx.wait_for(|i| i.brokers.get(&200).is_some_and(|b| b.fenced)),
+    )
+    .await
+    .expect("broker 200 fenced within the session timeout")
+    .unwrap()
+    .clone();
+    println!("silent broker fenced after {:?}", silent_since.elapsed());
+    let p = &fenced.topics["led-by-200"].partitions[0];
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.leader_epoch),
+        (101, vec![101], 1)
+    );
+    assert!(fenced
+        .brokers
+        .iter()
+        .all(|(id, b)| b.fenced == (*id == 200)));
+    assert_ne!(p.leader, NO_LEADER);
+
+    for (_, task) in &sessions {
+        task.abort();
+    }
+    watcher.abort();
+    for n in &mut nodes {
+        if let Some(h) = n.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn single_voter_forms_a_quorum_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_ports(1)[0];
+    let config = QuorumConfig {
+        node_id: 1,
+        voters: format!("1@127.0.0.1:{port}").parse().unwrap(),
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        session_timeout: Duration::from_secs(9),
+        raft_heartbeat: Duration::from_millis(50),
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        request_timeout: Duration::from_secs(5),
+    };
+    let started = Instant::now();
+    let metrics = Metrics::new().unwrap();
+    let node = quorum::start(config.clone(), metrics.quorum.clone())
+        .await
+        .unwrap();
+    let index = node
+        .propose(MetadataCommand::RegisterBroker {
+            id: 1,
+            host: "localhost".into(),
+            port: 9092,
+            rack: None,
+            incarnation_id: "a".into(),
+        })
+        .await
+        .unwrap();
+    println!("single voter: first commit after {:?}", started.elapsed());
+    assert!(node.is_leader());
+    let text = metrics.render();
+    assert!(text.contains("samsa_quorum_role 2"), "{text}");
+    assert!(text.contains("samsa_quorum_leader_id 1"), "{text}");
+    assert!(text.contains("samsa_controller_fenced_brokers 1"), "{text}");
+    node.shutdown().await;
+
+    // Restarted from its file, the single voter leads again with the same image.
+    let node = quorum::start(config, Metrics::new().unwrap().quorum.clone())
+        .await
+        .unwrap();
+    let mut rx = node.image();
+    let image = image_at(&mut rx, index).await;
+    assert_eq!(image.brokers[&1].incarnation_id, "a");
+    node.shutdown().await;
+}
