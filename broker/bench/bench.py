@@ -167,6 +167,9 @@ class Broker:
         cmd = ["taskset", "-c", self.cfg.broker_cpu] + self.command()
         log(f"starting {self.name} ({self.mode}) on {self.bootstrap}: {' '.join(cmd)}")
         self.logf = open(self.log_path, "w")
+        # Write back what earlier phases left dirty (their data, the removed directories), so
+        # that neither broker's start-up fsyncs wait on someone else's writeback.
+        os.sync()
         t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=self.env(), cwd=self.work, start_new_session=True)
