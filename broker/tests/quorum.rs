@@ -251,11 +251,24 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
     let caught_up = converged(&nodes, after).await;
     assert!(caught_up.topics.contains_key("after-failover"));
     let restarted = nodes[idx(leader)].handle();
-    let (term, applied) = {
-        let m = restarted.raft().metrics();
-        let m = m.borrow();
-        (m.current_term, m.last_applied.map(|l| l.index))
-    };
+    // Its metrics catch up with what it applied shortly after; wait for them, bounded.
+    let mut metrics = restarted.raft().metrics();
+    let caught_up_metrics = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (term, applied) = {
+                let m = metrics.borrow();
+                (m.current_term, m.last_applied.map(|l| l.index))
+            };
+            if term >= 2 && applied >= Some(after) {
+                return (term, applied);
+            }
+            if metrics.changed().await.is_err() {
+                return (term, applied);
+            }
+        }
+    })
+    .await;
+    let (term, applied) = caught_up_metrics.expect("the restarted node's metrics never caught up");
     assert!(applied >= Some(after), "applied {applied:?}, want {after}");
     assert!(term >= 2, "term {term}");
 
