@@ -203,6 +203,13 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub broker_session_timeout_ms: u64,
 
+    /// Threads of the async runtime that serves connections, appends and fetches (0: one per
+    /// core the process may run on). More threads than cores let other connections go on while
+    /// one thread waits in the kernel, e.g. on a write throttled by page-cache writeback.
+    #[arg(long, env = "SAMSA_WORKER_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub worker_threads: u16,
+
     /// Log filter in tracing's EnvFilter syntax (e.g. "info", "samsa_broker=debug").
     #[arg(long, env = "SAMSA_LOG", default_value = "info")]
     pub log: String,

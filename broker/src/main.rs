@@ -13,10 +13,11 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .with_ansi(ansi)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        builder.worker_threads(usize::from(config.worker_threads));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("samsa-broker: cannot start the runtime: {e}");
