@@ -237,6 +237,7 @@ mod tests {
         );
         assert_eq!(damaged("0\n1\nnospace\n").0, 3);
         assert!(damaged("0\n3\na 1\nb 2\n").1.contains("says 3"));
+        assert!(damaged("0\n1\na 1\nb 2\n").1.contains("says 1"));
         assert!(damaged("0\n2\na 1\na 2\n").1.contains("duplicate"));
         assert_eq!(damaged("0\n1\n 5\n").0, 3, "empty key");
     }
