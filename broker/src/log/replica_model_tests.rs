@@ -1,7 +1,8 @@
 //! Model-based test of the replication primitives: random producer appends with changing
 //! epochs, replicated appends (with gaps and refused overlaps), truncations, full truncations,
 //! rolls at small `segment.bytes`, and reopens after close and after a crash, each followed by
-//! comparing reads, offsets, the epoch cache and `end_offset_for_epoch` with a flat model.
+//! comparing reads, offsets, the epoch cache and `end_offset_for_epoch` with a flat model;
+//! reads held across an operation must still return the bytes they were given.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -130,6 +131,12 @@ fn run(seed: u64, steps: usize) {
     let mut model = Model::default();
     let mut epoch = 0i32;
     for step in 0..steps {
+        // Now and then a fetch reply holds slices of the whole log across the next operation;
+        // whatever happens to the log, it must still send what it was given.
+        let held = (next_rand(&mut rng) % 4 == 0).then(|| {
+            let slices = log.read_slices(model.start, usize::MAX, i64::MAX).unwrap();
+            (slices, model.read(model.start, usize::MAX).unwrap())
+        });
         if next_rand(&mut rng) % 5 == 0 {
             epoch += 1;
         }
@@ -204,6 +211,13 @@ fn run(seed: u64, steps: usize) {
                 drop(log);
                 log = Log::open(dir.path(), config.clone()).unwrap();
             }
+        }
+        if let Some((slices, expected)) = held {
+            let mut sent = Vec::new();
+            for slice in &slices {
+                slice.read_into(&mut sent).unwrap();
+            }
+            assert_eq!(sent, expected, "step {step}: bytes of an in-flight read");
         }
         check(&log, &model, &mut rng, step);
     }
