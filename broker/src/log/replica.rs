@@ -115,9 +115,11 @@ impl Log {
     /// Appends batches copied from the leader's log as they are (base offsets and partition
     /// leader epochs already set). Every batch must parse, pass its CRC32C and follow the
     /// previous one; the first must start at or above the log end offset (a jump is the gap a
-    /// compacted leader has too; an overlap is [`LogError::OffsetMismatch`]). Nothing is
-    /// appended when any batch is refused. Rolls as `append` does; a new segment starts at the
-    /// base offset of the batch that rolled it. Returns the span appended.
+    /// compacted leader has too; an overlap is [`LogError::OffsetMismatch`]). Every batch is
+    /// checked before the first is written, so nothing is appended when any is refused (an
+    /// I/O error midway keeps the batches already written). Rolls as `append` does; a new
+    /// segment starts at the base offset of the batch that rolled it. Returns the span
+    /// appended.
     pub fn append_replicated(&mut self, batches: &[u8]) -> Result<AppendInfo, LogError> {
         let headers = check_replicated(batches, self.log_end_offset())?;
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
@@ -139,7 +141,7 @@ impl Log {
         let now_ms = wall_clock_ms();
         for (position, header) in &headers {
             let batch = batches
-                .get(*position..position + header.total_len())
+                .get(*position..position.saturating_add(header.total_len()))
                 .ok_or_else(|| LogError::Corrupt("replicated batch out of bounds".into()))?;
             if self.roll_for_replicated(header, batch.len(), now_ms)? {
                 info.rolled = true;
