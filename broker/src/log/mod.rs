@@ -4,17 +4,26 @@
 //! LogAppendTime, the timestamp type and max timestamp) rewritten in the header.
 //!
 //! [`Log`] owns offset assignment, rolling, reads, timestamp lookups, flush policy, retention
-//! and clean shutdown; recovery lives in `recovery`, one segment's files in `segment`.
+//! and clean shutdown; recovery lives in `recovery`, one segment's files in `segment`, the
+//! leader epoch cache in `epochs`, and what followers need (truncation, appending the leader's
+//! batches, epoch end offsets) in `replica`.
 //! It never buffers acknowledged data in user space, never re-encodes records, and never
 //! panics on bytes read from disk or received from the network.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod compact;
+mod epochs;
 mod index;
 mod records;
 mod recovery;
 #[cfg(test)]
 mod recovery_tests;
+mod replica;
+#[cfg(test)]
+mod replica_model_tests;
+#[cfg(test)]
+mod replica_tests;
 mod segment;
 mod slice;
 #[cfg(test)]
@@ -29,6 +38,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use batch::{BatchError, BatchHeader};
+pub use checkpoint::CheckpointError;
+pub use epochs::{EpochEntry, LEADER_EPOCH_FILE};
 pub use slice::FileSlice;
 
 use batch::{log_append_time_header, parse_header, write_offset_and_epoch, HEADER_LEN};
@@ -137,6 +148,12 @@ pub enum LogError {
     /// Stored data or indexes are damaged beyond what recovery repairs.
     #[error("corrupt log: {0}")]
     Corrupt(String),
+    /// A replicated batch does not continue the log: its base offset is below the log end.
+    #[error("replicated batch at offset {got} overlaps the log, which ends at {expected}")]
+    OffsetMismatch { expected: i64, got: i64 },
+    /// A checkpoint file (leader epochs) could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 impl LogError {
@@ -186,6 +203,8 @@ pub struct Log {
     marker_on_disk: bool,
     /// Where compaction stands (see `compact`).
     cleaner: compact::CleanerState,
+    /// First offset of each leader epoch (see `epochs`).
+    epochs: epochs::LeaderEpochCache,
 }
 
 impl Log {
@@ -209,6 +228,7 @@ impl Log {
             segment::remove_if_exists(&marker)?;
             sync_dir(&dir)?;
         }
+        let (epochs, epochs_problem) = epochs::LeaderEpochCache::load(&dir);
         let mut log = Log {
             dir,
             config,
@@ -218,8 +238,10 @@ impl Log {
             last_flush_ms: wall_clock_ms(),
             marker_on_disk: false,
             cleaner: compact::CleanerState::default(),
+            epochs,
         };
         log.cleaner = compact::load_state(&log.dir, log.log_start_offset(), log.log_end_offset());
+        log.reconcile_epochs(epochs_problem)?;
         tracing::info!(
             dir = %log.dir.display(),
             segments = log.segment_count(),
@@ -329,6 +351,7 @@ impl Log {
     /// Appends one batch (already checked by `validate_produce_batch`) at the log end offset,
     /// writing the assigned base offset and `leader_epoch` into its header. The bytes are in
     /// the kernel's page cache when this returns; they are fsynced per `flush.messages`.
+    /// A `leader_epoch` above the latest one starts a new leader epoch cache entry.
     pub fn append(
         &mut self,
         batch: &[u8],
@@ -361,6 +384,9 @@ impl Log {
         if rolled {
             self.roll()?;
         }
+        // The epoch is recorded before the batch: a crash in between leaves an entry at the
+        // log end, which `open` drops.
+        self.epochs.assign(leader_epoch, base_offset)?;
         let mut header = if self.config.log_append_time {
             log_append_time_header(batch, now_ms)?
         } else {
@@ -617,7 +643,9 @@ impl Log {
             report.deleted_bytes += size;
             tracing::info!(dir = %self.dir.display(), base_offset = base, bytes = size, reason, "deleted log segment");
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.epochs.truncate_from_start(self.log_start_offset())?;
+        Ok(())
     }
 
     /// Flushes and writes the clean-shutdown marker, so the next `open` skips validating the

@@ -3,7 +3,8 @@
 //! Owns: listing segment files (removing stray temp files and orphan index files), loading and
 //! sanity-checking indexes, rebuilding an index from its log file, and — when the clean-shutdown
 //! marker is absent — validating the active segment batch by batch (length, magic, CRC32C,
-//! offsets continuing) and truncating it at the first torn or corrupt batch.
+//! offsets increasing: a jump is a gap copied from a compacted leader, a step back is damage)
+//! and truncating it at the first torn or corrupt batch.
 //! It never deletes a log file and never truncates anything but the damaged tail it found.
 
 use std::collections::BTreeSet;
@@ -164,7 +165,7 @@ pub(crate) fn load_segments(dir: &Path, index_interval: u32) -> Result<Vec<Segme
 /// How thoroughly a full scan checks batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ScanMode {
-    /// Crash recovery: CRC32C and strictly continuing offsets.
+    /// Crash recovery: CRC32C and increasing offsets.
     Validate,
     /// Index rebuild: lengths, magic and increasing offsets.
     Structure,
@@ -313,7 +314,7 @@ fn scan_tail(segment: &mut Segment) -> Result<bool, LogError> {
         segment.size,
         false,
         |_, h| {
-            if expected.is_some_and(|e| e != h.base_offset) {
+            if expected.is_some_and(|e| h.base_offset < e) {
                 return Err(format!(
                     "batch at offset {} breaks the offset sequence",
                     h.base_offset
@@ -358,10 +359,8 @@ fn full_scan(
         segment.size,
         verify_crc,
         |pos, h| {
-            let in_order = match mode {
-                ScanMode::Validate => h.base_offset == expected,
-                ScanMode::Structure => h.base_offset >= expected,
-            };
+            // Offsets may jump (a follower copies a compacted leader's gaps) but never go back.
+            let in_order = h.base_offset >= expected;
             if !in_order {
                 return Err(format!(
                     "batch base offset {} does not follow offset {}",

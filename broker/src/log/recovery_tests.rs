@@ -138,27 +138,38 @@ fn corrupt_crc_in_the_tail_is_truncated() {
 }
 
 #[test]
-fn offsets_that_do_not_continue_are_truncated_after_a_crash() {
+fn offsets_that_go_back_are_truncated_after_a_crash_and_gaps_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let batches = {
         let mut log = Log::open(dir.path(), config()).unwrap();
         fill(&mut log, &[2, 2], NOW)
     };
-    // Append a well-formed batch whose base offset skips ahead.
     let path = log_file(dir.path(), 0);
-    let rogue = stored(&batches[0], 40, 0);
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap()
-        .write_all(&rogue)
-        .unwrap();
+    let append_raw = |bytes: &[u8]| {
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap()
+    };
+    // A well-formed batch whose base offset skips ahead: a gap, as a follower copies from a
+    // compacted leader. It stays.
+    append_raw(&stored(&batches[0], 40, 3));
     let log = Log::open(dir.path(), config()).unwrap();
-    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(log.log_end_offset(), 42);
+    let kept = file_len(&path);
+    assert_eq!(kept, (2 * batches[0].len() + batches[1].len()) as u64);
     assert_eq!(
-        file_len(&path),
-        (batches[0].len() + batches[1].len()) as u64
+        batch_ranges(&log.read(0, usize::MAX, i64::MAX).unwrap()),
+        vec![(0, 1), (2, 3), (40, 41)]
     );
+    drop(log);
+    // One whose base offset goes back into the log: damage, truncated.
+    append_raw(&stored(&batches[0], 41, 3));
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.log_end_offset(), 42);
+    assert_eq!(file_len(&path), kept);
 }
 
 #[test]
