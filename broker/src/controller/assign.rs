@@ -15,6 +15,11 @@
 //!    matching that raises a per-broker leader ceiling one level at a time (counting existing
 //!    preferred leaderships), so leaderships are as even as the replica sets allow. The leader
 //!    is moved to the front of its replica list.
+//!
+//! From zero load, with no racks or racks of equal size, replica counts and preferred-leader
+//! counts per usable broker each differ by at most one (the property tests check it). With
+//! existing load, or racks of unequal size, the rack rule and the replica sets may leave no
+//! perfect choice; placement then stays as close as the greedy steps allow.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -397,14 +402,17 @@ fn with_leaders(sets: Vec<Vec<usize>>, order: &[Slot], existing: &ExistingLoad) 
         cap: vec![0; order.len()],
         leader: vec![None; sets.len()],
     };
-    let mut level = held.iter().copied().min().unwrap_or(0);
-    // Every set is non-empty, so once the ceiling reaches the partition count all are matched.
+    let partitions = u64::try_from(sets.len()).unwrap_or(u64::MAX);
     let last = held
         .iter()
         .copied()
         .max()
         .unwrap_or(0)
-        .saturating_add(u64::try_from(sets.len()).unwrap_or(u64::MAX));
+        .saturating_add(partitions);
+    // Start at the highest ceiling the new partitions can fill completely: lower levels would
+    // only repeat the search (and a search that fails costs a walk over every leadership).
+    let mut level = fill_level(&held, partitions, last).saturating_sub(1);
+    // Every set is non-empty, so once the ceiling reaches `last` all are matched.
     while level < last && matching.leader.iter().any(Option::is_none) {
         level += 1;
         for (broker, cap) in matching.cap.iter_mut().enumerate() {
@@ -428,6 +436,26 @@ fn with_leaders(sets: Vec<Vec<usize>>, order: &[Slot], existing: &ExistingLoad) 
                 .collect()
         })
         .collect()
+}
+
+/// The highest level `l <= last` such that raising every broker's count in `held` to `l`
+/// takes at most `partitions` (a water-filling level).
+fn fill_level(held: &[u64], partitions: u64, last: u64) -> u64 {
+    let needed = |level: u64| -> u64 {
+        held.iter()
+            .map(|h| level.saturating_sub(*h))
+            .fold(0u64, u64::saturating_add)
+    };
+    let (mut low, mut high) = (held.iter().copied().min().unwrap_or(0), last);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if needed(mid) <= partitions {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
 }
 
 /// Partitions matched to leading brokers, with a ceiling of leaderships per broker.

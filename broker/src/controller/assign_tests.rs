@@ -602,3 +602,11 @@ proptest! {
         prop_assert!(spread(&l) <= 2, "leaders {:?} of {:?}", l, usable);
     }
 }
+
+#[test]
+fn a_large_topic_is_placed_balanced() {
+    let b = brokers(1..=7);
+    let a = place(&b, 5000, 3);
+    let (r, l) = counts(&(1..=7).collect::<Vec<_>>(), &load_of(&a));
+    assert!(spread(&r) <= 1 && spread(&l) <= 1, "{r:?} {l:?}");
+}
