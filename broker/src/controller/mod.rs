@@ -1,19 +1,26 @@
 //! The replicated metadata state machine: the image (brokers, topics, partitions, leaders,
 //! ISRs), the commands that change it and the pure rules that apply them, plus the broker
-//! session tracker the controller leader uses to fence silent brokers.
+//! session tracker the controller leader uses to fence silent brokers and the replica placement
+//! for topics and partitions created without an explicit assignment.
 //!
 //! Nothing here does I/O or reads the clock on its own: the quorum feeds it committed commands
 //! in log order, and every node that applies the same log holds the same image.
 
 mod apply;
+mod assign;
 mod command;
 mod image;
 mod sessions;
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod assign_tests;
 
 pub use apply::apply;
+pub use assign::{
+    assign_replicas, validate_assignment, AssignError, BrokerInfo, ExistingLoad, RackMode,
+};
 pub use command::{ApplyResult, MetadataCommand, Refusal};
 pub use image::{
     BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER, UNCLEAN_LEADER_ELECTION,

@@ -2,6 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::controller::AssignError;
 use crate::log::batch::BatchError;
 use crate::log::LogError;
 use crate::producer::SequenceError;
@@ -41,6 +42,27 @@ impl From<TopicError> for ApiError {
             TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
             TopicError::Storage(_) => ResponseError::KafkaStorageError,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<AssignError> for ApiError {
+    fn from(e: AssignError) -> Self {
+        let code = match &e {
+            AssignError::InvalidPartitions(_) | AssignError::PartitionRange { .. } => {
+                ResponseError::InvalidPartitions
+            }
+            AssignError::InvalidReplicationFactor(_)
+            | AssignError::InsufficientBrokers { .. }
+            | AssignError::MixedRacks { .. } => ResponseError::InvalidReplicationFactor,
+            AssignError::EmptyAssignment
+            | AssignError::PartitionCountMismatch { .. }
+            | AssignError::NoReplicas { .. }
+            | AssignError::InconsistentReplicationFactor { .. }
+            | AssignError::DuplicateReplica { .. }
+            | AssignError::UnknownBroker { .. }
+            | AssignError::AllReplicasFenced { .. } => ResponseError::InvalidReplicaAssignment,
         };
         ApiError::new(code, e.to_string())
     }
