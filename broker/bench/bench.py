@@ -225,7 +225,7 @@ class Samsa(Broker):
                "--num-partitions", str(PARTITIONS), "--log", "warn"]
         if self.mode == "durable":
             cmd += ["--log-flush-interval-messages", "1"]
-        return cmd
+        return cmd + list(self.cfg.samsa_arg)
 
     def env(self):
         # Flags only: a SAMSA_* variable in the caller's shell must not change the broker.
@@ -787,6 +787,8 @@ def main():
     ap.add_argument("--linger-ms", type=int, default=5,
                     help="linger.ms of every producer, both clients, both brokers (5: the clients' default)")
     ap.add_argument("--brokers", default="kafka,samsa")
+    ap.add_argument("--samsa-arg", action="append", default=[],
+                    help="extra samsa-broker flag, repeatable (e.g. --samsa-arg=--worker-threads=4)")
     ap.add_argument("--skip-limits", action="store_true")
     ap.add_argument("--drop-caches", action="store_true", help="drop the page cache before (d)")
     ap.add_argument("--keep-data", action="store_true")
