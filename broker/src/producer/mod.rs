@@ -231,27 +231,36 @@ impl ProducerStates {
     }
 }
 
+/// A batch header of `count` records from producer `pid`, for tests.
+#[cfg(test)]
+pub(crate) fn test_header(
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    count: i32,
+    base_offset: i64,
+) -> BatchHeader {
+    BatchHeader {
+        base_offset,
+        batch_length: 0,
+        partition_leader_epoch: 0,
+        magic: 2,
+        crc: 0,
+        attributes: 0,
+        last_offset_delta: count - 1,
+        base_timestamp: 0,
+        max_timestamp: 0,
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        record_count: count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_header as h;
     use super::*;
-
-    fn h(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
-        BatchHeader {
-            base_offset,
-            batch_length: 0,
-            partition_leader_epoch: 0,
-            magic: 2,
-            crc: 0,
-            attributes: 0,
-            last_offset_delta: count - 1,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            record_count: count,
-        }
-    }
 
     #[test]
     fn sequences_append_deduplicate_and_refuse_gaps() {

@@ -211,24 +211,7 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use crate::log::BatchHeader;
-
-    fn h(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
-        BatchHeader {
-            base_offset,
-            batch_length: 0,
-            partition_leader_epoch: 0,
-            magic: 2,
-            crc: 0,
-            attributes: 0,
-            last_offset_delta: count - 1,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            record_count: count,
-        }
-    }
+    use crate::producer::test_header as h;
 
     fn sample() -> ProducerStates {
         let mut s = ProducerStates::default();
