@@ -169,6 +169,46 @@ async fn every_advertised_version_is_answered() {
             "ListOffsets v{v}"
         );
     }
+    for v in 2..=4 {
+        let ask = |leader_epoch: i32, current: i32| {
+            OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(name("versions"))
+                        .with_partitions(vec![
+                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                                .with_partition(0)
+                                .with_current_leader_epoch(current)
+                                .with_leader_epoch(leader_epoch),
+                        ]),
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(name("no-such-topic"))
+                        .with_partitions(vec![
+                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                                .with_partition(0)
+                                .with_leader_epoch(0),
+                        ]),
+                ])
+        };
+        let resp = c.call(v, &ask(0, -1)).await;
+        let p = &resp.topics[0].partitions[0];
+        // The broker's only epoch is 0: it ends at the log end.
+        assert_eq!(
+            (p.error_code, p.leader_epoch, p.end_offset),
+            (0, 0, expected_offset),
+            "OffsetForLeaderEpoch v{v}"
+        );
+        assert_eq!(resp.topics[1].partitions[0].error_code, 3, "v{v}");
+        let above = &c.call(v, &ask(1, -1)).await.topics[0].partitions[0];
+        assert_eq!(
+            (above.error_code, above.end_offset),
+            (0, -1),
+            "v{v}: UNDEFINED"
+        );
+        let newer = &c.call(v, &ask(0, 1)).await.topics[0].partitions[0];
+        assert_eq!(newer.error_code, 75, "v{v}: UNKNOWN_LEADER_EPOCH");
+    }
     for v in 1..=4 {
         let req = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()

@@ -37,6 +37,29 @@ impl Log {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
+    /// The answer Kafka's leader gives in an OffsetsForLeaderEpoch response, as
+    /// (leader epoch, end offset) with (-1, -1) for UNDEFINED: the latest epoch answers the log
+    /// end offset; a requested epoch above the latest is UNDEFINED; one below the first epoch
+    /// answers itself with the first epoch's start offset (unlike
+    /// [`Log::end_offset_for_epoch`], which leaves those two cases to the caller).
+    pub fn offsets_for_leader_epoch(&self, epoch: i32) -> (i32, i64) {
+        const UNDEFINED: (i32, i64) = (-1, -1);
+        let entries = self.epoch_entries();
+        if epoch < 0 {
+            return UNDEFINED;
+        }
+        if entries.last().is_some_and(|e| e.epoch == epoch) {
+            return (epoch, self.log_end_offset());
+        }
+        let Some(higher) = entries.iter().find(|e| e.epoch > epoch) else {
+            return UNDEFINED;
+        };
+        match entries.iter().rev().find(|e| e.epoch <= epoch) {
+            Some(floor) => (floor.epoch, higher.start_offset),
+            None => (epoch, higher.start_offset),
+        }
+    }
+
     /// Removes every batch at or after `offset`. A batch that straddles `offset` goes whole:
     /// the new log end offset is its base offset (Kafka truncates at batch boundaries); when
     /// `offset` falls in a gap, the log ends after the last batch kept.

@@ -418,3 +418,36 @@ fn append_replicated_keeps_a_compacted_leaders_gaps_across_reopens() {
     assert_eq!(log.log_end_offset(), 44);
     assert_eq!(log.epoch_entries(), &[e(1, 0), e(3, 12)]);
 }
+
+#[test]
+fn offsets_for_leader_epoch_answers_as_a_kafka_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.offsets_for_leader_epoch(0), (-1, -1), "empty log");
+    // Epochs 2, 2, 5, 7: entries (2, 0), (5, 4), (7, 6); log end 8.
+    append_epochs(&mut log, &[2, 2, 5, 7]);
+    assert_eq!(log.epoch_entries(), &[e(2, 0), e(5, 4), e(7, 6)]);
+    assert_eq!(
+        log.offsets_for_leader_epoch(7),
+        (7, 8),
+        "latest: the log end"
+    );
+    assert_eq!(log.offsets_for_leader_epoch(5), (5, 6));
+    assert_eq!(
+        log.offsets_for_leader_epoch(6),
+        (5, 6),
+        "a gap answers the floor"
+    );
+    assert_eq!(log.offsets_for_leader_epoch(2), (2, 4));
+    assert_eq!(
+        log.offsets_for_leader_epoch(1),
+        (1, 0),
+        "below the first: itself, with the first start offset"
+    );
+    assert_eq!(
+        log.offsets_for_leader_epoch(8),
+        (-1, -1),
+        "above the latest"
+    );
+    assert_eq!(log.offsets_for_leader_epoch(-1), (-1, -1));
+}

@@ -72,6 +72,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         _ => "Other",
     }
 }
@@ -170,6 +171,14 @@ impl Broker {
                     RequestKind::ListOffsets(r) => {
                         let (b, c) = self.list_offsets(r, version);
                         (ApiKey::ListOffsets, Some(ResponseKind::ListOffsets(b)), c)
+                    }
+                    RequestKind::OffsetForLeaderEpoch(r) => {
+                        let (b, c) = self.offset_for_leader_epoch(r);
+                        (
+                            ApiKey::OffsetForLeaderEpoch,
+                            Some(ResponseKind::OffsetForLeaderEpoch(b)),
+                            c,
+                        )
                     }
                     RequestKind::CreateTopics(r) => {
                         let (b, c) = self.create_topics(r, version);

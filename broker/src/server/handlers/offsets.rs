@@ -1,10 +1,17 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) and by timestamp through the
-//! time index.
+//! time index. OffsetForLeaderEpoch: where a leader epoch ends in the log, from the leader epoch
+//! cache, as clients ask when they validate their position after a leader change.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
 use kafka_protocol::ResponseError;
 
 use super::fetch::check_leader_epoch;
@@ -91,5 +98,63 @@ impl Broker {
                 .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
         );
         (ListOffsetsResponse::default().with_topics(topics), code)
+    }
+
+    /// OffsetForLeaderEpoch v2–4 (v0–1 are gone since Kafka 4): for each partition, the
+    /// largest leader epoch at or below the requested one and the offset where it ends (the log
+    /// end for the current epoch); UNDEFINED (-1, -1) for an epoch above the current one.
+    /// `current_leader_epoch` is checked as Fetch checks it (FENCED_LEADER_EPOCH /
+    /// UNKNOWN_LEADER_EPOCH).
+    pub(super) fn offset_for_leader_epoch(
+        &self,
+        request: OffsetForLeaderEpochRequest,
+    ) -> (OffsetForLeaderEpochResponse, i16) {
+        let topics: Vec<OffsetForLeaderTopicResult> = request
+            .topics
+            .into_iter()
+            .map(|t| {
+                let topic = self.registry.get(t.topic.as_str());
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut r = EpochEndOffset::default()
+                            .with_partition(p.partition)
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                        let answer = topic
+                            .as_ref()
+                            .and_then(|topic| topic.partition(p.partition))
+                            .ok_or_else(|| {
+                                ApiError::new(ResponseError::UnknownTopicOrPartition, "")
+                            })
+                            .and_then(|part| {
+                                check_leader_epoch(p.current_leader_epoch)?;
+                                Ok(part.log.lock().offsets_for_leader_epoch(p.leader_epoch))
+                            });
+                        match answer {
+                            Ok((epoch, end_offset)) => {
+                                r.leader_epoch = epoch;
+                                r.end_offset = end_offset;
+                            }
+                            Err(e) => r.error_code = e.code(),
+                        }
+                        r
+                    })
+                    .collect();
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(t.topic)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        let code = first_error(
+            topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        );
+        (
+            OffsetForLeaderEpochResponse::default().with_topics(topics),
+            code,
+        )
     }
 }
