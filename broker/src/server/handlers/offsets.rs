@@ -47,24 +47,22 @@ impl Broker {
                                 "partition listed twice",
                             ))
                         } else {
-                            topic
-                                .as_ref()
-                                .and_then(|topic| topic.partition(p.partition_index))
-                                .ok_or_else(|| {
-                                    ApiError::new(ResponseError::UnknownTopicOrPartition, "")
-                                })
-                                .and_then(|part| {
-                                    check_leader_epoch(p.current_leader_epoch)?;
-                                    let log = part.log.lock();
-                                    let found = match p.timestamp {
-                                        LATEST => Some((log.log_end_offset(), -1)),
-                                        EARLIEST => Some((log.log_start_offset(), -1)),
-                                        MAX_TIMESTAMP if version >= 7 => log.max_timestamp()?,
-                                        ts if ts >= 0 => log.offset_for_timestamp(ts)?,
-                                        _ => None,
-                                    };
-                                    Ok(found)
-                                })
+                            led_partition(
+                                topic.as_deref(),
+                                p.partition_index,
+                                p.current_leader_epoch,
+                            )
+                            .and_then(|part| {
+                                let log = part.log.lock();
+                                let found = match p.timestamp {
+                                    LATEST => Some((log.log_end_offset(), -1)),
+                                    EARLIEST => Some((log.log_start_offset(), -1)),
+                                    MAX_TIMESTAMP if version >= 7 => log.max_timestamp()?,
+                                    ts if ts >= 0 => log.offset_for_timestamp(ts)?,
+                                    _ => None,
+                                };
+                                Ok(found)
+                            })
                         };
                         match result {
                             Ok(Some((offset, timestamp))) => {
@@ -122,16 +120,11 @@ impl Broker {
                             .with_partition(p.partition)
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
-                        let answer = topic
-                            .as_ref()
-                            .and_then(|topic| topic.partition(p.partition))
-                            .ok_or_else(|| {
-                                ApiError::new(ResponseError::UnknownTopicOrPartition, "")
-                            })
-                            .and_then(|part| {
-                                check_leader_epoch(p.current_leader_epoch)?;
-                                Ok(part.log.lock().offsets_for_leader_epoch(p.leader_epoch))
-                            });
+                        let answer =
+                            led_partition(topic.as_deref(), p.partition, p.current_leader_epoch)
+                                .map(|part| {
+                                    part.log.lock().offsets_for_leader_epoch(p.leader_epoch)
+                                });
                         match answer {
                             Ok((epoch, end_offset)) => {
                                 r.leader_epoch = epoch;
@@ -157,4 +150,18 @@ impl Broker {
             code,
         )
     }
+}
+
+/// Partition `index` of `topic`, once the client's `current_leader_epoch` is checked:
+/// UNKNOWN_TOPIC_OR_PARTITION, or the epoch errors of [`check_leader_epoch`].
+fn led_partition(
+    topic: Option<&crate::topics::Topic>,
+    index: i32,
+    current_leader_epoch: i32,
+) -> Result<std::sync::Arc<crate::topics::Partition>, ApiError> {
+    let part = topic
+        .and_then(|topic| topic.partition(index))
+        .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
+    check_leader_epoch(current_leader_epoch)?;
+    Ok(part)
 }
