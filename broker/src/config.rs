@@ -203,6 +203,39 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub broker_session_timeout_ms: u64,
 
+    /// Address the replication gRPC listener binds to: followers fetch partition data from
+    /// leaders here. Only used in a cluster (--controller-quorum-voters set); advertised to the
+    /// other brokers as <advertised host>:<bound port>.
+    #[arg(long, env = "SAMSA_REPLICATION_LISTEN", default_value = "0.0.0.0:9094")]
+    pub replication_listen: SocketAddr,
+
+    /// Rack of this broker (broker.rack): replicas of a partition are spread over racks.
+    #[arg(long, env = "SAMSA_BROKER_RACK")]
+    pub broker_rack: Option<String>,
+
+    /// A follower that has not caught up with the leader's log end for this many milliseconds
+    /// leaves the ISR (replica.lag.time.max.ms).
+    #[arg(long, env = "SAMSA_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub replica_lag_time_max_ms: u64,
+
+    /// Longest time a follower's fetch waits at the leader for new data, in milliseconds
+    /// (replica.fetch.wait.max.ms).
+    #[arg(long, env = "SAMSA_REPLICA_FETCH_WAIT_MAX_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(0..=30_000))]
+    pub replica_fetch_wait_max_ms: u64,
+
+    /// Bytes a follower asks for per partition and fetch (replica.fetch.max.bytes).
+    #[arg(long, env = "SAMSA_REPLICA_FETCH_MAX_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(i32).range(1024..))]
+    pub replica_fetch_max_bytes: i32,
+
+    /// Replication factor of __consumer_offsets, capped at the number of live brokers when it
+    /// is first created (offsets.topic.replication.factor).
+    #[arg(long, env = "SAMSA_OFFSETS_TOPIC_REPLICATION_FACTOR", default_value_t = 3,
+          value_parser = clap::value_parser!(i16).range(1..))]
+    pub offsets_topic_replication_factor: i16,
+
     /// Threads of the async runtime that serves connections, appends and fetches (0: one per
     /// core the process may run on). More threads than cores let other connections go on while
     /// one thread waits in the kernel, e.g. on a write throttled by page-cache writeback.

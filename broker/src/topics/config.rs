@@ -241,7 +241,7 @@ pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         "unclean.leader.election.enable",
         "unclean.leader.election.enable",
         Boolean,
-        "Allow an out-of-sync replica to become leader (replication comes later).",
+        "Allow an out-of-sync replica to become leader when no in-sync replica is alive.",
         |_| "false".into(),
         check_bool
     ),
