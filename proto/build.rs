@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let files = ["samsa/v1/raft.proto", "samsa/v1/controller.proto"];
+    let files = [
+        "samsa/v1/raft.proto",
+        "samsa/v1/controller.proto",
+        "samsa/v1/replica.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={}", dir.join(f).display());
     }

@@ -152,6 +152,7 @@ fn registration(id: i32) -> BrokerRegistration {
         port: 9092,
         rack: None,
         incarnation_id: Uuid::new_v4().to_string(),
+        replication: String::new(),
     }
 }
 
@@ -347,6 +348,7 @@ async fn single_voter_forms_a_quorum_at_once() {
             port: 9092,
             rack: None,
             incarnation_id: "a".into(),
+            replication: String::new(),
         })
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 
 #![allow(unreachable_pub, clippy::all)]
 
-/// Package `samsa.v1`: the Raft and Controller services.
+/// Package `samsa.v1`: the Raft, Controller and Replica services.
 pub mod v1 {
     tonic::include_proto!("samsa.v1");
 }

@@ -16,8 +16,9 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             port,
             rack,
             incarnation_id,
+            replication,
         } => {
-            register(image, *id, host, *port, rack, incarnation_id);
+            register(image, *id, (host, *port), rack, incarnation_id, replication);
             Ok(())
         }
         MetadataCommand::FenceBroker { id } => fence(image, *id),
@@ -114,10 +115,10 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
 fn register(
     image: &mut MetadataImage,
     id: i32,
-    host: &str,
-    port: i32,
+    (host, port): (&str, i32),
     rack: &Option<String>,
     incarnation_id: &str,
+    replication: &str,
 ) {
     let same_incarnation = image
         .brokers
@@ -138,6 +139,7 @@ fn register(
             port,
             rack: rack.clone(),
             incarnation_id: incarnation_id.to_string(),
+            replication: replication.to_string(),
             fenced,
         },
     );

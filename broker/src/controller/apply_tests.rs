@@ -13,6 +13,7 @@ fn register(image: &mut MetadataImage, id: i32) {
         port: 9092,
         rack: None,
         incarnation_id: format!("inc-{id}"),
+        replication: String::new(),
     };
     apply(image, &cmd).unwrap();
 }
@@ -213,6 +214,7 @@ fn new_incarnation_fences_the_old_one() {
         port: 9093,
         rack: Some("r1".into()),
         incarnation_id: "inc-1-restarted".into(),
+        replication: String::new(),
     };
     apply(&mut image, &again).unwrap();
     let b = &image.brokers[&1];
@@ -374,6 +376,7 @@ fn same_commands_give_the_same_image() {
             port: 9092,
             rack: None,
             incarnation_id: format!("i{b}"),
+            replication: String::new(),
         });
         commands.push(MetadataCommand::UnfenceBroker { id: b });
     }

@@ -22,6 +22,9 @@ pub enum MetadataCommand {
         rack: Option<String>,
         /// Process lifetime id.
         incarnation_id: String,
+        /// host:port of the replication listener.
+        #[serde(default)]
+        replication: String,
     },
     /// The broker missed its session: it leaves ISRs and gives up leaderships.
     FenceBroker {

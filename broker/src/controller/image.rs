@@ -34,6 +34,9 @@ pub struct BrokerRecord {
     pub rack: Option<String>,
     /// Identifies one process lifetime of the broker.
     pub incarnation_id: String,
+    /// host:port of the replication listener (empty when unknown).
+    #[serde(default)]
+    pub replication: String,
     /// A fenced broker leads nothing and is in no ISR (unless it was the last member).
     pub fenced: bool,
 }

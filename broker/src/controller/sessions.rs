@@ -67,6 +67,7 @@ mod tests {
                 port: 9092,
                 rack: None,
                 incarnation_id: format!("i{id}"),
+                replication: String::new(),
             };
             apply(&mut image, &reg).unwrap();
             apply(&mut image, &MetadataCommand::UnfenceBroker { id: *id }).unwrap();

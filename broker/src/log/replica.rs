@@ -24,6 +24,15 @@ impl Log {
         self.epochs.entries()
     }
 
+    /// A new leader records that its epoch starts at the log end offset (Kafka does the same
+    /// on becoming leader), so epoch lookups by followers know the epoch before its first
+    /// batch. An epoch not above the latest is ignored.
+    pub fn start_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        let end = self.log_end_offset();
+        self.epochs.assign(epoch, end)?;
+        Ok(())
+    }
+
     /// The latest leader epoch that wrote to the log, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.latest().map(|e| e.epoch)

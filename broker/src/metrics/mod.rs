@@ -6,8 +6,10 @@
 mod cleaner;
 mod http;
 mod quorum;
+mod replication;
 
 pub use cleaner::CleanerMetrics;
+pub use replication::ReplicationMetrics;
 pub use http::serve;
 pub use quorum::QuorumMetrics;
 
@@ -37,6 +39,12 @@ pub struct Metrics {
     log_start_offset: IntGaugeVec,
     log_size: IntGaugeVec,
     log_segments: IntGaugeVec,
+    high_watermark: IntGaugeVec,
+    isr_size: IntGaugeVec,
+    replicas: IntGaugeVec,
+    follower_lag: IntGaugeVec,
+    /// Replication totals.
+    pub replication: ReplicationMetrics,
     /// Committed offset per group, topic and partition.
     pub group_committed_offset: IntGaugeVec,
     /// Log end offset minus committed offset per group, topic and partition.
@@ -60,6 +68,14 @@ pub struct PartitionGauges {
     pub size_bytes: IntGauge,
     /// Segment files.
     pub segments: IntGauge,
+    /// High watermark.
+    pub high_watermark: IntGauge,
+    /// In-sync replicas.
+    pub isr_size: IntGauge,
+    /// Assigned replicas.
+    pub replicas: IntGauge,
+    /// Leader only: offsets the slowest follower is behind the log end.
+    pub follower_lag: IntGauge,
 }
 
 impl Metrics {
@@ -121,6 +137,16 @@ impl Metrics {
             "Bytes of log segments on disk, per partition",
         )?;
         let log_segments = part("samsa_log_segments", "Segment files, per partition")?;
+        let high_watermark = part(
+            "samsa_partition_high_watermark",
+            "High watermark (end of the records every in-sync replica has), per partition",
+        )?;
+        let isr_size = part("samsa_partition_isr_size", "In-sync replicas, per partition")?;
+        let replicas = part("samsa_partition_replicas", "Assigned replicas, per partition")?;
+        let follower_lag = part(
+            "samsa_partition_follower_lag",
+            "On the leader: offsets the slowest follower is behind the log end, per partition",
+        )?;
         let group_opts = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &["group", "topic", "partition"])
         };
@@ -151,6 +177,11 @@ impl Metrics {
         registry.register(Box::new(log_start_offset.clone()))?;
         registry.register(Box::new(log_size.clone()))?;
         registry.register(Box::new(log_segments.clone()))?;
+        registry.register(Box::new(high_watermark.clone()))?;
+        registry.register(Box::new(isr_size.clone()))?;
+        registry.register(Box::new(replicas.clone()))?;
+        registry.register(Box::new(follower_lag.clone()))?;
+        let replication = ReplicationMetrics::register(&registry)?;
         let cleaner = CleanerMetrics::register(&registry)?;
         let quorum = QuorumMetrics::register(&registry)?;
         Ok(Metrics {
@@ -167,6 +198,11 @@ impl Metrics {
             log_start_offset,
             log_size,
             log_segments,
+            high_watermark,
+            isr_size,
+            replicas,
+            follower_lag,
+            replication,
             group_committed_offset,
             group_lag,
             group_members,
@@ -190,6 +226,10 @@ impl Metrics {
             log_start_offset: self.log_start_offset.with_label_values(&labels),
             size_bytes: self.log_size.with_label_values(&labels),
             segments: self.log_segments.with_label_values(&labels),
+            high_watermark: self.high_watermark.with_label_values(&labels),
+            isr_size: self.isr_size.with_label_values(&labels),
+            replicas: self.replicas.with_label_values(&labels),
+            follower_lag: self.follower_lag.with_label_values(&labels),
         }
     }
 
@@ -202,6 +242,10 @@ impl Metrics {
             &self.log_start_offset,
             &self.log_size,
             &self.log_segments,
+            &self.high_watermark,
+            &self.isr_size,
+            &self.replicas,
+            &self.follower_lag,
         ] {
             let _ = v.remove_label_values(&labels);
         }

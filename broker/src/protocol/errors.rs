@@ -2,7 +2,8 @@
 
 use kafka_protocol::ResponseError;
 
-use crate::controller::AssignError;
+use crate::controller::{AssignError, Refusal};
+use crate::quorum::ControllerError;
 use crate::log::batch::BatchError;
 use crate::log::LogError;
 use crate::producer::SequenceError;
@@ -65,6 +66,38 @@ impl From<AssignError> for ApiError {
             | AssignError::AllReplicasFenced { .. } => ResponseError::InvalidReplicaAssignment,
         };
         ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(e: Refusal) -> Self {
+        let code = match &e {
+            Refusal::UnknownBroker(_) => ResponseError::BrokerIdNotRegistered,
+            Refusal::TopicExists(_) | Refusal::TopicIdInUse(_) => {
+                ResponseError::TopicAlreadyExists
+            }
+            Refusal::UnknownTopic(_) | Refusal::UnknownPartition { .. } => {
+                ResponseError::UnknownTopicOrPartition
+            }
+            Refusal::InvalidAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Refusal::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Refusal::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+            Refusal::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            Refusal::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+            Refusal::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
+            Refusal::InvalidIsr(_) => ResponseError::InvalidRequest,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// A controller that could not be reached, or failed, is a retriable timeout for clients.
+impl From<ControllerError> for ApiError {
+    fn from(e: ControllerError) -> Self {
+        match e {
+            ControllerError::Refused(r) => r.into(),
+            other => ApiError::new(ResponseError::RequestTimedOut, other.to_string()),
+        }
     }
 }
 

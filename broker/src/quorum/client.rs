@@ -32,6 +32,8 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// Changes on every process start.
     pub incarnation_id: String,
+    /// host:port of the broker's replication (gRPC) listener.
+    pub replication: String,
 }
 
 /// The controller's answer to a heartbeat.
@@ -182,6 +184,7 @@ impl ControllerClient {
                 port: reg.port,
                 rack: reg.rack.clone(),
                 incarnation_id: reg.incarnation_id.clone(),
+                replication_address: reg.replication.clone(),
             };
             async move {
                 let r = c.register_broker(req).await?.into_inner();

@@ -141,6 +141,7 @@ impl Controller for ControllerService {
             port: r.port,
             rack: r.rack,
             incarnation_id: r.incarnation_id,
+            replication: r.replication_address,
         };
         let reply = match self.propose(command).await {
             Ok(index) => {

@@ -56,6 +56,7 @@ fn register(id: i32) -> Option<MetadataCommand> {
         port: 9092,
         rack: None,
         incarnation_id: format!("i{id}"),
+        replication: String::new(),
     })
 }
 

@@ -21,6 +21,8 @@ use crate::config::BrokerConfig;
 use crate::group::Groups;
 use crate::metrics::Metrics;
 use crate::protocol::codec::{self, FrameError};
+use crate::quorum::{ControllerClient, QuorumConfig, QuorumHandle};
+use crate::replication::Replication;
 use crate::topics::TopicRegistry;
 
 pub use handlers::Broker;
@@ -39,15 +41,28 @@ pub struct RunningBroker {
     pub kafka_addr: SocketAddr,
     /// Metrics/health address.
     pub metrics_addr: SocketAddr,
+    /// Replication listener address (cluster mode).
+    pub replication_addr: Option<SocketAddr>,
+    /// Controller listener address (cluster mode, controller role).
+    pub controller_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
+    replication: Option<Replication>,
+    quorum: Option<QuorumHandle>,
 }
 
 impl RunningBroker {
-    /// Stops accepting, closes every log cleanly and waits for it.
+    /// Stops accepting, closes every log cleanly and waits for it. In a cluster, leaderships
+    /// move to other brokers first (controlled shutdown), and the controller stops last.
     pub async fn shutdown(self) {
+        if let Some(r) = self.replication {
+            r.shutdown().await;
+        }
         let _ = self.shutdown.send(true);
         let _ = self.done.await;
+        if let Some(q) = self.quorum {
+            q.shutdown().await;
+        }
     }
 }
 
@@ -77,6 +92,11 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     } else {
         advertised
     };
+    let (quorum, replication) = if config.controller_quorum_voters.is_some() {
+        start_cluster(&config, &registry, &metrics, advertised.clone()).await?
+    } else {
+        (None, None)
+    };
     let groups = {
         let registry = registry.clone();
         Arc::new(tokio::task::spawn_blocking(move || Groups::open(registry)).await??)
@@ -86,6 +106,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         groups.clone(),
         metrics.clone(),
         advertised.clone(),
+        replication.as_ref().map(|r| r.manager.clone()),
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -122,9 +143,50 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     Ok(RunningBroker {
         kafka_addr,
         metrics_addr,
+        replication_addr: replication.as_ref().map(|r| r.manager.replication_addr()),
+        controller_addr: quorum.as_ref().map(QuorumHandle::local_addr),
         shutdown: shutdown_tx,
         done,
+        replication,
+        quorum,
     })
+}
+
+/// Cluster mode: the controller (when this process is one) and replication.
+async fn start_cluster(
+    config: &Arc<BrokerConfig>,
+    registry: &Arc<TopicRegistry>,
+    metrics: &Arc<Metrics>,
+    advertised: (String, i32),
+) -> anyhow::Result<(Option<QuorumHandle>, Option<Replication>)> {
+    if !config.process_roles.broker {
+        anyhow::bail!(
+            "--process-roles controller without broker is not supported yet: run broker,controller"
+        );
+    }
+    let quorum = if config.process_roles.controller {
+        let qc = QuorumConfig::from_broker(config)?;
+        Some(crate::quorum::start(qc, metrics.quorum.clone()).await?)
+    } else {
+        None
+    };
+    let image = match &quorum {
+        Some(q) => q.image(),
+        None => {
+            let client = ControllerClient::new(config.voters(), Duration::from_secs(5));
+            let (rx, _task) = client.watch();
+            rx
+        }
+    };
+    let replication = crate::replication::start(
+        config.clone(),
+        registry.clone(),
+        metrics.clone(),
+        image,
+        advertised,
+    )
+    .await?;
+    Ok((quorum, Some(replication)))
 }
 
 async fn accept_loop(

@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::log::{Log, LogError};
 use crate::metrics::{Metrics, PartitionGauges};
 use crate::producer::{ProducerIdAllocator, ProducerStates};
+use crate::replication::state::{Progress, ReplicaState};
 use store::{MetaFile, TopicRecord};
 
 /// Longest legal topic name, as Kafka.
@@ -107,9 +108,31 @@ pub struct Partition {
     pub producers: Mutex<ProducerStates>,
     /// Gauges of this partition.
     pub gauges: PartitionGauges,
+    /// Who leads, the ISR, the high watermark. Lock order: `log`, then `replica`.
+    pub replica: Mutex<ReplicaState>,
+    /// The high watermark and leadership, for acks=all waits.
+    pub progress: watch::Sender<Progress>,
 }
 
 impl Partition {
+    /// Publishes `state`'s high watermark and leadership to waiters (when they changed).
+    pub fn publish(&self, state: &ReplicaState) {
+        let now = state.progress();
+        self.progress.send_if_modified(|p| {
+            let changed = *p != now;
+            *p = now;
+            changed
+        });
+        self.gauges.high_watermark.set(now.high_watermark);
+        self.gauges.isr_size.set(state.isr.len() as i64);
+        self.gauges.replicas.set(state.replicas.len() as i64);
+    }
+
+    /// The high watermark.
+    pub fn high_watermark(&self) -> i64 {
+        self.replica.lock().high_watermark
+    }
+
     /// Refreshes the gauges from the log.
     pub fn update_gauges(&self, log: &Log) {
         self.gauges.log_end_offset.set(log.log_end_offset());
@@ -166,6 +189,18 @@ pub struct TopicRegistry {
     pub appended: Notify,
     /// Producer ids for InitProducerId.
     pub producer_ids: ProducerIdAllocator,
+    /// Part of a cluster: the metadata quorum decides topics and leaders; partitions open
+    /// without a leader and with the checkpointed high watermark.
+    clustered: bool,
+    /// High watermarks read from [`HW_CHECKPOINT_FILE`] at start (cluster mode).
+    hw_checkpoint: BTreeMap<String, i64>,
+}
+
+/// High watermarks of every partition, written periodically and at clean shutdown.
+pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+fn partition_key(topic: &str, index: i32) -> String {
+    format!("{topic}-{index}")
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
@@ -200,10 +235,33 @@ impl TopicRegistry {
                 broker.node_id
             );
         }
+        let clustered = broker.controller_quorum_voters.is_some();
+        let hw_checkpoint = if clustered {
+            match crate::log::checkpoint::read_offsets(&data_dir.join(HW_CHECKPOINT_FILE)) {
+                Ok(m) => m,
+                Err(crate::log::CheckpointError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    BTreeMap::new()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring the high watermark checkpoint");
+                    BTreeMap::new()
+                }
+            }
+        } else {
+            BTreeMap::new()
+        };
+        let cluster_id = match &broker.controller_quorum_voters {
+            Some(v) => store::cluster_id_for(&v.to_string()),
+            None => meta.cluster_id.clone(),
+        };
         let registry = TopicRegistry {
+            clustered,
+            hw_checkpoint,
             broker,
             data_dir: data_dir.clone(),
-            cluster_id: meta.cluster_id.clone(),
+            cluster_id,
             topics: RwLock::new(BTreeMap::new()),
             change: Mutex::new(()),
             metrics,
@@ -246,15 +304,53 @@ impl TopicRegistry {
         if !producers.is_empty() {
             tracing::info!(topic = %topic, partition = index, producers = producers.len(), "rebuilt producer state");
         }
+        let state = if self.clustered {
+            ReplicaState::unknown(self.broker.node_id, self.checkpointed_hw(topic, index, &log))
+        } else {
+            ReplicaState::standalone(self.broker.node_id, log.log_end_offset())
+        };
         let p = Partition {
             topic: topic.clone(),
             index,
             log: Mutex::new(log),
             producers: Mutex::new(producers),
             gauges: self.metrics.partition(topic, index),
+            progress: watch::channel(state.progress()).0,
+            replica: Mutex::new(state),
         };
+        p.publish(&p.replica.lock());
         p.update_gauges(&p.log.lock());
         Ok(Arc::new(p))
+    }
+
+    /// The checkpointed high watermark of a partition, capped at its log end (0 if none).
+    fn checkpointed_hw(&self, topic: &str, index: i32, log: &Log) -> i64 {
+        self.hw_checkpoint
+            .get(&partition_key(topic, index))
+            .copied()
+            .unwrap_or(0)
+            .clamp(log.log_start_offset(), log.log_end_offset())
+    }
+
+    /// Writes every partition's high watermark to [`HW_CHECKPOINT_FILE`].
+    pub fn write_hw_checkpoint(&self) {
+        if !self.clustered {
+            return;
+        }
+        let offsets: BTreeMap<String, i64> = self
+            .all_partitions()
+            .iter()
+            .map(|p| (partition_key(&p.topic, p.index), p.high_watermark()))
+            .collect();
+        let path = self.data_dir.join(HW_CHECKPOINT_FILE);
+        if let Err(e) = crate::log::checkpoint::write_offsets(&path, &offsets) {
+            tracing::warn!(error = %e, "could not write the high watermark checkpoint");
+        }
+    }
+
+    /// Whether the metadata quorum decides this broker's topics.
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
     }
 
     /// Removes partition directories that no topic names (left by a crash mid-create or
@@ -363,11 +459,22 @@ impl TopicRegistry {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
+        self.create_with_id(name, Uuid::new_v4(), partitions, configs)
+    }
+
+    /// Creates a topic with a given id (in a cluster, the id the controller assigned).
+    pub fn create_with_id(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
         let _guard = self.change.lock();
         self.check_create(name, partitions, &configs)?;
         let rec = TopicRecord {
             name: name.to_string(),
-            id: Uuid::new_v4(),
+            id,
             partitions,
             configs,
         };
@@ -536,6 +643,7 @@ impl TopicRegistry {
 
     /// Flushes and closes every log (clean shutdown).
     pub fn close(&self) {
+        self.write_hw_checkpoint();
         for p in self.all_partitions() {
             if let Err(e) = p.log.lock().close() {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "close failed");

@@ -78,8 +78,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A new cluster id: 16 random bytes in URL-safe base64 without padding, like Kafka's.
 pub fn new_cluster_id() -> String {
+    encode_cluster_id(Uuid::new_v4().into_bytes())
+}
+
+/// The cluster id every member of a cluster reports: derived from the controller quorum's
+/// voters, which all members are configured with.
+pub fn cluster_id_for(voters: &str) -> String {
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+        let salted = format!("samsa-cluster-{i}:{voters}");
+        chunk.copy_from_slice(&crc32c::crc32c(salted.as_bytes()).to_be_bytes());
+    }
+    encode_cluster_id(bytes)
+}
+
+fn encode_cluster_id(bytes: [u8; 16]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
     let mut out = String::with_capacity(22);
     let mut acc: u32 = 0;
     let mut bits = 0;

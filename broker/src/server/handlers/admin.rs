@@ -23,11 +23,13 @@ use crate::protocol::errors::ApiError;
 struct TopicPlan {
     partitions: i32,
     replication_factor: i16,
+    /// An explicit assignment, partition by partition.
+    assignment: Option<Vec<Vec<i32>>>,
     configs: BTreeMap<String, String>,
 }
 
 impl Broker {
-    pub(super) fn create_topics(
+    pub(super) async fn create_topics(
         &self,
         request: CreateTopicsRequest,
         version: i16,
@@ -36,10 +38,8 @@ impl Broker {
         for t in &request.topics {
             *counts.entry(t.name.0.clone()).or_default() += 1;
         }
-        let results: Vec<CreatableTopicResult> = request
-            .topics
-            .iter()
-            .map(|t| {
+        let mut results: Vec<CreatableTopicResult> = Vec::with_capacity(request.topics.len());
+        for t in &request.topics {
                 let mut r = CreatableTopicResult::default().with_name(t.name.clone());
                 let outcome = if counts.get(&t.name.0).copied().unwrap_or(0) > 1 {
                     Err(ApiError::new(
@@ -47,16 +47,20 @@ impl Broker {
                         format!("Create topics request from client contains multiple entries for topic {}", t.name.as_str()),
                     ))
                 } else {
-                    self.plan_topic(t).and_then(|plan| {
-                        let name = t.name.as_str();
-                        if request.validate_only {
-                            self.registry.check_create(name, plan.partitions, &plan.configs)?;
-                            Ok((plan, None))
-                        } else {
-                            let topic = self.registry.create(name, plan.partitions, plan.configs.clone())?;
-                            Ok((plan, Some(topic.id)))
-                        }
-                    })
+                    match self.plan_topic(t) {
+                        Ok(plan) => self
+                            .create_topic(
+                                t.name.as_str(),
+                                plan.partitions,
+                                plan.replication_factor,
+                                plan.assignment.clone(),
+                                plan.configs.clone(),
+                                request.validate_only,
+                            )
+                            .await
+                            .map(|id| (plan, id)),
+                        Err(e) => Err(e),
+                    }
                 };
                 match outcome {
                     Ok((plan, id)) => {
@@ -87,9 +91,8 @@ impl Broker {
                         }
                     }
                 }
-                r
-            })
-            .collect();
+                results.push(r);
+        }
         let code = first_error(results.iter().map(|r| r.error_code));
         (CreateTopicsResponse::default().with_topics(results), code)
     }
@@ -119,6 +122,9 @@ impl Broker {
                         ResponseError::InvalidReplicaAssignment,
                         "All partitions should have the same number of replicas, and at least one",
                     ));
+                }
+                if self.cluster.is_some() {
+                    continue; // checked against the registered brokers when placed
                 }
                 if let Some(b) = a.broker_ids.iter().find(|b| b.0 != self.node_id) {
                     return Err(ApiError::new(
@@ -165,7 +171,7 @@ impl Broker {
                 "Replication factor must be larger than 0, or -1 to use the default value.",
             ));
         }
-        if replication_factor > 1 {
+        if replication_factor > 1 && self.cluster.is_none() {
             return Err(ApiError::new(
                 ResponseError::InvalidReplicationFactor,
                 format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
@@ -184,14 +190,23 @@ impl Broker {
             })?;
             configs.insert(c.name.to_string(), value.to_string());
         }
+        let assignment = explicit.then(|| {
+            let mut sorted: Vec<_> = t.assignments.iter().collect();
+            sorted.sort_by_key(|a| a.partition_index);
+            sorted
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
         Ok(TopicPlan {
             partitions,
             replication_factor,
+            assignment,
             configs,
         })
     }
 
-    pub(super) fn delete_topics(
+    pub(super) async fn delete_topics(
         &self,
         request: DeleteTopicsRequest,
         version: i16,
@@ -210,9 +225,8 @@ impl Broker {
                 .map(|n| (Some(n), uuid::Uuid::nil()))
                 .collect()
         };
-        let responses: Vec<DeletableTopicResult> = targets
-            .into_iter()
-            .map(|(name, id)| {
+        let mut responses: Vec<DeletableTopicResult> = Vec::with_capacity(targets.len());
+        for (name, id) in targets {
                 let mut r = DeletableTopicResult::default();
                 let found = match &name {
                     Some(n) => self
@@ -244,8 +258,7 @@ impl Broker {
                             r.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
                             r.topic_id = topic.id;
                         }
-                        if let Err(e) = self.registry.delete(&topic.name) {
-                            let e = ApiError::from(e);
+                        if let Err(e) = self.delete_topic(&topic.name).await {
                             r.error_code = e.code();
                             if version >= 5 {
                                 r.error_message = Some(StrBytes::from_string(e.message));
@@ -254,9 +267,8 @@ impl Broker {
                     }
                     Err(code) => r.error_code = code.code(),
                 }
-                r
-            })
-            .collect();
+                responses.push(r);
+        }
         let code = first_error(responses.iter().map(|r| r.error_code));
         (
             DeleteTopicsResponse::default().with_responses(responses),
@@ -264,16 +276,14 @@ impl Broker {
         )
     }
 
-    pub(super) fn create_partitions(
+    pub(super) async fn create_partitions(
         &self,
         request: CreatePartitionsRequest,
     ) -> (CreatePartitionsResponse, i16) {
-        let results: Vec<CreatePartitionsTopicResult> = request
-            .topics
-            .iter()
-            .map(|t| {
+        let mut results: Vec<CreatePartitionsTopicResult> = Vec::with_capacity(request.topics.len());
+        for t in &request.topics {
                 let name = t.name.as_str();
-                let outcome = (|| -> Result<(), ApiError> {
+                let checked = (|| -> Result<Option<Vec<Vec<i32>>>, ApiError> {
                     let topic = self.registry.check_partitions(name, t.count)?;
                     if topic.is_internal() {
                         return Err(ApiError::new(
@@ -289,26 +299,29 @@ impl Broker {
                                 format!("Increasing the number of partitions by {added} but {} assignments provided.", assignments.len()),
                             ));
                         }
-                        if let Some(a) = assignments.iter().find(|a| a.broker_ids.iter().map(|b| b.0).ne([self.node_id])) {
-                            return Err(ApiError::new(
-                                ResponseError::InvalidReplicaAssignment,
-                                format!("Assignment {:?} names brokers other than {}", a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>(), self.node_id),
-                            ));
-                        }
+                        return Ok(Some(
+                            assignments
+                                .iter()
+                                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                                .collect(),
+                        ));
                     }
-                    if !request.validate_only {
-                        self.registry.add_partitions(name, t.count)?;
-                    }
-                    Ok(())
+                    Ok(None)
                 })();
+                let outcome = match checked {
+                    Ok(assignment) => {
+                        self.add_partitions(name, t.count, assignment, request.validate_only)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
                 if let Err(e) = outcome {
                     r.error_code = e.code();
                     r.error_message = Some(StrBytes::from_string(e.message));
                 }
-                r
-            })
-            .collect();
+                results.push(r);
+        }
         let code = first_error(results.iter().map(|r| r.error_code));
         (
             CreatePartitionsResponse::default().with_results(results),

@@ -264,14 +264,13 @@ impl Broker {
             .collect())
     }
 
-    pub(super) fn incremental_alter_configs(
+    pub(super) async fn incremental_alter_configs(
         &self,
         request: IncrementalAlterConfigsRequest,
     ) -> (IncrementalAlterConfigsResponse, i16) {
-        let responses: Vec<AlterConfigsResourceResponse> = request
-            .resources
-            .iter()
-            .map(|res| {
+        let mut responses: Vec<AlterConfigsResourceResponse> =
+            Vec::with_capacity(request.resources.len());
+        for res in &request.resources {
                 let outcome = match res.resource_type {
                     RESOURCE_TOPIC => self.alter_topic(res, request.validate_only),
                     RESOURCE_BROKER => Err(ApiError::new(
@@ -280,6 +279,13 @@ impl Broker {
                     )),
                     other => Err(ApiError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
                 };
+                let outcome = match outcome {
+                    Ok(Some(overrides)) => {
+                        self.set_topic_configs(res.resource_name.as_str(), overrides).await
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
                 let mut r = AlterConfigsResourceResponse::default()
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name.clone());
@@ -287,9 +293,8 @@ impl Broker {
                     r.error_code = e.code();
                     r.error_message = Some(StrBytes::from_string(e.message));
                 }
-                r
-            })
-            .collect();
+                responses.push(r);
+        }
         let code = first_error(responses.iter().map(|r| r.error_code));
         (
             IncrementalAlterConfigsResponse::default().with_responses(responses),
@@ -301,7 +306,7 @@ impl Broker {
         &self,
         res: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
         validate_only: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<BTreeMap<String, String>>, ApiError> {
         let name = res.resource_name.as_str();
         let topic = self.registry.get(name).ok_or_else(|| {
             ApiError::new(
@@ -379,9 +384,6 @@ impl Broker {
         }
         config::validate_all(&overrides)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.0))?;
-        if !validate_only {
-            self.registry.set_configs(name, overrides)?;
-        }
-        Ok(())
+        Ok((!validate_only).then_some(overrides))
     }
 }

@@ -13,7 +13,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
-use super::{first_error, Broker, LEADER_EPOCH};
+use super::{first_error, Broker};
 use crate::log::FileSlice;
 use crate::protocol::errors::ApiError;
 
@@ -91,12 +91,16 @@ impl Broker {
                     .and_then(|t| t.partition(fp.partition))
                     .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))
                     .and_then(|p| {
-                        check_leader_epoch(fp.current_leader_epoch)?;
+                        let hw = {
+                            let state = p.replica.lock();
+                            state.check_leader(fp.current_leader_epoch)?;
+                            state.high_watermark
+                        };
                         let limit = usize::try_from(fp.partition_max_bytes)
                             .unwrap_or(0)
                             .min(max_bytes - total.min(max_bytes));
+                        // Consumers never read above the high watermark.
                         let log = p.log.lock();
-                        let hw = log.log_end_offset();
                         let data = if limit == 0 && total > 0 {
                             Vec::new()
                         } else {
@@ -157,15 +161,4 @@ pub(super) struct FetchOutcome {
     pub(super) response: FetchResponse,
     pub(super) files: Vec<Vec<Vec<FileSlice>>>,
     pub(super) code: i16,
-}
-
-/// A client that knows a newer epoch than ours is ahead of us; an older one is fenced.
-pub(super) fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ApiError> {
-    if current_leader_epoch < 0 || current_leader_epoch == LEADER_EPOCH {
-        Ok(())
-    } else if current_leader_epoch > LEADER_EPOCH {
-        Err(ApiError::new(ResponseError::UnknownLeaderEpoch, ""))
-    } else {
-        Err(ApiError::new(ResponseError::FencedLeaderEpoch, ""))
-    }
 }

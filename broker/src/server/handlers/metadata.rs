@@ -1,4 +1,6 @@
 //! Metadata: brokers, topics and partitions, with auto-creation of unknown topics when enabled.
+//! A single broker describes its own topics; a cluster member describes the metadata image:
+//! live brokers, and each partition's leader, epoch, replicas, ISR and offline replicas.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +12,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{first_error, Broker, LEADER_EPOCH};
+use super::{first_error, Broker};
+use crate::controller::{MetadataImage, TopicRecord, NO_LEADER};
 use crate::protocol::errors::ApiError;
 use crate::topics::{validate_name, Topic};
 
 impl Broker {
-    pub(super) fn metadata(
+    pub(super) async fn metadata(
         &self,
         request: MetadataRequest,
         version: i16,
@@ -29,6 +32,9 @@ impl Broker {
         // Before v4 there is no flag and Kafka auto-creates.
         let may_create = (version < 4 || request.allow_auto_topic_creation)
             && self.registry.broker().auto_create_topics_enable;
+        if self.cluster.is_some() {
+            return self.cluster_metadata(wanted, may_create, version).await;
+        }
         let topics = match wanted {
             None => self
                 .registry
@@ -120,7 +126,7 @@ impl Broker {
                     .with_replica_nodes(vec![me])
                     .with_isr_nodes(vec![me]);
                 if version >= 7 {
-                    p.leader_epoch = LEADER_EPOCH;
+                    p.leader_epoch = 0;
                 }
                 p
             })
@@ -138,4 +144,169 @@ impl Broker {
         }
         t
     }
+}
+
+impl Broker {
+    /// Metadata from the cluster's image. Unknown topics are created through the controller
+    /// when allowed; the answer then describes them as created.
+    async fn cluster_metadata(
+        &self,
+        wanted: Option<Vec<kafka_protocol::messages::metadata_request::MetadataRequestTopic>>,
+        may_create: bool,
+        version: i16,
+    ) -> (MetadataResponse, i16) {
+        let Some(cluster) = &self.cluster else {
+            return (MetadataResponse::default(), 0);
+        };
+        let mut image = cluster.current_image();
+        let topics = match wanted {
+            None => image
+                .topics
+                .iter()
+                .map(|(name, t)| describe(&image, name, t, version))
+                .collect(),
+            Some(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for t in list {
+                    let name = match t.name {
+                        Some(n) => n.0,
+                        None => {
+                            let found = image
+                                .topics
+                                .iter()
+                                .find(|(_, r)| r.id == t.topic_id && !t.topic_id.is_nil());
+                            out.push(match found {
+                                Some((name, r)) => describe(&image, name, r, version),
+                                None => MetadataResponseTopic::default()
+                                    .with_error_code(ResponseError::UnknownTopicId.code())
+                                    .with_topic_id(t.topic_id),
+                            });
+                            continue;
+                        }
+                    };
+                    let error = |e: ApiError| {
+                        MetadataResponseTopic::default()
+                            .with_error_code(e.code())
+                            .with_name(Some(TopicName(name.clone())))
+                    };
+                    if !image.topics.contains_key(name.as_str()) {
+                        if let Err(e) = validate_name(name.as_str()) {
+                            out.push(error(e.into()));
+                            continue;
+                        }
+                        if !may_create {
+                            out.push(error(ApiError::new(
+                                ResponseError::UnknownTopicOrPartition,
+                                "",
+                            )));
+                            continue;
+                        }
+                        let b = self.registry.broker();
+                        let created = self
+                            .create_topic(
+                                name.as_str(),
+                                b.num_partitions,
+                                b.default_replication_factor,
+                                None,
+                                BTreeMap::new(),
+                                false,
+                            )
+                            .await;
+                        match created {
+                            Ok(_) => image = cluster.current_image(),
+                            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                                image = cluster.current_image()
+                            }
+                            Err(e) => {
+                                out.push(error(e));
+                                continue;
+                            }
+                        }
+                    }
+                    out.push(match image.topics.get(name.as_str()) {
+                        Some(r) => describe(&image, name.as_str(), r, version),
+                        None => error(ApiError::new(ResponseError::LeaderNotAvailable, "")),
+                    });
+                }
+                out
+            }
+        };
+        let code = first_error(topics.iter().map(|t: &MetadataResponseTopic| t.error_code));
+        let brokers = image
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, b)| {
+                let mut m = MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(*id))
+                    .with_host(StrBytes::from_string(b.host.clone()))
+                    .with_port(b.port);
+                if version >= 1 {
+                    m.rack = b.rack.clone().map(StrBytes::from_string);
+                }
+                m
+            })
+            .collect();
+        let mut response = MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_topics(topics);
+        if version >= 1 {
+            // Any broker takes admin requests (they are forwarded to the controllers).
+            response.controller_id = BrokerId(self.node_id);
+        }
+        if version >= 2 {
+            response.cluster_id = Some(StrBytes::from_string(
+                self.registry.cluster_id().to_string(),
+            ));
+        }
+        (response, code)
+    }
+}
+
+/// One topic of the image, as Metadata describes it.
+fn describe(
+    image: &MetadataImage,
+    name: &str,
+    topic: &TopicRecord,
+    version: i16,
+) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut m = MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr));
+            if p.leader == NO_LEADER {
+                m.error_code = ResponseError::LeaderNotAvailable.code();
+            }
+            if version >= 7 {
+                m.leader_epoch = p.leader_epoch;
+            }
+            if version >= 5 {
+                let offline: Vec<i32> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|b| !image.is_live(*b))
+                    .collect();
+                m.offline_replicas = ids(&offline);
+            }
+            m
+        })
+        .collect();
+    let mut t = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_partitions(partitions);
+    if version >= 10 {
+        t.topic_id = topic.id;
+    }
+    if version >= 1 {
+        t.is_internal = name == crate::group::offsets::OFFSETS_TOPIC;
+    }
+    t
 }

@@ -4,6 +4,7 @@
 //! client can get wrong becomes a Kafka error code in the response.
 
 mod admin;
+mod cluster;
 mod configs;
 mod fetch;
 mod group;
@@ -29,10 +30,8 @@ use crate::protocol::codec::{self, Request};
 use crate::protocol::errors;
 use crate::protocol::fetch_wire;
 use crate::protocol::reply::Reply;
+use crate::replication::ReplicaManager;
 use crate::topics::TopicRegistry;
-
-/// The leader epoch of every partition: a single broker never changes leaders.
-pub(crate) const LEADER_EPOCH: i32 = 0;
 
 /// Shared state of the request handlers.
 pub struct Broker {
@@ -42,6 +41,8 @@ pub struct Broker {
     host: StrBytes,
     port: i32,
     node_id: i32,
+    /// Cluster mode: metadata, leadership and proposals.
+    cluster: Option<Arc<ReplicaManager>>,
 }
 
 /// What the connection does after a request: write this frame (empty for acks=0), or close
@@ -84,6 +85,7 @@ impl Broker {
         groups: Arc<Groups>,
         metrics: Arc<Metrics>,
         advertised: (String, i32),
+        cluster: Option<Arc<ReplicaManager>>,
     ) -> Broker {
         let node_id = registry.broker().node_id;
         Broker {
@@ -93,6 +95,7 @@ impl Broker {
             host: StrBytes::from_string(advertised.0),
             port: advertised.1,
             node_id,
+            cluster,
         }
     }
 
@@ -152,12 +155,12 @@ impl Broker {
                         (ApiKey::ApiVersions, Some(ResponseKind::ApiVersions(b)), c)
                     }
                     RequestKind::Metadata(r) => {
-                        let (b, c) = self.metadata(r, version);
+                        let (b, c) = self.metadata(r, version).await;
                         (ApiKey::Metadata, Some(ResponseKind::Metadata(b)), c)
                     }
                     RequestKind::Produce(r) => {
                         let acks = r.acks;
-                        let (b, c) = self.produce(r, version);
+                        let (b, c) = self.produce(r, version).await;
                         (
                             ApiKey::Produce,
                             (acks != 0).then_some(ResponseKind::Produce(b)),
@@ -181,15 +184,15 @@ impl Broker {
                         )
                     }
                     RequestKind::CreateTopics(r) => {
-                        let (b, c) = self.create_topics(r, version);
+                        let (b, c) = self.create_topics(r, version).await;
                         (ApiKey::CreateTopics, Some(ResponseKind::CreateTopics(b)), c)
                     }
                     RequestKind::DeleteTopics(r) => {
-                        let (b, c) = self.delete_topics(r, version);
+                        let (b, c) = self.delete_topics(r, version).await;
                         (ApiKey::DeleteTopics, Some(ResponseKind::DeleteTopics(b)), c)
                     }
                     RequestKind::CreatePartitions(r) => {
-                        let (b, c) = self.create_partitions(r);
+                        let (b, c) = self.create_partitions(r).await;
                         (
                             ApiKey::CreatePartitions,
                             Some(ResponseKind::CreatePartitions(b)),
@@ -205,7 +208,7 @@ impl Broker {
                         )
                     }
                     RequestKind::IncrementalAlterConfigs(r) => {
-                        let (b, c) = self.incremental_alter_configs(r);
+                        let (b, c) = self.incremental_alter_configs(r).await;
                         (
                             ApiKey::IncrementalAlterConfigs,
                             Some(ResponseKind::IncrementalAlterConfigs(b)),

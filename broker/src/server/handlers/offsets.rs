@@ -14,8 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::fetch::check_leader_epoch;
-use super::{first_error, Broker, LEADER_EPOCH};
+use super::{first_error, Broker};
 use crate::protocol::errors::ApiError;
 
 const LATEST: i64 = -1;
@@ -53,23 +52,27 @@ impl Broker {
                                 p.current_leader_epoch,
                             )
                             .and_then(|part| {
+                                let (hw, epoch) = {
+                                    let state = part.replica.lock();
+                                    (state.high_watermark, state.leader_epoch)
+                                };
                                 let log = part.log.lock();
                                 let found = match p.timestamp {
-                                    LATEST => Some((log.log_end_offset(), -1)),
+                                    LATEST => Some((hw, -1)),
                                     EARLIEST => Some((log.log_start_offset(), -1)),
                                     MAX_TIMESTAMP if version >= 7 => log.max_timestamp()?,
                                     ts if ts >= 0 => log.offset_for_timestamp(ts)?,
                                     _ => None,
                                 };
-                                Ok(found)
+                                Ok(found.map(|(o, t)| (o, t, epoch)))
                             })
                         };
                         match result {
-                            Ok(Some((offset, timestamp))) => {
+                            Ok(Some((offset, timestamp, epoch))) => {
                                 r.offset = offset;
                                 r.timestamp = timestamp;
                                 if version >= 4 {
-                                    r.leader_epoch = LEADER_EPOCH;
+                                    r.leader_epoch = epoch;
                                 }
                             }
                             Ok(None) => {
@@ -152,8 +155,9 @@ impl Broker {
     }
 }
 
-/// Partition `index` of `topic`, once the client's `current_leader_epoch` is checked:
-/// UNKNOWN_TOPIC_OR_PARTITION, or the epoch errors of [`check_leader_epoch`].
+/// Partition `index` of `topic`, once this broker is known to lead it at the client's
+/// `current_leader_epoch`: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, or the epoch
+/// errors (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 fn led_partition(
     topic: Option<&crate::topics::Topic>,
     index: i32,
@@ -162,6 +166,6 @@ fn led_partition(
     let part = topic
         .and_then(|topic| topic.partition(index))
         .ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
-    check_leader_epoch(current_leader_epoch)?;
+    part.replica.lock().check_leader(current_leader_epoch)?;
     Ok(part)
 }

@@ -2,21 +2,32 @@
 //!
 //! A batch is checked (size, CRC32C, structure) before it touches the log; nothing is appended
 //! for a partition whose batch is refused. acks=0 gets no response at all (the caller skips it).
+//! Only the leader appends; acks=all is refused with NOT_ENOUGH_REPLICAS when the ISR is below
+//! `min.insync.replicas`, and otherwise answered once the high watermark passed the batch (every
+//! ISR member has it), or with REQUEST_TIMED_OUT after the request's timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{first_error, Broker, LEADER_EPOCH};
+use super::{first_error, Broker};
 use crate::log::{batch, BatchHeader};
+use crate::topics::Partition;
 use crate::producer::SequenceCheck;
 use crate::protocol::errors::ApiError;
 use crate::server::now_ms;
 use crate::topics::config;
 
 impl Broker {
-    pub(super) fn produce(&self, request: ProduceRequest, version: i16) -> (ProduceResponse, i16) {
+    pub(super) async fn produce(
+        &self,
+        request: ProduceRequest,
+        version: i16,
+    ) -> (ProduceResponse, i16) {
         let acks_error = match request.acks {
             -1..=1 => None,
             other => Some(ApiError::new(
@@ -25,6 +36,9 @@ impl Broker {
             )),
         };
         let mut any_appended = false;
+        // acks=all: (topic index, partition index, partition, offset the high watermark must
+        // pass, leader epoch of the append, min.insync.replicas).
+        let mut waits: Vec<(usize, usize, Appended)> = Vec::new();
         let mut responses = Vec::with_capacity(request.topic_data.len());
         for topic_data in request.topic_data {
             let topic = self.registry.get(topic_data.name.as_str());
@@ -43,8 +57,13 @@ impl Broker {
                 };
                 let mut r = PartitionProduceResponse::default().with_index(pd.index);
                 match result {
-                    Ok((base_offset, append_time, log_start)) => {
+                    Ok(appended) => {
+                        let (base_offset, append_time, log_start) =
+                            (appended.base_offset, appended.append_time, appended.log_start);
                         any_appended = true;
+                        if request.acks == -1 {
+                            waits.push((responses.len(), partitions.len(), appended));
+                        }
                         r.base_offset = base_offset;
                         r.log_append_time_ms = append_time.unwrap_or(-1);
                         if version >= 5 {
@@ -72,6 +91,24 @@ impl Broker {
         if any_appended {
             self.registry.appended.notify_waiters();
         }
+        if !waits.is_empty() {
+            let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+            let deadline = tokio::time::Instant::now() + timeout;
+            for (t, p, appended) in waits {
+                if let Err(e) = wait_for_isr(&appended, deadline).await {
+                    if let Some(r) = responses
+                        .get_mut(t)
+                        .and_then(|t: &mut TopicProduceResponse| t.partition_responses.get_mut(p))
+                    {
+                        r.error_code = e.code();
+                        r.base_offset = -1;
+                        if version >= 8 && !e.message.is_empty() {
+                            r.error_message = Some(StrBytes::from_string(e.message));
+                        }
+                    }
+                }
+            }
+        }
         let code = first_error(
             responses
                 .iter()
@@ -80,7 +117,7 @@ impl Broker {
         (ProduceResponse::default().with_responses(responses), code)
     }
 
-    /// Appends one partition's batch: (base offset, log append time, log start offset).
+    /// Appends one partition's batch (on the leader).
     fn append(
         &self,
         topic: &crate::topics::Topic,
@@ -88,7 +125,7 @@ impl Broker {
         records: Option<&[u8]>,
         acks: i16,
         transactional: bool,
-    ) -> Result<(i64, Option<i64>, i64), ApiError> {
+    ) -> Result<Appended, ApiError> {
         if topic.is_internal() {
             return Err(ApiError::new(
                 ResponseError::InvalidTopicException,
@@ -133,21 +170,38 @@ impl Broker {
                 "transactions are not supported yet",
             ));
         }
-        // One broker is the whole ISR.
-        if acks == -1 && min_isr > 1 {
-            return Err(ApiError::new(
-                ResponseError::NotEnoughReplicas,
-                format!("the in-sync replica set has 1 member, min.insync.replicas is {min_isr}"),
-            ));
-        }
+        // Leadership cannot change while the log lock is held (the replica manager takes it
+        // first), so the check and the append are one step.
         let mut log = partition.log.lock();
+        let leader_epoch = {
+            let state = partition.replica.lock();
+            state.check_leader(-1)?;
+            let isr = state.isr.len();
+            if acks == -1 && (isr as i32) < min_isr {
+                return Err(ApiError::new(
+                    ResponseError::NotEnoughReplicas,
+                    format!(
+                        "the in-sync replica set has {isr} member(s), min.insync.replicas is {min_isr}"
+                    ),
+                ));
+            }
+            state.leader_epoch
+        };
         let mut producers = partition.producers.lock();
         if let SequenceCheck::Duplicate { base_offset } = producers.check(&header)? {
             tracing::debug!(topic = %partition.topic, partition = index, producer_id = header.producer_id,
                 base_sequence = header.base_sequence, base_offset, "duplicate batch answered with its original offset");
-            return Ok((base_offset, None, log.log_start_offset()));
+            return Ok(Appended {
+                base_offset,
+                append_time: None,
+                log_start: log.log_start_offset(),
+                partition: partition.clone(),
+                required: base_offset + i64::from(header.last_offset_delta) + 1,
+                leader_epoch,
+                min_isr,
+            });
         }
-        let info = log.append(records, LEADER_EPOCH, now_ms())?;
+        let info = log.append(records, leader_epoch, now_ms())?;
         if info.rolled {
             // The state before this batch is the state as of the new segment's base offset.
             // The batch is stored whatever happens here: a failed snapshot only means a longer
@@ -161,12 +215,69 @@ impl Broker {
             ..header
         });
         drop(producers);
+        {
+            let mut state = partition.replica.lock();
+            state.advance_high_watermark(log.log_end_offset());
+            partition.publish(&state);
+        }
         partition.update_gauges(&log);
         self.metrics.produce_bytes.inc_by(records.len() as u64);
-        Ok((
-            info.base_offset,
-            info.log_append_time,
-            log.log_start_offset(),
-        ))
+        Ok(Appended {
+            base_offset: info.base_offset,
+            append_time: info.log_append_time,
+            log_start: log.log_start_offset(),
+            partition: partition.clone(),
+            required: info.last_offset + 1,
+            leader_epoch,
+            min_isr,
+        })
     }
+}
+
+/// What one partition's append stored, and what an acks=all answer waits for.
+struct Appended {
+    base_offset: i64,
+    append_time: Option<i64>,
+    log_start: i64,
+    partition: Arc<Partition>,
+    /// The high watermark that covers the batch.
+    required: i64,
+    leader_epoch: i32,
+    min_isr: i32,
+}
+
+/// acks=all: waits until the high watermark covers the batch. Kafka's answers: the leadership
+/// ended meanwhile → NOT_LEADER_OR_FOLLOWER; replicated but the ISR shrank below
+/// min.insync.replicas → NOT_ENOUGH_REPLICAS_AFTER_APPEND; too slow → REQUEST_TIMED_OUT.
+async fn wait_for_isr(a: &Appended, deadline: tokio::time::Instant) -> Result<(), ApiError> {
+    let mut rx = a.partition.progress.subscribe();
+    let waited = tokio::time::timeout_at(
+        deadline,
+        rx.wait_for(|p| {
+            p.high_watermark >= a.required || !p.is_leader || p.leader_epoch != a.leader_epoch
+        }),
+    )
+    .await;
+    let now = *a.partition.progress.borrow();
+    if now.high_watermark >= a.required && now.is_leader && now.leader_epoch == a.leader_epoch {
+        let isr = a.partition.replica.lock().isr.len();
+        if (isr as i32) < a.min_isr {
+            return Err(ApiError::new(
+                ResponseError::NotEnoughReplicasAfterAppend,
+                format!("replicated, but the ISR has shrunk to {isr} below min.insync.replicas {}", a.min_isr),
+            ));
+        }
+        return Ok(());
+    }
+    if !now.is_leader || now.leader_epoch != a.leader_epoch {
+        return Err(ApiError::new(
+            ResponseError::NotLeaderOrFollower,
+            "the leadership changed before the batch was replicated",
+        ));
+    }
+    debug_assert!(waited.is_err());
+    Err(ApiError::new(
+        ResponseError::RequestTimedOut,
+        "the in-sync replicas did not all acknowledge the batch in time",
+    ))
 }

@@ -1,0 +1,472 @@
+//! Partition replication in a cluster (Kafka's ISR model), driven by the metadata image.
+//!
+//! The replica manager follows the controllers' image: it creates, grows, reconfigures and
+//! deletes local topics to match, makes this broker the leader or a follower of each partition
+//! at the epoch the image names, runs the follower fetchers (`fetcher`), serves followers
+//! (`service`), shrinks the ISR of led partitions whose followers fell behind for longer than
+//! `replica.lag.time.max.ms` and proposes ISR changes to the controller. The per-partition
+//! rules live in `state`. A single broker without a quorum never starts any of this: each of its
+//! partitions is led by it at epoch 0 ([`state::ReplicaState::standalone`]).
+
+mod fetcher;
+mod service;
+pub mod state;
+#[cfg(test)]
+mod state_tests;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::controller::{MetadataCommand, MetadataImage, PartitionRecord, NO_LEADER};
+use crate::metrics::Metrics;
+use crate::quorum::{BrokerRegistration, ControllerClient, ControllerError, Heartbeat};
+use crate::topics::{config, Partition, TopicRegistry};
+use fetcher::Fetcher;
+use state::ReplicaState;
+
+/// How long a proposal to the controller may take.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often high watermarks are checkpointed.
+const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Replication of this broker's partitions in a cluster.
+pub struct ReplicaManager {
+    node_id: i32,
+    incarnation_id: String,
+    registry: Arc<TopicRegistry>,
+    metrics: Arc<Metrics>,
+    config: Arc<BrokerConfig>,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    controller: ControllerClient,
+    fetchers: Mutex<BTreeMap<i32, Fetcher>>,
+    /// The version of the last image applied to the local partitions.
+    applied: watch::Sender<u64>,
+    /// The broker session (registration and heartbeats), until controlled shutdown.
+    session: Mutex<Option<(watch::Receiver<Option<Heartbeat>>, JoinHandle<()>)>>,
+    replication_addr: SocketAddr,
+}
+
+/// The background tasks of a running replica manager.
+pub struct Replication {
+    /// The manager, for the request handlers.
+    pub manager: Arc<ReplicaManager>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Replication {
+    /// Controlled shutdown: stops heartbeating and asks the controller to fence this broker,
+    /// which moves its leaderships to other ISR members before the logs close; then stops the
+    /// fetchers and the replication listener.
+    pub async fn shutdown(self) {
+        self.manager.controlled_shutdown().await;
+        let _ = self.shutdown.send(true);
+        for f in std::mem::take(&mut *self.manager.fetchers.lock()).into_values() {
+            f.stop();
+        }
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts replication: binds the replication listener, registers the broker with the
+/// controllers (advertising `advertised` for clients), follows the metadata image.
+pub async fn start(
+    config: Arc<BrokerConfig>,
+    registry: Arc<TopicRegistry>,
+    metrics: Arc<Metrics>,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    advertised: (String, i32),
+) -> anyhow::Result<Replication> {
+    let listener = TcpListener::bind(config.replication_listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "binding replication listener {}: {e}",
+                config.replication_listen
+            )
+        })?;
+    let replication_addr = listener.local_addr()?;
+    let replication_host = if replication_addr.ip().is_unspecified() {
+        advertised.0.clone()
+    } else {
+        replication_addr.ip().to_string()
+    };
+    let voters = config.voters();
+    let controller = ControllerClient::new(voters, PROPOSE_TIMEOUT);
+    let incarnation_id = uuid::Uuid::new_v4().to_string();
+    let registration = BrokerRegistration {
+        broker_id: config.node_id,
+        host: advertised.0.clone(),
+        port: advertised.1,
+        rack: config.broker_rack.clone(),
+        incarnation_id: incarnation_id.clone(),
+        replication: format!("{replication_host}:{}", replication_addr.port()),
+    };
+    let session = controller.clone().run_session(
+        registration,
+        Duration::from_millis(config.broker_heartbeat_interval_ms),
+    );
+    let manager = Arc::new(ReplicaManager {
+        node_id: config.node_id,
+        incarnation_id,
+        registry,
+        metrics,
+        config,
+        image,
+        controller,
+        fetchers: Mutex::new(BTreeMap::new()),
+        applied: watch::channel(0).0,
+        session: Mutex::new(Some(session)),
+        replication_addr,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(service::serve(
+            manager.clone(),
+            listener,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(follow_image(manager.clone())),
+        tokio::spawn(maintain(manager.clone())),
+    ];
+    tracing::info!(node = manager.node_id, replication = %replication_addr, "replication started");
+    Ok(Replication {
+        manager,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Applies every new image to the local partitions.
+async fn follow_image(manager: Arc<ReplicaManager>) {
+    let mut rx = manager.image.clone();
+    loop {
+        let image = rx.borrow_and_update().clone();
+        let m = manager.clone();
+        let version = image.version;
+        match tokio::task::spawn_blocking(move || m.apply_image(&image)).await {
+            Ok(()) => {
+                manager.applied.send_replace(version);
+            }
+            Err(e) => tracing::error!("applying metadata failed: {e}"),
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// ISR shrinking, gauges and high watermark checkpoints.
+async fn maintain(manager: Arc<ReplicaManager>) {
+    let lag = Duration::from_millis(manager.config.replica_lag_time_max_ms);
+    let every = (lag / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_checkpoint = Instant::now();
+    loop {
+        tick.tick().await;
+        manager.shrink_isrs(lag);
+        manager.export_gauges();
+        if last_checkpoint.elapsed() >= HW_CHECKPOINT_INTERVAL {
+            last_checkpoint = Instant::now();
+            let r = manager.registry.clone();
+            let _ = tokio::task::spawn_blocking(move || r.write_hw_checkpoint()).await;
+        }
+    }
+}
+
+impl ReplicaManager {
+    /// This broker's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The address the replication listener is bound to.
+    pub fn replication_addr(&self) -> SocketAddr {
+        self.replication_addr
+    }
+
+    /// The latest metadata image received.
+    pub fn current_image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// Commits `command` through the controller quorum and waits (up to the propose timeout)
+    /// until this broker applied the image containing it.
+    pub async fn propose(&self, command: MetadataCommand) -> Result<u64, ControllerError> {
+        let mut client = self.controller.clone();
+        let index = client.propose(&command).await?;
+        let mut applied = self.applied.subscribe();
+        let _ = tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index)).await;
+        Ok(index)
+    }
+
+    /// Whether the image knows this process as a live broker.
+    fn registered(&self, image: &MetadataImage) -> bool {
+        image
+            .brokers
+            .get(&self.node_id)
+            .is_some_and(|b| b.incarnation_id == self.incarnation_id && !b.fenced)
+    }
+
+    /// Makes the local topics and partition roles match `image`.
+    fn apply_image(self: &Arc<Self>, image: &MetadataImage) {
+        let registered = self.registered(image);
+        for (name, t) in &image.topics {
+            let count = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+            let topic = match self.registry.get(name) {
+                Some(local) if local.id == t.id => Some(local),
+                other => {
+                    if other.is_some() {
+                        tracing::info!(topic = %name, "topic id changed: replacing the local topic");
+                        self.forget_topic(name);
+                    }
+                    match self
+                        .registry
+                        .create_with_id(name, t.id, count, t.configs.clone())
+                    {
+                        Ok(topic) => Some(topic),
+                        Err(e) => {
+                            tracing::error!(topic = %name, error = %e, "cannot create the local topic");
+                            None
+                        }
+                    }
+                }
+            };
+            let Some(topic) = topic else { continue };
+            if topic.partition_count() < count {
+                if let Err(e) = self.registry.add_partitions(name, count) {
+                    tracing::error!(topic = %name, error = %e, "cannot add local partitions");
+                }
+            }
+            if *topic.configs.read() != t.configs {
+                if let Err(e) = self.registry.set_configs(name, t.configs.clone()) {
+                    tracing::error!(topic = %name, error = %e, "cannot apply topic configs");
+                }
+            }
+            for (i, record) in t.partitions.iter().enumerate() {
+                if let Some(p) = topic.partition(i as i32) {
+                    self.apply_partition(&p, record, registered);
+                }
+            }
+        }
+        if registered {
+            for local in self.registry.all() {
+                if !image.topics.contains_key(&*local.name) {
+                    self.forget_topic(&local.name);
+                }
+            }
+        }
+        self.export_gauges_from(image);
+    }
+
+    fn forget_topic(&self, name: &str) {
+        if let Some(topic) = self.registry.get(name) {
+            for p in topic.partitions.read().iter() {
+                self.unfollow(p);
+            }
+        }
+        match self.registry.delete(name) {
+            Ok(_) => tracing::info!(topic = %name, "deleted the local topic"),
+            Err(e) => tracing::warn!(topic = %name, error = %e, "cannot delete the local topic"),
+        }
+    }
+
+    /// Leader or follower of one partition, as `record` says.
+    fn apply_partition(
+        self: &Arc<Self>,
+        partition: &Arc<Partition>,
+        record: &PartitionRecord,
+        registered: bool,
+    ) {
+        let now = Instant::now();
+        let mut log = partition.log.lock();
+        let mut state = partition.replica.lock();
+        let me = self.node_id;
+        if record.leader == me && registered {
+            if state.is_leader() && state.leader_epoch == record.leader_epoch {
+                if state.update_membership(record, now) {
+                    let moved = state.advance_high_watermark(log.log_end_offset());
+                    partition.publish(&state);
+                    if moved {
+                        self.registry.appended.notify_waiters();
+                    }
+                }
+                return;
+            }
+            if let Err(e) = log.start_leader_epoch(record.leader_epoch) {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e,
+                    "cannot record the leader epoch");
+            }
+            state.become_leader(record, log.log_end_offset(), now);
+            partition.publish(&state);
+            drop(state);
+            drop(log);
+            self.unfollow(partition);
+            tracing::info!(topic = %partition.topic, partition = partition.index,
+                epoch = record.leader_epoch, isr = ?record.isr, "leading");
+            self.registry.appended.notify_waiters();
+            return;
+        }
+        if state.same_leadership(record) && !state.is_leader() {
+            if state.update_membership(record, now) {
+                partition.publish(&state);
+            }
+            return;
+        }
+        state.become_follower(record);
+        if record.leader == me {
+            // Our own old leadership in an image from before this process registered.
+            state.leader = NO_LEADER;
+        }
+        partition.publish(&state);
+        let follows = record.replicas.contains(&me)
+            && record.leader != NO_LEADER
+            && record.leader != me;
+        drop(state);
+        drop(log);
+        self.unfollow(partition);
+        if follows {
+            tracing::info!(topic = %partition.topic, partition = partition.index,
+                leader = record.leader, epoch = record.leader_epoch, "following");
+            let mut fetchers = self.fetchers.lock();
+            fetchers
+                .entry(record.leader)
+                .or_insert_with(|| Fetcher::start(self.clone(), record.leader))
+                .add(partition.clone());
+        }
+        // Waiting acks=all produces learn that the leadership ended.
+        self.registry.appended.notify_waiters();
+    }
+
+    fn unfollow(&self, partition: &Partition) {
+        let mut fetchers = self.fetchers.lock();
+        let mut idle = Vec::new();
+        for (leader, f) in fetchers.iter() {
+            f.remove(&partition.topic, partition.index);
+            if f.is_empty() {
+                idle.push(*leader);
+            }
+        }
+        for leader in idle {
+            if let Some(f) = fetchers.remove(&leader) {
+                f.stop();
+            }
+        }
+    }
+
+    /// Proposes `isr` for a led partition (its `pending_isr` is already set); a refusal clears
+    /// the pending change so the next check may try again.
+    fn alter_isr(&self, partition: Arc<Partition>, state: &ReplicaState, isr: Vec<i32>) {
+        let command = MetadataCommand::AlterPartition {
+            topic: partition.topic.to_string(),
+            partition: partition.index,
+            broker_id: self.node_id,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr: isr.clone(),
+        };
+        let mut client = self.controller.clone();
+        let applied = self.applied.subscribe();
+        tokio::spawn(async move {
+            let result = client.propose(&command).await;
+            if let Err(e) = &result {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, ?isr,
+                    error = %e, "ISR change refused");
+            }
+            let mut applied = applied;
+            if let Ok(index) = result {
+                let _ = tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index))
+                    .await;
+            }
+            // Whatever happened, the image now has the truth; an unanswered proposal must not
+            // block later ones.
+            let mut state = partition.replica.lock();
+            if state.pending_isr.as_ref() == Some(&isr) {
+                state.pending_isr = None;
+            }
+        });
+    }
+
+    /// Proposes smaller ISRs for led partitions whose followers fell behind.
+    fn shrink_isrs(&self, max_lag: Duration) {
+        let now = Instant::now();
+        for p in self.registry.all_partitions() {
+            let end = p.log.lock().log_end_offset();
+            let mut state = p.replica.lock();
+            if let Some(isr) = state.isr_to_shrink(end, max_lag, now) {
+                tracing::info!(topic = %p.topic, partition = p.index, from = ?state.isr, to = ?isr,
+                    "followers fell behind: shrinking the ISR");
+                state.pending_isr = Some(isr.clone());
+                self.alter_isr(p.clone(), &state, isr);
+            }
+        }
+    }
+
+    /// Per-partition follower lag and the broker totals.
+    fn export_gauges(&self) {
+        let image = self.current_image();
+        self.export_gauges_from(&image);
+    }
+
+    fn export_gauges_from(&self, image: &MetadataImage) {
+        let (mut under_replicated, mut under_min_isr, mut leaders) = (0, 0, 0);
+        for topic in self.registry.all() {
+            let min_isr = config::min_insync_replicas(&topic.configs.read(), &self.config);
+            for p in topic.partitions.read().iter() {
+                let end = p.log.lock().log_end_offset();
+                let state = p.replica.lock();
+                if state.is_leader() {
+                    leaders += 1;
+                    if state.isr.len() < state.replicas.len() {
+                        under_replicated += 1;
+                    }
+                    if (state.isr.len() as i32) < min_isr {
+                        under_min_isr += 1;
+                    }
+                    p.gauges.follower_lag.set(state.max_follower_lag(end));
+                } else {
+                    p.gauges.follower_lag.set(0);
+                }
+            }
+        }
+        let offline = image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.leader == NO_LEADER)
+            .count();
+        let m = &self.metrics.replication;
+        m.under_replicated.set(under_replicated);
+        m.under_min_isr.set(under_min_isr);
+        m.leaders.set(leaders);
+        m.offline.set(offline as i64);
+    }
+
+    async fn controlled_shutdown(&self) {
+        let session = self.session.lock().take();
+        if let Some((rx, task)) = session {
+            task.abort();
+            drop(rx);
+        }
+        let command = MetadataCommand::FenceBroker { id: self.node_id };
+        let mut client = self.controller.clone();
+        match tokio::time::timeout(PROPOSE_TIMEOUT, client.propose(&command)).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved"),
+            Ok(Err(e)) => tracing::warn!("controlled shutdown: {e}"),
+            Err(_) => tracing::warn!("controlled shutdown: the controller did not answer"),
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The leader side of `samsa.v1.Replica`: followers fetch whole stored batches from their log
+//! end offset. Each fetch tells the leader how far the follower got, which moves the high
+//! watermark and may bring the follower back into the ISR; a follower whose log disagrees with
+//! the leader's epochs gets the point to truncate to instead of data.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use samsa_proto::v1::replica_server::{Replica, ReplicaServer};
+use samsa_proto::v1::{
+    ReplicaFetchPartition, ReplicaFetchPartitionReply, ReplicaFetchReply, ReplicaFetchRequest,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use super::state::check_epoch;
+use super::ReplicaManager;
+use crate::log::LogError;
+use crate::protocol::errors::ApiError;
+use crate::topics::Partition;
+
+/// Largest gRPC message either way (a fetch carries up to max bytes per partition).
+pub(super) const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// Longest wait a follower may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+struct ReplicaService {
+    manager: Arc<ReplicaManager>,
+}
+
+/// Serves `samsa.v1.Replica` on `listener` until `shutdown` turns true.
+pub(super) async fn serve(
+    manager: Arc<ReplicaManager>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let service = ReplicaServer::new(ReplicaService { manager })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let result = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!("replication listener stopped: {e}");
+    }
+}
+
+#[tonic::async_trait]
+impl Replica for ReplicaService {
+    async fn fetch(
+        &self,
+        request: Request<ReplicaFetchRequest>,
+    ) -> Result<Response<ReplicaFetchReply>, Status> {
+        let r = request.into_inner();
+        let wait = Duration::from_millis(u64::try_from(r.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
+        let deadline = Instant::now() + wait;
+        let max_bytes = usize::try_from(r.max_bytes_per_partition)
+            .unwrap_or(0)
+            .max(1);
+        let registry = self.manager.registry.clone();
+        loop {
+            let notified = registry.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut any = false;
+            let partitions: Vec<ReplicaFetchPartitionReply> = r
+                .partitions
+                .iter()
+                .map(|fp| {
+                    let reply = self.manager.serve_partition(r.replica_id, fp, max_bytes);
+                    any |= reply.error_code != 0
+                        || reply.diverging_epoch.is_some()
+                        || !reply.records.is_empty();
+                    reply
+                })
+                .collect();
+            if any || Instant::now() >= deadline {
+                return Ok(Response::new(ReplicaFetchReply { partitions }));
+            }
+            let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+        }
+    }
+}
+
+impl ReplicaManager {
+    /// One partition of a follower's fetch.
+    fn serve_partition(
+        &self,
+        follower: i32,
+        fp: &ReplicaFetchPartition,
+        max_bytes: usize,
+    ) -> ReplicaFetchPartitionReply {
+        let mut reply = ReplicaFetchPartitionReply {
+            topic: fp.topic.clone(),
+            partition: fp.partition,
+            high_watermark: -1,
+            log_start_offset: -1,
+            log_end_offset: -1,
+            ..Default::default()
+        };
+        let partition = self
+            .registry
+            .get(&fp.topic)
+            .and_then(|t| t.partition(fp.partition));
+        let Some(partition) = partition else {
+            reply.error_code = i32::from(ResponseError::UnknownTopicOrPartition.code());
+            return reply;
+        };
+        if let Err(e) = self.leader_read(&partition, follower, fp, max_bytes, &mut reply) {
+            reply.error_code = i32::from(e.code());
+            reply.records = Vec::new();
+        }
+        reply
+    }
+
+    fn leader_read(
+        &self,
+        partition: &Arc<Partition>,
+        follower: i32,
+        fp: &ReplicaFetchPartition,
+        max_bytes: usize,
+        reply: &mut ReplicaFetchPartitionReply,
+    ) -> Result<(), ApiError> {
+        {
+            let state = partition.replica.lock();
+            if !state.is_leader() {
+                return Err(ApiError::new(ResponseError::NotLeaderOrFollower, ""));
+            }
+            check_epoch(fp.current_leader_epoch, state.leader_epoch)?;
+            if !state.replicas.contains(&follower) {
+                return Err(ApiError::new(
+                    ResponseError::NotLeaderOrFollower,
+                    format!("broker {follower} is not a replica"),
+                ));
+            }
+        }
+        let log = partition.log.lock();
+        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        reply.log_start_offset = start;
+        reply.log_end_offset = end;
+        if fp.last_fetched_epoch >= 0 && fp.fetch_offset >= start && fp.fetch_offset <= end {
+            let (epoch, epoch_end) = log.offsets_for_leader_epoch(fp.last_fetched_epoch);
+            if epoch < fp.last_fetched_epoch || epoch_end < fp.fetch_offset {
+                reply.diverging_epoch = Some(epoch);
+                reply.diverging_end_offset = epoch_end;
+                reply.high_watermark = partition.high_watermark();
+                return Ok(());
+            }
+        }
+        if fp.fetch_offset < start || fp.fetch_offset > end {
+            return Err(ApiError::new(ResponseError::OffsetOutOfRange, ""));
+        }
+        let records = match log.read(fp.fetch_offset, max_bytes, end) {
+            Ok(r) => r,
+            Err(LogError::OffsetOutOfRange { .. }) => {
+                return Err(ApiError::new(ResponseError::OffsetOutOfRange, ""))
+            }
+            Err(e) => return Err(ApiError::from(e)),
+        };
+        reply.records = records.to_vec();
+        // The fetch offset is how far the follower got: it may move the high watermark and
+        // bring the follower back into the ISR.
+        let mut state = partition.replica.lock();
+        state.record_follower_fetch(follower, fp.fetch_offset, end, Instant::now());
+        let moved = state.advance_high_watermark(end);
+        let expand = state.isr_to_expand(follower);
+        if let Some(isr) = &expand {
+            state.pending_isr = Some(isr.clone());
+        }
+        reply.high_watermark = state.high_watermark;
+        partition.publish(&state);
+        if let Some(isr) = expand {
+            tracing::info!(topic = %partition.topic, partition = partition.index, follower,
+                ?isr, "follower caught up: adding it to the ISR");
+            self.alter_isr(partition.clone(), &state, isr);
+        }
+        drop(state);
+        drop(log);
+        if moved {
+            self.registry.appended.notify_waiters();
+        }
+        Ok(())
+    }
+}
