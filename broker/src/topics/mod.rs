@@ -363,6 +363,14 @@ impl TopicRegistry {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            // Only partition directories (`<topic>-<index>`) are ours to remove: the quorum's
+            // directory and anything else a user keeps here stay.
+            let partition_like = name
+                .rsplit_once('-')
+                .is_some_and(|(t, idx)| !t.is_empty() && idx.parse::<u32>().is_ok());
+            if !partition_like {
+                continue;
+            }
             let known = name.rsplit_once('-').is_some_and(|(topic, idx)| {
                 idx.parse::<i32>()
                     .is_ok_and(|i| topics.get(topic).is_some_and(|t| i < t.partition_count()))
@@ -713,6 +721,7 @@ mod tests {
             r.close();
         }
         std::fs::create_dir(dir.path().join("ghost-0")).unwrap();
+        std::fs::create_dir(dir.path().join("quorum")).unwrap();
         let r = registry(dir.path());
         let t = r.get("orders").unwrap();
         assert_eq!(t.id, id);
@@ -723,6 +732,7 @@ mod tests {
         );
         assert!(r.get("a.b").is_none());
         assert!(!dir.path().join("ghost-0").exists());
+        assert!(dir.path().join("quorum").exists(), "not a partition directory");
         assert!(!dir.path().join("a.b-0").exists());
         assert!(r.get_by_id(id).is_some());
     }
