@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::controller::{MetadataCommand, MetadataImage, PartitionRecord, NO_LEADER};
 use crate::metrics::Metrics;
+use crate::protocol::errors::ApiError;
 use crate::quorum::{BrokerRegistration, ControllerClient, ControllerError, Heartbeat};
 use crate::topics::{config, Partition, TopicRegistry};
 use fetcher::Fetcher;
@@ -469,4 +470,40 @@ impl ReplicaManager {
             Err(_) => tracing::warn!("controlled shutdown: the controller did not answer"),
         }
     }
+}
+
+/// Waits until `partition`'s high watermark reaches `required` (every ISR member has the
+/// records below it) while this broker still leads at `leader_epoch`. The leadership ending
+/// first is NOT_LEADER_OR_FOLLOWER (the records may be truncated away); the deadline passing is
+/// REQUEST_TIMED_OUT. A single broker's high watermark moves with its appends, so this returns
+/// at once there.
+pub async fn wait_for_high_watermark(
+    partition: &Partition,
+    required: i64,
+    leader_epoch: i32,
+    deadline: tokio::time::Instant,
+) -> Result<(), ApiError> {
+    use kafka_protocol::ResponseError;
+    let mut rx = partition.progress.subscribe();
+    let _ = tokio::time::timeout_at(
+        deadline,
+        rx.wait_for(|p| {
+            p.high_watermark >= required || !p.is_leader || p.leader_epoch != leader_epoch
+        }),
+    )
+    .await;
+    let now = *partition.progress.borrow();
+    if !now.is_leader || now.leader_epoch != leader_epoch {
+        return Err(ApiError::new(
+            ResponseError::NotLeaderOrFollower,
+            "the leadership changed before the records were replicated",
+        ));
+    }
+    if now.high_watermark >= required {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ResponseError::RequestTimedOut,
+        "the in-sync replicas did not all acknowledge the records in time",
+    ))
 }
