@@ -21,7 +21,8 @@ use crate::log::{Log, LogError};
 use crate::producer::ProducerStates;
 use crate::topics::Partition;
 
-/// Pause after a failed round, so a dead leader is not hammered.
+/// Pause after a failed round (so a dead leader is not hammered), and between empty rounds
+/// when followers do not wait at the leader (`--replica-fetch-wait-max-ms 0`).
 const BACKOFF: Duration = Duration::from_millis(100);
 
 /// Partitions followed from one leader, keyed by (topic, index).
@@ -158,7 +159,8 @@ async fn run(
                 continue;
             }
         };
-        let mut backoff = false;
+        // Without a wait at the leader, an empty answer comes back at once: poll gently.
+        let mut backoff = wait_ms == 0 && reply.partitions.iter().all(|r| r.records.is_empty());
         for ((partition, epoch, fetch_offset), r) in asked.iter().zip(reply.partitions.iter()) {
             if r.topic != *partition.topic || r.partition != partition.index {
                 tracing::warn!(leader, "replica fetch reply out of order");

@@ -214,6 +214,12 @@ impl ReplicaManager {
         Ok(index)
     }
 
+    /// Waits until the metadata knows this process as a live (registered, unfenced) broker.
+    pub async fn wait_registered(&self) {
+        let mut rx = self.image.clone();
+        let _ = rx.wait_for(|image| self.registered(image)).await;
+    }
+
     /// Whether the image knows this process as a live broker.
     fn registered(&self, image: &MetadataImage) -> bool {
         image
@@ -333,9 +339,8 @@ impl ReplicaManager {
             state.leader = NO_LEADER;
         }
         partition.publish(&state);
-        let follows = record.replicas.contains(&me)
-            && record.leader != NO_LEADER
-            && record.leader != me;
+        let follows =
+            record.replicas.contains(&me) && record.leader != NO_LEADER && record.leader != me;
         drop(state);
         drop(log);
         self.unfollow(partition);
@@ -389,8 +394,8 @@ impl ReplicaManager {
             }
             let mut applied = applied;
             if let Ok(index) = result {
-                let _ = tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index))
-                    .await;
+                let _ =
+                    tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index)).await;
             }
             // Whatever happened, the image now has the truth; an unanswered proposal must not
             // block later ones.

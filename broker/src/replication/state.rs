@@ -108,6 +108,17 @@ impl ReplicaState {
         self.leader == self.node_id && self.leader != NO_LEADER
     }
 
+    /// ISR members for the min.insync.replicas check: the committed ISR, or fewer when the
+    /// leader already proposed dropping laggards (a proposal the controller may be unable to
+    /// commit, e.g. without a quorum): refusing acks=all early is safe, waiting for a removal
+    /// that cannot commit only ends in a timeout.
+    pub fn in_sync_count(&self) -> usize {
+        match &self.pending_isr {
+            Some(p) => p.len().min(self.isr.len()),
+            None => self.isr.len(),
+        }
+    }
+
     /// What waiters watch.
     pub fn progress(&self) -> Progress {
         Progress {
@@ -293,7 +304,13 @@ impl ReplicaState {
         if out.is_empty() {
             return None;
         }
-        Some(self.isr.iter().copied().filter(|b| !out.contains(b)).collect())
+        Some(
+            self.isr
+                .iter()
+                .copied()
+                .filter(|b| !out.contains(b))
+                .collect(),
+        )
     }
 
     /// Leader: the ISR with `follower` added, when it is a replica outside the ISR that has

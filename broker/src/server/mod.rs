@@ -124,7 +124,19 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         registry.clone(),
         metrics.clone(),
     ));
-    ready.store(true, Ordering::Release);
+    match replication.as_ref().map(|r| r.manager.clone()) {
+        // A cluster member is ready once the controllers know it as a live broker, so that
+        // clients that bootstrap from it see it in Metadata.
+        Some(manager) => {
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                manager.wait_registered().await;
+                ready.store(true, Ordering::Release);
+                tracing::info!("registered with the controllers: ready");
+            });
+        }
+        None => ready.store(true, Ordering::Release),
+    }
     tracing::info!(
         listen = %kafka_addr, advertised = %format!("{}:{}", advertised.0, advertised.1),
         metrics = %metrics_addr, data_dir = %config.data_dir.display(), topics,

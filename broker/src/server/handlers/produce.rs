@@ -16,12 +16,12 @@ use kafka_protocol::ResponseError;
 
 use super::{first_error, Broker};
 use crate::log::{batch, BatchHeader};
-use crate::replication::wait_for_high_watermark;
-use crate::topics::Partition;
 use crate::producer::SequenceCheck;
 use crate::protocol::errors::ApiError;
+use crate::replication::wait_for_high_watermark;
 use crate::server::now_ms;
 use crate::topics::config;
+use crate::topics::Partition;
 
 impl Broker {
     pub(super) async fn produce(
@@ -59,8 +59,11 @@ impl Broker {
                 let mut r = PartitionProduceResponse::default().with_index(pd.index);
                 match result {
                     Ok(appended) => {
-                        let (base_offset, append_time, log_start) =
-                            (appended.base_offset, appended.append_time, appended.log_start);
+                        let (base_offset, append_time, log_start) = (
+                            appended.base_offset,
+                            appended.append_time,
+                            appended.log_start,
+                        );
                         any_appended = true;
                         if request.acks == -1 {
                             waits.push((responses.len(), partitions.len(), appended));
@@ -177,7 +180,7 @@ impl Broker {
         let leader_epoch = {
             let state = partition.replica.lock();
             state.check_leader(-1)?;
-            let isr = state.isr.len();
+            let isr = state.in_sync_count();
             if acks == -1 && (isr as i32) < min_isr {
                 return Err(ApiError::new(
                     ResponseError::NotEnoughReplicas,
@@ -251,7 +254,7 @@ struct Appended {
 /// below min.insync.replicas is NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka.
 async fn wait_for_isr(a: &Appended, deadline: tokio::time::Instant) -> Result<(), ApiError> {
     wait_for_high_watermark(&a.partition, a.required, a.leader_epoch, deadline).await?;
-    let isr = a.partition.replica.lock().isr.len();
+    let isr = a.partition.replica.lock().in_sync_count();
     if (isr as i32) < a.min_isr {
         return Err(ApiError::new(
             ResponseError::NotEnoughReplicasAfterAppend,
