@@ -39,6 +39,9 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often high watermarks are checkpointed.
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A broker session: heartbeat answers and the task sending heartbeats.
+type Session = (watch::Receiver<Option<Heartbeat>>, JoinHandle<()>);
+
 /// Replication of this broker's partitions in a cluster.
 pub struct ReplicaManager {
     node_id: i32,
@@ -52,7 +55,7 @@ pub struct ReplicaManager {
     /// The version of the last image applied to the local partitions.
     applied: watch::Sender<u64>,
     /// The broker session (registration and heartbeats), until controlled shutdown.
-    session: Mutex<Option<(watch::Receiver<Option<Heartbeat>>, JoinHandle<()>)>>,
+    session: Mutex<Option<Session>>,
     replication_addr: SocketAddr,
 }
 
