@@ -95,7 +95,7 @@ fn followers_behind_for_longer_than_the_lag_leave_the_isr() {
     s.record_follower_fetch(2, 150, 200, t2);
     assert_eq!(s.isr_to_shrink(200, lag, t2), Some(vec![1, 2]));
     // 2 asked for the end as of its previous fetch: caught up as of then.
-    let t3 = t0 + Duration::from_millis(2600);
+    let t3 = t0 + Duration::from_millis(2400);
     s.record_follower_fetch(2, 200, 210, t3);
     assert_eq!(s.isr_to_shrink(210, lag, t3), Some(vec![1, 2]));
     s.pending_isr = Some(vec![1, 2]);
@@ -130,7 +130,7 @@ fn leadership_checks() {
     );
     assert_eq!(
         s.check_leader(4).unwrap_err().code(),
-        76,
+        75,
         "UNKNOWN_LEADER_EPOCH"
     );
     let mut f = ReplicaState::unknown(2, 0);
