@@ -181,8 +181,9 @@ pub struct BrokerConfig {
     pub process_roles: ProcessRoles,
 
     /// The controller quorum as ID@HOST:PORT,... (controller.quorum.voters), e.g.
-    /// `1@c1:9093,2@c2:9093,3@c3:9093`. Unset: this node alone, at its --controller-listen
-    /// address. The lowest id initializes a new quorum.
+    /// `1@c1:9093,2@c2:9093,3@c3:9093`. Set: this process is a cluster member (the quorum
+    /// holds the metadata, partitions are replicated). Unset: a single broker whose metadata is
+    /// local. The lowest id initializes a new quorum.
     #[arg(long, env = "SAMSA_CONTROLLER_QUORUM_VOTERS")]
     pub controller_quorum_voters: Option<Voters>,
 
