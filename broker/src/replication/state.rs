@@ -149,12 +149,7 @@ impl ReplicaState {
     /// starts as a follower that has not fetched yet and counts as caught up now, so that no
     /// ISR member is dropped before it had a chance to fetch.
     pub fn become_leader(&mut self, record: &PartitionRecord, log_end_offset: i64, now: Instant) {
-        self.leader = record.leader;
-        self.leader_epoch = record.leader_epoch;
-        self.partition_epoch = record.partition_epoch;
-        self.replicas = record.replicas.clone();
-        self.isr = record.isr.clone();
-        self.pending_isr = None;
+        self.become_follower(record);
         self.epoch_start_offset = log_end_offset;
         self.followers = record
             .replicas
