@@ -9,9 +9,9 @@ mod quorum;
 mod replication;
 
 pub use cleaner::CleanerMetrics;
-pub use replication::ReplicationMetrics;
 pub use http::serve;
 pub use quorum::QuorumMetrics;
+pub use replication::ReplicationMetrics;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -141,8 +141,14 @@ impl Metrics {
             "samsa_partition_high_watermark",
             "High watermark (end of the records every in-sync replica has), per partition",
         )?;
-        let isr_size = part("samsa_partition_isr_size", "In-sync replicas, per partition")?;
-        let replicas = part("samsa_partition_replicas", "Assigned replicas, per partition")?;
+        let isr_size = part(
+            "samsa_partition_isr_size",
+            "In-sync replicas, per partition",
+        )?;
+        let replicas = part(
+            "samsa_partition_replicas",
+            "Assigned replicas, per partition",
+        )?;
         let follower_lag = part(
             "samsa_partition_follower_lag",
             "On the leader: offsets the slowest follower is behind the log end, per partition",

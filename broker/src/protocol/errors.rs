@@ -3,10 +3,10 @@
 use kafka_protocol::ResponseError;
 
 use crate::controller::{AssignError, Refusal};
-use crate::quorum::ControllerError;
 use crate::log::batch::BatchError;
 use crate::log::LogError;
 use crate::producer::SequenceError;
+use crate::quorum::ControllerError;
 use crate::topics::TopicError;
 
 /// An error a client sees: a Kafka error code and a message (sent where the API has a field
@@ -73,9 +73,7 @@ impl From<Refusal> for ApiError {
     fn from(e: Refusal) -> Self {
         let code = match &e {
             Refusal::UnknownBroker(_) => ResponseError::BrokerIdNotRegistered,
-            Refusal::TopicExists(_) | Refusal::TopicIdInUse(_) => {
-                ResponseError::TopicAlreadyExists
-            }
+            Refusal::TopicExists(_) | Refusal::TopicIdInUse(_) => ResponseError::TopicAlreadyExists,
             Refusal::UnknownTopic(_) | Refusal::UnknownPartition { .. } => {
                 ResponseError::UnknownTopicOrPartition
             }

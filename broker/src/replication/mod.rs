@@ -39,6 +39,9 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often high watermarks are checkpointed.
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The broker session: its latest heartbeat answer and the task that sends heartbeats.
+type Session = (watch::Receiver<Option<Heartbeat>>, JoinHandle<()>);
+
 /// Replication of this broker's partitions in a cluster.
 pub struct ReplicaManager {
     node_id: i32,
@@ -52,7 +55,7 @@ pub struct ReplicaManager {
     /// The version of the last image applied to the local partitions.
     applied: watch::Sender<u64>,
     /// The broker session (registration and heartbeats), until controlled shutdown.
-    session: Mutex<Option<(watch::Receiver<Option<Heartbeat>>, JoinHandle<()>)>>,
+    session: Mutex<Option<Session>>,
     replication_addr: SocketAddr,
 }
 
@@ -333,9 +336,8 @@ impl ReplicaManager {
             state.leader = NO_LEADER;
         }
         partition.publish(&state);
-        let follows = record.replicas.contains(&me)
-            && record.leader != NO_LEADER
-            && record.leader != me;
+        let follows =
+            record.replicas.contains(&me) && record.leader != NO_LEADER && record.leader != me;
         drop(state);
         drop(log);
         self.unfollow(partition);
@@ -389,8 +391,8 @@ impl ReplicaManager {
             }
             let mut applied = applied;
             if let Ok(index) = result {
-                let _ = tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index))
-                    .await;
+                let _ =
+                    tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index)).await;
             }
             // Whatever happened, the image now has the truth; an unanswered proposal must not
             // block later ones.

@@ -293,7 +293,13 @@ impl ReplicaState {
         if out.is_empty() {
             return None;
         }
-        Some(self.isr.iter().copied().filter(|b| !out.contains(b)).collect())
+        Some(
+            self.isr
+                .iter()
+                .copied()
+                .filter(|b| !out.contains(b))
+                .collect(),
+        )
     }
 
     /// Leader: the ISR with `follower` added, when it is a replica outside the ISR that has

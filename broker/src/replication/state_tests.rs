@@ -27,7 +27,10 @@ fn high_watermark_is_the_smallest_log_end_over_the_isr() {
     let mut s = leader(now, 10);
     assert_eq!(s.high_watermark, 0, "followers not heard from hold it back");
     s.record_follower_fetch(2, 10, 10, now);
-    assert!(!s.advance_high_watermark(10), "follower 3 not heard from yet");
+    assert!(
+        !s.advance_high_watermark(10),
+        "follower 3 not heard from yet"
+    );
     s.record_follower_fetch(3, 7, 10, now);
     assert!(s.advance_high_watermark(10));
     assert_eq!(s.high_watermark, 7);
@@ -54,7 +57,10 @@ fn a_pending_isr_addition_counts_a_pending_removal_does_not() {
     s.record_follower_fetch(3, 5, 10, now);
     s.pending_isr = Some(vec![1, 2, 3]);
     s.advance_high_watermark(10);
-    assert_eq!(s.high_watermark, 5, "maximal ISR includes the member being added");
+    assert_eq!(
+        s.high_watermark, 5,
+        "maximal ISR includes the member being added"
+    );
     s.pending_isr = Some(vec![1]);
     s.isr = vec![1, 2, 3];
     s.record_follower_fetch(3, 6, 10, now);
@@ -76,7 +82,11 @@ fn followers_behind_for_longer_than_the_lag_leave_the_isr() {
     let mut s = leader(t0, 100);
     s.record_follower_fetch(2, 100, 100, t0);
     s.record_follower_fetch(3, 100, 100, t0);
-    assert_eq!(s.isr_to_shrink(100, lag, t0 + lag * 5), None, "at the log end: in sync");
+    assert_eq!(
+        s.isr_to_shrink(100, lag, t0 + lag * 5),
+        None,
+        "at the log end: in sync"
+    );
     // The leader's log grows; 2 keeps up, 3 stops fetching.
     let t1 = t0 + Duration::from_millis(800);
     s.record_follower_fetch(2, 150, 150, t1);
@@ -113,13 +123,29 @@ fn leadership_checks() {
     let s = leader(now, 0);
     assert!(s.check_leader(3).is_ok());
     assert!(s.check_leader(-1).is_ok());
-    assert_eq!(s.check_leader(2).unwrap_err().code(), 74, "FENCED_LEADER_EPOCH");
-    assert_eq!(s.check_leader(4).unwrap_err().code(), 76, "UNKNOWN_LEADER_EPOCH");
+    assert_eq!(
+        s.check_leader(2).unwrap_err().code(),
+        74,
+        "FENCED_LEADER_EPOCH"
+    );
+    assert_eq!(
+        s.check_leader(4).unwrap_err().code(),
+        76,
+        "UNKNOWN_LEADER_EPOCH"
+    );
     let mut f = ReplicaState::unknown(2, 0);
     f.become_follower(&record(1, 3, &[1, 2, 3]));
-    assert_eq!(f.check_leader(3).unwrap_err().code(), 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(
+        f.check_leader(3).unwrap_err().code(),
+        6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
     f.become_follower(&record(NO_LEADER, 4, &[2]));
-    assert_eq!(f.check_leader(-1).unwrap_err().code(), 5, "LEADER_NOT_AVAILABLE");
+    assert_eq!(
+        f.check_leader(-1).unwrap_err().code(),
+        5,
+        "LEADER_NOT_AVAILABLE"
+    );
     assert!(check_epoch(-1, 7).is_ok());
 }
 

@@ -305,7 +305,10 @@ impl TopicRegistry {
             tracing::info!(topic = %topic, partition = index, producers = producers.len(), "rebuilt producer state");
         }
         let state = if self.clustered {
-            ReplicaState::unknown(self.broker.node_id, self.checkpointed_hw(topic, index, &log))
+            ReplicaState::unknown(
+                self.broker.node_id,
+                self.checkpointed_hw(topic, index, &log),
+            )
         } else {
             ReplicaState::standalone(self.broker.node_id, log.log_end_offset())
         };
@@ -732,7 +735,10 @@ mod tests {
         );
         assert!(r.get("a.b").is_none());
         assert!(!dir.path().join("ghost-0").exists());
-        assert!(dir.path().join("quorum").exists(), "not a partition directory");
+        assert!(
+            dir.path().join("quorum").exists(),
+            "not a partition directory"
+        );
         assert!(!dir.path().join("a.b-0").exists());
         assert!(r.get_by_id(id).is_some());
     }

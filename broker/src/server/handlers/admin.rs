@@ -40,58 +40,66 @@ impl Broker {
         }
         let mut results: Vec<CreatableTopicResult> = Vec::with_capacity(request.topics.len());
         for t in &request.topics {
-                let mut r = CreatableTopicResult::default().with_name(t.name.clone());
-                let outcome = if counts.get(&t.name.0).copied().unwrap_or(0) > 1 {
-                    Err(ApiError::new(
-                        ResponseError::InvalidRequest,
-                        format!("Create topics request from client contains multiple entries for topic {}", t.name.as_str()),
-                    ))
-                } else {
-                    match self.plan_topic(t) {
-                        Ok(plan) => self
-                            .create_topic(
-                                t.name.as_str(),
-                                plan.partitions,
-                                plan.replication_factor,
-                                plan.assignment.clone(),
-                                plan.configs.clone(),
-                                request.validate_only,
-                            )
-                            .await
-                            .map(|id| (plan, id)),
-                        Err(e) => Err(e),
-                    }
-                };
-                match outcome {
-                    Ok((plan, id)) => {
-                        if version >= 5 {
-                            r.num_partitions = plan.partitions;
-                            r.replication_factor = plan.replication_factor;
-                            let configs = topic_config_entries(&plan.configs, self.registry.broker(), None)
+            let mut r = CreatableTopicResult::default().with_name(t.name.clone());
+            let outcome = if counts.get(&t.name.0).copied().unwrap_or(0) > 1 {
+                Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "Create topics request from client contains multiple entries for topic {}",
+                        t.name.as_str()
+                    ),
+                ))
+            } else {
+                match self.plan_topic(t) {
+                    Ok(plan) => self
+                        .create_topic(
+                            t.name.as_str(),
+                            plan.partitions,
+                            plan.replication_factor,
+                            plan.assignment.clone(),
+                            plan.configs.clone(),
+                            request.validate_only,
+                        )
+                        .await
+                        .map(|id| (plan, id)),
+                    Err(e) => Err(e),
+                }
+            };
+            match outcome {
+                Ok((plan, id)) => {
+                    if version >= 5 {
+                        r.num_partitions = plan.partitions;
+                        r.replication_factor = plan.replication_factor;
+                        let configs =
+                            topic_config_entries(&plan.configs, self.registry.broker(), None)
                                 .into_iter()
                                 .map(|e| {
                                     CreatableTopicConfigs::default()
                                         .with_name(StrBytes::from_static_str(e.key.name))
                                         .with_value(Some(StrBytes::from_string(e.value)))
-                                        .with_config_source(if e.is_override { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                                        .with_config_source(if e.is_override {
+                                            SOURCE_TOPIC
+                                        } else {
+                                            SOURCE_DEFAULT
+                                        })
                                 })
                                 .collect();
-                            r.configs = Some(configs);
-                        }
-                        if version >= 7 {
-                            r.topic_id = id.unwrap_or_default();
-                        }
+                        r.configs = Some(configs);
                     }
-                    Err(e) => {
-                        r.error_code = e.code();
-                        r.error_message = Some(StrBytes::from_string(e.message));
-                        if version >= 5 {
-                            r.num_partitions = -1;
-                            r.replication_factor = -1;
-                        }
+                    if version >= 7 {
+                        r.topic_id = id.unwrap_or_default();
                     }
                 }
-                results.push(r);
+                Err(e) => {
+                    r.error_code = e.code();
+                    r.error_message = Some(StrBytes::from_string(e.message));
+                    if version >= 5 {
+                        r.num_partitions = -1;
+                        r.replication_factor = -1;
+                    }
+                }
+            }
+            results.push(r);
         }
         let code = first_error(results.iter().map(|r| r.error_code));
         (CreateTopicsResponse::default().with_topics(results), code)
@@ -227,47 +235,47 @@ impl Broker {
         };
         let mut responses: Vec<DeletableTopicResult> = Vec::with_capacity(targets.len());
         for (name, id) in targets {
-                let mut r = DeletableTopicResult::default();
-                let found = match &name {
-                    Some(n) => self
-                        .registry
-                        .get(n.as_str())
-                        .ok_or(ResponseError::UnknownTopicOrPartition),
-                    None => self
-                        .registry
-                        .get_by_id(id)
-                        .filter(|_| !id.is_nil())
-                        .ok_or(ResponseError::UnknownTopicId),
-                };
-                r.name = name.clone();
-                if version >= 6 {
-                    r.topic_id = id;
+            let mut r = DeletableTopicResult::default();
+            let found = match &name {
+                Some(n) => self
+                    .registry
+                    .get(n.as_str())
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                None => self
+                    .registry
+                    .get_by_id(id)
+                    .filter(|_| !id.is_nil())
+                    .ok_or(ResponseError::UnknownTopicId),
+            };
+            r.name = name.clone();
+            if version >= 6 {
+                r.topic_id = id;
+            }
+            match found {
+                Ok(topic) if topic.is_internal() => {
+                    r.error_code = ResponseError::InvalidTopicException.code();
+                    if version >= 5 {
+                        r.error_message = Some(StrBytes::from_string(format!(
+                            "Internal topic {} cannot be deleted",
+                            topic.name
+                        )));
+                    }
                 }
-                match found {
-                    Ok(topic) if topic.is_internal() => {
-                        r.error_code = ResponseError::InvalidTopicException.code();
+                Ok(topic) => {
+                    if version >= 6 {
+                        r.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
+                        r.topic_id = topic.id;
+                    }
+                    if let Err(e) = self.delete_topic(&topic.name).await {
+                        r.error_code = e.code();
                         if version >= 5 {
-                            r.error_message = Some(StrBytes::from_string(format!(
-                                "Internal topic {} cannot be deleted",
-                                topic.name
-                            )));
+                            r.error_message = Some(StrBytes::from_string(e.message));
                         }
                     }
-                    Ok(topic) => {
-                        if version >= 6 {
-                            r.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
-                            r.topic_id = topic.id;
-                        }
-                        if let Err(e) = self.delete_topic(&topic.name).await {
-                            r.error_code = e.code();
-                            if version >= 5 {
-                                r.error_message = Some(StrBytes::from_string(e.message));
-                            }
-                        }
-                    }
-                    Err(code) => r.error_code = code.code(),
                 }
-                responses.push(r);
+                Err(code) => r.error_code = code.code(),
+            }
+            responses.push(r);
         }
         let code = first_error(responses.iter().map(|r| r.error_code));
         (
@@ -280,47 +288,48 @@ impl Broker {
         &self,
         request: CreatePartitionsRequest,
     ) -> (CreatePartitionsResponse, i16) {
-        let mut results: Vec<CreatePartitionsTopicResult> = Vec::with_capacity(request.topics.len());
+        let mut results: Vec<CreatePartitionsTopicResult> =
+            Vec::with_capacity(request.topics.len());
         for t in &request.topics {
-                let name = t.name.as_str();
-                let checked = (|| -> Result<Option<Vec<Vec<i32>>>, ApiError> {
-                    let topic = self.registry.check_partitions(name, t.count)?;
-                    if topic.is_internal() {
+            let name = t.name.as_str();
+            let checked = (|| -> Result<Option<Vec<Vec<i32>>>, ApiError> {
+                let topic = self.registry.check_partitions(name, t.count)?;
+                if topic.is_internal() {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidTopicException,
+                        format!("Internal topic {name} cannot be changed"),
+                    ));
+                }
+                if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
+                    let added = (t.count - topic.partition_count()) as usize;
+                    if assignments.len() != added {
                         return Err(ApiError::new(
-                            ResponseError::InvalidTopicException,
-                            format!("Internal topic {name} cannot be changed"),
-                        ));
-                    }
-                    if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
-                        let added = (t.count - topic.partition_count()) as usize;
-                        if assignments.len() != added {
-                            return Err(ApiError::new(
                                 ResponseError::InvalidReplicaAssignment,
                                 format!("Increasing the number of partitions by {added} but {} assignments provided.", assignments.len()),
                             ));
-                        }
-                        return Ok(Some(
-                            assignments
-                                .iter()
-                                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                                .collect(),
-                        ));
                     }
-                    Ok(None)
-                })();
-                let outcome = match checked {
-                    Ok(assignment) => {
-                        self.add_partitions(name, t.count, assignment, request.validate_only)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-                if let Err(e) = outcome {
-                    r.error_code = e.code();
-                    r.error_message = Some(StrBytes::from_string(e.message));
+                    return Ok(Some(
+                        assignments
+                            .iter()
+                            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                            .collect(),
+                    ));
                 }
-                results.push(r);
+                Ok(None)
+            })();
+            let outcome = match checked {
+                Ok(assignment) => {
+                    self.add_partitions(name, t.count, assignment, request.validate_only)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if let Err(e) = outcome {
+                r.error_code = e.code();
+                r.error_message = Some(StrBytes::from_string(e.message));
+            }
+            results.push(r);
         }
         let code = first_error(results.iter().map(|r| r.error_code));
         (

@@ -105,7 +105,10 @@ impl Broker {
                 if let Some(bad) = a.iter().find(|r| r.as_slice() != [self.node_id]) {
                     return Err(ApiError::new(
                         ResponseError::InvalidReplicaAssignment,
-                        format!("Assignment {bad:?} names brokers other than {}", self.node_id),
+                        format!(
+                            "Assignment {bad:?} names brokers other than {}",
+                            self.node_id
+                        ),
                     ));
                 }
             }

@@ -271,7 +271,7 @@ impl Broker {
         let mut responses: Vec<AlterConfigsResourceResponse> =
             Vec::with_capacity(request.resources.len());
         for res in &request.resources {
-                let outcome = match res.resource_type {
+            let outcome = match res.resource_type {
                     RESOURCE_TOPIC => self.alter_topic(res, request.validate_only),
                     RESOURCE_BROKER => Err(ApiError::new(
                         ResponseError::InvalidRequest,
@@ -279,21 +279,22 @@ impl Broker {
                     )),
                     other => Err(ApiError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
                 };
-                let outcome = match outcome {
-                    Ok(Some(overrides)) => {
-                        self.set_topic_configs(res.resource_name.as_str(), overrides).await
-                    }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                let mut r = AlterConfigsResourceResponse::default()
-                    .with_resource_type(res.resource_type)
-                    .with_resource_name(res.resource_name.clone());
-                if let Err(e) = outcome {
-                    r.error_code = e.code();
-                    r.error_message = Some(StrBytes::from_string(e.message));
+            let outcome = match outcome {
+                Ok(Some(overrides)) => {
+                    self.set_topic_configs(res.resource_name.as_str(), overrides)
+                        .await
                 }
-                responses.push(r);
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            let mut r = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            if let Err(e) = outcome {
+                r.error_code = e.code();
+                r.error_message = Some(StrBytes::from_string(e.message));
+            }
+            responses.push(r);
         }
         let code = first_error(responses.iter().map(|r| r.error_code));
         (

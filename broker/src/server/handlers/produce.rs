@@ -16,12 +16,12 @@ use kafka_protocol::ResponseError;
 
 use super::{first_error, Broker};
 use crate::log::{batch, BatchHeader};
-use crate::replication::wait_for_high_watermark;
-use crate::topics::Partition;
 use crate::producer::SequenceCheck;
 use crate::protocol::errors::ApiError;
+use crate::replication::wait_for_high_watermark;
 use crate::server::now_ms;
 use crate::topics::config;
+use crate::topics::Partition;
 
 impl Broker {
     pub(super) async fn produce(
@@ -59,8 +59,11 @@ impl Broker {
                 let mut r = PartitionProduceResponse::default().with_index(pd.index);
                 match result {
                     Ok(appended) => {
-                        let (base_offset, append_time, log_start) =
-                            (appended.base_offset, appended.append_time, appended.log_start);
+                        let (base_offset, append_time, log_start) = (
+                            appended.base_offset,
+                            appended.append_time,
+                            appended.log_start,
+                        );
                         any_appended = true;
                         if request.acks == -1 {
                             waits.push((responses.len(), partitions.len(), appended));
