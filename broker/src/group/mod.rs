@@ -7,6 +7,7 @@
 
 pub mod metadata;
 pub mod offsets;
+pub mod ownership;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
