@@ -1,12 +1,19 @@
 //! Consumer groups: the coordinator state machine (`state`, sans-io) driven here by async
 //! requests and a ticker, and committed offsets (`offsets`) kept in `__consumer_offsets`.
 //!
+//! A single broker coordinates every group and loads them all at start. In a cluster the
+//! coordinator of a group is the leader of its `__consumer_offsets` partition, as in Kafka: a
+//! loader task replays a partition's groups and offsets when this broker comes to lead it and
+//! drops them when it stops (`ownership`), and every group request is first checked with
+//! [`Groups::check`].
+//!
 //! Requests that wait (JoinGroup until the rebalance completes, a follower's SyncGroup until
 //! the leader's assignment arrives) park on a oneshot channel keyed by a token; the state
 //! machine hands back completions for tokens from whichever call finishes them.
 
 pub mod metadata;
 pub mod offsets;
+pub mod ownership;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,14 +24,20 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
+use kafka_protocol::ResponseError;
+
 use crate::config::BrokerConfig;
 use crate::server::now_ms;
 use crate::topics::TopicRegistry;
-use offsets::{OffsetStore, OFFSETS_TOPIC};
+use offsets::{coordinator_partition, OffsetStore, Replayed, OFFSETS_TOPIC};
+use ownership::{Load, Ownership};
 use state::{
     Completed, Completion, CoordinatorConfig, GroupCoordinator, JoinRequest, JoinResponse,
     SyncRequest, SyncResponse,
 };
+
+/// How often the loader compares the led offsets partitions with the loaded ones.
+const LOADER_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The coordinator settings the broker flags give.
 pub fn coordinator_config(b: &BrokerConfig) -> CoordinatorConfig {
@@ -44,19 +57,24 @@ pub struct Groups {
     pub offsets: OffsetStore,
     /// Where group records and offsets are written.
     registry: Arc<TopicRegistry>,
+    /// Cluster mode: the offsets partitions whose groups are in memory (None: a single broker,
+    /// which coordinates every group). Lock order: `coordinator`, then this.
+    ownership: Option<Mutex<Ownership>>,
 }
 
 impl Groups {
-    /// Replays `__consumer_offsets` if it exists (it is created on first use, as Kafka does):
-    /// committed offsets, and every stored group with its generation and members, whose
-    /// sessions start afresh.
+    /// A single broker replays `__consumer_offsets` if it exists (it is created on first use,
+    /// as Kafka does): committed offsets, and every stored group with its generation and
+    /// members, whose sessions start afresh. A cluster member starts empty: its loader
+    /// ([`Groups::run_loader`]) brings in the partitions it leads.
     pub fn open(registry: Arc<TopicRegistry>) -> anyhow::Result<Groups> {
+        let clustered = registry.is_clustered();
         let (offsets, stored) = match registry.get(OFFSETS_TOPIC) {
-            Some(topic) => {
+            Some(topic) if !clustered => {
                 Self::upgrade_offsets_topic(&registry, &topic)?;
                 OffsetStore::load(&topic)?
             }
-            None => (OffsetStore::default(), BTreeMap::new()),
+            _ => (OffsetStore::default(), BTreeMap::new()),
         };
         let mut coordinator = GroupCoordinator::new(coordinator_config(registry.broker()));
         let now = now_ms();
@@ -69,7 +87,151 @@ impl Groups {
             next_token: AtomicU64::new(1),
             offsets,
             registry,
+            ownership: clustered.then(|| Mutex::new(Ownership::default())),
         })
+    }
+
+    /// Whether this broker serves `group` now: Ok with the leader epoch its records must be
+    /// written at (None on a single broker), or NOT_COORDINATOR when another broker leads the
+    /// group's offsets partition, or COORDINATOR_LOAD_IN_PROGRESS while its partition is loaded.
+    pub fn check(&self, group: &str) -> Result<Option<i32>, i16> {
+        let Some(ownership) = &self.ownership else {
+            return Ok(None);
+        };
+        if group.is_empty() {
+            return Err(ResponseError::InvalidGroupId.code());
+        }
+        let not_coordinator = ResponseError::NotCoordinator.code();
+        let topic = self.registry.get(OFFSETS_TOPIC).ok_or(not_coordinator)?;
+        let count = topic.partition_count();
+        let index = coordinator_partition(group, count);
+        let partition = topic.partition(index).ok_or(not_coordinator)?;
+        let leading = {
+            let state = partition.replica.lock();
+            state.is_leader().then_some(state.leader_epoch)
+        };
+        ownership
+            .lock()
+            .status((topic.id, count), index, leading)
+            .map(Some)
+    }
+
+    /// Whether some offsets partition this broker leads is still being loaded.
+    pub fn loading(&self) -> bool {
+        self.ownership.as_ref().is_some_and(|o| o.lock().loading())
+    }
+
+    /// Cluster mode: brings the groups of the offsets partitions this broker leads into memory
+    /// and drops those of the partitions it stopped leading. Blocking (it reads logs).
+    pub fn sync_ownership(&self) {
+        let Some(ownership) = &self.ownership else {
+            return;
+        };
+        let topic = self.registry.get(OFFSETS_TOPIC);
+        let current = topic.as_ref().map(|t| (t.id, t.partition_count()));
+        let led: BTreeMap<i32, i32> = topic
+            .as_ref()
+            .map(|t| {
+                t.partitions
+                    .read()
+                    .iter()
+                    .filter_map(|p| {
+                        let state = p.replica.lock();
+                        state.is_leader().then_some((p.index, state.leader_epoch))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let plan = ownership.lock().plan(current, &led);
+        if !plan.unload.is_empty() || ownership.lock().topic() != current {
+            self.unload(ownership, current, &plan.unload);
+        }
+        let Some(topic) = topic else {
+            return;
+        };
+        for (index, epoch) in plan.load {
+            let Some(partition) = topic.partition(index) else {
+                continue;
+            };
+            ownership.lock().set(index, Load::Loading(epoch));
+            let started = std::time::Instant::now();
+            let mut replayed = Replayed::default();
+            if let Err(e) = offsets::replay_partition(&partition, &mut replayed) {
+                tracing::warn!(partition = index, error = %e,
+                    "cannot load the groups of an offsets partition; trying again");
+                ownership.lock().forget(index);
+                continue;
+            }
+            let groups = replayed.groups();
+            let (group_count, records) = (groups.len(), replayed.records);
+            let count = topic.partition_count();
+            let mine = |g: &str| coordinator_partition(g, count) == index;
+            let stale = {
+                let mut coordinator = self.coordinator.lock();
+                let stale = coordinator.unload(mine);
+                self.offsets.unload(mine);
+                let now = now_ms();
+                for (id, group) in groups {
+                    coordinator.restore(&id, Some(group), now);
+                }
+                self.offsets.install(replayed.offsets);
+                ownership.lock().set(index, Load::Loaded(epoch));
+                stale
+            };
+            self.deliver(stale);
+            tracing::info!(
+                partition = index,
+                epoch,
+                groups = group_count,
+                offset_records = records,
+                ms = started.elapsed().as_millis() as u64,
+                "coordinating the groups of this {OFFSETS_TOPIC} partition"
+            );
+        }
+    }
+
+    /// Drops `partitions` (and, for another offsets topic, every partition) from memory: their
+    /// groups and offsets go, and waiting JoinGroup/SyncGroup requests of those groups are
+    /// answered NOT_COORDINATOR. Groups of partitions that are not served are dropped too,
+    /// whatever created them.
+    fn unload(
+        &self,
+        ownership: &Mutex<Ownership>,
+        topic: Option<(uuid::Uuid, i32)>,
+        partitions: &[i32],
+    ) {
+        let completions = {
+            let mut coordinator = self.coordinator.lock();
+            let (count, served) = {
+                let mut o = ownership.lock();
+                o.drop_partitions(topic, partitions);
+                (o.topic().map(|t| t.1), o.loaded())
+            };
+            let gone =
+                |g: &str| count.is_none_or(|n| !served.contains(&coordinator_partition(g, n)));
+            let completions = coordinator.unload(gone);
+            let offsets = self.offsets.unload(gone);
+            if !partitions.is_empty() {
+                tracing::info!(
+                    ?partitions,
+                    groups_with_offsets = offsets,
+                    "no longer coordinating the groups of these {OFFSETS_TOPIC} partitions"
+                );
+            }
+            completions
+        };
+        self.deliver(completions);
+    }
+
+    /// Calls [`Groups::sync_ownership`] every 200 ms until dropped (cluster mode).
+    pub async fn run_loader(self: Arc<Self>) {
+        let mut every = tokio::time::interval(LOADER_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let groups = self.clone();
+            let _ = tokio::task::spawn_blocking(move || groups.sync_ownership()).await;
+        }
     }
 
     /// Writes the group records the last calls on `coordinator` changed. Called with the
@@ -80,7 +242,10 @@ impl Groups {
         if changes.is_empty() {
             return;
         }
-        if let Err(e) = self.offsets.store_groups(&self.registry, changes, now_ms()) {
+        if let Err(e) = self
+            .offsets
+            .store_groups(&self.registry, changes, now_ms(), |g| self.check(g))
+        {
             // The groups go on in memory; a restart before the next change would bring them
             // back as of their previous record, and their members rejoin.
             tracing::warn!(error = %e, "storing group metadata failed");
@@ -110,7 +275,7 @@ impl Groups {
     /// Compacted, as Kafka's: every group's latest offsets stay, superseded commits and deleted
     /// offsets (tombstones, after delete.retention.ms) go. Segments of 100 MiB
     /// (offsets.topic.segment.bytes) so that the cleaner gets sealed segments to clean.
-    fn offsets_topic_configs() -> BTreeMap<String, String> {
+    pub(crate) fn offsets_topic_configs() -> BTreeMap<String, String> {
         BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), "104857600".to_string()),
@@ -131,12 +296,16 @@ impl Groups {
         Ok(())
     }
 
-    /// Creates `__consumer_offsets` when a group first needs it.
+    /// Creates `__consumer_offsets` when a group first needs it. In a cluster the topic is the
+    /// controller's to create (FindCoordinator proposes it): only the local one is returned.
     pub fn ensure_offsets_topic(
         registry: &TopicRegistry,
     ) -> Result<Arc<crate::topics::Topic>, crate::topics::TopicError> {
         if let Some(t) = registry.get(OFFSETS_TOPIC) {
             return Ok(t);
+        }
+        if registry.is_clustered() {
+            return Err(crate::topics::TopicError::Unknown(OFFSETS_TOPIC.into()));
         }
         let configs = Self::offsets_topic_configs();
         match registry.create(
@@ -200,38 +369,32 @@ impl Groups {
     pub async fn join(&self, req: JoinRequest) -> JoinResponse {
         let limit = safety_limit(req.rebalance_timeout_ms.max(req.session_timeout_ms));
         let member_id = req.member_id.clone();
-        match self
-            .wait(|c, token| c.join(token, req, now_ms()), limit)
-            .await
-        {
+        let start = |c: &mut GroupCoordinator, token| match self.check(&req.group_id) {
+            Ok(_) => c.join(token, req, now_ms()),
+            Err(code) => vec![Completion {
+                token,
+                response: Completed::Join(join_error(code, req.member_id)),
+            }],
+        };
+        match self.wait(start, limit).await {
             Some(Completed::Join(r)) => r,
-            _ => JoinResponse {
-                error_code: kafka_protocol::ResponseError::CoordinatorNotAvailable.code(),
-                generation_id: -1,
-                protocol_type: None,
-                protocol_name: None,
-                leader: String::new(),
-                member_id,
-                members: vec![],
-                skip_assignment: false,
-            },
+            _ => join_error(ResponseError::CoordinatorNotAvailable.code(), member_id),
         }
     }
 
     /// SyncGroup: a follower waits for the leader's assignment.
     pub async fn sync(&self, req: SyncRequest, rebalance_timeout_hint_ms: i32) -> SyncResponse {
         let limit = safety_limit(rebalance_timeout_hint_ms);
-        match self
-            .wait(|c, token| c.sync(token, req, now_ms()), limit)
-            .await
-        {
+        let start = |c: &mut GroupCoordinator, token| match self.check(&req.group_id) {
+            Ok(_) => c.sync(token, req, now_ms()),
+            Err(code) => vec![Completion {
+                token,
+                response: Completed::Sync(sync_error(code)),
+            }],
+        };
+        match self.wait(start, limit).await {
             Some(Completed::Sync(r)) => r,
-            _ => SyncResponse {
-                error_code: kafka_protocol::ResponseError::CoordinatorNotAvailable.code(),
-                protocol_type: None,
-                protocol_name: None,
-                assignment: bytes::Bytes::new(),
-            },
+            _ => sync_error(ResponseError::CoordinatorNotAvailable.code()),
         }
     }
 
@@ -258,8 +421,9 @@ impl Groups {
 }
 
 impl Groups {
-    /// Sets the lag gauges from the committed offsets and the log end offsets, and drops the
-    /// series of groups and partitions that no longer exist.
+    /// Sets the lag gauges from the committed offsets and the log end offsets of the groups
+    /// this broker coordinates, and drops the series of groups and partitions that no longer
+    /// exist here.
     pub fn export_lag(
         &self,
         registry: &TopicRegistry,
@@ -268,6 +432,9 @@ impl Groups {
     ) {
         let mut now = LagSeries::default();
         for group in self.offsets.groups() {
+            if self.check(&group).is_err() {
+                continue;
+            }
             for ((topic, partition), committed) in self.offsets.group(&group) {
                 let Some(end) = registry
                     .get(&topic)
@@ -294,6 +461,7 @@ impl Groups {
             coordinator
                 .list()
                 .into_iter()
+                .filter(|g| self.check(&g.group_id).is_ok())
                 .map(|g| {
                     let n = coordinator.describe(&g.group_id).members.len();
                     (g.group_id, n)
@@ -336,6 +504,30 @@ impl Drop for WaiterGuard<'_> {
 pub struct LagSeries {
     partitions: std::collections::BTreeSet<(String, String, String)>,
     groups: std::collections::BTreeSet<String>,
+}
+
+/// A JoinGroup answered with `error_code`.
+fn join_error(error_code: i16, member_id: String) -> JoinResponse {
+    JoinResponse {
+        error_code,
+        generation_id: -1,
+        protocol_type: None,
+        protocol_name: None,
+        leader: String::new(),
+        member_id,
+        members: vec![],
+        skip_assignment: false,
+    }
+}
+
+/// A SyncGroup answered with `error_code`.
+fn sync_error(error_code: i16) -> SyncResponse {
+    SyncResponse {
+        error_code,
+        protocol_type: None,
+        protocol_name: None,
+        assignment: bytes::Bytes::new(),
+    }
 }
 
 /// A waiting request is answered by the state machine within the rebalance timeout; this

@@ -44,6 +44,7 @@ const FENCED_INSTANCE_ID: i16 = ResponseError::FencedInstanceId.code();
 const MEMBER_ID_REQUIRED: i16 = ResponseError::MemberIdRequired.code();
 const NON_EMPTY_GROUP: i16 = ResponseError::NonEmptyGroup.code();
 const GROUP_ID_NOT_FOUND: i16 = ResponseError::GroupIdNotFound.code();
+const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 
 /// Coordinator settings (Kafka's `group.*` broker configs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +306,41 @@ impl GroupCoordinator {
                 self.groups.remove(group_id);
             }
         }
+    }
+
+    /// Forgets every group `unloaded` names, because this broker stopped coordinating them
+    /// (it no longer leads their `__consumer_offsets` partition). Their waiting JoinGroup and
+    /// SyncGroup requests are answered NOT_COORDINATOR, so the members look for the new
+    /// coordinator; nothing is stored for them, their records stay for the next coordinator.
+    pub fn unload(&mut self, unloaded: impl Fn(&str) -> bool) -> Vec<Completion> {
+        let mut out = Vec::new();
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|g| unloaded(g))
+            .cloned()
+            .collect();
+        for id in gone {
+            let Some(group) = self.groups.remove(&id) else {
+                continue;
+            };
+            for m in group.members {
+                if let Some(token) = m.awaiting_join {
+                    out.push(Completion {
+                        token,
+                        response: Completed::Join(JoinResponse::error(NOT_COORDINATOR, m.id)),
+                    });
+                }
+                if let Some(token) = m.awaiting_sync {
+                    out.push(Completion {
+                        token,
+                        response: Completed::Sync(SyncResponse::error(NOT_COORDINATOR)),
+                    });
+                }
+            }
+        }
+        self.deleted.retain(|g| !unloaded(g));
+        out
     }
 
     fn ctx<'a>(&self, now_ms: i64, out: &'a mut Vec<Completion>) -> Ctx<'a> {

@@ -104,3 +104,58 @@ fn groups_that_never_had_members_are_not_stored() {
     c.tick(10);
     assert!(c.take_changes(10).is_empty());
 }
+
+#[test]
+fn unloading_answers_waiting_requests_not_coordinator_and_keeps_other_groups() {
+    let mut c = coord();
+    let (a, bm, now) = stable_pair(&mut c);
+    // Another group, untouched by the unload.
+    let other = JoinRequest {
+        group_id: "other".to_string(),
+        require_known_member_id: false,
+        ..join_req("", "co", &[("range", "m")])
+    };
+    assert!(
+        c.join(20, other, now).is_empty(),
+        "held for the initial delay"
+    );
+    // A rejoins with new metadata: a rebalance starts and A's JoinGroup waits for B.
+    assert!(c
+        .join(7, join_req(&a, "ca", &[("range", "ma2")]), now + 1)
+        .is_empty());
+    let _ = c.take_changes(now + 1);
+
+    let out = c.unload(|g| g == G);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].token, 7);
+    assert_eq!(join_of(&out[0]).error_code, NOT_COORDINATOR);
+    assert_eq!(c.describe(G).state, GroupState::Dead);
+    assert_eq!(c.heartbeat(hb(&bm, 1), now + 2), UNKNOWN_MEMBER_ID);
+    assert!(
+        c.take_changes(now + 2).is_empty(),
+        "no tombstone for an unload"
+    );
+    assert_eq!(c.list().len(), 1);
+    assert_eq!(c.list()[0].group_id, "other");
+}
+
+#[test]
+fn unloading_answers_a_held_sync_not_coordinator() {
+    let mut c = coord();
+    let a = get_member_id(&mut c, 1, "ca", 0);
+    assert!(c
+        .join(2, join_req(&a, "ca", &[("range", "ma")]), 0)
+        .is_empty());
+    let bm = get_member_id(&mut c, 3, "cb", 10);
+    assert!(c
+        .join(4, join_req(&bm, "cb", &[("range", "mb")]), 10)
+        .is_empty());
+    assert!(c.tick(DELAY).is_empty());
+    assert_eq!(c.tick(2 * DELAY).len(), 2);
+    assert!(c.sync(5, sync_req(&bm, 1, &[]), 2 * DELAY).is_empty());
+    let out = c.unload(|_| true);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].token, 5);
+    assert_eq!(sync_of(&out[0]).error_code, NOT_COORDINATOR);
+    assert!(c.list().is_empty());
+}

@@ -119,6 +119,10 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
     let cleaner = tokio::spawn(log_cleaner(registry.clone(), shutdown_rx.clone()));
     let ticker = tokio::spawn(groups.clone().run_ticker());
+    // In a cluster, the groups of the offsets partitions this broker leads.
+    let loader = replication
+        .is_some()
+        .then(|| tokio::spawn(groups.clone().run_loader()));
     let lag = tokio::spawn(export_lag(
         groups.clone(),
         registry.clone(),
@@ -148,6 +152,9 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         maintenance.abort();
         cleaner.abort();
         ticker.abort();
+        if let Some(loader) = &loader {
+            loader.abort();
+        }
         lag.abort();
         registry.close();
         tracing::info!("logs closed cleanly");

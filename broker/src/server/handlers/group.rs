@@ -25,11 +25,19 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{first_error, Broker};
-use crate::group::offsets::CommittedOffset;
+use crate::controller::{MetadataImage, NO_LEADER};
+use crate::group::offsets::{coordinator_partition, CommittedOffset, WriteTarget, OFFSETS_TOPIC};
 use crate::group::state::{
     GroupState, HeartbeatRequest as Beat, JoinRequest, LeavingMember, SyncRequest,
 };
+use crate::protocol::errors::ApiError;
 use crate::server::now_ms;
+
+/// A coordinator (node id, host, port), or why there is none.
+type CoordinatorAnswer = Result<(i32, StrBytes, i32), (ResponseError, &'static str)>;
+
+/// How long a write of offsets may wait for the in-sync replicas (offsets.commit.timeout.ms).
+const OFFSET_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Per partition: the offset to write, or an error code.
 type CommitOutcome = Result<CommittedOffset, i16>;
@@ -49,41 +57,49 @@ fn opt(v: Option<&StrBytes>) -> Option<String> {
 }
 
 impl Broker {
-    pub(super) fn find_coordinator(
+    pub(super) async fn find_coordinator(
         &self,
         r: FindCoordinatorRequest,
         version: i16,
     ) -> (FindCoordinatorResponse, i16) {
-        let offsets_ready = crate::group::Groups::ensure_offsets_topic(&self.registry).is_ok();
-        let answer = |key_type: i8| -> Result<(), (ResponseError, &'static str)> {
-            match key_type {
-                0 if offsets_ready => Ok(()),
-                0 => Err((
-                    ResponseError::CoordinatorNotAvailable,
-                    "the offsets topic cannot be created",
-                )),
-                1 => Err((
-                    ResponseError::CoordinatorNotAvailable,
-                    "transactions are not supported yet",
-                )),
-                _ => Err((
-                    ResponseError::InvalidRequest,
-                    "unknown coordinator key type",
-                )),
-            }
+        let keys: Vec<StrBytes> = if version >= 4 {
+            r.coordinator_keys.clone()
+        } else {
+            vec![r.key.clone()]
+        };
+        let answers: Vec<CoordinatorAnswer> = match r.key_type {
+            0 => self.group_coordinators(&keys).await,
+            1 => keys
+                .iter()
+                .map(|_| {
+                    Err((
+                        ResponseError::CoordinatorNotAvailable,
+                        "transactions are not supported yet",
+                    ))
+                })
+                .collect(),
+            _ => keys
+                .iter()
+                .map(|_| {
+                    Err((
+                        ResponseError::InvalidRequest,
+                        "unknown coordinator key type",
+                    ))
+                })
+                .collect(),
         };
         let mut resp = FindCoordinatorResponse::default();
         if version >= 4 {
-            resp.coordinators = r
-                .coordinator_keys
-                .iter()
-                .map(|key| {
-                    let c = Coordinator::default().with_key(key.clone());
-                    match answer(r.key_type) {
-                        Ok(()) => c
-                            .with_node_id(BrokerId(self.node_id))
-                            .with_host(self.host.clone())
-                            .with_port(self.port),
+            resp.coordinators = keys
+                .into_iter()
+                .zip(answers)
+                .map(|(key, answer)| {
+                    let c = Coordinator::default().with_key(key);
+                    match answer {
+                        Ok((node, host, port)) => c
+                            .with_node_id(BrokerId(node))
+                            .with_host(host)
+                            .with_port(port),
                         Err((e, m)) => c
                             .with_node_id(BrokerId(-1))
                             .with_port(-1)
@@ -95,11 +111,15 @@ impl Broker {
             let code = first_error(resp.coordinators.iter().map(|c| c.error_code));
             return (resp, code);
         }
-        match answer(r.key_type) {
-            Ok(()) => {
-                resp.node_id = BrokerId(self.node_id);
-                resp.host = self.host.clone();
-                resp.port = self.port;
+        let answer = answers.into_iter().next().unwrap_or(Err((
+            ResponseError::CoordinatorNotAvailable,
+            "no coordinator",
+        )));
+        match answer {
+            Ok((node, host, port)) => {
+                resp.node_id = BrokerId(node);
+                resp.host = host;
+                resp.port = port;
                 (resp, 0)
             }
             Err((e, m)) => {
@@ -111,6 +131,87 @@ impl Broker {
                 }
                 (resp, e.code())
             }
+        }
+    }
+
+    /// The coordinator of each group: this broker on a single broker; in a cluster the leader
+    /// of the group's `__consumer_offsets` partition, the topic being created through the
+    /// controller first when the image has none.
+    async fn group_coordinators(&self, groups: &[StrBytes]) -> Vec<CoordinatorAnswer> {
+        let Some(cluster) = &self.cluster else {
+            let ready = crate::group::Groups::ensure_offsets_topic(&self.registry).is_ok();
+            return groups
+                .iter()
+                .map(|_| {
+                    if ready {
+                        Ok((self.node_id, self.host.clone(), self.port))
+                    } else {
+                        Err((
+                            ResponseError::CoordinatorNotAvailable,
+                            "the offsets topic cannot be created",
+                        ))
+                    }
+                })
+                .collect();
+        };
+        let mut image = cluster.current_image();
+        if !image.topics.contains_key(OFFSETS_TOPIC) {
+            if let Err(e) = self.create_offsets_topic(&image).await {
+                tracing::warn!(error = %e.message, code = e.code(), "cannot create {OFFSETS_TOPIC}");
+                return groups
+                    .iter()
+                    .map(|_| {
+                        Err((
+                            ResponseError::CoordinatorNotAvailable,
+                            "the offsets topic cannot be created",
+                        ))
+                    })
+                    .collect();
+            }
+            image = cluster.current_image();
+        }
+        groups
+            .iter()
+            .map(|g| coordinator_in(&image, g.as_str()))
+            .collect()
+    }
+
+    /// Cluster mode: proposes `__consumer_offsets` to the controller, with
+    /// `offsets.topic.num.partitions` partitions, the compacted configs and the configured
+    /// replication factor capped at the live brokers. Another broker creating it first is fine.
+    async fn create_offsets_topic(&self, image: &MetadataImage) -> Result<(), ApiError> {
+        let live = image.brokers.values().filter(|b| !b.fenced).count();
+        if live == 0 {
+            return Err(ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                "no live broker",
+            ));
+        }
+        let config = self.registry.broker();
+        let rf = config
+            .offsets_topic_replication_factor
+            .min(i16::try_from(live).unwrap_or(i16::MAX));
+        let created = self
+            .create_topic(
+                OFFSETS_TOPIC,
+                config.offsets_topic_num_partitions,
+                rf,
+                None,
+                crate::group::Groups::offsets_topic_configs(),
+                false,
+            )
+            .await;
+        match created {
+            Ok(_) => {
+                tracing::info!(
+                    partitions = config.offsets_topic_num_partitions,
+                    replication_factor = rf,
+                    "created {OFFSETS_TOPIC}"
+                );
+                Ok(())
+            }
+            Err(e) if e.code() == ResponseError::TopicAlreadyExists.code() => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -220,6 +321,9 @@ impl Broker {
     }
 
     pub(super) fn heartbeat(&self, r: HeartbeatRequest) -> (HeartbeatResponse, i16) {
+        if let Err(code) = self.groups.check(&r.group_id) {
+            return (HeartbeatResponse::default().with_error_code(code), code);
+        }
         let code = self.groups.coordinator().heartbeat(
             Beat {
                 group_id: r.group_id.to_string(),
@@ -237,6 +341,9 @@ impl Broker {
         r: LeaveGroupRequest,
         version: i16,
     ) -> (LeaveGroupResponse, i16) {
+        if let Err(code) = self.groups.check(&r.group_id) {
+            return (LeaveGroupResponse::default().with_error_code(code), code);
+        }
         let members: Vec<LeavingMember> = if version >= 3 {
             r.members
                 .iter()
@@ -273,21 +380,25 @@ impl Broker {
         (resp, code)
     }
 
-    pub(super) fn offset_commit(
+    pub(super) async fn offset_commit(
         &self,
         r: OffsetCommitRequest,
         version: i16,
     ) -> (OffsetCommitResponse, i16) {
         let group = r.group_id.to_string();
+        let mut fence = None;
         let gate = if group.is_empty() {
             Err(ResponseError::InvalidGroupId.code())
         } else {
-            self.groups.coordinator().validate_commit(
-                &group,
-                &r.member_id,
-                r.generation_id_or_member_epoch,
-                r.group_instance_id.as_ref().map(|i| i.as_str()),
-            )
+            self.groups.check(&group).and_then(|epoch| {
+                fence = epoch;
+                self.groups.coordinator().validate_commit(
+                    &group,
+                    &r.member_id,
+                    r.generation_id_or_member_epoch,
+                    r.group_instance_id.as_ref().map(|i| i.as_str()),
+                )
+            })
         };
         let now = now_ms();
         // Per partition: Ok(offset to write) or an error code.
@@ -340,7 +451,8 @@ impl Broker {
             match self
                 .groups
                 .offsets
-                .commit(&self.registry, &group, to_write, now)
+                .commit(self.write_target(fence), &group, to_write, now)
+                .await
             {
                 Ok(()) => {
                     self.groups.coordinator().touch(&group, &r.member_id, now);
@@ -348,7 +460,7 @@ impl Broker {
                 }
                 Err(e) => {
                     tracing::warn!(group = %group, error = %e, "offset commit failed");
-                    Some(ResponseError::CoordinatorNotAvailable.code())
+                    Some(e.code())
                 }
             }
         };
@@ -433,6 +545,11 @@ impl Broker {
                 .groups
                 .into_iter()
                 .map(|g| {
+                    if let Err(code) = self.groups.check(&g.group_id) {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(code);
+                    }
                     let topics = g.topics.map(|ts| {
                         ts.into_iter()
                             .map(|t| (t.name, t.partition_indexes))
@@ -463,8 +580,12 @@ impl Broker {
                         .with_group_id(g.group_id)
                         .with_topics(topics)
                 })
-                .collect();
-            return (OffsetFetchResponse::default().with_groups(groups), 0);
+                .collect::<Vec<_>>();
+            let code = first_error(groups.iter().map(|g| g.error_code));
+            return (OffsetFetchResponse::default().with_groups(groups), code);
+        }
+        if let Err(code) = self.groups.check(&r.group_id) {
+            return (offset_fetch_error(&r, version, code), code);
         }
         let topics = r.topics.map(|ts| {
             ts.into_iter()
@@ -503,16 +624,24 @@ impl Broker {
         r: ListGroupsRequest,
         version: i16,
     ) -> (ListGroupsResponse, i16) {
+        // In a cluster, only the groups this broker coordinates (all of them on a single
+        // broker); while a partition it leads is loaded, its groups are missing from the list:
+        // COORDINATOR_LOAD_IN_PROGRESS tells the client to ask again.
+        let loading = self.groups.loading();
         let mut listed: std::collections::BTreeMap<String, (String, String)> = self
             .groups
             .coordinator()
             .list()
             .into_iter()
             .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| self.groups.check(&g.group_id).is_ok())
             .map(|g| (g.group_id, (g.protocol_type, g.state.name().to_string())))
             .collect();
         // Groups that only commit offsets (manual assignment) exist as Empty groups.
         for g in self.groups.offsets.groups() {
+            if self.groups.check(&g).is_err() {
+                continue;
+            }
             listed
                 .entry(g)
                 .or_insert_with(|| (String::new(), "Empty".to_string()));
@@ -536,7 +665,17 @@ impl Broker {
                 g
             })
             .collect();
-        (ListGroupsResponse::default().with_groups(groups), 0)
+        let code = if loading {
+            ResponseError::CoordinatorLoadInProgress.code()
+        } else {
+            0
+        };
+        (
+            ListGroupsResponse::default()
+                .with_error_code(code)
+                .with_groups(groups),
+            code,
+        )
     }
 
     pub(super) fn describe_groups(
@@ -548,6 +687,15 @@ impl Broker {
             .groups
             .into_iter()
             .map(|id| {
+                if let Err(code) = self.groups.check(&id) {
+                    let mut g = DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(code);
+                    if version < 3 {
+                        g.authorized_operations = i32::MIN;
+                    }
+                    return g;
+                }
                 let d = self.groups.coordinator().describe(&id);
                 let state =
                     if d.state == GroupState::Dead && !self.groups.offsets.group(&id).is_empty() {
@@ -583,41 +731,71 @@ impl Broker {
                 }
                 g
             })
-            .collect();
-        (DescribeGroupsResponse::default().with_groups(groups), 0)
+            .collect::<Vec<_>>();
+        let code = first_error(groups.iter().map(|g| g.error_code));
+        (DescribeGroupsResponse::default().with_groups(groups), code)
     }
 
-    pub(super) fn delete_groups(&self, r: DeleteGroupsRequest) -> (DeleteGroupsResponse, i16) {
-        let results: Vec<DeletableGroupResult> = r
-            .groups_names
-            .into_iter()
-            .map(|id| {
-                let mut code = self.groups.delete(&id);
-                let has_offsets = !self.groups.offsets.group(&id).is_empty();
-                if code == ResponseError::GroupIdNotFound.code() && has_offsets {
-                    code = 0;
-                }
-                if code == 0 && has_offsets {
-                    if let Err(e) = self
-                        .groups
-                        .offsets
-                        .delete_group(&self.registry, &id, now_ms())
-                    {
-                        tracing::warn!(group = %id.as_str(), error = %e, "deleting offsets failed");
-                        code = ResponseError::CoordinatorNotAvailable.code();
-                    }
-                }
+    pub(super) async fn delete_groups(
+        &self,
+        r: DeleteGroupsRequest,
+    ) -> (DeleteGroupsResponse, i16) {
+        let mut results = Vec::with_capacity(r.groups_names.len());
+        for id in r.groups_names {
+            let code = self.delete_group(&id).await;
+            results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)
-                    .with_error_code(code)
-            })
-            .collect();
+                    .with_error_code(code),
+            );
+        }
         let code = first_error(results.iter().map(|r| r.error_code));
         (DeleteGroupsResponse::default().with_results(results), code)
     }
 
-    pub(super) fn offset_delete(&self, r: OffsetDeleteRequest) -> (OffsetDeleteResponse, i16) {
+    /// DeleteGroups of one group: the error code.
+    async fn delete_group(&self, id: &str) -> i16 {
+        let fence = match self.groups.check(id) {
+            Ok(fence) => fence,
+            Err(code) => return code,
+        };
+        let mut code = self.groups.delete(id);
+        let has_offsets = !self.groups.offsets.group(id).is_empty();
+        if code == ResponseError::GroupIdNotFound.code() && has_offsets {
+            code = 0;
+        }
+        if code == 0 && has_offsets {
+            if let Err(e) = self
+                .groups
+                .offsets
+                .delete_group(self.write_target(fence), id, now_ms())
+                .await
+            {
+                tracing::warn!(group = %id, error = %e, "deleting offsets failed");
+                code = e.code();
+            }
+        }
+        code
+    }
+
+    /// Where offsets of a group served at leader epoch `fence` are written.
+    fn write_target(&self, fence: Option<i32>) -> WriteTarget<'_> {
+        WriteTarget {
+            registry: &self.registry,
+            fence,
+            deadline: tokio::time::Instant::now() + OFFSET_COMMIT_TIMEOUT,
+        }
+    }
+
+    pub(super) async fn offset_delete(
+        &self,
+        r: OffsetDeleteRequest,
+    ) -> (OffsetDeleteResponse, i16) {
         let group = r.group_id.to_string();
+        let fence = match self.groups.check(&group) {
+            Ok(fence) => fence,
+            Err(code) => return (OffsetDeleteResponse::default().with_error_code(code), code),
+        };
         let known = !self.groups.offsets.group(&group).is_empty()
             || !self.groups.coordinator().group_is_empty_or_unknown(&group);
         if !known {
@@ -655,10 +833,11 @@ impl Broker {
         if let Err(e) = self
             .groups
             .offsets
-            .delete(&self.registry, &group, &to_delete, now_ms())
+            .delete(self.write_target(fence), &group, &to_delete, now_ms())
+            .await
         {
             tracing::warn!(group = %group, error = %e, "deleting offsets failed");
-            let code = ResponseError::CoordinatorNotAvailable.code();
+            let code = e.code();
             return (OffsetDeleteResponse::default().with_error_code(code), code);
         }
         let code = first_error(
@@ -667,5 +846,117 @@ impl Broker {
                 .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
         );
         (OffsetDeleteResponse::default().with_topics(topics), code)
+    }
+}
+
+/// An OffsetFetch (v0–7) answered with `code` for the whole group: the top-level error from v2
+/// on, each requested partition's error before.
+fn offset_fetch_error(r: &OffsetFetchRequest, version: i16, code: i16) -> OffsetFetchResponse {
+    if version >= 2 {
+        return OffsetFetchResponse::default().with_error_code(code);
+    }
+    let topics = r
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(-1)
+                                .with_metadata(Some(StrBytes::default()))
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// The coordinator of `group` in `image`: the live leader of its `__consumer_offsets`
+/// partition, or COORDINATOR_NOT_AVAILABLE (clients retry) while there is none.
+fn coordinator_in(image: &MetadataImage, group: &str) -> CoordinatorAnswer {
+    let unavailable = |m| Err((ResponseError::CoordinatorNotAvailable, m));
+    let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
+        return unavailable("the offsets topic is not created yet");
+    };
+    let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+    let index = coordinator_partition(group, count);
+    let Some(record) = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+    else {
+        return unavailable("the offsets topic has no partitions");
+    };
+    if record.leader == NO_LEADER {
+        return unavailable("the group's offsets partition has no leader");
+    }
+    match image.brokers.get(&record.leader) {
+        Some(b) if !b.fenced => Ok((record.leader, s(b.host.clone()), b.port)),
+        _ => unavailable("the leader of the group's offsets partition is not live"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{BrokerRecord, PartitionRecord, TopicRecord};
+
+    fn broker(port: i32, fenced: bool) -> BrokerRecord {
+        BrokerRecord {
+            host: "h".into(),
+            port,
+            rack: None,
+            incarnation_id: String::new(),
+            replication: String::new(),
+            fenced,
+        }
+    }
+
+    fn partition(leader: i32) -> PartitionRecord {
+        PartitionRecord {
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn the_coordinator_is_the_live_leader_of_the_groups_partition() {
+        let mut image = MetadataImage::default();
+        let code = |a: CoordinatorAnswer| a.err().map(|(e, _)| e.code());
+        let unavailable = Some(ResponseError::CoordinatorNotAvailable.code());
+        assert_eq!(code(coordinator_in(&image, "g")), unavailable);
+        for (id, port) in [(1, 9001), (2, 9002), (3, 9003)] {
+            image.brokers.insert(id, broker(port, false));
+        }
+        image.topics.insert(
+            OFFSETS_TOPIC.into(),
+            TopicRecord {
+                id: uuid::Uuid::from_u128(1),
+                configs: Default::default(),
+                partitions: vec![
+                    partition(1),
+                    partition(2),
+                    partition(NO_LEADER),
+                    partition(3),
+                ],
+            },
+        );
+        // "a" hashes to 97: partition 1 of 4, led by broker 2.
+        assert_eq!(coordinator_partition("a", 4), 1);
+        assert_eq!(coordinator_in(&image, "a").ok(), Some((2, s("h"), 9002)));
+        // "b" (98): partition 2, no leader; "c" (99): partition 3, led by a fenced broker.
+        assert_eq!(code(coordinator_in(&image, "b")), unavailable);
+        image.brokers.insert(3, broker(9003, true));
+        assert_eq!(code(coordinator_in(&image, "c")), unavailable);
     }
 }

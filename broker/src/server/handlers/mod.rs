@@ -216,7 +216,7 @@ impl Broker {
                         )
                     }
                     RequestKind::FindCoordinator(r) => {
-                        let (b, c) = self.find_coordinator(r, version);
+                        let (b, c) = self.find_coordinator(r, version).await;
                         (
                             ApiKey::FindCoordinator,
                             Some(ResponseKind::FindCoordinator(b)),
@@ -246,7 +246,7 @@ impl Broker {
                         (ApiKey::LeaveGroup, Some(ResponseKind::LeaveGroup(b)), c)
                     }
                     RequestKind::OffsetCommit(r) => {
-                        let (b, c) = self.offset_commit(r, version);
+                        let (b, c) = self.offset_commit(r, version).await;
                         (ApiKey::OffsetCommit, Some(ResponseKind::OffsetCommit(b)), c)
                     }
                     RequestKind::OffsetFetch(r) => {
@@ -266,11 +266,11 @@ impl Broker {
                         )
                     }
                     RequestKind::DeleteGroups(r) => {
-                        let (b, c) = self.delete_groups(r);
+                        let (b, c) = self.delete_groups(r).await;
                         (ApiKey::DeleteGroups, Some(ResponseKind::DeleteGroups(b)), c)
                     }
                     RequestKind::OffsetDelete(r) => {
-                        let (b, c) = self.offset_delete(r);
+                        let (b, c) = self.offset_delete(r).await;
                         (ApiKey::OffsetDelete, Some(ResponseKind::OffsetDelete(b)), c)
                     }
                     RequestKind::InitProducerId(r) => {
