@@ -1,22 +1,31 @@
 """Replication on a real three-broker cluster (e2e/local-cluster: three samsa-broker processes,
 each also a controller), with confluent-kafka (librdkafka) and kcat as the clients.
 
-- failover: an idempotent acks=all producer runs while the test kill -9s the leader of a
-  partition, restarts it, then kill -9s the controller quorum's leader and restarts it; every
-  acknowledged record is then read back exactly once, at the offset it was acknowledged at, in
-  production order per partition. The produce unavailability window of each failover (kill ->
-  first acknowledged record of a partition the killed broker led) is printed.
+- failover: an idempotent acks=all producer and a consumer group run while the test kill -9s
+  the leader of a partition, restarts it, then kill -9s the controller quorum's leader, then the
+  group's coordinator, restarting each; every acknowledged record is then read back exactly once,
+  at the offset it was acknowledged at, in production order per partition; the group consumed
+  every acknowledged record, in order per partition, skipping none, and no acknowledged commit
+  was lost across the coordinator moves. The produce unavailability window of each failover
+  (kill -> first acknowledged record of a partition the killed broker led) and the group's commit
+  gap across the coordinator kill are printed.
 - ISR shrink and expand: a paused (SIGSTOP) follower leaves the ISR after
   replica.lag.time.max.ms and acks=all still succeeds; a second paused follower makes acks=all
   fail with NOT_ENOUGH_REPLICAS; resumed, both rejoin the ISR.
 - divergent tail: records a leader appended but never replicated (acks=1, followers paused) are
   truncated when that broker, killed and replaced, rejoins as a follower.
+- network partition: each broker in a network namespace of its own (local-cluster with
+  SAMSA_CLUSTER_NETNS=1), the partition leader cut off from everyone; with unclean election off,
+  no record acknowledged to the producer outside is lost and the old leader's unacknowledged tail
+  (records a producer on its side sent with acks=all) is truncated when it rejoins.
 - kcat produces and consumes through the cluster.
 
 Waits poll conditions with deadlines; nothing depends on a bare sleep."""
 
+import json
 import os
 import re
+import sys
 import subprocess
 import threading
 import time
@@ -24,11 +33,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import REPO, free_port, http_get
-from helpers import wait_until
+from helpers import CLIENTS, wait_until
 
 SCRIPT = REPO / "e2e" / "local-cluster"
 
@@ -36,8 +45,9 @@ SCRIPT = REPO / "e2e" / "local-cluster"
 class Cluster:
     """A cluster run by e2e/local-cluster in its own state dir and port range."""
 
-    def __init__(self, tmp_path, n, extra_args):
+    def __init__(self, tmp_path, n, extra_args, netns=False):
         self.n = n
+        self.netns = netns
         # Ports base..base+n-1 (Kafka), +10000 (controller), +20000 (replication), +30000
         # (metrics) must be free: pick a base whose Kafka port is free and check the rest.
         for _ in range(50):
@@ -55,11 +65,13 @@ class Cluster:
             SAMSA_CLUSTER_DIR=str(tmp_path / "cluster"),
             SAMSA_CLUSTER_BASE_PORT=str(base),
             SAMSA_CLUSTER_ARGS=" ".join(extra_args),
+            SAMSA_CLUSTER_NETNS="1" if netns else "0",
             SAMSA_BROKER_BIN=os.environ.get(
                 "SAMSA_BROKER_BIN", str(REPO / "target" / "debug" / "samsa-broker")
             ),
         )
         self.run("up", str(n))
+        self.hosts = {b: self.run("host", str(b)).strip() for b in range(1, n + 1)}
 
     def run(self, *args, check=True):
         r = subprocess.run(
@@ -71,13 +83,22 @@ class Cluster:
             )
         return r.stdout
 
+    def addr(self, broker):
+        return "%s:%d" % (self.hosts[broker], self.base + broker - 1)
+
     @property
     def bootstrap(self):
-        return ",".join("127.0.0.1:%d" % (self.base + i) for i in range(self.n))
+        return ",".join(self.addr(b) for b in range(1, self.n + 1))
 
     def metrics(self, broker):
-        status, body = http_get(self.base + 30000 + broker - 1, "/metrics")
-        return body if status == 200 else ""
+        if not self.netns:
+            status, body = http_get(self.base + 30000 + broker - 1, "/metrics")
+            return body if status == 200 else ""
+        # From inside the broker's namespace, which answers even while it is isolated.
+        url = "http://%s:%d/metrics" % (self.hosts[broker], self.base + 30000 + broker - 1)
+        r = subprocess.run([str(SCRIPT), "exec", str(broker), "curl", "-s", "--max-time", "2", url],
+                           env=self.env, capture_output=True, text=True, timeout=30)
+        return r.stdout if r.returncode == 0 else ""
 
     def gauge(self, broker, name, labels=""):
         m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), self.metrics(broker), re.M)
@@ -94,7 +115,7 @@ class Cluster:
 
     def partition(self, topic, p, via=None):
         """(leader, replicas, isr) of a partition as the cluster's Metadata says."""
-        servers = self.bootstrap if via is None else "127.0.0.1:%d" % (self.base + via - 1)
+        servers = self.bootstrap if via is None else self.addr(via)
         md = AdminClient({"bootstrap.servers": servers}).list_topics(topic, timeout=10)
         part = md.topics[topic].partitions[p]
         return part.leader, list(part.replicas), sorted(part.isrs)
@@ -139,8 +160,8 @@ def _bindable(port):
 def cluster_factory(tmp_path):
     made = []
 
-    def make(n=3, extra_args=()):
-        c = Cluster(tmp_path, n, list(extra_args))
+    def make(n=3, extra_args=(), netns=False):
+        c = Cluster(tmp_path, n, list(extra_args), netns)
         made.append(c)
         return c
 
@@ -212,9 +233,97 @@ def read_all(bootstrap, topic, partitions, expected_total, timeout=60):
     return out
 
 
+class GroupReader(threading.Thread):
+    """One member of a consumer group reading the topic while brokers fail: it commits what it
+    processed after every poll, synchronously, and checks every delivery against what it has
+    processed and what the group acknowledged as committed."""
+
+    def __init__(self, bootstrap, topic, group, partitions):
+        super().__init__(daemon=True)
+        self.topic, self.group, self.partitions = topic, group, partitions
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+            }
+        )
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.next = {p: 0 for p in range(partitions)}  # next offset to process
+        self.committed = {p: 0 for p in range(partitions)}  # acknowledged commits
+        self.processed = {p: [] for p in range(partitions)}
+        self.redelivered = 0
+        self.gaps = []  # (partition, expected offset, delivered offset)
+        self.lost_commits = []  # (partition, delivered offset, acknowledged commit)
+        self.commit_ok_at = []
+        self.commit_errors = 0
+        self.assignments = 0
+
+    def _assigned(self, consumer, parts):
+        with self.lock:
+            self.assignments += 1
+
+    def processed_count(self):
+        with self.lock:
+            return sum(len(v) for v in self.processed.values())
+
+    def first_commit_after(self, t):
+        """When the first commit sent after `t` was acknowledged."""
+        with self.lock:
+            after = [done for sent, done in self.commit_ok_at if sent > t]
+        return min(after) if after else None
+
+    def run(self):
+        c = self.consumer
+        c.subscribe([self.topic], on_assign=self._assigned)
+        while not self.stop.is_set():
+            for m in c.consume(500, timeout=0.2):
+                if m.error():
+                    continue
+                p, o = m.partition(), m.offset()
+                with self.lock:
+                    if o < self.next[p]:
+                        self.redelivered += 1
+                        if o < self.committed[p]:
+                            self.lost_commits.append((p, o, self.committed[p]))
+                        continue
+                    if o > self.next[p]:
+                        self.gaps.append((p, self.next[p], o))
+                    self.processed[p].append((o, m.value()))
+                    self.next[p] = o + 1
+            with self.lock:
+                due = [TopicPartition(self.topic, p, self.next[p])
+                       for p in range(self.partitions) if self.next[p] > self.committed[p]]
+            if not due:
+                continue
+            sent = time.monotonic()
+            try:
+                done = c.commit(offsets=due, asynchronous=False)
+            except KafkaException:
+                with self.lock:
+                    self.commit_errors += 1
+                continue
+            with self.lock:
+                now = time.monotonic()
+                for tp in done:
+                    if tp.error is None:
+                        self.committed[tp.partition] = max(self.committed[tp.partition], tp.offset)
+                        self.commit_ok_at.append((sent, now))
+
+    def final_commits(self):
+        """The group's committed offsets as the (current) coordinator answers them."""
+        tps = self.consumer.committed(
+            [TopicPartition(self.topic, p) for p in range(self.partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+
+
 def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
-    cl = cluster_factory(3, FAST)
-    topic, partitions, n = "failover", 3, 30_000
+    cl = cluster_factory(3, FAST + ["--group-initial-rebalance-delay-ms=0"])
+    topic, partitions = "failover", 3
     cl.create_topic(topic, partitions, 3, {"min.insync.replicas": "2"})
     log = AckLog()
     producer = Producer(
@@ -228,11 +337,11 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
         }
     )
     stop = threading.Event()
+    sent = [0]
 
     def produce():
-        for i in range(n):
-            if stop.is_set():
-                return
+        i = 0
+        while not stop.is_set():
             key = b"k%d" % (i % 64)
             log.sent(b"%08d" % i)
             while True:
@@ -242,43 +351,75 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
                 except BufferError:
                     producer.poll(0.05)
             producer.poll(0)
-            if i % 100 == 99:
-                time.sleep(0.05)  # ~2000 records/s: the run spans the failovers
+            i += 1
+            sent[0] = i
+            if i % 100 == 0:
+                time.sleep(0.05)  # ~2000 records/s until the test stops it
 
+    group = "failover-group"
+    reader = GroupReader(cl.bootstrap, topic, group, partitions)
+    reader.start()
     t = threading.Thread(target=produce, daemon=True)
     t.start()
     windows = []
-    try:
-        wait_until(lambda: log.count() >= 3000, 60, "the first 3000 acknowledgements")
-        # 1. The leader of partition 0.
-        leader, _, _ = cl.partition(topic, 0)
-        led = [p for p in range(partitions) if cl.partition(topic, p)[0] == leader]
+
+    def kill_and_restart(what, broker, led):
         killed_at = time.monotonic()
-        cl.run("kill", str(leader))
-        wait_until(lambda: log.first_ack_after(killed_at, led) is not None, 60,
-                   "an acknowledgement after the partition leader was killed")
-        windows.append(("partition leader %d" % leader, log.first_ack_after(killed_at, led) - killed_at))
-        cl.run("start", str(leader))
+        cl.run("kill", str(broker))
+        dead_at = time.monotonic()
+        parts = led or list(range(partitions))
+        wait_until(lambda: log.first_ack_after(killed_at, parts) is not None, 60,
+                   "an acknowledgement after the %s was killed" % what)
+        label = "%s %d (leader of partitions %s)" % (what, broker, led) if led else \
+            "%s %d (leader of no partition of the topic)" % (what, broker)
+        windows.append((label, log.first_ack_after(killed_at, parts) - killed_at))
+        cl.run("start", str(broker))
         wait_until(lambda: all(len(cl.partition(topic, p)[2]) == 3 for p in range(partitions)),
                    60, "the ISR whole again after the restart")
+        return dead_at
+
+    def leads(broker):
+        return [p for p in range(partitions) if cl.partition(topic, p)[0] == broker]
+
+    def coordinator():
+        try:
+            a = AdminClient({"bootstrap.servers": cl.bootstrap, "debug": "admin,protocol,broker"})
+            d = a.describe_consumer_groups([group])[group].result(timeout=10)
+            return d.coordinator.id
+        except Exception as e:
+            print("describe group:", repr(e))
+            return None
+
+    try:
+        wait_until(lambda: log.count() >= 3000 and reader.processed_count() >= 1000, 60,
+                   "the first 3000 acknowledgements and the group reading")
+        # 1. The leader of partition 0.
+        leader = cl.partition(topic, 0)[0]
+        kill_and_restart("partition leader", leader, leads(leader))
         # 2. The controller quorum's leader.
         wait_until(lambda: cl.quorum_leader() is not None, 30, "a quorum leader")
         ctrl = cl.quorum_leader()
-        led = [p for p in range(partitions) if cl.partition(topic, p)[0] == ctrl]
-        killed_at = time.monotonic()
-        cl.run("kill", str(ctrl))
-        wait_until(lambda: log.first_ack_after(killed_at, led or list(range(partitions))) is not None,
-                   60, "an acknowledgement after the quorum leader was killed")
-        windows.append(("quorum leader %d" % ctrl,
-                        log.first_ack_after(killed_at, led or list(range(partitions))) - killed_at))
-        cl.run("start", str(ctrl))
-        t.join(timeout=120)
-        assert not t.is_alive(), "the producer did not finish"
-        assert producer.flush(60) == 0, "records still unacknowledged"
+        kill_and_restart("quorum leader", ctrl, leads(ctrl))
+        # 3. The group's coordinator: the leader of its __consumer_offsets partition.
+        coord = wait_until(coordinator, 30, "the group's coordinator")
+        before = reader.processed_count()
+        dead_at = kill_and_restart("group coordinator", coord, leads(coord))
+        wait_until(lambda: reader.first_commit_after(dead_at) is not None, 60,
+                   "a group commit after the coordinator was killed")
+        commit_gap = reader.first_commit_after(dead_at) - dead_at
+        new_coord = wait_until(coordinator, 30, "the group's coordinator after the kill")
+        wait_until(lambda: log.count() >= sent[0] - 4000 and reader.processed_count() > before + 2000,
+                   60, "production and consumption going on after the last restart")
     finally:
         stop.set()
+    t.join(timeout=30)
+    assert not t.is_alive(), "the producer did not stop"
+    assert producer.flush(60) == 0, "records still unacknowledged"
+    n = sent[0]
     for what, w in windows:
         print("produce unavailability after killing the %s: %.2f s" % (what, w))
+    print("group commits resumed %.2f s after coordinator %d was killed (now %d)"
+          % (commit_gap, coord, new_coord))
     assert not log.errors, log.errors[:5]
     acked = log.acked
     assert len(acked) == n
@@ -301,6 +442,21 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
             last = by_key.get(i % 64, -1)
             assert i > last, "partition %d: record %d after %d" % (p, i, last)
             by_key[i % 64] = i
+    # The group: it reads to the end, then its commits equal the end offsets.
+    ends = {p: len(consumed[p]) for p in range(partitions)}
+    wait_until(lambda: reader.processed_count() == n, 90, "the group at the end of the topic")
+    wait_until(lambda: reader.committed == ends, 30, "the group's commits at the end offsets")
+    reader.stop.set()
+    reader.join(timeout=30)
+    assert reader.final_commits() == ends
+    reader.consumer.close()
+    assert not reader.gaps, "the group skipped records: %s" % reader.gaps[:5]
+    assert not reader.lost_commits, "acknowledged commits lost: %s" % reader.lost_commits[:5]
+    for p in range(partitions):
+        assert reader.processed[p] == consumed[p], "partition %d: the group read otherwise" % p
+    print("group: %d records processed once each in %d assignments; %d redelivered after "
+          "unacknowledged commits; %d commits failed during failovers"
+          % (n, reader.assignments, reader.redelivered, reader.commit_errors))
 
 
 def produce_one(bootstrap, topic, value, acks="all", timeout_ms=8000):
@@ -334,7 +490,7 @@ def test_isr_shrinks_and_expands_with_paused_followers(cluster_factory):
         code, offset = produce_one(cl.bootstrap, topic, b"two in sync")
         assert code is None and offset == 1, (code, offset)
         cl.run("pause", str(f2))
-        wait_until(lambda: produce_one("127.0.0.1:%d" % (cl.base + leader - 1), topic, b"x",
+        wait_until(lambda: produce_one(cl.addr(leader), topic, b"x",
                                        timeout_ms=3000)[0] == KafkaError.NOT_ENOUGH_REPLICAS,
                    40, "NOT_ENOUGH_REPLICAS with one replica in sync")
     finally:
@@ -371,7 +527,7 @@ def test_a_divergent_tail_is_truncated_on_rejoin(cluster_factory):
     # Followers stall; the leader takes 50 records only it has (acks=1).
     cl.run("pause", "2")
     cl.run("pause", "3")
-    tail = Producer({"bootstrap.servers": "127.0.0.1:%d" % cl.base, "acks": 1})
+    tail = Producer({"bootstrap.servers": cl.addr(1), "acks": 1})
     for i in range(50):
         tail.produce(topic, value=b"tail%02d" % i, partition=0)
     assert tail.flush(30) == 0
@@ -381,7 +537,7 @@ def test_a_divergent_tail_is_truncated_on_rejoin(cluster_factory):
     cl.run("resume", "2")
     cl.run("resume", "3")
     wait_until(lambda: cl.partition(topic, 0, via=2)[0] in (2, 3), 60, "a new leader")
-    p2 = Producer({"bootstrap.servers": "127.0.0.1:%d,127.0.0.1:%d" % (cl.base + 1, cl.base + 2),
+    p2 = Producer({"bootstrap.servers": "%s,%s" % (cl.addr(2), cl.addr(3)),
                    "acks": "all"})
     for i in range(20):
         p2.produce(topic, value=b"n%03d" % i, partition=0)
@@ -397,6 +553,113 @@ def test_a_divergent_tail_is_truncated_on_rejoin(cluster_factory):
     print("divergent tail of 50 records truncated; broker 1 log end 120, ISR [1, 2, 3]")
 
 
+def test_network_partition_isolating_the_leader(cluster_factory):
+    """Each broker in a network namespace of its own; the partition leader's veth is detached
+    from the bridge (e2e/local-cluster isolate). A producer outside keeps producing with
+    acks=all; a producer on the leader's side of the partition gets nothing acknowledged; after
+    the partition heals, no acknowledged record is lost and the old leader's unacknowledged
+    tail is gone (unclean.leader.election.enable is false, the default)."""
+    if os.geteuid() != 0:
+        pytest.fail("the network-partition test needs root (network namespaces)")
+    cl = cluster_factory(3, FAST, netns=True)
+    topic = "netsplit"
+    cl.create_topic(topic, 1, 3, {"min.insync.replicas": "2"}, assignment=[[1, 2, 3]])
+    leader, _, isr = cl.partition(topic, 0)
+    assert leader == 1 and isr == [1, 2, 3]
+    log = AckLog()
+    producer = Producer({
+        "bootstrap.servers": cl.bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        # A blackholed leader never answers: the client gives up on a request after
+        # socket.timeout.ms (librdkafka's local limit for produce requests), then refreshes
+        # its metadata and finds the new leader.
+        "socket.timeout.ms": 5000,
+        "debug": "eos,topic,metadata",
+        "request.timeout.ms": 5000,
+        "message.timeout.ms": 120_000,
+        "retry.backoff.ms": 50,
+    })
+    stop = threading.Event()
+    sent = [0]
+
+    def produce():
+        i = 0
+        while not stop.is_set():
+            v = b"out%05d" % i
+            log.sent(v)
+            while True:
+                try:
+                    producer.produce(topic, value=v, partition=0, on_delivery=log)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+            i += 1
+            sent[0] = i
+            if i % 50 == 0:
+                time.sleep(0.05)  # ~1000 records/s
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    loff = '{partition="0",topic="%s"}' % topic
+    try:
+        wait_until(lambda: log.count() >= 2000, 60, "2000 acknowledgements before the partition")
+        cut_at = time.monotonic()
+        cl.run("isolate", "1")
+        # On its side, broker 1 still believes it leads: it takes records it cannot replicate.
+        side = subprocess.Popen(
+            [str(SCRIPT), "exec", "1", sys.executable, str(CLIENTS / "side_producer.py"),
+             cl.addr(1), topic, "0", "side", "300", "8000"],
+            env=cl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: cl.partition(topic, 0, via=2)[0] in (2, 3), 60,
+                   "a new leader on the majority side")
+        elected = time.monotonic() - cut_at
+        new_leader = cl.partition(topic, 0, via=2)[0]
+        wait_until(lambda: log.first_ack_after(cut_at, [0]) is not None, 60,
+                   "an acknowledgement on the majority side")
+        window = log.first_ack_after(cut_at, [0]) - cut_at
+        out, err = side.communicate(timeout=120)
+        assert side.returncode == 0, err[-2000:]
+        side = json.loads(out)
+        old_leo = cl.gauge(1, "samsa_log_end_offset", loff)
+        old_hw = cl.gauge(1, "samsa_partition_high_watermark", loff)
+        acked_during = log.count()
+        wait_until(lambda: log.count() >= acked_during + 1000, 60,
+                   "1000 more acknowledgements while broker 1 is cut off")
+        cl.run("heal", "1")
+        wait_until(lambda: cl.partition(topic, 0)[2] == [1, 2, 3], 60, "broker 1 back in the ISR")
+    finally:
+        stop.set()
+    t.join(timeout=30)
+    assert producer.flush(60) == 0, "records still unacknowledged"
+    # Nothing produced on the isolated side was acknowledged, and it reached broker 1's log.
+    assert side["acked"] == [], side["acked"][:5]
+    assert len(side["failed"]) == 300 and side["unresolved"] == 0, side
+    assert old_leo is not None and old_hw is not None and old_leo > old_hw, (old_leo, old_hw)
+    assert not log.errors, log.errors[:5]
+    n = sent[0]
+    assert log.count() == n
+    end = cl.gauge(new_leader, "samsa_log_end_offset", loff)
+    wait_until(lambda: all(cl.gauge(b, "samsa_log_end_offset", loff) == end for b in (1, 2, 3)),
+               30, "every replica at log end %s" % end)
+    recs = read_all(cl.bootstrap, topic, 1, n)[0]
+    values = [v for _, v in recs]
+    assert not [v for v in values if v.startswith(b"side")], "an unacknowledged record survived"
+    assert len(recs) == n, "read %d records, %d were acknowledged" % (len(recs), n)
+    assert sorted(values) == [b"out%05d" % i for i in range(n)], "every record exactly once"
+    at = {(p, o): v for p, o, v, _ in log.acked}
+    for o, v in recs:
+        assert at.get((0, o)) == v, "offset %d: not what was acknowledged" % o
+    assert "truncating" in Path(cl.run("logs", "1").strip()).read_text()
+    print("network partition: new leader %d seen in metadata after %.2f s, first acknowledgement "
+          "outside after %.2f s; "
+          "broker 1 had log end %d above its high watermark %d (%d unacknowledged records), "
+          "truncated on rejoin; %d acknowledged records, all kept once"
+          % (new_leader, elected, window, old_leo, old_hw, old_leo - old_hw, n))
+
+
 def test_kcat_produces_and_consumes_through_the_cluster(cluster_factory):
     cl = cluster_factory(3, FAST)
     cl.create_topic("kc", 3, 3, {"min.insync.replicas": "2"})
@@ -405,7 +668,7 @@ def test_kcat_produces_and_consumes_through_the_cluster(cluster_factory):
                     "-X", "enable.idempotence=true"], input=lines, text=True, check=True,
                    timeout=60)
     # Read through a broker that leads only some partitions: kcat follows the leaders.
-    out = subprocess.run(["kcat", "-b", "127.0.0.1:%d" % (cl.base + 2), "-C", "-t", "kc", "-e",
+    out = subprocess.run(["kcat", "-b", cl.addr(3), "-C", "-t", "kc", "-e",
                           "-q", "-f", "%p %o %s\n"], capture_output=True, text=True, check=True,
                          timeout=60).stdout.split("\n")
     got = sorted(line.split()[2] for line in out if line.strip())

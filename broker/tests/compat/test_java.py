@@ -24,6 +24,7 @@ import pytest
 
 from conftest import http_get
 from helpers import tail, wait_until
+from test_cluster import FAST, cluster_factory  # noqa: F401  (the fixture)
 
 JAVA_DIR = Path(__file__).resolve().parent / "java"
 JAR = JAVA_DIR / "target" / "samsa-compat-java.jar"
@@ -394,3 +395,99 @@ def test_java_idempotent_producer_survives_restarts_and_group_reads_back(
     assert all(any(a) for a in assigned), "partition assignments per member: %s" % assigned
     assert members == {0, 1}, "records read per member: %s" % [
         sum(1 for m, *_ in consumed if m == i) for i in range(2)]
+
+
+CLUSTER_N = 20_000
+CLUSTER_PARTITIONS = 3
+
+
+def test_java_clients_against_a_three_broker_cluster(cluster_factory, java_cmd, tmp_path):
+    """The Java producer (idempotent, acks=all) against three brokers while the leader of a
+    partition is killed (-9) and restarted; then two Java consumers in a group read the topic
+    back through the cluster: every record once, at its acknowledged position, in order per key,
+    and the group's commits at the log ends."""
+    cl = cluster_factory(3, FAST + ["--group-initial-rebalance-delay-ms=500",
+                                    "--group-min-session-timeout-ms=1000"])
+    topic = "java-cluster"
+    cl.create_topic(topic, CLUSTER_PARTITIONS, 3, {"min.insync.replicas": "2"})
+    acks_path = tmp_path / "acks.txt"
+    producer = JavaClient(java_cmd, tmp_path, "cluster-producer",
+                          ["produce", cl.bootstrap, topic, CLUSTER_N, 2000, acks_path,
+                           "request.timeout.ms=5000"])
+
+    def wait_acked(target):
+        def progress():
+            producer.check_alive()
+            return producer.last_progress().get("acked", 0) >= target
+        wait_until(progress, 90, "%d acknowledged records" % target, interval=0.1)
+
+    try:
+        wait_acked(CLUSTER_N // 4)
+        victim = cl.partition(topic, 0)[0]
+        killed_at = time.monotonic()
+        cl.run("kill", str(victim))
+        before = producer.last_progress().get("acked", 0)
+        wait_acked(before + 1000)
+        resumed = time.monotonic() - killed_at
+        cl.run("start", str(victim))
+        wait_until(lambda: all(len(cl.partition(topic, p)[2]) == 3
+                               for p in range(CLUSTER_PARTITIONS)), 60, "the ISR whole again")
+        produced = producer.finish(timeout=120)
+    finally:
+        producer.kill()
+    assert produced["failed"] == 0 and produced["acked"] == CLUSTER_N, produced
+    acks, ack_errors = read_acks(acks_path)
+    assert not ack_errors and len(acks) == CLUSTER_N
+
+    def end_offsets():
+        out = {}
+        for p in range(CLUSTER_PARTITIONS):
+            leader = cl.partition(topic, p)[0]
+            out[p] = int(cl.gauge(leader, "samsa_partition_high_watermark",
+                                  '{partition="%d",topic="%s"}' % (p, topic)))
+        return out
+    ends = end_offsets()
+    assert sum(ends.values()) == CLUSTER_N, ends
+
+    stop = tmp_path / "cluster-consumers.stop"
+    outs = [tmp_path / ("cluster-consumer%d.out" % i) for i in range(2)]
+    consumers = [JavaClient(java_cmd, tmp_path, "cluster-consumer%d" % i,
+                            ["consume", cl.bootstrap, topic, "java-cluster-group", outs[i], stop,
+                             90, "session.timeout.ms=6000", "heartbeat.interval.ms=500"])
+                 for i in range(2)]
+    try:
+        def all_read():
+            for c in consumers:
+                c.check_alive()
+            return len({(p, o) for _m, p, o, _k, _s in read_consumed(outs)}) >= CLUSTER_N
+        wait_until(all_read, 90, "the group to read all %d records" % CLUSTER_N, interval=0.2)
+        stop.touch()
+        results = [c.finish(timeout=30) for c in consumers]
+    finally:
+        for c in consumers:
+            c.kill()
+    seen = {}
+    for m, p, o, k, s in read_consumed(outs):
+        assert (p, o) not in seen, "(partition %d, offset %d) delivered twice" % (p, o)
+        seen[(p, o)] = (m, k, s)
+    where = {s: (p, o) for (p, o), (_m, _k, s) in seen.items()}
+    assert len(where) == len(seen) == CLUSTER_N, "records once each"
+    assert sorted(where) == list(range(CLUSTER_N))
+    wrong = [s for s in range(CLUSTER_N) if where[s] != acks[s]]
+    assert not wrong, "%d records not at their acknowledged position, e.g. %s" % (
+        len(wrong), [(s, acks[s], where[s]) for s in wrong[:5]])
+    last = {}
+    for (p, o) in sorted(seen):
+        _m, k, s = seen[(p, o)]
+        assert s > last.get(k, -1), "partition %d offset %d: key %s out of order" % (p, o, k)
+        last[k] = s
+    committed = {}
+    for r in results:
+        assert r["commit_failures"] == 0, r["commit_errors"]
+        committed.update({int(p): o for p, o in r["committed"].items()})
+    assert committed == ends, "committed %s, log ends %s" % (committed, ends)
+    assert {m for m, *_ in read_consumed(outs)} == {0, 1}, "both members read records"
+    print("java on three brokers: %d records acknowledged; leader %d killed, 1000 more "
+          "acknowledged %.2f s later; two group members read them back once each, commits at "
+          "the log ends"
+          % (CLUSTER_N, victim, resumed))
