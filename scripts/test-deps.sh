@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the client-compatibility tests (broker/tests/compat/) need on a Debian machine:
 #   - kcat (Debian package)
+#   - curl, setsid (util-linux) and ip (iproute2), used by e2e/local-cluster for the cluster
+#     tests (network namespaces for the network-partition test)
 #   - two Python virtualenvs in a cache outside the repo, reused across clones:
 #       venv-compat-latest: pytest + kafka-python (latest) + confluent-kafka (latest)
 #       venv-compat-kp202:  kafka-python==2.0.2 exactly
@@ -46,6 +48,15 @@ if ! command -v kcat >/dev/null 2>&1; then
     apt_install kcat
 fi
 log "kcat: $(kcat -V 2>&1 | grep -m1 "^Version" | cut -d" " -f1-2) ($(kcat -V 2>&1 | grep -o -m1 "librdkafka [0-9.]*"))"
+
+# --- e2e/local-cluster's tools ------------------------------------------------------------------
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ "${#need[@]}" -gt 0 ]; then
+    apt_install "${need[@]}"
+fi
 
 # --- Python ------------------------------------------------------------------------------------
 if ! command -v "$PY" >/dev/null 2>&1; then
