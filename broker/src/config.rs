@@ -175,7 +175,9 @@ pub struct BrokerConfig {
     pub log_cleaner_min_compaction_lag_ms: i64,
 
     /// Roles of this process, comma-separated: `broker`, `controller` or both
-    /// (process.roles). A controller holds a vote in the metadata quorum.
+    /// (process.roles). A controller holds a vote in the metadata quorum; a controller-only
+    /// process serves no Kafka clients. A single node (no --controller-quorum-voters) is
+    /// always both.
     #[arg(long, env = "SAMSA_PROCESS_ROLES", default_value = "broker,controller",
           value_parser = parse_roles)]
     pub process_roles: ProcessRoles,

@@ -37,7 +37,8 @@ pub fn now_ms() -> i64 {
 
 /// A started broker: its bound addresses and a handle to stop it.
 pub struct RunningBroker {
-    /// Kafka listener address.
+    /// Kafka listener address. A controller-only process (`--process-roles controller`) serves
+    /// no Kafka clients: this is then its configured `--listen` address, and nothing is bound.
     pub kafka_addr: SocketAddr,
     /// Metrics/health address.
     pub metrics_addr: SocketAddr,
@@ -68,6 +69,17 @@ impl RunningBroker {
 
 /// Opens the data dir, binds both listeners and serves until [`RunningBroker::shutdown`].
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+    let roles = &config.process_roles;
+    if config.controller_quorum_voters.is_none() && !(roles.broker && roles.controller) {
+        anyhow::bail!(
+            "--process-roles {} needs --controller-quorum-voters: without a quorum, the single \
+             node is both broker and controller (the default broker,controller)",
+            if roles.broker { "broker" } else { "controller" }
+        );
+    }
+    if config.controller_quorum_voters.is_some() && !roles.broker {
+        return start_controller(config).await;
+    }
     let config = Arc::new(config);
     let advertised = config.advertised().map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::new()?);
@@ -178,11 +190,6 @@ async fn start_cluster(
     metrics: &Arc<Metrics>,
     advertised: (String, i32),
 ) -> anyhow::Result<(Option<QuorumHandle>, Option<Replication>)> {
-    if !config.process_roles.broker {
-        anyhow::bail!(
-            "--process-roles controller without broker is not supported yet: run broker,controller"
-        );
-    }
     let quorum = if config.process_roles.controller {
         let qc = QuorumConfig::from_broker(config)?;
         Some(crate::quorum::start(qc, metrics.quorum.clone()).await?)
@@ -206,6 +213,39 @@ async fn start_cluster(
     )
     .await?;
     Ok((quorum, Some(replication)))
+}
+
+/// A controller-only process: the metadata quorum, its metrics and health endpoints, and no
+/// Kafka listener, logs or replication. Ready once its quorum serves.
+async fn start_controller(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+    let metrics = Arc::new(Metrics::new()?);
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding metrics listener {}: {e}", config.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let qc = QuorumConfig::from_broker(&config)?;
+    let quorum = crate::quorum::start(qc, metrics.quorum.clone()).await?;
+    let ready = Arc::new(AtomicBool::new(true));
+    let metrics_task = tokio::spawn(crate::metrics::serve(metrics_listener, metrics, ready));
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let done = tokio::spawn(async move {
+        let _ = shutdown_rx.changed().await;
+        metrics_task.abort();
+    });
+    tracing::info!(
+        controller = %quorum.local_addr(), metrics = %metrics_addr,
+        "samsa controller ready (process roles: controller; no Kafka listener)"
+    );
+    Ok(RunningBroker {
+        kafka_addr: config.listen,
+        metrics_addr,
+        replication_addr: None,
+        controller_addr: Some(quorum.local_addr()),
+        shutdown: shutdown_tx,
+        done,
+        replication: None,
+        quorum: Some(quorum),
+    })
 }
 
 async fn accept_loop(
