@@ -18,8 +18,9 @@ impl TopicRegistry {
         let metrics = &self.metrics.cleaner;
         let mut max_ratio = 0.0f64;
         let mut passes = 0;
+        let clustered = self.is_clustered();
         for p in self.all_partitions() {
-            match clean_partition(&p, now_ms, metrics, &mut max_ratio) {
+            match clean_partition(&p, clustered, now_ms, metrics, &mut max_ratio) {
                 Ok(true) => passes += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -33,14 +34,22 @@ impl TopicRegistry {
     }
 }
 
-/// One pass over one partition, if due. True when a pass was swapped in.
+/// One pass over one partition, if due. True when a pass was swapped in. In a cluster only
+/// segments wholly below the high watermark are cleaned, as in Kafka: records above it may still
+/// be truncated when leadership moves.
 fn clean_partition(
     p: &Partition,
+    clustered: bool,
     now_ms: i64,
     metrics: &CleanerMetrics,
     max_ratio: &mut f64,
 ) -> Result<bool, LogError> {
-    let (ratio, plan) = p.log.lock().plan_cleaning(now_ms)?;
+    let limit = if clustered {
+        p.high_watermark()
+    } else {
+        i64::MAX
+    };
+    let (ratio, plan) = p.log.lock().plan_cleaning_below(now_ms, limit)?;
     *max_ratio = max_ratio.max(ratio);
     let Some(plan) = plan else {
         return Ok(false);

@@ -170,6 +170,16 @@ impl Log {
     /// Whether a cleaning pass is due at `now_ms` and, if so, what it reads. Also returns the
     /// log's dirty ratio (0 when the log is not compacted).
     pub fn plan_cleaning(&self, now_ms: i64) -> Result<(f64, Option<CleanPlan>), LogError> {
+        self.plan_cleaning_below(now_ms, i64::MAX)
+    }
+
+    /// [`Log::plan_cleaning`] that leaves alone every segment holding an offset at or above
+    /// `limit` (a replica's high watermark: what is above it may still be truncated).
+    pub fn plan_cleaning_below(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<(f64, Option<CleanPlan>), LogError> {
         let config = &self.config;
         if !config.cleanup_compact {
             return Ok((0.0, None));
@@ -181,6 +191,16 @@ impl Log {
             .values()
             .find(|s| lag > 0 && s.max_timestamp() > now_ms.saturating_sub(lag))
             .map_or(self.active.base_offset(), Segment::base_offset);
+        // The base of the segment holding `limit`: the segments before it are wholly below.
+        let limit_end = self
+            .sealed
+            .values()
+            .map(Segment::base_offset)
+            .chain(std::iter::once(self.active.base_offset()))
+            .filter(|&base| base <= limit)
+            .max()
+            .unwrap_or(i64::MIN);
+        let dirty_end = dirty_end.min(limit_end);
         let (mut clean_bytes, mut dirty_bytes) = (0u64, 0u64);
         for s in self.sealed.range(..dirty_end).map(|(_, s)| s) {
             if s.base_offset() < first_dirty {

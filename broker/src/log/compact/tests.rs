@@ -561,3 +561,26 @@ fn damaged_segments_abort_the_pass_without_panicking() {
         .any(|e| e.file_name().to_string_lossy().ends_with(".cleaned"));
     assert!(!stray);
 }
+
+#[test]
+fn a_pass_below_a_limit_stops_at_the_segment_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = updates_log(dir.path());
+    let bases: Vec<i64> = log.sealed.keys().copied().collect();
+    assert!(bases.len() > 4, "{bases:?}");
+    // A limit inside the third segment: the first two are wholly below it.
+    let limit = bases[2] + 1;
+    let (_, plan) = log.plan_cleaning_below(NOW, limit).unwrap();
+    let plan = plan.expect("due: the first two segments are dirty");
+    assert_eq!(plan.dirty_end, bases[2]);
+    assert_eq!(plan.segments.len(), 2);
+    // A limit at a segment's base: that segment holds it, so it stays out.
+    let (_, plan) = log.plan_cleaning_below(NOW, bases[1]).unwrap();
+    assert_eq!(plan.expect("due").dirty_end, bases[1]);
+    // A limit in the first segment: nothing is wholly below it.
+    let (_, plan) = log.plan_cleaning_below(NOW, bases[0] + 1).unwrap();
+    assert!(plan.is_none());
+    // No limit: up to the active segment.
+    let (_, plan) = log.plan_cleaning_below(NOW, i64::MAX).unwrap();
+    assert_eq!(plan.expect("due").dirty_end, log.active.base_offset());
+}
