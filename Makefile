@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build
+.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images
 
 ## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
 run:
@@ -28,6 +28,11 @@ unit:
 
 compat: build
 	./scripts/compat-tests.sh
+
+## Container image archives of the programs (static binaries, FROM scratch) in target/images,
+## for `e2e/cluster load-images` and `e2e/kind.sh`; no Docker engine needed.
+images:
+	./scripts/build-images.sh
 
 ## End to end on a real Kubernetes built from upstream sources (containerd node, no Docker);
 ## with SAMSA_E2E_EXISTING=1 and KUBECONFIG set, against that cluster instead. See e2e/README.md.
