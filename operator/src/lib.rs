@@ -1,0 +1,5 @@
+//! Samsa operator: runs `KafkaCluster`s as StatefulSets and keeps `KafkaTopic`s in their
+//! clusters. `crd` holds the resource types, `plan` the pure decisions, `kafka` a small admin
+//! client over the Kafka protocol, `reconcile` the thin kube and Kafka I/O around the plans.
+
+pub mod crd;
