@@ -3,3 +3,4 @@
 //! client over the Kafka protocol, `reconcile` the thin kube and Kafka I/O around the plans.
 
 pub mod crd;
+pub mod plan;

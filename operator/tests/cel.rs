@@ -182,3 +182,17 @@ fn cluster_transitions() {
         ]
     );
 }
+
+#[test]
+fn cluster_config_keys_must_be_broker_settings() {
+    let errs = check::<KafkaCluster>(
+        cluster(json!({"config": {"log.retention.minutes": "5"}})),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec!["spec.config may only hold settings samsa-broker takes, by their Kafka names (see samsa-broker --help)"]
+    );
+    let ok = cluster(json!({"config": {"log.retention.ms": "5", "num.partitions": "3"}}));
+    assert!(check::<KafkaCluster>(ok, None).is_empty());
+}

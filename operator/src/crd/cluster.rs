@@ -100,7 +100,8 @@ pub struct KafkaClusterSpec {
     #[serde(default)]
     #[schemars(schema_with = "config_map_schema")]
     #[x_kube(validation = Rule::new("self.all(k, !(k in ['node.id', 'broker.id', 'process.roles', 'listeners', 'advertised.listeners', 'controller.quorum.voters', 'controller.listener.names', 'log.dirs', 'log.dir', 'broker.rack']))")
-        .message("spec.config must not set node.id, broker.id, process.roles, listeners, advertised.listeners, controller.quorum.voters, controller.listener.names, log.dirs, log.dir or broker.rack: the operator sets them"))]
+        .message("spec.config must not set node.id, broker.id, process.roles, listeners, advertised.listeners, controller.quorum.voters, controller.listener.names, log.dirs, log.dir or broker.rack: the operator sets them"),
+        validation = known_keys_rule())]
     pub config: BTreeMap<String, String>,
 
     /// Rack awareness: spread brokers over a node topology domain.
@@ -291,6 +292,19 @@ pub struct BrokerStatus {
     /// The node the pod runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+}
+
+/// CEL rule: every `spec.config` key is a setting samsa-broker takes (or a reserved key, which
+/// the rule above refuses with its own message).
+fn known_keys_rule() -> kube::core::Rule {
+    let keys: Vec<String> = crate::plan::broker_config::BROKER_KEYS
+        .iter()
+        .map(|(k, _)| format!("'{k}'"))
+        .chain(RESERVED_BROKER_KEYS.iter().map(|k| format!("'{k}'")))
+        .collect();
+    kube::core::Rule::new(format!("self.all(k, k in [{}])", keys.join(", "))).message(
+        "spec.config may only hold settings samsa-broker takes, by their Kafka names (see samsa-broker --help)",
+    )
 }
 
 fn default_brokers() -> i32 {
