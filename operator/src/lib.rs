@@ -3,4 +3,5 @@
 //! client over the Kafka protocol, `reconcile` the thin kube and Kafka I/O around the plans.
 
 pub mod crd;
+pub mod kafka;
 pub mod plan;
