@@ -61,9 +61,10 @@ impl std::fmt::Display for KafkaError {
 
 /// The protocol name of a Kafka error code: `TopicAlreadyExists` → `TOPIC_ALREADY_EXISTS`.
 pub fn code_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        Some(e) => {
-            let camel = format!("{e:?}");
+    let camel = ResponseError::try_from_code(code).map(|e| format!("{e:?}"));
+    // Codes the crate does not know come back as `Unknown(<code>)`.
+    match camel.filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric())) {
+        Some(camel) => {
             let mut out = String::with_capacity(camel.len() + 8);
             for (i, c) in camel.chars().enumerate() {
                 if c.is_ascii_uppercase() && i > 0 {

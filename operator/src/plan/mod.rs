@@ -3,4 +3,5 @@
 
 pub mod broker_config;
 pub mod cluster;
+pub mod cluster_status;
 pub mod topic;
