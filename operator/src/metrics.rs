@@ -11,6 +11,9 @@ use prometheus::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The resource kinds the operator reconciles.
+pub const KINDS: [&str; 2] = ["KafkaCluster", "KafkaTopic"];
+
 /// Reconcile counters and timings per resource kind.
 pub struct Metrics {
     registry: Registry,
@@ -57,6 +60,13 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        // Every series exists from the start, so rates and alerts see zeros, not gaps.
+        for kind in KINDS {
+            errors.with_label_values(&[kind]);
+            for result in ["ok", "error"] {
+                reconciles.with_label_values(&[kind, result]);
+            }
+        }
         Ok(Metrics {
             registry,
             reconciles,

@@ -48,7 +48,7 @@ impl KafkaError {
 impl std::fmt::Display for KafkaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.api)?;
-        if let Some(r) = &self.resource {
+        if let Some(r) = self.resource.as_deref().filter(|r| !r.is_empty()) {
             write!(f, " {r}")?;
         }
         write!(f, ": {} ({})", self.name, self.code)?;
@@ -175,6 +175,11 @@ mod tests {
         let leader = KafkaError::from_code("Metadata", None, 5, Some("")).unwrap();
         assert_eq!(leader.to_string(), "Metadata: LEADER_NOT_AVAILABLE (5)");
         assert!(leader.is_retriable());
+        let cluster = KafkaError::from_code("IncrementalAlterConfigs", Some(""), 42, None).unwrap();
+        assert_eq!(
+            cluster.to_string(),
+            "IncrementalAlterConfigs: INVALID_REQUEST (42)"
+        );
         assert!(AdminError::Kafka(leader).is_transient());
     }
 }
