@@ -111,6 +111,15 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
             });
         }
     }
+    if kc.spec.brokers < controllers {
+        errs.push(FieldError {
+            field: "spec.brokers".into(),
+            message: format!(
+                "is {} but the metadata quorum has {controllers} voters (pods 0..{controllers}); the cluster cannot have fewer brokers",
+                kc.spec.brokers
+            ),
+        });
+    }
     if !errs.is_empty() {
         let message = describe_errors(&errs);
         tracing::warn!(%message, "invalid KafkaCluster spec");
