@@ -2,14 +2,18 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images
+.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images crds
 
 ## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
 run:
 	$(CARGO) run --release -p samsa-broker --bin samsa-broker
 
 build:
-	$(CARGO) build -p samsa-broker --bin samsa-broker
+	$(CARGO) build -p samsa-broker --bin samsa-broker -p samsa-operator --bin samsa-operator
+
+## Regenerate crds/ from the operator's Rust types (a test fails when crds/ is stale).
+crds:
+	$(CARGO) run -p samsa-operator --bin samsa-operator -- crds --out crds
 
 ## Install what the tests need (idempotent), then run every test.
 test: deps fmt-check lint unit compat e2e

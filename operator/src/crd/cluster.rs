@@ -1,0 +1,619 @@
+//! `KafkaCluster`: a set of Samsa brokers run as one StatefulSet.
+// kube's KubeSchema derive re-declares each struct in a private module to derive its schema,
+// which the unreachable_pub lint flags; the types themselves are exported from `crd`.
+#![allow(unreachable_pub)]
+// Each `printcolumn(...)` repeats `type_ = ...`; clippy reads them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{config_map_schema, Condition, FieldError};
+
+/// Broker config keys the operator sets itself: `spec.config` may not name them.
+pub const RESERVED_BROKER_KEYS: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "process.roles",
+    "listeners",
+    "advertised.listeners",
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "log.dirs",
+    "log.dir",
+    "broker.rack",
+];
+
+/// Largest broker count a cluster may ask for.
+pub const MAX_BROKERS: i32 = 1000;
+
+/// Desired state of a Samsa cluster.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "samsa.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    shortname = "kc",
+    status = "KafkaClusterStatus",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Brokers", type_ = "integer", json_path = ".spec.brokers"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new("!has(self.controllers) || self.controllers <= self.brokers")
+        .message("spec.controllers must not exceed spec.brokers"),
+    validation = Rule::new("!has(self.controllers) || !has(oldSelf.controllers) || self.controllers == oldSelf.controllers")
+        .message("spec.controllers is immutable: the metadata quorum's voters are fixed when the cluster is created"),
+    validation = Rule::new("!('default.replication.factor' in self.config) || !self.config['default.replication.factor'].matches('^[0-9]+$') || int(self.config['default.replication.factor']) <= self.brokers")
+        .message("spec.config[default.replication.factor] must not exceed spec.brokers"),
+    validation = Rule::new("!('min.insync.replicas' in self.config) || !self.config['min.insync.replicas'].matches('^[0-9]+$') || int(self.config['min.insync.replicas']) <= self.brokers")
+        .message("spec.config[min.insync.replicas] must not exceed spec.brokers")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// Number of broker pods. Broker ids are the pod ordinals 0..brokers-1.
+    #[serde(default = "default_brokers")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("spec.brokers must be between 1 and 1000"))]
+    pub brokers: i32,
+
+    /// Voters of the metadata quorum: the pods with the lowest ordinals. Defaults to
+    /// min(3, brokers) at creation; fixed afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == 1 || self == 3 || self == 5 || self == 7").message("spec.controllers must be 1, 3, 5 or 7"))]
+    pub controllers: Option<i32>,
+
+    /// Samsa version the brokers run; the image tag when `image` is not set.
+    #[serde(default = "default_version")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9A-Za-z][0-9A-Za-z._+-]{0,127}$')").message("spec.version must be a version such as 0.1.0"))]
+    pub version: String,
+
+    /// Full broker image reference; overrides the operator's default repository + `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 512").message("spec.image must be a non-empty image reference"))]
+    pub image: Option<String>,
+
+    /// Persistent volume of each broker.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// CPU and memory of each broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Broker settings by Kafka name (`log.retention.ms: "86400000"`). Keys the operator owns
+    /// (node.id, listeners, ...) are refused.
+    #[serde(default)]
+    #[schemars(schema_with = "config_map_schema")]
+    #[x_kube(validation = Rule::new("self.all(k, !(k in ['node.id', 'broker.id', 'process.roles', 'listeners', 'advertised.listeners', 'controller.quorum.voters', 'controller.listener.names', 'log.dirs', 'log.dir', 'broker.rack']))")
+        .message("spec.config must not set node.id, broker.id, process.roles, listeners, advertised.listeners, controller.quorum.voters, controller.listener.names, log.dirs, log.dir or broker.rack: the operator sets them"),
+        validation = known_keys_rule())]
+    pub config: BTreeMap<String, String>,
+
+    /// Rack awareness: spread brokers over a node topology domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<RackSpec>,
+
+    /// Ports of the broker's listeners.
+    #[serde(default)]
+    pub listeners: ListenersSpec,
+
+    /// How a version or config change is rolled out.
+    #[serde(default)]
+    pub upgrade: UpgradeSpec,
+
+    /// Prometheus metrics endpoint of the brokers.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+
+    /// Pod anti-affinity between brokers of this cluster.
+    #[serde(default)]
+    pub pod_anti_affinity: AntiAffinity,
+
+    /// Seconds a broker gets to shut down (controlled shutdown moves its leaderships away).
+    #[serde(default = "default_grace")]
+    #[x_kube(validation = Rule::new("self >= 30 && self <= 3600").message("spec.terminationGracePeriodSeconds must be between 30 and 3600"))]
+    pub termination_grace_period_seconds: i64,
+}
+
+/// Persistent storage of each broker.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self == oldSelf").message("spec.storage is immutable: StatefulSet volume claim templates cannot change"))]
+pub struct StorageSpec {
+    /// Size of the data volume (a quantity such as `10Gi`).
+    #[serde(default = "default_storage_size")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$')").message("spec.storage.size must be a quantity such as 10Gi"))]
+    pub size: String,
+    /// Storage class of the data volume; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+/// Rack awareness.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RackSpec {
+    /// Node label whose value is a broker's rack, e.g. `topology.kubernetes.io/zone`.
+    #[serde(default = "default_topology_key")]
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 316").message("spec.rack.topologyKey must be a node label key"))]
+    pub topology_key: String,
+}
+
+/// Listener ports.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.client != self.controller && self.client != self.replication && self.controller != self.replication")
+    .message("spec.listeners.client, spec.listeners.controller and spec.listeners.replication must be different ports"))]
+pub struct ListenersSpec {
+    /// Kafka protocol port, served to clients.
+    #[serde(default = "default_client_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.listeners.client must be a port (1-65535)"))]
+    pub client: i32,
+    /// Metadata quorum (controller) port.
+    #[serde(default = "default_controller_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.listeners.controller must be a port (1-65535)"))]
+    pub controller: i32,
+    /// Replication port (followers fetch from leaders).
+    #[serde(default = "default_replication_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.listeners.replication must be a port (1-65535)"))]
+    pub replication: i32,
+}
+
+impl Default for ListenersSpec {
+    fn default() -> Self {
+        ListenersSpec {
+            client: default_client_port(),
+            controller: default_controller_port(),
+            replication: default_replication_port(),
+        }
+    }
+}
+
+/// Rollout strategy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum UpgradeStrategy {
+    /// Restart brokers one at a time in place.
+    #[default]
+    Rolling,
+    /// Bring up a second StatefulSet at the new version, move data, retire the old one.
+    BlueGreen,
+}
+
+/// Upgrade options.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    /// `Rolling` (default) or `BlueGreen`.
+    #[serde(default)]
+    pub strategy: UpgradeStrategy,
+}
+
+/// Metrics options.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// Port of the brokers' `/metrics`, `/healthz` and `/readyz`.
+    #[serde(default = "default_metrics_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.metrics.port must be a port (1-65535)"))]
+    pub port: i32,
+    /// Create a Prometheus Operator ServiceMonitor for the brokers.
+    #[serde(default)]
+    pub service_monitor: bool,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        MetricsSpec {
+            port: default_metrics_port(),
+            service_monitor: false,
+        }
+    }
+}
+
+/// Anti-affinity between the brokers of one cluster (per node).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum AntiAffinity {
+    /// Prefer different nodes; share one when nothing else is free (default).
+    #[default]
+    Preferred,
+    /// Never two brokers of the cluster on one node.
+    Required,
+    /// No anti-affinity.
+    None,
+}
+
+/// Observed state of a Samsa cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// The `metadata.generation` the status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing`, `Degraded`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// One entry per broker pod, by id.
+    #[serde(default)]
+    pub brokers: Vec<BrokerStatus>,
+    /// Brokers whose pod is ready.
+    #[serde(default)]
+    pub ready_brokers: i32,
+    /// Voters of the metadata quorum, fixed at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controllers: Option<i32>,
+    /// Version every broker runs, once the rollout is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// Version being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// Kafka bootstrap address inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<String>,
+}
+
+/// One broker's state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerStatus {
+    /// Broker (node) id, the pod ordinal.
+    pub id: i32,
+    /// Pod name.
+    pub pod: String,
+    /// Pod Ready condition.
+    pub ready: bool,
+    /// Whether the pod runs the current pod template.
+    #[serde(default)]
+    pub updated: bool,
+    /// The node the pod runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// CEL rule: every `spec.config` key is a setting samsa-broker takes (or a reserved key, which
+/// the rule above refuses with its own message).
+fn known_keys_rule() -> kube::core::Rule {
+    let keys: Vec<String> = crate::plan::broker_config::BROKER_KEYS
+        .iter()
+        .map(|(k, _)| format!("'{k}'"))
+        .chain(RESERVED_BROKER_KEYS.iter().map(|k| format!("'{k}'")))
+        .collect();
+    kube::core::Rule::new(format!("self.all(k, k in [{}])", keys.join(", "))).message(
+        "spec.config may only hold settings samsa-broker takes, by their Kafka names (see samsa-broker --help)",
+    )
+}
+
+fn default_brokers() -> i32 {
+    3
+}
+fn default_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+fn default_storage_size() -> String {
+    "10Gi".to_string()
+}
+fn default_topology_key() -> String {
+    "topology.kubernetes.io/zone".to_string()
+}
+fn default_client_port() -> i32 {
+    9092
+}
+fn default_controller_port() -> i32 {
+    9093
+}
+fn default_replication_port() -> i32 {
+    9094
+}
+fn default_metrics_port() -> i32 {
+    9404
+}
+fn default_grace() -> i64 {
+    120
+}
+
+impl Default for KafkaClusterSpec {
+    fn default() -> Self {
+        KafkaClusterSpec {
+            brokers: default_brokers(),
+            controllers: None,
+            version: default_version(),
+            image: None,
+            storage: StorageSpec::default(),
+            resources: None,
+            config: BTreeMap::new(),
+            rack: None,
+            listeners: ListenersSpec::default(),
+            upgrade: UpgradeSpec::default(),
+            metrics: MetricsSpec::default(),
+            pod_anti_affinity: AntiAffinity::default(),
+            termination_grace_period_seconds: default_grace(),
+        }
+    }
+}
+
+fn is_port(p: i32) -> bool {
+    (1..=65535).contains(&p)
+}
+
+fn numeric(config: &BTreeMap<String, String>, key: &str) -> Option<i64> {
+    config.get(key).and_then(|v| v.parse::<i64>().ok())
+}
+
+impl KafkaClusterSpec {
+    /// Voters of the metadata quorum for a new cluster: `spec.controllers`, else min(3, brokers).
+    pub fn initial_controllers(&self) -> i32 {
+        self.controllers.unwrap_or(self.brokers.clamp(1, 3))
+    }
+
+    /// The rules of the CRD's schema and CEL, checked in Rust. Empty when valid.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        if !(1..=MAX_BROKERS).contains(&self.brokers) {
+            errs.push(FieldError::new(
+                "spec.brokers",
+                format!("must be between 1 and {MAX_BROKERS} (is {})", self.brokers),
+            ));
+        }
+        if let Some(c) = self.controllers {
+            if ![1, 3, 5, 7].contains(&c) {
+                errs.push(FieldError::new(
+                    "spec.controllers",
+                    format!("must be 1, 3, 5 or 7 (is {c})"),
+                ));
+            }
+            if c > self.brokers {
+                errs.push(FieldError::new(
+                    "spec.controllers",
+                    format!("must not exceed spec.brokers ({c} > {})", self.brokers),
+                ));
+            }
+        }
+        let version_ok = !self.version.is_empty()
+            && self.version.len() <= 128
+            && self.version.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '+' | '-'))
+            });
+        if !version_ok {
+            errs.push(FieldError::new(
+                "spec.version",
+                format!("must be a version such as 0.1.0 (is {:?})", self.version),
+            ));
+        }
+        if let Some(image) = &self.image {
+            if image.is_empty() || image.len() > 512 {
+                errs.push(FieldError::new(
+                    "spec.image",
+                    "must be a non-empty image reference",
+                ));
+            }
+        }
+        if !is_quantity(&self.storage.size) {
+            errs.push(FieldError::new(
+                "spec.storage.size",
+                format!(
+                    "must be a quantity such as 10Gi (is {:?})",
+                    self.storage.size
+                ),
+            ));
+        }
+        for key in self.config.keys() {
+            if RESERVED_BROKER_KEYS.contains(&key.as_str()) {
+                errs.push(FieldError::new(
+                    &format!("spec.config[{key}]"),
+                    "is set by the operator and may not be given",
+                ));
+            }
+        }
+        for key in ["default.replication.factor", "min.insync.replicas"] {
+            if let Some(v) = numeric(&self.config, key) {
+                if v > i64::from(self.brokers) {
+                    errs.push(FieldError::new(
+                        &format!("spec.config[{key}]"),
+                        format!("must not exceed spec.brokers ({v} > {})", self.brokers),
+                    ));
+                }
+            }
+        }
+        if let Some(rack) = &self.rack {
+            if rack.topology_key.is_empty() || rack.topology_key.len() > 316 {
+                errs.push(FieldError::new(
+                    "spec.rack.topologyKey",
+                    "must be a node label key",
+                ));
+            }
+        }
+        let l = &self.listeners;
+        for (name, port) in [
+            ("spec.listeners.client", l.client),
+            ("spec.listeners.controller", l.controller),
+            ("spec.listeners.replication", l.replication),
+            ("spec.metrics.port", self.metrics.port),
+        ] {
+            if !is_port(port) {
+                errs.push(FieldError::new(
+                    name,
+                    format!("must be a port (1-65535) (is {port})"),
+                ));
+            }
+        }
+        if l.client == l.controller || l.client == l.replication || l.controller == l.replication {
+            errs.push(FieldError::new(
+                "spec.listeners",
+                "client, controller and replication must be different ports",
+            ));
+        }
+        if !(30..=3600).contains(&self.termination_grace_period_seconds) {
+            errs.push(FieldError::new(
+                "spec.terminationGracePeriodSeconds",
+                format!(
+                    "must be between 30 and 3600 (is {})",
+                    self.termination_grace_period_seconds
+                ),
+            ));
+        }
+        errs
+    }
+
+    /// The transition rules of the CRD (old → new), checked in Rust. Empty when allowed.
+    pub fn validate_update(&self, old: &KafkaClusterSpec) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        if let (Some(new), Some(before)) = (self.controllers, old.controllers) {
+            if new != before {
+                errs.push(FieldError::new(
+                    "spec.controllers",
+                    "is immutable: the metadata quorum's voters are fixed when the cluster is created",
+                ));
+            }
+        }
+        if self.storage != old.storage {
+            errs.push(FieldError::new(
+                "spec.storage",
+                "is immutable: StatefulSet volume claim templates cannot change",
+            ));
+        }
+        errs
+    }
+}
+
+/// True for a Kubernetes quantity of the simple forms the CRD accepts (`10Gi`, `1.5T`, `500`).
+pub fn is_quantity(s: &str) -> bool {
+    const SUFFIXES: [&str; 12] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+    ];
+    let number = SUFFIXES
+        .iter()
+        .find_map(|suf| s.strip_suffix(suf))
+        .unwrap_or(s);
+    let mut parts = number.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let frac = parts.next();
+    !whole.is_empty()
+        && whole.chars().all(|c| c.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(errs: &[FieldError]) -> Vec<&str> {
+        errs.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let spec = KafkaClusterSpec::default();
+        assert_eq!(spec.validate(), vec![]);
+        assert_eq!(spec.brokers, 3);
+        assert_eq!(spec.initial_controllers(), 3);
+        assert_eq!(spec.listeners.client, 9092);
+        assert_eq!(spec.storage.size, "10Gi");
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_spec() {
+        let spec: KafkaClusterSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(spec, KafkaClusterSpec::default());
+    }
+
+    #[test]
+    fn initial_controllers_is_min_three_brokers() {
+        let mut spec = KafkaClusterSpec {
+            brokers: 1,
+            ..Default::default()
+        };
+        assert_eq!(spec.initial_controllers(), 1);
+        spec.brokers = 2;
+        assert_eq!(spec.initial_controllers(), 2);
+        spec.brokers = 9;
+        assert_eq!(spec.initial_controllers(), 3);
+        spec.controllers = Some(5);
+        assert_eq!(spec.initial_controllers(), 5);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let mut spec = KafkaClusterSpec {
+            brokers: 0,
+            controllers: Some(2),
+            version: "".into(),
+            image: Some("".into()),
+            ..Default::default()
+        };
+        spec.storage.size = "ten gigs".into();
+        spec.config.insert("node.id".into(), "3".into());
+        spec.config.insert("min.insync.replicas".into(), "2".into());
+        spec.listeners.controller = 9092;
+        spec.metrics.port = 70000;
+        spec.termination_grace_period_seconds = 5;
+        let errs = spec.validate();
+        assert_eq!(
+            fields(&errs),
+            vec![
+                "spec.brokers",
+                "spec.controllers",
+                "spec.controllers",
+                "spec.version",
+                "spec.image",
+                "spec.storage.size",
+                "spec.config[node.id]",
+                "spec.config[min.insync.replicas]",
+                "spec.metrics.port",
+                "spec.listeners",
+                "spec.terminationGracePeriodSeconds",
+            ]
+        );
+        assert!(errs[2].message.contains("2 > 0"), "{}", errs[2]);
+    }
+
+    #[test]
+    fn storage_and_controllers_are_immutable() {
+        let old = KafkaClusterSpec {
+            controllers: Some(3),
+            ..Default::default()
+        };
+        let mut new = old.clone();
+        new.brokers = 5;
+        assert_eq!(new.validate_update(&old), vec![]);
+        new.controllers = Some(5);
+        new.storage.size = "20Gi".into();
+        assert_eq!(
+            fields(&new.validate_update(&old)),
+            vec!["spec.controllers", "spec.storage"]
+        );
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["10Gi", "1", "1.5T", "500Mi", "100k"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "1.Gi", "-1Gi", "10 Gi", "1e3", "10GB"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+}

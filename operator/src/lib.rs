@@ -1,0 +1,12 @@
+//! Samsa operator: runs `KafkaCluster`s as StatefulSets and keeps `KafkaTopic`s in their
+//! clusters. `crd` holds the resource types, `plan` the pure decisions, `kafka` a small admin
+//! client over the Kafka protocol, `reconcile` the thin kube and Kafka I/O around the plans,
+//! `leader` the Lease-based leader election and `metrics` the `/metrics` and `/healthz`
+//! endpoint.
+
+pub mod crd;
+pub mod kafka;
+pub mod leader;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;

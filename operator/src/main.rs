@@ -1,0 +1,382 @@
+//! `samsa-operator`: runs the KafkaCluster and KafkaTopic controllers (the default), or with
+//! `crds` writes the CRD YAML generated from the Rust types.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client};
+use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use samsa_operator::leader::LeaseLock;
+use samsa_operator::metrics::Metrics;
+use samsa_operator::plan::cluster::PlanContext;
+use samsa_operator::reconcile::{self, Context};
+use tokio::sync::watch;
+
+/// Samsa operator: KafkaCluster and KafkaTopic on Kubernetes.
+#[derive(Parser, Debug)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controllers (the default).
+    Run(Box<RunArgs>),
+    /// Write the CRD YAML files generated from the Rust types.
+    Crds {
+        /// Directory the files are written to.
+        #[arg(long, env = "SAMSA_CRDS_DIR", default_value = "crds")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Address of the HTTP endpoint serving /metrics (Prometheus text) and /healthz.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_METRICS_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    metrics_listen: SocketAddr,
+
+    /// Watch only this namespace; every namespace when unset.
+    #[arg(long, env = "SAMSA_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+
+    /// Elect a leader on a Lease so only one replica reconciles.
+    #[arg(long, env = "SAMSA_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_LEASE_NAME",
+        default_value = "samsa-operator"
+    )]
+    lease_name: String,
+
+    /// Namespace of the leader-election Lease (the operator's own; `POD_NAMESPACE` when set).
+    #[arg(long, env = "SAMSA_OPERATOR_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease (`POD_NAME`, else the host name, when unset).
+    #[arg(long, env = "SAMSA_OPERATOR_IDENTITY")]
+    identity: Option<String>,
+
+    /// Seconds a Lease holder stays leader without renewing.
+    #[arg(long, env = "SAMSA_OPERATOR_LEASE_DURATION_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_duration_seconds: u64,
+
+    /// Seconds between two renewals (or acquisition attempts) of the Lease.
+    #[arg(long, env = "SAMSA_OPERATOR_LEASE_RENEW_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    lease_renew_seconds: u64,
+
+    /// Broker image repository: a cluster without `spec.image` runs `<repository>:<spec.version>`.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_BROKER_IMAGE_REPOSITORY",
+        default_value = "samsa/samsa-broker"
+    )]
+    broker_image_repository: String,
+
+    /// DNS domain of the Kubernetes cluster, used in the brokers' advertised names.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
+    cluster_domain: String,
+
+    /// Reach every cluster's Kafka listener at these host:port addresses instead of its
+    /// `<name>-bootstrap.<namespace>.svc` Service (tests; an operator running outside the
+    /// cluster).
+    #[arg(long, env = "SAMSA_OPERATOR_KAFKA_BOOTSTRAP")]
+    kafka_bootstrap: Option<String>,
+
+    /// Milliseconds allowed for connecting to a broker and for each Kafka request.
+    #[arg(long, env = "SAMSA_OPERATOR_KAFKA_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    kafka_timeout_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "SAMSA_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax (e.g. "info", "samsa_operator=debug").
+    #[arg(long, env = "SAMSA_OPERATOR_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Crds { out }) => write_crds(&out),
+        Some(Command::Run(args)) => run_blocking(*args),
+        None => run_blocking(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("samsa-operator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_crds(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    for (file, crd) in samsa_operator::crd::all_crds() {
+        let path = out.join(&file);
+        std::fs::write(&path, samsa_operator::crd::crd_yaml(&crd)?)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn init_logs(args: &RunArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .map_err(|e| anyhow::anyhow!("--log {:?}: {e}", args.log))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+fn run_blocking(args: RunArgs) -> anyhow::Result<()> {
+    init_logs(&args)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("samsa-operator-{}", std::process::id()))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("no Kubernetes client configuration: {e}"))?;
+    let metrics = Arc::new(Metrics::new()?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let listener = samsa_operator::metrics::bind(args.metrics_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", args.metrics_listen))?;
+    let http = tokio::spawn(samsa_operator::metrics::serve(
+        listener,
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    tracing::info!(listen = %args.metrics_listen, "serving /metrics and /healthz");
+
+    let signal_tx = stop_tx.clone();
+    tokio::spawn(async move {
+        termination().await;
+        tracing::info!("termination signal: shutting down");
+        let _ = signal_tx.send(true);
+    });
+
+    let identity = identity(&args);
+    let lost_leadership = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lease = if args.leader_election {
+        let ns = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let lock = Arc::new(LeaseLock::new(
+            client.clone(),
+            &ns,
+            &args.lease_name,
+            &identity,
+            Duration::from_secs(args.lease_duration_seconds),
+        ));
+        tracing::info!(lease = %args.lease_name, namespace = %ns, %identity, "waiting for leadership");
+        let renew = Duration::from_secs(args.lease_renew_seconds);
+        let mut rx = stop_rx.clone();
+        loop {
+            match lock.try_acquire_or_renew().await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "leader election round failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(renew) => {}
+                _ = rx.wait_for(|s| *s) => {
+                    let _ = stop_tx.send(true);
+                    let _ = http.await;
+                    return Ok(());
+                }
+            }
+        }
+        tracing::info!(%identity, "leading");
+        metrics.set_leader(true);
+        let keeper = lock.clone();
+        let keeper_metrics = metrics.clone();
+        let keeper_stop = stop_tx.clone();
+        let lease_duration = Duration::from_secs(args.lease_duration_seconds);
+        let mut keeper_rx = stop_rx.clone();
+        let lost = lost_leadership.clone();
+        tokio::spawn(async move {
+            let mut last_renewal = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(renew) => {}
+                    _ = keeper_rx.wait_for(|s| *s) => return,
+                }
+                match keeper.try_acquire_or_renew().await {
+                    Ok(true) => last_renewal = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        tracing::error!("leadership lost to another replica: stopping");
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        keeper_metrics.set_leader(false);
+                        keeper_metrics.set_healthy(false);
+                        let _ = keeper_stop.send(true);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew the lease");
+                        if last_renewal.elapsed() >= lease_duration {
+                            tracing::error!("lease expired without renewal: stopping");
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            keeper_metrics.set_leader(false);
+                            keeper_metrics.set_healthy(false);
+                            let _ = keeper_stop.send(true);
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Some(lock)
+    } else {
+        metrics.set_leader(true);
+        None
+    };
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "samsa-operator".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        recorder,
+        metrics.clone(),
+        PlanContext {
+            image_repository: args.broker_image_repository.clone(),
+            cluster_domain: args.cluster_domain.clone(),
+        },
+        args.kafka_bootstrap.clone(),
+        Duration::from_millis(args.kafka_timeout_ms),
+    ));
+
+    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=samsa-operator");
+    let clusters = Controller::new(
+        api::<KafkaCluster>(&client, &args.namespace),
+        watcher::Config::default(),
+    )
+    .owns(api::<StatefulSet>(&client, &args.namespace), owned.clone())
+    .owns(api::<Service>(&client, &args.namespace), owned.clone())
+    .owns(api::<ConfigMap>(&client, &args.namespace), owned)
+    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .run(
+        reconcile::cluster::reconcile,
+        reconcile::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
+    let topics = Controller::new(
+        api::<KafkaTopic>(&client, &args.namespace),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .run(reconcile::topic::reconcile, reconcile::error_policy, ctx)
+    .for_each(|_| async {});
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("*"),
+        "controllers running"
+    );
+    tokio::join!(clusters, topics);
+    tracing::info!("controllers stopped");
+
+    let lost = lost_leadership.load(std::sync::atomic::Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    if let Some(lock) = lease {
+        if let Err(e) = lock.release().await {
+            tracing::warn!(error = %e, "cannot release the lease");
+        }
+    }
+    let _ = http.await;
+    if lost {
+        anyhow::bail!("leadership lost: exiting so a restart campaigns again");
+    }
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! Desired Kubernetes objects of a `KafkaCluster`: ConfigMap, headless and bootstrap Services,
+//! StatefulSet and PodDisruptionBudget. Pure: no I/O, same input → same objects.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+use super::broker_config::{env_name, static_config_hash, update_mode};
+use crate::crd::{AntiAffinity, FieldError, KafkaCluster, KafkaClusterSpec};
+
+/// Operator-wide settings the plan needs besides the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanContext {
+    /// Image repository used as `<repository>:<spec.version>` when `spec.image` is unset.
+    pub image_repository: String,
+    /// DNS domain of the Kubernetes cluster (`cluster.local`).
+    pub cluster_domain: String,
+}
+
+impl Default for PlanContext {
+    fn default() -> Self {
+        PlanContext {
+            image_repository: "samsa/samsa-broker".to_string(),
+            cluster_domain: "cluster.local".to_string(),
+        }
+    }
+}
+
+/// Why no objects can be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The resource lacks a field the API server always sets.
+    #[error("the KafkaCluster has no {0}")]
+    MissingMetadata(&'static str),
+    /// The spec breaks a rule.
+    #[error("invalid spec: {}", crate::crd::describe_errors(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+/// Everything the operator applies for one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterObjects {
+    /// Broker settings from `spec.config` as the brokers' environment.
+    pub config_map: ConfigMap,
+    /// Headless Service: one DNS name per broker pod, published before readiness.
+    pub headless: Service,
+    /// Bootstrap Service clients connect to.
+    pub bootstrap: Service,
+    /// The brokers.
+    pub stateful_set: StatefulSet,
+    /// At most one broker down for voluntary disruptions.
+    pub pdb: PodDisruptionBudget,
+}
+
+/// Pod-template annotation holding the hash of every setting whose change needs a restart.
+pub const RESTART_HASH_ANNOTATION: &str = "samsa.dev/restart-hash";
+/// Label on every object of a cluster, valued with the cluster name.
+pub const CLUSTER_LABEL: &str = "samsa.dev/cluster";
+/// Label Kubernetes puts on each StatefulSet pod: its ordinal.
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+/// Where the data volume is mounted in the broker container.
+pub const DATA_MOUNT: &str = "/var/lib/samsa";
+/// The broker's data directory (on the data volume).
+pub const DATA_DIR: &str = "/var/lib/samsa/data";
+/// Name of the broker container.
+pub const BROKER_CONTAINER: &str = "broker";
+/// User and group the broker runs as (non-root).
+const BROKER_UID: i64 = 65532;
+
+/// Object names of a cluster.
+pub fn headless_name(cluster: &str) -> String {
+    format!("{cluster}-headless")
+}
+/// Name of the bootstrap Service.
+pub fn bootstrap_name(cluster: &str) -> String {
+    format!("{cluster}-bootstrap")
+}
+/// Name of the ConfigMap.
+pub fn config_map_name(cluster: &str) -> String {
+    format!("{cluster}-config")
+}
+
+/// The in-cluster bootstrap address of a cluster's Kafka listener.
+pub fn bootstrap_address(cluster: &str, namespace: &str, port: i32) -> String {
+    format!("{}.{namespace}.svc:{port}", bootstrap_name(cluster))
+}
+
+/// Labels selecting the broker pods of a cluster.
+pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "samsa".to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "broker".to_string(),
+        ),
+        (CLUSTER_LABEL.to_string(), cluster.to_string()),
+    ])
+}
+
+fn labels(cluster: &str, version: &str) -> BTreeMap<String, String> {
+    let mut l = selector_labels(cluster);
+    l.insert("app.kubernetes.io/instance".into(), cluster.to_string());
+    l.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "samsa-operator".into(),
+    );
+    l.insert("app.kubernetes.io/version".into(), version.to_string());
+    l
+}
+
+/// The broker image of a spec.
+pub fn broker_image(spec: &KafkaClusterSpec, ctx: &PlanContext) -> String {
+    spec.image
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", ctx.image_repository, spec.version))
+}
+
+/// The metadata quorum voters, `id@host:port,...`: pods 0..controllers at their headless DNS
+/// names.
+pub fn quorum_voters(
+    cluster: &str,
+    namespace: &str,
+    controllers: i32,
+    port: i32,
+    ctx: &PlanContext,
+) -> String {
+    (0..controllers.max(1))
+        .map(|i| {
+            format!(
+                "{i}@{cluster}-{i}.{}.{namespace}.svc.{}:{port}",
+                headless_name(cluster),
+                ctx.cluster_domain
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The rules of the spec that the plan relies on: the CRD's rules plus keys the broker knows.
+pub fn check_spec(spec: &KafkaClusterSpec) -> Vec<FieldError> {
+    let mut errs = spec.validate();
+    for key in spec.config.keys() {
+        if update_mode(key).is_none() && !crate::crd::RESERVED_BROKER_KEYS.contains(&key.as_str()) {
+            errs.push(FieldError {
+                field: format!("spec.config[{key}]"),
+                message: "is not a setting samsa-broker takes (see samsa-broker --help)".into(),
+            });
+        }
+    }
+    errs
+}
+
+fn meta(
+    name: String,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    owner: &OwnerReference,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels.clone()),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn env_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: None,
+                field_path: path.to_string(),
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_string()),
+        port,
+        target_port: Some(IntOrString::String(name.to_string())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("metrics".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// The objects a `KafkaCluster` should have. `controllers` is the quorum size fixed for this
+/// cluster (`status.controllers`, else the spec's initial value).
+pub fn desired_objects(
+    kc: &KafkaCluster,
+    controllers: i32,
+    ctx: &PlanContext,
+) -> Result<ClusterObjects, PlanError> {
+    let name = kc
+        .metadata
+        .name
+        .clone()
+        .ok_or(PlanError::MissingMetadata("metadata.name"))?;
+    let ns = kc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(PlanError::MissingMetadata("metadata.namespace"))?;
+    let owner = kc
+        .controller_owner_ref(&())
+        .ok_or(PlanError::MissingMetadata("metadata.uid"))?;
+    let spec = &kc.spec;
+    let errs = check_spec(spec);
+    if !errs.is_empty() {
+        return Err(PlanError::Invalid(errs));
+    }
+    let labels = labels(&name, &spec.version);
+    let selector = selector_labels(&name);
+    let l = &spec.listeners;
+    let metrics_port = spec.metrics.port;
+    let image = broker_image(spec, ctx);
+    let headless = headless_name(&name);
+
+    let config_map = ConfigMap {
+        metadata: meta(config_map_name(&name), &ns, &labels, &owner),
+        data: Some(
+            spec.config
+                .iter()
+                .map(|(k, v)| (env_name(k), v.clone()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+
+    let ports = vec![
+        service_port("kafka", l.client),
+        service_port("controller", l.controller),
+        service_port("replication", l.replication),
+        service_port("metrics", metrics_port),
+    ];
+    let headless_svc = Service {
+        metadata: meta(headless.clone(), &ns, &labels, &owner),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            // Quorum peers must resolve each other before any of them is ready.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector.clone()),
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bootstrap = Service {
+        metadata: meta(bootstrap_name(&name), &ns, &labels, &owner),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector.clone()),
+            ports: Some(vec![service_port("kafka", l.client)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let mut env_vars = vec![
+        env_field("POD_NAME", "metadata.name"),
+        // The broker id is the pod ordinal, from the label the StatefulSet controller sets.
+        env_field(
+            "SAMSA_NODE_ID",
+            &format!("metadata.labels['{POD_INDEX_LABEL}']"),
+        ),
+        env("SAMSA_LISTEN", format!("0.0.0.0:{}", l.client)),
+        env(
+            "SAMSA_ADVERTISED_LISTENER",
+            format!(
+                "$(POD_NAME).{headless}.{ns}.svc.{}:{}",
+                ctx.cluster_domain, l.client
+            ),
+        ),
+        env(
+            "SAMSA_CONTROLLER_LISTEN",
+            format!("0.0.0.0:{}", l.controller),
+        ),
+        env(
+            "SAMSA_REPLICATION_LISTEN",
+            format!("0.0.0.0:{}", l.replication),
+        ),
+        env("SAMSA_METRICS_LISTEN", format!("0.0.0.0:{metrics_port}")),
+        env("SAMSA_DATA_DIR", DATA_DIR),
+    ];
+    let voters = quorum_voters(&name, &ns, controllers, l.controller, ctx);
+    env_vars.push(env("SAMSA_CONTROLLER_QUORUM_VOTERS", voters.clone()));
+
+    let restart_hash = static_config_hash(
+        &spec.config,
+        &[("image", image.as_str()), ("voters", voters.as_str())],
+    );
+
+    let container = Container {
+        name: BROKER_CONTAINER.into(),
+        image: Some(image.clone()),
+        ports: Some(vec![
+            port("kafka", l.client),
+            port("controller", l.controller),
+            port("replication", l.replication),
+            port("metrics", metrics_port),
+        ]),
+        env: Some(env_vars),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: config_map_name(&name),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }]),
+        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        // Log recovery after an unclean stop may take a while: liveness waits for the start.
+        startup_probe: Some(http_probe("/healthz", 5, 120)),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_MOUNT.into(),
+            ..Default::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let pod_selector = LabelSelector {
+        match_labels: Some(selector.clone()),
+        match_expressions: None,
+    };
+    let anti_term = PodAffinityTerm {
+        label_selector: Some(pod_selector.clone()),
+        topology_key: "kubernetes.io/hostname".into(),
+        ..Default::default()
+    };
+    let anti_affinity = match spec.pod_anti_affinity {
+        AntiAffinity::Required => Some(PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![anti_term]),
+            ..Default::default()
+        }),
+        AntiAffinity::Preferred => Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: anti_term,
+                },
+            ]),
+            ..Default::default()
+        }),
+        AntiAffinity::None => None,
+    };
+    let spread = spec.rack.as_ref().map(|rack| {
+        vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: rack.topology_key.clone(),
+            when_unsatisfiable: "DoNotSchedule".into(),
+            label_selector: Some(pod_selector.clone()),
+            ..Default::default()
+        }]
+    });
+
+    let pod_labels = labels.clone();
+    let template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(
+                RESTART_HASH_ANNOTATION.to_string(),
+                restart_hash,
+            )])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            termination_grace_period_seconds: Some(spec.termination_grace_period_seconds),
+            affinity: anti_affinity.map(|a| Affinity {
+                pod_anti_affinity: Some(a),
+                ..Default::default()
+            }),
+            topology_spread_constraints: spread,
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(BROKER_UID),
+                run_as_group: Some(BROKER_UID),
+                fs_group: Some(BROKER_UID),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
+                }),
+                ..Default::default()
+            }),
+            enable_service_links: Some(false),
+            ..Default::default()
+        }),
+    };
+
+    let pvc = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(selector.clone()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(spec.storage.size.clone()),
+                )])),
+                limits: None,
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    };
+
+    let stateful_set = StatefulSet {
+        metadata: meta(name.clone(), &ns, &labels, &owner),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.brokers),
+            service_name: Some(headless.clone()),
+            selector: pod_selector.clone(),
+            // All quorum voters must start together: none is ready until a quorum is up.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: None,
+            }),
+            template,
+            volume_claim_templates: Some(vec![pvc]),
+            ..Default::default()
+        }),
+        status: None,
+    };
+
+    let pdb = PodDisruptionBudget {
+        metadata: meta(name.clone(), &ns, &labels, &owner),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(pod_selector),
+            ..Default::default()
+        }),
+        status: None,
+    };
+
+    Ok(ClusterObjects {
+        config_map,
+        headless: headless_svc,
+        bootstrap,
+        stateful_set,
+        pdb,
+    })
+}
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;

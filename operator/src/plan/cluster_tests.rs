@@ -1,0 +1,379 @@
+use super::*;
+use crate::crd::{KafkaClusterSpec, RackSpec};
+
+fn cluster(spec: KafkaClusterSpec) -> KafkaCluster {
+    let mut kc = KafkaCluster::new("kc", spec);
+    kc.metadata.namespace = Some("ns".into());
+    kc.metadata.uid = Some("uid-1".into());
+    kc
+}
+
+fn plan(spec: KafkaClusterSpec) -> ClusterObjects {
+    let kc = cluster(spec);
+    let c = kc.spec.initial_controllers();
+    desired_objects(&kc, c, &PlanContext::default()).unwrap()
+}
+
+fn env_of(o: &ClusterObjects) -> BTreeMap<String, String> {
+    let c = &o
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    c.env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let v = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(f)) => format!("fieldRef:{}", f.field_ref.as_ref().unwrap().field_path),
+                _ => String::new(),
+            };
+            (e.name.clone(), v)
+        })
+        .collect()
+}
+
+fn pod_spec(o: &ClusterObjects) -> &PodSpec {
+    o.stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+}
+
+fn restart_hash(o: &ClusterObjects) -> String {
+    o.stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[RESTART_HASH_ANNOTATION]
+        .clone()
+}
+
+#[test]
+fn names_labels_and_owner() {
+    let o = plan(KafkaClusterSpec::default());
+    assert_eq!(o.config_map.metadata.name.as_deref(), Some("kc-config"));
+    assert_eq!(o.headless.metadata.name.as_deref(), Some("kc-headless"));
+    assert_eq!(o.bootstrap.metadata.name.as_deref(), Some("kc-bootstrap"));
+    assert_eq!(o.stateful_set.metadata.name.as_deref(), Some("kc"));
+    assert_eq!(o.pdb.metadata.name.as_deref(), Some("kc"));
+    for m in [
+        &o.config_map.metadata,
+        &o.headless.metadata,
+        &o.bootstrap.metadata,
+        &o.stateful_set.metadata,
+        &o.pdb.metadata,
+    ] {
+        assert_eq!(m.namespace.as_deref(), Some("ns"));
+        let owners = m.owner_references.as_ref().unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].kind, "KafkaCluster");
+        assert_eq!(owners[0].api_version, "samsa.dev/v1alpha1");
+        assert_eq!(owners[0].uid, "uid-1");
+        assert_eq!(owners[0].controller, Some(true));
+        let labels = m.labels.as_ref().unwrap();
+        assert_eq!(labels[CLUSTER_LABEL], "kc");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "samsa-operator");
+    }
+    assert_eq!(
+        bootstrap_address("kc", "ns", 9092),
+        "kc-bootstrap.ns.svc:9092"
+    );
+}
+
+#[test]
+fn missing_metadata_is_an_error() {
+    let mut kc = cluster(KafkaClusterSpec::default());
+    kc.metadata.uid = None;
+    assert_eq!(
+        desired_objects(&kc, 3, &PlanContext::default()),
+        Err(PlanError::MissingMetadata("metadata.uid"))
+    );
+    kc.metadata.namespace = None;
+    assert_eq!(
+        desired_objects(&kc, 3, &PlanContext::default()),
+        Err(PlanError::MissingMetadata("metadata.namespace"))
+    );
+}
+
+#[test]
+fn invalid_spec_is_refused_naming_fields() {
+    let mut spec = KafkaClusterSpec::default();
+    spec.config
+        .insert("log.retention.minutes".into(), "5".into());
+    let kc = cluster(spec);
+    let err = desired_objects(&kc, 3, &PlanContext::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid spec: spec.config[log.retention.minutes]: is not a setting samsa-broker takes (see samsa-broker --help)"
+    );
+}
+
+#[test]
+fn services() {
+    let o = plan(KafkaClusterSpec::default());
+    let h = o.headless.spec.as_ref().unwrap();
+    assert_eq!(h.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(h.publish_not_ready_addresses, Some(true));
+    let names: Vec<_> = h
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap(), p.port))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("kafka".to_string(), 9092),
+            ("controller".to_string(), 9093),
+            ("replication".to_string(), 9094),
+            ("metrics".to_string(), 9404)
+        ]
+    );
+    let b = o.bootstrap.spec.as_ref().unwrap();
+    assert_eq!(b.ports.as_ref().unwrap().len(), 1);
+    assert_eq!(b.ports.as_ref().unwrap()[0].port, 9092);
+    assert_eq!(b.selector.as_ref().unwrap(), &selector_labels("kc"));
+    assert_eq!(h.selector.as_ref().unwrap(), &selector_labels("kc"));
+}
+
+#[test]
+fn broker_environment() {
+    let o = plan(KafkaClusterSpec::default());
+    let env = env_of(&o);
+    assert_eq!(
+        env["SAMSA_NODE_ID"],
+        "fieldRef:metadata.labels['apps.kubernetes.io/pod-index']"
+    );
+    assert_eq!(env["POD_NAME"], "fieldRef:metadata.name");
+    assert_eq!(
+        env["SAMSA_ADVERTISED_LISTENER"],
+        "$(POD_NAME).kc-headless.ns.svc.cluster.local:9092"
+    );
+    assert_eq!(
+        env["SAMSA_CONTROLLER_QUORUM_VOTERS"],
+        "0@kc-0.kc-headless.ns.svc.cluster.local:9093,1@kc-1.kc-headless.ns.svc.cluster.local:9093,2@kc-2.kc-headless.ns.svc.cluster.local:9093"
+    );
+    assert_eq!(env["SAMSA_LISTEN"], "0.0.0.0:9092");
+    assert_eq!(env["SAMSA_CONTROLLER_LISTEN"], "0.0.0.0:9093");
+    assert_eq!(env["SAMSA_REPLICATION_LISTEN"], "0.0.0.0:9094");
+    assert_eq!(env["SAMSA_METRICS_LISTEN"], "0.0.0.0:9404");
+    assert_eq!(env["SAMSA_DATA_DIR"], "/var/lib/samsa/data");
+    // POD_NAME comes before its use in $(POD_NAME).
+    let c = &pod_spec(&o).containers[0];
+    assert_eq!(c.env.as_ref().unwrap()[0].name, "POD_NAME");
+    assert_eq!(
+        c.image.as_deref(),
+        Some(format!("samsa/samsa-broker:{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    assert_eq!(
+        c.env_from.as_ref().unwrap()[0]
+            .config_map_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "kc-config"
+    );
+}
+
+#[test]
+fn one_broker_has_one_voter_and_image_override() {
+    let o = plan(KafkaClusterSpec {
+        brokers: 1,
+        image: Some("reg/samsa:dev".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        env_of(&o)["SAMSA_CONTROLLER_QUORUM_VOTERS"],
+        "0@kc-0.kc-headless.ns.svc.cluster.local:9093"
+    );
+    assert_eq!(
+        pod_spec(&o).containers[0].image.as_deref(),
+        Some("reg/samsa:dev")
+    );
+    assert_eq!(o.stateful_set.spec.as_ref().unwrap().replicas, Some(1));
+}
+
+#[test]
+fn config_map_holds_settings_as_broker_environment() {
+    let mut spec = KafkaClusterSpec::default();
+    spec.config.insert("log.retention.ms".into(), "1000".into());
+    spec.config.insert("num.partitions".into(), "6".into());
+    let o = plan(spec);
+    let data = o.config_map.data.as_ref().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data["SAMSA_LOG_RETENTION_MS"], "1000");
+    assert_eq!(data["SAMSA_NUM_PARTITIONS"], "6");
+}
+
+#[test]
+fn statefulset_shape() {
+    let mut spec = KafkaClusterSpec {
+        brokers: 5,
+        ..Default::default()
+    };
+    spec.storage.storage_class_name = Some("fast".into());
+    spec.storage.size = "50Gi".into();
+    let o = plan(spec);
+    let s = o.stateful_set.spec.as_ref().unwrap();
+    assert_eq!(s.replicas, Some(5));
+    assert_eq!(s.service_name.as_deref(), Some("kc-headless"));
+    assert_eq!(s.pod_management_policy.as_deref(), Some("Parallel"));
+    assert_eq!(
+        s.selector.match_labels.as_ref().unwrap(),
+        &selector_labels("kc")
+    );
+    let pvc = &s.volume_claim_templates.as_ref().unwrap()[0];
+    let pvc_spec = pvc.spec.as_ref().unwrap();
+    assert_eq!(pvc.metadata.name.as_deref(), Some("data"));
+    assert_eq!(pvc_spec.storage_class_name.as_deref(), Some("fast"));
+    assert_eq!(
+        pvc_spec
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"],
+        Quantity("50Gi".into())
+    );
+    let pod = pod_spec(&o);
+    assert_eq!(pod.termination_grace_period_seconds, Some(120));
+    let c = &pod.containers[0];
+    let mount = &c.volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        (mount.name.as_str(), mount.mount_path.as_str()),
+        ("data", "/var/lib/samsa")
+    );
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(ready.path.as_deref(), Some("/readyz"));
+    assert_eq!(ready.port, IntOrString::String("metrics".into()));
+    let live = c
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(live.path.as_deref(), Some("/healthz"));
+    // Five brokers, three voters by default.
+    assert_eq!(
+        env_of(&o)["SAMSA_CONTROLLER_QUORUM_VOTERS"]
+            .split(',')
+            .count(),
+        3
+    );
+    let pdb = o.pdb.spec.as_ref().unwrap();
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+}
+
+#[test]
+fn anti_affinity_modes_and_rack_spread() {
+    let o = plan(KafkaClusterSpec::default());
+    let aff = pod_spec(&o)
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    let preferred = aff
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap();
+    assert_eq!(preferred.len(), 1);
+    assert_eq!(
+        preferred[0].pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    assert!(aff
+        .required_during_scheduling_ignored_during_execution
+        .is_none());
+    assert!(pod_spec(&o).topology_spread_constraints.is_none());
+
+    let o = plan(KafkaClusterSpec {
+        pod_anti_affinity: AntiAffinity::Required,
+        rack: Some(RackSpec {
+            topology_key: "topology.kubernetes.io/zone".into(),
+        }),
+        ..Default::default()
+    });
+    let aff = pod_spec(&o)
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        aff.required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .len(),
+        1
+    );
+    let spread = pod_spec(&o).topology_spread_constraints.as_ref().unwrap();
+    assert_eq!(spread.len(), 1);
+    assert_eq!(spread[0].topology_key, "topology.kubernetes.io/zone");
+    assert_eq!(spread[0].max_skew, 1);
+    assert_eq!(spread[0].when_unsatisfiable, "DoNotSchedule");
+
+    let o = plan(KafkaClusterSpec {
+        pod_anti_affinity: AntiAffinity::None,
+        ..Default::default()
+    });
+    assert!(pod_spec(&o).affinity.is_none());
+}
+
+#[test]
+fn restart_hash_follows_static_settings_only() {
+    let base = plan(KafkaClusterSpec::default());
+    let mut dynamic = KafkaClusterSpec::default();
+    dynamic
+        .config
+        .insert("log.retention.ms".into(), "5000".into());
+    let dynamic = plan(dynamic);
+    assert_eq!(restart_hash(&base), restart_hash(&dynamic));
+    assert_ne!(base.config_map, dynamic.config_map);
+
+    let mut stat = KafkaClusterSpec::default();
+    stat.config.insert("num.partitions".into(), "3".into());
+    assert_ne!(restart_hash(&base), restart_hash(&plan(stat)));
+
+    let new_version = plan(KafkaClusterSpec {
+        version: "9.9.9".into(),
+        ..Default::default()
+    });
+    assert_ne!(restart_hash(&base), restart_hash(&new_version));
+}
+
+#[test]
+fn planning_is_deterministic() {
+    let mut spec = KafkaClusterSpec::default();
+    spec.config.insert("num.partitions".into(), "3".into());
+    assert_eq!(plan(spec.clone()), plan(spec));
+}

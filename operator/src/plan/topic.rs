@@ -1,0 +1,317 @@
+//! Topic planning: from a `KafkaTopic` spec and the topic as the cluster reports it, the admin
+//! actions that bring the cluster to the spec. Pure.
+
+use std::collections::BTreeMap;
+
+use crate::crd::{KafkaTopicSpec, PartitionStatus, Replicas};
+
+/// A topic as observed through Metadata and DescribeConfigs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObservedTopic {
+    /// Topic id, when the broker reports one.
+    pub topic_id: Option<String>,
+    /// Partitions ordered by index.
+    pub partitions: Vec<PartitionStatus>,
+    /// Topic-level config overrides (not broker defaults).
+    pub config: BTreeMap<String, String>,
+}
+
+impl ObservedTopic {
+    /// Partition count.
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
+    }
+
+    /// Replication factor: the replica count of partition 0 (Kafka keeps it uniform).
+    pub fn replication_factor(&self) -> Option<i32> {
+        self.partitions
+            .first()
+            .map(|p| i32::try_from(p.replicas.len()).unwrap_or(i32::MAX))
+    }
+}
+
+/// One step towards the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicAction {
+    /// CreateTopics: with `assignment` when given (then partitions/RF follow from it).
+    Create {
+        /// Partition count.
+        partitions: i32,
+        /// Replicas per partition.
+        replication_factor: i32,
+        /// Explicit replicas per partition.
+        assignment: Option<Vec<Replicas>>,
+        /// Config overrides.
+        config: BTreeMap<String, String>,
+    },
+    /// CreatePartitions up to `total`, with the new partitions' replicas when assigned.
+    CreatePartitions {
+        /// New partition count.
+        total: i32,
+        /// Replicas of the new partitions (indices `observed..total`), in order.
+        assignment: Option<Vec<Replicas>>,
+    },
+    /// IncrementalAlterConfigs: `set` (SET) and `delete` (DELETE, back to the default).
+    AlterConfigs {
+        /// Keys to set with their values.
+        set: BTreeMap<String, String>,
+        /// Keys to reset to the broker default.
+        delete: Vec<String>,
+    },
+    /// The spec asks for fewer partitions than the topic has: refused, reported.
+    RefuseDecrease {
+        /// Partitions the topic has.
+        observed: i32,
+        /// Partitions the spec asks for.
+        desired: i32,
+    },
+    /// The spec asks for another replication factor: needs reassignment, not done yet.
+    RefuseReplicationChange {
+        /// The topic's replication factor.
+        observed: i32,
+        /// The spec's replication factor.
+        desired: i32,
+    },
+    /// The topic matches the spec.
+    Nothing,
+}
+
+impl TopicAction {
+    /// A condition message for refusals; `None` for actions.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            TopicAction::RefuseDecrease { observed, desired } => Some(format!(
+                "spec.partitions is {desired} but the topic has {observed} partitions: Kafka cannot remove partitions"
+            )),
+            TopicAction::RefuseReplicationChange { observed, desired } => Some(format!(
+                "spec.replicationFactor is {desired} but the topic's is {observed}: changing it needs a replica reassignment, which is not supported yet"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The actions that bring `observed` (absent: no such topic) to `spec`, in the order to run
+/// them. Refusals come last and do not stop the other actions.
+pub fn plan_topic(spec: &KafkaTopicSpec, observed: Option<&ObservedTopic>) -> Vec<TopicAction> {
+    let Some(observed) = observed else {
+        return vec![TopicAction::Create {
+            partitions: spec.partitions,
+            replication_factor: spec.replication_factor,
+            assignment: spec.assignment.clone(),
+            config: spec.config.clone(),
+        }];
+    };
+    let mut actions = Vec::new();
+    let mut refusals = Vec::new();
+    let have = observed.partition_count();
+    if spec.partitions > have {
+        let assignment = spec.assignment.as_ref().map(|a| {
+            a.iter()
+                .skip(usize::try_from(have).unwrap_or(0))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        actions.push(TopicAction::CreatePartitions {
+            total: spec.partitions,
+            assignment,
+        });
+    } else if spec.partitions < have {
+        refusals.push(TopicAction::RefuseDecrease {
+            observed: have,
+            desired: spec.partitions,
+        });
+    }
+    if let Some(rf) = observed.replication_factor() {
+        if rf != spec.replication_factor {
+            refusals.push(TopicAction::RefuseReplicationChange {
+                observed: rf,
+                desired: spec.replication_factor,
+            });
+        }
+    }
+    let set: BTreeMap<String, String> = spec
+        .config
+        .iter()
+        .filter(|(k, v)| observed.config.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let delete: Vec<String> = observed
+        .config
+        .keys()
+        .filter(|k| !spec.config.contains_key(*k))
+        .cloned()
+        .collect();
+    if !set.is_empty() || !delete.is_empty() {
+        actions.push(TopicAction::AlterConfigs { set, delete });
+    }
+    actions.extend(refusals);
+    if actions.is_empty() {
+        actions.push(TopicAction::Nothing);
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(partitions: i32, rf: i32) -> KafkaTopicSpec {
+        let mut s: KafkaTopicSpec =
+            serde_json::from_value(serde_json::json!({"clusterRef": {"name": "kc"}})).unwrap();
+        s.partitions = partitions;
+        s.replication_factor = rf;
+        s
+    }
+
+    fn observed(partitions: i32, rf: i32) -> ObservedTopic {
+        ObservedTopic {
+            topic_id: None,
+            partitions: (0..partitions)
+                .map(|p| PartitionStatus {
+                    partition: p,
+                    leader: 0,
+                    replicas: (0..rf).collect(),
+                    isr: (0..rf).collect(),
+                })
+                .collect(),
+            config: BTreeMap::new(),
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn absent_topic_is_created_with_everything() {
+        let mut s = spec(2, 2);
+        s.config = map(&[("retention.ms", "1000")]);
+        s.assignment = Some(vec![vec![0, 1], vec![1, 0]]);
+        assert_eq!(
+            plan_topic(&s, None),
+            vec![TopicAction::Create {
+                partitions: 2,
+                replication_factor: 2,
+                assignment: Some(vec![vec![0, 1], vec![1, 0]]),
+                config: map(&[("retention.ms", "1000")]),
+            }]
+        );
+    }
+
+    #[test]
+    fn matching_topic_needs_nothing() {
+        let mut s = spec(3, 2);
+        s.config = map(&[("retention.ms", "1000")]);
+        let mut o = observed(3, 2);
+        o.config = map(&[("retention.ms", "1000")]);
+        assert_eq!(plan_topic(&s, Some(&o)), vec![TopicAction::Nothing]);
+    }
+
+    #[test]
+    fn partitions_grow() {
+        assert_eq!(
+            plan_topic(&spec(5, 2), Some(&observed(3, 2))),
+            vec![TopicAction::CreatePartitions {
+                total: 5,
+                assignment: None
+            }]
+        );
+    }
+
+    #[test]
+    fn grown_partitions_take_their_assignment_entries() {
+        let mut s = spec(4, 2);
+        s.assignment = Some(vec![vec![0, 1], vec![1, 2], vec![2, 0], vec![0, 2]]);
+        assert_eq!(
+            plan_topic(&s, Some(&observed(2, 2))),
+            vec![TopicAction::CreatePartitions {
+                total: 4,
+                assignment: Some(vec![vec![2, 0], vec![0, 2]]),
+            }]
+        );
+    }
+
+    #[test]
+    fn decrease_is_refused_but_config_still_applies() {
+        let mut s = spec(2, 2);
+        s.config = map(&[("cleanup.policy", "compact")]);
+        let actions = plan_topic(&s, Some(&observed(4, 2)));
+        assert_eq!(
+            actions,
+            vec![
+                TopicAction::AlterConfigs {
+                    set: map(&[("cleanup.policy", "compact")]),
+                    delete: vec![],
+                },
+                TopicAction::RefuseDecrease {
+                    observed: 4,
+                    desired: 2
+                },
+            ]
+        );
+        assert_eq!(
+            actions[1].refusal().unwrap(),
+            "spec.partitions is 2 but the topic has 4 partitions: Kafka cannot remove partitions"
+        );
+        assert_eq!(actions[0].refusal(), None);
+    }
+
+    #[test]
+    fn replication_change_is_refused() {
+        let actions = plan_topic(&spec(1, 3), Some(&observed(1, 2)));
+        assert_eq!(
+            actions,
+            vec![TopicAction::RefuseReplicationChange {
+                observed: 2,
+                desired: 3
+            }]
+        );
+        assert!(actions[0]
+            .refusal()
+            .unwrap()
+            .starts_with("spec.replicationFactor is 3"));
+    }
+
+    #[test]
+    fn config_diff_sets_changed_and_deletes_removed() {
+        let mut s = spec(1, 1);
+        s.config = map(&[("retention.ms", "2000"), ("segment.bytes", "1048576")]);
+        let mut o = observed(1, 1);
+        o.config = map(&[
+            ("retention.ms", "1000"),
+            ("segment.bytes", "1048576"),
+            ("cleanup.policy", "compact"),
+            ("max.message.bytes", "100"),
+        ]);
+        assert_eq!(
+            plan_topic(&s, Some(&o)),
+            vec![TopicAction::AlterConfigs {
+                set: map(&[("retention.ms", "2000")]),
+                delete: vec!["cleanup.policy".into(), "max.message.bytes".into()],
+            }]
+        );
+    }
+
+    #[test]
+    fn grow_and_alter_in_order() {
+        let mut s = spec(3, 1);
+        s.config = map(&[("retention.ms", "5")]);
+        assert_eq!(
+            plan_topic(&s, Some(&observed(1, 1))),
+            vec![
+                TopicAction::CreatePartitions {
+                    total: 3,
+                    assignment: None
+                },
+                TopicAction::AlterConfigs {
+                    set: map(&[("retention.ms", "5")]),
+                    delete: vec![],
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! The controllers: thin observe → plan → act loops around the pure `plan` functions. They
+//! own the Kubernetes and Kafka I/O; every decision lives in `plan`.
+
+pub mod cluster;
+pub mod topic;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::kafka::{AdminClient, AdminError};
+use crate::metrics::Metrics;
+use crate::plan::cluster::{bootstrap_address, PlanContext, PlanError};
+
+/// Field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "samsa-operator";
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings of the plans.
+    pub plan: PlanContext,
+    /// When set, every cluster's Kafka listener is reached here instead of its bootstrap
+    /// Service (tests, or an operator running outside the cluster).
+    pub kafka_bootstrap_override: Option<String>,
+    /// Bound on connecting and on each Kafka request.
+    pub kafka_timeout: Duration,
+    admins: Mutex<HashMap<String, Arc<AdminClient>>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context; admin clients are opened on first use.
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        plan: PlanContext,
+        kafka_bootstrap_override: Option<String>,
+        kafka_timeout: Duration,
+    ) -> Self {
+        Context {
+            client,
+            recorder,
+            metrics,
+            plan,
+            kafka_bootstrap_override,
+            kafka_timeout,
+            admins: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The Kafka bootstrap address of a cluster.
+    pub fn bootstrap(&self, cluster: &str, namespace: &str, port: i32) -> String {
+        self.kafka_bootstrap_override
+            .clone()
+            .unwrap_or_else(|| bootstrap_address(cluster, namespace, port))
+    }
+
+    /// The (shared) admin client of a bootstrap address.
+    pub fn admin(&self, bootstrap: &str) -> Arc<AdminClient> {
+        let mut admins = match self.admins.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        admins
+            .entry(bootstrap.to_string())
+            .or_insert_with(|| Arc::new(AdminClient::new(bootstrap, self.kafka_timeout)))
+            .clone()
+    }
+
+    /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
+    pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+
+    fn failure_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+        format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            obj.meta().namespace.clone().unwrap_or_default(),
+            obj.meta().name.clone().unwrap_or_default()
+        )
+    }
+
+    /// Forgets the failures of `obj` (after a successful reconcile).
+    pub fn succeeded<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(&Self::failure_key(obj));
+        }
+    }
+
+    /// Counts a failure of `obj`; returns how many in a row.
+    fn failed<K: Resource<DynamicType = ()>>(&self, obj: &K) -> u32 {
+        match self.failures.lock() {
+            Ok(mut f) => {
+                let n = f.entry(Self::failure_key(obj)).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        }
+    }
+}
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A Kafka request failed.
+    #[error("Kafka: {0}")]
+    Kafka(#[from] AdminError),
+    /// No plan could be made.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The resource lacks a field the API server always sets.
+    #[error("the resource has no {0}")]
+    Missing(&'static str),
+}
+
+/// Backoff after the `n`th failure in a row: 2^n seconds, from 2 s up to 5 min.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(n.min(9)).min(300))
+}
+
+/// Requeue with backoff; logs the error with the object's name.
+pub fn error_policy<K>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let n = ctx.failed(obj.as_ref());
+    let delay = backoff(n);
+    tracing::warn!(
+        kind = %K::kind(&()),
+        namespace = obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(),
+        failures = n,
+        retry_in = ?delay,
+        error = %error,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// The current time as RFC 3339, for condition transition times.
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// `name` and `namespace` of a namespaced object.
+pub fn name_ns<K: Resource>(obj: &K) -> Result<(String, String), Error> {
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or(Error::Missing("metadata.name"))?;
+    let ns = obj
+        .meta()
+        .namespace
+        .clone()
+        .ok_or(Error::Missing("metadata.namespace"))?;
+    Ok((name, ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert_eq!(backoff(8), Duration::from_secs(256));
+        assert_eq!(backoff(9), Duration::from_secs(300));
+        assert_eq!(backoff(60), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,326 @@
+//! KafkaTopic reconcile: bring the topic in the referenced cluster to the spec over the Kafka
+//! protocol, report its partitions, and on deletion honour the deletion policy (finalizer).
+//! Topics no KafkaTopic names are never touched.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::{name_ns, now_rfc3339, Context, Error};
+use crate::crd::{
+    describe_errors, merge_conditions, Condition, DeletionPolicy, FieldError, KafkaCluster,
+    KafkaTopic, KafkaTopicStatus,
+};
+use crate::kafka::{AdminError, NewTopic, RESOURCE_TOPIC};
+use crate::plan::topic::{plan_topic, TopicAction};
+
+/// Kind label of the metrics.
+pub const KIND: &str = "KafkaTopic";
+/// Finalizer that holds a KafkaTopic until its Kafka topic is deleted (or retained).
+pub const FINALIZER: &str = "samsa.dev/topic";
+/// Kafka error code of a topic that already exists.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// Reconciles one KafkaTopic.
+pub async fn reconcile(kt: Arc<KafkaTopic>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = KIND,
+        namespace = kt.metadata.namespace.as_deref().unwrap_or_default(),
+        name = kt.metadata.name.as_deref().unwrap_or_default(),
+        topic = %kt.topic_name(),
+        generation = kt.metadata.generation.unwrap_or_default(),
+    );
+    let result = run(kt.clone(), ctx.clone()).instrument(span).await;
+    ctx.metrics.observe(KIND, start.elapsed(), result.is_ok());
+    if result.is_ok() {
+        ctx.succeeded(kt.as_ref());
+    }
+    result
+}
+
+async fn run(kt: Arc<KafkaTopic>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let (_, ns) = name_ns(kt.as_ref())?;
+    let api: Api<KafkaTopic> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, kt, |event| async {
+        match event {
+            FinalizerEvent::Apply(kt) => apply(&kt, &ctx).await,
+            FinalizerEvent::Cleanup(kt) => cleanup(&kt, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+/// A non-transient Kafka refusal (bad config, invalid partitions...): reported in the status,
+/// not retried until the spec changes or the periodic requeue.
+fn is_refusal(e: &AdminError) -> bool {
+    e.kafka().is_some_and(|k| !k.is_retriable())
+}
+
+async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
+    let (name, ns) = name_ns(kt)?;
+    let api: Api<KafkaTopic> = Api::namespaced(ctx.client.clone(), &ns);
+    let previous = kt.status.clone().unwrap_or_default();
+    let topic = kt.topic_name();
+    let clusters: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let cluster_name = &kt.spec.cluster_ref.name;
+
+    let Some(cluster) = clusters.get_opt(cluster_name).await? else {
+        let message =
+            format!("spec.clusterRef.name: KafkaCluster {cluster_name} does not exist in {ns}");
+        set_status(
+            &api,
+            &name,
+            kt,
+            &previous,
+            None,
+            false,
+            "ClusterNotFound",
+            &message,
+        )
+        .await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    };
+
+    let mut errs = kt.spec.validate(&topic);
+    errs.extend(kt.spec.validate_against_cluster(cluster.spec.brokers));
+    if topic.starts_with("__") {
+        errs.push(FieldError {
+            field: "spec.topicName".into(),
+            message: format!("{topic} is an internal topic; the operator does not manage it"),
+        });
+    }
+    if !errs.is_empty() {
+        let message = describe_errors(&errs);
+        ctx.event(kt, EventType::Warning, "InvalidSpec", message.clone())
+            .await;
+        set_status(
+            &api,
+            &name,
+            kt,
+            &previous,
+            None,
+            false,
+            "InvalidSpec",
+            &message,
+        )
+        .await?;
+        // The cluster may grow: look again later.
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+
+    let bootstrap = ctx.bootstrap(cluster_name, &ns, cluster.spec.listeners.client);
+    let admin = ctx.admin(&bootstrap);
+    let observed = admin.describe_topic(&topic).await?;
+    let actions = plan_topic(&kt.spec, observed.as_ref());
+    let mut refusals = Vec::new();
+    for action in &actions {
+        let outcome = match action {
+            TopicAction::Create {
+                partitions,
+                replication_factor,
+                assignment,
+                config,
+            } => {
+                let new = NewTopic {
+                    name: topic.clone(),
+                    partitions: *partitions,
+                    replication_factor: *replication_factor,
+                    assignment: assignment.clone(),
+                    config: config.clone(),
+                };
+                match admin.create_topic(&new).await {
+                    Err(AdminError::Kafka(k)) if k.code == TOPIC_ALREADY_EXISTS => Ok(()),
+                    Err(e) => Err(e),
+                    Ok(_) => {
+                        ctx.event(
+                            kt,
+                            EventType::Normal,
+                            "TopicCreated",
+                            format!(
+                                "created topic {topic} with {partitions} partitions, replication factor {replication_factor}"
+                            ),
+                        )
+                        .await;
+                        Ok(())
+                    }
+                }
+            }
+            TopicAction::CreatePartitions { total, assignment } => {
+                let r = admin
+                    .create_partitions(&topic, *total, assignment.as_deref())
+                    .await;
+                if r.is_ok() {
+                    ctx.event(
+                        kt,
+                        EventType::Normal,
+                        "PartitionsAdded",
+                        format!("topic {topic} now has {total} partitions"),
+                    )
+                    .await;
+                }
+                r
+            }
+            TopicAction::AlterConfigs { set, delete } => {
+                let r = admin
+                    .alter_configs(RESOURCE_TOPIC, &topic, set, delete)
+                    .await;
+                if r.is_ok() {
+                    let keys = set
+                        .keys()
+                        .cloned()
+                        .chain(delete.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    ctx.event(
+                        kt,
+                        EventType::Normal,
+                        "ConfigUpdated",
+                        format!("topic {topic}: updated {keys}"),
+                    )
+                    .await;
+                }
+                r
+            }
+            TopicAction::RefuseDecrease { .. } | TopicAction::RefuseReplicationChange { .. } => {
+                if let Some(message) = action.refusal() {
+                    ctx.event(kt, EventType::Warning, "ChangeRefused", message.clone())
+                        .await;
+                    refusals.push(message);
+                }
+                Ok(())
+            }
+            TopicAction::Nothing => Ok(()),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e) if is_refusal(&e) => {
+                let message = e.to_string();
+                ctx.event(kt, EventType::Warning, "KafkaRefused", message.clone())
+                    .await;
+                refusals.push(message);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let observed = admin.describe_topic(&topic).await?;
+    let (ready, reason, message) = match (&observed, refusals.is_empty()) {
+        (None, _) => (
+            false,
+            "TopicMissing",
+            format!("topic {topic} is not in the cluster yet"),
+        ),
+        (Some(o), true) => (
+            true,
+            "Reconciled",
+            format!(
+                "topic {topic}: {} partitions, replication factor {}",
+                o.partition_count(),
+                o.replication_factor().unwrap_or(0)
+            ),
+        ),
+        (Some(_), false) => (false, "ChangeRefused", refusals.join("; ")),
+    };
+    set_status(
+        &api,
+        &name,
+        kt,
+        &previous,
+        observed.as_ref(),
+        ready,
+        reason,
+        &message,
+    )
+    .await?;
+    Ok(Action::requeue(if ready {
+        Duration::from_secs(300)
+    } else {
+        Duration::from_secs(30)
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn set_status(
+    api: &Api<KafkaTopic>,
+    name: &str,
+    kt: &KafkaTopic,
+    previous: &KafkaTopicStatus,
+    observed: Option<&crate::plan::topic::ObservedTopic>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let mut status = previous.clone();
+    status.observed_generation = kt.metadata.generation;
+    status.conditions = merge_conditions(
+        &previous.conditions,
+        vec![Condition::new("Ready", ready, reason, message)],
+        &now_rfc3339(),
+        kt.metadata.generation,
+    );
+    if let Some(o) = observed {
+        status.topic_name = Some(kt.topic_name());
+        status.topic_id = o.topic_id.clone();
+        status.partitions = o.partitions.clone();
+    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn cleanup(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
+    let (_, ns) = name_ns(kt)?;
+    let topic = kt.topic_name();
+    if kt.spec.deletion_policy == DeletionPolicy::Retain {
+        ctx.event(
+            kt,
+            EventType::Normal,
+            "TopicRetained",
+            format!("deletionPolicy Retain: topic {topic} stays in the cluster"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    // Only a topic this resource has seen in the cluster is deleted.
+    if kt
+        .status
+        .as_ref()
+        .and_then(|s| s.topic_name.as_ref())
+        .is_none()
+    {
+        return Ok(Action::await_change());
+    }
+    let clusters: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let cluster_name = &kt.spec.cluster_ref.name;
+    let Some(cluster) = clusters.get_opt(cluster_name).await? else {
+        // The cluster (and its data) is gone: nothing left to delete.
+        return Ok(Action::await_change());
+    };
+    let bootstrap = ctx.bootstrap(cluster_name, &ns, cluster.spec.listeners.client);
+    ctx.admin(&bootstrap).delete_topic(&topic).await?;
+    ctx.event(
+        kt,
+        EventType::Normal,
+        "TopicDeleted",
+        format!("deleted topic {topic}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,198 @@
+//! The CEL rules of the generated CRDs, evaluated client-side (kube's `cel` feature) on the
+//! same schema the apiserver gets: each rule compiles, passes valid objects and refuses
+//! invalid ones with a message naming the field.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kube::core::cel::Validator;
+use kube::CustomResourceExt;
+use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use serde_json::{json, Value};
+
+fn schema<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    let v = &crd.spec.versions[0];
+    serde_json::to_value(
+        v.schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The messages of the failed rules (empty when the object is accepted).
+fn check<K: CustomResourceExt>(obj: Value, old: Option<Value>) -> Vec<String> {
+    match Validator::new().validate(&schema::<K>(), &obj, old.as_ref()) {
+        Ok(()) => vec![],
+        Err(errs) => errs.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+fn topic(spec: Value) -> Value {
+    json!({"apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaTopic",
+           "metadata": {"name": "orders"}, "spec": spec})
+}
+
+fn cluster(spec: Value) -> Value {
+    json!({"apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaCluster",
+           "metadata": {"name": "kc"}, "spec": spec})
+}
+
+#[test]
+fn topic_minimal_is_accepted() {
+    assert_eq!(
+        check::<KafkaTopic>(topic(json!({"clusterRef": {"name": "kc"}})), None),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn topic_ranges() {
+    let errs = check::<KafkaTopic>(
+        topic(json!({"clusterRef": {"name": "kc"}, "partitions": 0, "replicationFactor": 0})),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "spec.partitions must be between 1 and 100000",
+            "spec.replicationFactor must be between 1 and 32"
+        ]
+    );
+}
+
+#[test]
+fn topic_min_isr_below_rf() {
+    let spec = |isr: &str| {
+        topic(json!({"clusterRef": {"name": "kc"}, "replicationFactor": 3,
+                     "config": {"min.insync.replicas": isr}}))
+    };
+    assert_eq!(
+        check::<KafkaTopic>(spec("3"), None),
+        vec!["spec.config[min.insync.replicas] must be less than spec.replicationFactor"]
+    );
+    assert!(check::<KafkaTopic>(spec("2"), None).is_empty());
+}
+
+#[test]
+fn topic_assignment_shape() {
+    let errs = check::<KafkaTopic>(
+        topic(
+            json!({"clusterRef": {"name": "kc"}, "partitions": 2, "replicationFactor": 2,
+                     "assignment": [[0, 1]]}),
+        ),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec!["spec.assignment must have one entry per partition (spec.partitions)"]
+    );
+    let errs = check::<KafkaTopic>(
+        topic(
+            json!({"clusterRef": {"name": "kc"}, "partitions": 2, "replicationFactor": 2,
+                     "assignment": [[0, 1], [1]]}),
+        ),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec!["each spec.assignment entry must list spec.replicationFactor brokers"]
+    );
+    let ok = topic(
+        json!({"clusterRef": {"name": "kc"}, "partitions": 2, "replicationFactor": 2,
+                          "assignment": [[0, 1], [1, 2]]}),
+    );
+    assert!(check::<KafkaTopic>(ok, None).is_empty());
+}
+
+#[test]
+fn topic_transitions() {
+    let old = topic(json!({"clusterRef": {"name": "kc"}, "partitions": 4}));
+    let grown = topic(json!({"clusterRef": {"name": "kc"}, "partitions": 6}));
+    assert!(check::<KafkaTopic>(grown, Some(old.clone())).is_empty());
+    let shrunk = topic(json!({"clusterRef": {"name": "kc"}, "partitions": 2}));
+    assert_eq!(
+        check::<KafkaTopic>(shrunk, Some(old.clone())),
+        vec!["spec.partitions cannot decrease: Kafka cannot remove partitions"]
+    );
+    let moved = topic(json!({"clusterRef": {"name": "other"}, "partitions": 4}));
+    assert_eq!(
+        check::<KafkaTopic>(moved, Some(old.clone())),
+        vec!["spec.clusterRef is immutable"]
+    );
+    let renamed = topic(json!({"clusterRef": {"name": "kc"}, "partitions": 4, "topicName": "x"}));
+    assert_eq!(
+        check::<KafkaTopic>(renamed, Some(old)),
+        vec!["spec.topicName is immutable"]
+    );
+}
+
+#[test]
+fn cluster_minimal_is_accepted() {
+    assert_eq!(
+        check::<KafkaCluster>(cluster(json!({})), None),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn cluster_rules() {
+    let errs = check::<KafkaCluster>(
+        cluster(json!({"brokers": 1, "controllers": 3,
+                       "config": {"node.id": "4", "min.insync.replicas": "2"},
+                       "listeners": {"client": 9093}})),
+        None,
+    );
+    let mut errs = errs;
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.config must not set node.id, broker.id, process.roles, listeners, advertised.listeners, controller.quorum.voters, controller.listener.names, log.dirs, log.dir or broker.rack: the operator sets them",
+            "spec.config[min.insync.replicas] must not exceed spec.brokers",
+            "spec.controllers must not exceed spec.brokers",
+            "spec.listeners.client, spec.listeners.controller and spec.listeners.replication must be different ports",
+        ]
+    );
+    let errs = check::<KafkaCluster>(cluster(json!({"storage": {"size": "ten"}})), None);
+    assert_eq!(
+        errs,
+        vec!["spec.storage.size must be a quantity such as 10Gi"]
+    );
+}
+
+#[test]
+fn cluster_transitions() {
+    let old = cluster(json!({"brokers": 3, "controllers": 3, "storage": {"size": "10Gi"}}));
+    let scaled = cluster(json!({"brokers": 5, "controllers": 3, "storage": {"size": "10Gi"}}));
+    assert!(check::<KafkaCluster>(scaled, Some(old.clone())).is_empty());
+    let mut errs = check::<KafkaCluster>(
+        cluster(json!({"brokers": 5, "controllers": 5, "storage": {"size": "20Gi"}})),
+        Some(old),
+    );
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.controllers is immutable: the metadata quorum's voters are fixed when the cluster is created",
+            "spec.storage is immutable: StatefulSet volume claim templates cannot change",
+        ]
+    );
+}
+
+#[test]
+fn cluster_config_keys_must_be_broker_settings() {
+    let errs = check::<KafkaCluster>(
+        cluster(json!({"config": {"log.retention.minutes": "5"}})),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec!["spec.config may only hold settings samsa-broker takes, by their Kafka names (see samsa-broker --help)"]
+    );
+    let ok = cluster(json!({"config": {"log.retention.ms": "5", "num.partitions": "3"}}));
+    assert!(check::<KafkaCluster>(ok, None).is_empty());
+}

@@ -1,0 +1,302 @@
+//! The operator binary against a real kube-apiserver (etcd + kube-apiserver started by the
+//! test, no nodes) and a real `samsa-broker`: CRDs install, a KafkaCluster gets its objects
+//! and status, a KafkaTopic is created, grown, altered and deleted in the broker, the Lease
+//! is held, and /metrics counts the reconciles. Skipped (with a message) where the Kubernetes
+//! binaries are not built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use samsa_operator::kafka::AdminClient;
+use serde_json::json;
+
+use common::k8s;
+
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ready(conditions: Option<&Vec<samsa_operator::crd::Condition>>) -> Option<(String, String)> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn operator_reconciles_against_a_real_api_server() {
+    if let Some(why) = k8s::missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let plane = k8s::start().await;
+    let client = plane.client.clone();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in samsa_operator::crd::all_crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        common::wait_for(
+            &format!("CRD {name} is established"),
+            Duration::from_secs(30),
+            async || {
+                crds.get(&name).await.is_ok_and(|c| {
+                    c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+                })
+            },
+        )
+        .await;
+    }
+
+    let broker = common::single_broker().await;
+    let metrics_port = common::free_port();
+    let log = std::fs::File::create(plane.dir.path().join("operator.log")).unwrap();
+    let _operator = Operator(
+        Command::new(env!("CARGO_BIN_EXE_samsa-operator"))
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--kafka-bootstrap", &broker.addr()])
+            .args([
+                "--identity",
+                "test-operator",
+                "--lease-namespace",
+                "default",
+            ])
+            .args(["--log-format", "json", "--log", "samsa_operator=debug,info"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start samsa-operator"),
+    );
+
+    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), "default");
+    let topics: Api<KafkaTopic> = Api::namespaced(client.clone(), "default");
+    let kc: KafkaCluster = serde_json::from_value(json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaCluster",
+        "metadata": {"name": "kc"},
+        "spec": {"brokers": 1, "config": {"log.retention.ms": "3600000"}}
+    }))
+    .unwrap();
+    clusters.create(&PostParams::default(), &kc).await.unwrap();
+
+    // The cluster's objects appear, owned by the KafkaCluster, with its status.
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    common::wait_for(
+        "StatefulSet kc exists",
+        Duration::from_secs(30),
+        async || sets.get_opt("kc").await.is_ok_and(|s| s.is_some()),
+    )
+    .await;
+    let sts = sets.get("kc").await.unwrap();
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(1));
+    let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("KafkaCluster", "kc")
+    );
+    let managers: Vec<String> = sts
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        managers.contains(&"samsa-operator".to_string()),
+        "{managers:?}"
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    assert!(services.get_opt("kc-headless").await.unwrap().is_some());
+    assert!(services.get_opt("kc-bootstrap").await.unwrap().is_some());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms.get("kc-config").await.unwrap();
+    assert_eq!(cm.data.unwrap()["SAMSA_LOG_RETENTION_MS"], "3600000");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    assert!(pdbs.get_opt("kc").await.unwrap().is_some());
+    common::wait_for(
+        "KafkaCluster status reports broker 0",
+        Duration::from_secs(30),
+        async || {
+            clusters.get_status("kc").await.is_ok_and(|k| {
+                k.status.is_some_and(|s| {
+                    s.observed_generation == Some(1)
+                        && s.brokers.len() == 1
+                        && s.controllers == Some(1)
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "False")
+                })
+            })
+        },
+    )
+    .await;
+
+    // A topic: created in the broker with its partitions and config; status lists partitions.
+    let kt: KafkaTopic = serde_json::from_value(json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaTopic",
+        "metadata": {"name": "orders"},
+        "spec": {"clusterRef": {"name": "kc"}, "partitions": 3, "replicationFactor": 1,
+                 "config": {"retention.ms": "86400000"}}
+    }))
+    .unwrap();
+    topics.create(&PostParams::default(), &kt).await.unwrap();
+    common::wait_for(
+        "KafkaTopic orders is Ready with 3 partitions",
+        Duration::from_secs(30),
+        async || {
+            topics.get_status("orders").await.is_ok_and(|t| {
+                t.status.is_some_and(|s| {
+                    ready(Some(&s.conditions)).is_some_and(|(st, _)| st == "True")
+                        && s.partitions.len() == 3
+                })
+            })
+        },
+    )
+    .await;
+    let admin = AdminClient::new(&broker.addr(), Duration::from_secs(10));
+    let observed = admin.describe_topic("orders").await.unwrap().unwrap();
+    assert_eq!(observed.partitions.len(), 3);
+    assert_eq!(observed.config["retention.ms"], "86400000");
+
+    // Grow it and change its config.
+    topics
+        .patch(
+            "orders",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"partitions": 5, "config": {"retention.ms": null, "segment.bytes": "1048576"}}})),
+        )
+        .await
+        .unwrap();
+    common::wait_for(
+        "the broker has 5 partitions and the new config",
+        Duration::from_secs(30),
+        async || {
+            admin.describe_topic("orders").await.is_ok_and(|o| {
+                o.is_some_and(|o| {
+                    o.partitions.len() == 5
+                        && o.config.get("segment.bytes").map(String::as_str) == Some("1048576")
+                        && !o.config.contains_key("retention.ms")
+                })
+            })
+        },
+    )
+    .await;
+
+    // The API server refuses a decrease with a message naming the field.
+    let err = topics
+        .patch(
+            "orders",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"partitions": 2}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("spec.partitions cannot decrease"),
+        "{err}"
+    );
+
+    // RF above the cluster's brokers: a condition naming spec.replicationFactor.
+    let wide: KafkaTopic = serde_json::from_value(json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaTopic",
+        "metadata": {"name": "wide"},
+        "spec": {"clusterRef": {"name": "kc"}, "replicationFactor": 3}
+    }))
+    .unwrap();
+    topics.create(&PostParams::default(), &wide).await.unwrap();
+    common::wait_for("KafkaTopic wide reports its replication factor", Duration::from_secs(30), async || {
+        topics.get_status("wide").await.is_ok_and(|t| {
+            t.status.is_some_and(|s| {
+                ready(Some(&s.conditions)).is_some_and(|(st, m)| {
+                    st == "False" && m.contains("spec.replicationFactor: must not exceed the cluster's brokers (3 > 1)")
+                })
+            })
+        })
+    })
+    .await;
+
+    // A topic made outside any KafkaTopic is left alone.
+    admin
+        .create_topic(&samsa_operator::kafka::NewTopic {
+            name: "outside".into(),
+            partitions: 1,
+            replication_factor: 1,
+            assignment: None,
+            config: Default::default(),
+        })
+        .await
+        .unwrap();
+
+    // Deleting the KafkaTopic deletes the Kafka topic (policy Delete), then the finalizer goes.
+    topics
+        .delete("orders", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for(
+        "KafkaTopic orders is gone",
+        Duration::from_secs(30),
+        async || topics.get_opt("orders").await.is_ok_and(|t| t.is_none()),
+    )
+    .await;
+    assert_eq!(admin.describe_topic("orders").await.unwrap(), None);
+    assert!(admin.describe_topic("outside").await.unwrap().is_some());
+
+    // The Lease names this replica; /metrics counts reconciles of both kinds.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let lease = leases.get("samsa-operator").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("test-operator")
+    );
+    let body = http_get(metrics_port, "/metrics").await;
+    for kind in ["KafkaCluster", "KafkaTopic"] {
+        let line = body
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "samsa_operator_reconciles_total{{kind=\"{kind}\",result=\"ok\"}}"
+                ))
+            })
+            .unwrap_or_else(|| panic!("no ok reconciles of {kind} in\n{body}"));
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1, "{line}");
+    }
+    assert!(http_get(metrics_port, "/healthz").await.ends_with("ok\n"));
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
