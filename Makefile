@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: run test deps fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images crds
+.PHONY: run test deps k8s-bin fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images crds
 
 ## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
 run:
@@ -16,10 +16,15 @@ crds:
 	$(CARGO) run -p samsa-operator --bin samsa-operator -- crds --out crds
 
 ## Install what the tests need (idempotent), then run every test.
-test: deps fmt-check lint unit compat e2e
+test: deps k8s-bin fmt-check lint unit compat e2e
 
 deps:
 	./scripts/test-deps.sh
+
+## etcd and the Kubernetes binaries, built from upstream sources into a cache (idempotent): the
+## operator's tests start a real kube-apiserver, the e2e tests a whole cluster.
+k8s-bin:
+	./e2e/build-binaries.sh etcd kubernetes
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

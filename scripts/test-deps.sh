@@ -2,7 +2,8 @@
 # Installs what the client-compatibility tests (broker/tests/compat/) need on a Debian machine:
 #   - kcat (Debian package)
 #   - curl, setsid (util-linux) and ip (iproute2), used by e2e/local-cluster for the cluster
-#     tests (network namespaces for the network-partition test)
+#     tests (network namespaces for the network-partition test); openssl for the operator's
+#     tests
 #   - two Python virtualenvs in a cache outside the repo, reused across clones:
 #       venv-compat-latest: pytest + kafka-python (latest) + confluent-kafka (latest)
 #       venv-compat-kp202:  kafka-python==2.0.2 exactly
@@ -54,6 +55,8 @@ need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The operator's tests make a service-account key for the kube-apiserver they start.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
     apt_install "${need[@]}"
 fi
