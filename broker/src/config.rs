@@ -177,10 +177,10 @@ pub struct BrokerConfig {
     /// Roles of this process, comma-separated: `broker`, `controller` or both
     /// (process.roles). A controller holds a vote in the metadata quorum; a controller-only
     /// process serves no Kafka clients. A single node (no --controller-quorum-voters) is
-    /// always both.
-    #[arg(long, env = "SAMSA_PROCESS_ROLES", default_value = "broker,controller",
-          value_parser = parse_roles)]
-    pub process_roles: ProcessRoles,
+    /// always both. Unset in a cluster: `broker,controller` when --node-id is one of the
+    /// voters, else `broker` (so that every member of a cluster can share one setting).
+    #[arg(long, env = "SAMSA_PROCESS_ROLES", value_parser = parse_roles)]
+    pub process_roles: Option<ProcessRoles>,
 
     /// The controller quorum as ID@HOST:PORT,... (controller.quorum.voters), e.g.
     /// `1@c1:9093,2@c2:9093,3@c3:9093`. Set: this process is a cluster member (the quorum
@@ -322,6 +322,21 @@ impl BrokerConfig {
 
     /// The controller voters: --controller-quorum-voters, or this node alone at its controller
     /// listener (localhost when it listens on every interface).
+    /// The roles this process runs: --process-roles, or the default for its place (see there).
+    pub fn roles(&self) -> ProcessRoles {
+        if let Some(roles) = self.process_roles {
+            return roles;
+        }
+        let voter = match &self.controller_quorum_voters {
+            Some(v) => u64::try_from(self.node_id).is_ok_and(|id| v.contains(id)),
+            None => true,
+        };
+        ProcessRoles {
+            broker: true,
+            controller: voter,
+        }
+    }
+
     pub fn voters(&self) -> Voters {
         if let Some(v) = &self.controller_quorum_voters {
             return v.clone();
@@ -375,7 +390,7 @@ mod tests {
     #[test]
     fn quorum_flags_parse_and_check() {
         let c = BrokerConfig::parse_from(["samsa-broker"]);
-        assert!(c.process_roles.broker && c.process_roles.controller);
+        assert!(c.roles().broker && c.roles().controller);
         assert_eq!(c.controller_listen.to_string(), "0.0.0.0:9093");
         assert_eq!(c.voters().to_string(), "1@localhost:9093");
         assert_eq!(c.broker_heartbeat_interval_ms, 2000);
@@ -387,8 +402,27 @@ mod tests {
             "--controller-quorum-voters",
             "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095",
         ]);
-        assert!(!c.process_roles.broker && c.process_roles.controller);
+        assert!(!c.roles().broker && c.roles().controller);
         assert_eq!(c.voters().address(3), Some("127.0.0.1:9095"));
+        // Unset in a cluster: a voter is both, any other node a broker only.
+        let voters = "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095";
+        for (id, controller) in [("2", true), ("4", false)] {
+            let c = BrokerConfig::parse_from([
+                "samsa-broker",
+                "--node-id",
+                id,
+                "--controller-quorum-voters",
+                voters,
+            ]);
+            assert_eq!(
+                c.roles(),
+                ProcessRoles {
+                    broker: true,
+                    controller
+                },
+                "node {id}"
+            );
+        }
         for bad in [
             ["--process-roles", "gateway"],
             ["--process-roles", ""],

@@ -69,7 +69,7 @@ impl RunningBroker {
 
 /// Opens the data dir, binds both listeners and serves until [`RunningBroker::shutdown`].
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
-    let roles = &config.process_roles;
+    let roles = config.roles();
     if config.controller_quorum_voters.is_none() && !(roles.broker && roles.controller) {
         anyhow::bail!(
             "--process-roles {} needs --controller-quorum-voters: without a quorum, the single \
@@ -190,7 +190,7 @@ async fn start_cluster(
     metrics: &Arc<Metrics>,
     advertised: (String, i32),
 ) -> anyhow::Result<(Option<QuorumHandle>, Option<Replication>)> {
-    let quorum = if config.process_roles.controller {
+    let quorum = if config.roles().controller {
         let qc = QuorumConfig::from_broker(config)?;
         Some(crate::quorum::start(qc, metrics.quorum.clone()).await?)
     } else {
