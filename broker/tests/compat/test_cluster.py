@@ -25,6 +25,7 @@ Waits poll conditions with deadlines; nothing depends on a bare sleep."""
 import json
 import os
 import re
+import shutil
 import sys
 import subprocess
 import threading
@@ -48,6 +49,7 @@ class Cluster:
     def __init__(self, tmp_path, n, extra_args, netns=False):
         self.n = n
         self.netns = netns
+        self.tmp_path = tmp_path
         # Ports base..base+n-1 (Kafka), +10000 (controller), +20000 (replication), +30000
         # (metrics) must be free: pick a base whose Kafka port is free and check the rest.
         for _ in range(50):
@@ -142,6 +144,13 @@ class Cluster:
             return False
 
     def down(self):
+        # Keep the brokers' logs next to the test's other files (pytest's tmp_path).
+        keep = self.tmp_path / "broker-logs"
+        keep.mkdir(exist_ok=True)
+        for b in range(1, self.n + 1):
+            log = self.tmp_path / "cluster" / ("broker-%d" % b) / "broker.log"
+            if log.exists():
+                shutil.copy(log, keep / ("broker-%d.log" % b))
         self.run("down", check=False)
 
 
@@ -375,15 +384,14 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
     windows = []
 
     def kill_and_restart(what, broker, led):
-        killed_at = time.monotonic()
-        cl.run("kill", str(broker))
+        cl.run("kill", str(broker))  # returns once the process is gone
         dead_at = time.monotonic()
         parts = led or list(range(partitions))
-        wait_until(lambda: log.first_ack_after(killed_at, parts) is not None, 60,
+        wait_until(lambda: log.first_ack_after(dead_at, parts) is not None, 60,
                    "an acknowledgement after the %s was killed" % what)
         label = "%s %d (leader of partitions %s)" % (what, broker, led) if led else \
             "%s %d (leader of no partition of the topic)" % (what, broker)
-        windows.append((label, log.first_ack_after(killed_at, parts) - killed_at))
+        windows.append((label, log.first_ack_after(dead_at, parts) - dead_at))
         cl.run("start", str(broker))
         wait_until(lambda: all(len(cl.partition(topic, p)[2]) == 3 for p in range(partitions)),
                    60, "the ISR whole again after the restart")
@@ -616,8 +624,8 @@ def test_network_partition_isolating_the_leader(cluster_factory):
     loff = '{partition="0",topic="%s"}' % topic
     try:
         wait_until(lambda: log.count() >= 2000, 60, "2000 acknowledgements before the partition")
-        cut_at = time.monotonic()
         cl.run("isolate", "1")
+        cut_at = time.monotonic()
         # On its side, broker 1 still believes it leads: it takes records it cannot replicate.
         side = subprocess.Popen(
             [str(SCRIPT), "exec", "1", sys.executable, str(CLIENTS / "side_producer.py"),
