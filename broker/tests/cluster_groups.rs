@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{topic_name, RawClient};
+use common::{free_ports, topic_name, RawClient};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -27,16 +27,6 @@ use tempfile::TempDir;
 const WAIT: Duration = Duration::from_secs(30);
 const NOT_COORDINATOR: i16 = 16;
 const LOAD_IN_PROGRESS: i16 = 14;
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
 
 struct Cluster {
     configs: Vec<BrokerConfig>,

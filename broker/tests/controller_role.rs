@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{batch, http_get, topic_name, RawClient};
+use common::{batch, free_ports, http_get, topic_name, RawClient};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -19,16 +19,6 @@ use samsa_broker::server::{start, RunningBroker};
 
 const WAIT: Duration = Duration::from_secs(30);
 const CONTROLLER_ID: i32 = 100;
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
 
 fn config(
     id: i32,

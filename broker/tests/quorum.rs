@@ -3,10 +3,13 @@
 //! disk, and fencing of a broker that stops heartbeating.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::free_ports;
 use samsa_broker::controller::{MetadataCommand, MetadataImage, Refusal, NO_LEADER};
 use samsa_broker::metrics::Metrics;
 use samsa_broker::quorum::{
@@ -21,16 +24,6 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(15);
 const SESSION: Duration = Duration::from_millis(1500);
-
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
 
 struct Node {
     config: QuorumConfig,

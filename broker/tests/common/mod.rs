@@ -14,6 +14,18 @@ use samsa_broker::server::{start, RunningBroker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// `n` distinct loopback ports that were free a moment ago (for processes that take fixed
+/// ports, such as the members of a cluster that must know each other's addresses).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 /// Starts a broker on ephemeral loopback ports with its data in `dir`.
 pub async fn broker(dir: &Path) -> RunningBroker {
     broker_with(dir, |_| {}).await

@@ -218,6 +218,31 @@ class AckLog:
         return min(times) if times else None
 
 
+def produce_loop(producer, topic, log, stop, sent, record, per_tick):
+    """A function producing record(0), record(1), ... (produce() keyword arguments) until `stop`
+    is set, per_tick records every 50 ms; sent[0] counts them and `log` sees each send and
+    delivery report."""
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            kwargs = record(i)
+            log.sent(kwargs["value"])
+            while True:
+                try:
+                    producer.produce(topic, on_delivery=log, **kwargs)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+            i += 1
+            sent[0] = i
+            if i % per_tick == 0:
+                time.sleep(0.05)
+
+    return run
+
+
 def read_all(bootstrap, topic, partitions, expected_total, timeout=60):
     """Every record of the topic from offset 0, by partition: [(offset, value)]."""
     c = Consumer(
@@ -359,22 +384,10 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
     stop = threading.Event()
     sent = [0]
 
-    def produce():
-        i = 0
-        while not stop.is_set():
-            key = b"k%d" % (i % 64)
-            log.sent(b"%08d" % i)
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=b"%08d" % i, on_delivery=log)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-            i += 1
-            sent[0] = i
-            if i % 100 == 0:
-                time.sleep(0.05)  # ~2000 records/s until the test stops it
+    def record(i):
+        return {"key": b"k%d" % (i % 64), "value": b"%08d" % i}
+
+    produce = produce_loop(producer, topic, log, stop, sent, record, per_tick=100)
 
     group = "failover-group"
     reader = GroupReader(cl.bootstrap, topic, group, partitions)
@@ -602,22 +615,10 @@ def test_network_partition_isolating_the_leader(cluster_factory):
     stop = threading.Event()
     sent = [0]
 
-    def produce():
-        i = 0
-        while not stop.is_set():
-            v = b"out%05d" % i
-            log.sent(v)
-            while True:
-                try:
-                    producer.produce(topic, value=v, partition=0, on_delivery=log)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-            i += 1
-            sent[0] = i
-            if i % 50 == 0:
-                time.sleep(0.05)  # ~1000 records/s
+    def record(i):
+        return {"value": b"out%05d" % i, "partition": 0}
+
+    produce = produce_loop(producer, topic, log, stop, sent, record, per_tick=50)
 
     t = threading.Thread(target=produce, daemon=True)
     t.start()
