@@ -200,6 +200,24 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub broker_heartbeat_interval_ms: u64,
 
+    /// Move leadership back to preferred replicas (the first of each assignment) when a
+    /// broker leads too few of its own (auto.leader.rebalance.enable); cluster mode.
+    #[arg(long, env = "SAMSA_AUTO_LEADER_REBALANCE_ENABLE", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub auto_leader_rebalance_enable: bool,
+
+    /// How often the controller leader checks the leader balance, in seconds
+    /// (leader.imbalance.check.interval.seconds).
+    #[arg(long, env = "SAMSA_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub leader_imbalance_check_interval_seconds: u64,
+
+    /// The share (percent) of its preferred partitions a broker may not lead before they are
+    /// handed back to it (leader.imbalance.per.broker.percentage).
+    #[arg(long, env = "SAMSA_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub leader_imbalance_per_broker_percentage: u32,
+
     /// A broker not heard from for this many milliseconds is fenced: it leaves ISRs and its
     /// leaderships move (broker.session.timeout.ms).
     #[arg(long, env = "SAMSA_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9000,

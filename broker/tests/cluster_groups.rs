@@ -2,6 +2,8 @@
 //! `__consumer_offsets` through the controller and names the leader of the group's partition;
 //! the other brokers answer NOT_COORDINATOR; committed offsets fail over with the partition's
 //! leadership when the coordinator shuts down, and a restarted former coordinator stays out.
+//! Also, with the same three brokers: leadership goes back to the preferred replicas after a
+//! broker restarts (auto.leader.rebalance.enable).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,6 +38,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_with(&[]).await
+    }
+
+    /// Three brokers with `extra` flags added to each.
+    async fn start_with(extra: &[&str]) -> Cluster {
         let ports = free_ports(12);
         let voters = (0..3)
             .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[3 + i]))
@@ -45,7 +52,7 @@ impl Cluster {
         let configs: Vec<BrokerConfig> = (0..3)
             .map(|i| {
                 let kafka = format!("127.0.0.1:{}", ports[i]);
-                let args = [
+                let mut args = vec![
                     "samsa-broker".to_string(),
                     "--node-id".into(),
                     (i + 1).to_string(),
@@ -70,6 +77,7 @@ impl Cluster {
                     "--offsets-topic-num-partitions".into(),
                     "4".into(),
                 ];
+                args.extend(extra.iter().map(|a| a.to_string()));
                 BrokerConfig::parse_from(args)
             })
             .collect();
@@ -265,5 +273,95 @@ async fn offsets_fail_over_with_the_leadership_of_the_groups_partition() {
     let listed = back.call(4, &ListGroupsRequest::default()).await;
     assert!(listed.groups.is_empty(), "{listed:?}");
     assert_eq!(fetch(&mut owner, "g").await, (0, 43));
+    cluster.shutdown().await;
+}
+
+/// Leaders of `topic`'s partitions as broker `c` answers Metadata, in partition order.
+async fn leaders(c: &mut RawClient, topic: &str) -> Vec<i32> {
+    let req = MetadataRequest::default().with_topics(None);
+    let resp = c.call(9, &req).await;
+    let Some(t) = resp
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+    else {
+        return vec![];
+    };
+    let mut parts: Vec<(i32, i32)> = t
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    parts.sort();
+    parts.into_iter().map(|(_, l)| l).collect()
+}
+
+async fn wait_leaders(c: &mut RawClient, topic: &str, what: &str, want: impl Fn(&[i32]) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = leaders(c, topic).await;
+        if want(&got) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: leaders {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leadership_returns_to_the_preferred_replicas_after_a_restart() {
+    let mut cluster =
+        Cluster::start_with(&["--leader-imbalance-check-interval-seconds", "1"]).await;
+    let mut c = cluster.client(2).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.call(9, &MetadataRequest::default()).await.brokers.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "brokers did not register"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let assignment = [[1, 2, 3], [2, 3, 1], [3, 1, 2], [1, 3, 2]];
+    let created = c
+        .call(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name("balanced"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(
+                    assignment
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            create_topics_request::CreatableReplicaAssignment::default()
+                                .with_partition_index(i as i32)
+                                .with_broker_ids(r.iter().map(|b| BrokerId(*b)).collect())
+                        })
+                        .collect(),
+                )]),
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0]);
+    wait_leaders(&mut c, "balanced", "the preferred leaders", |l| {
+        l == [1, 2, 3, 1]
+    })
+    .await;
+
+    // Broker 1 stops (its leaderships move), then comes back as a follower.
+    cluster.stop(1).await;
+    wait_leaders(&mut c, "balanced", "leadership away from broker 1", |l| {
+        l.len() == 4 && !l.contains(&1)
+    })
+    .await;
+    cluster.restart(1).await;
+    // Once broker 1 is back in the ISRs, the controller hands its partitions back.
+    wait_leaders(&mut c, "balanced", "the preferred leaders again", |l| {
+        l == [1, 2, 3, 1]
+    })
+    .await;
     cluster.shutdown().await;
 }

@@ -68,6 +68,7 @@ async fn cluster() -> (Vec<Node>, Voters) {
             raft_heartbeat: Duration::from_millis(50),
             election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
             request_timeout: Duration::from_secs(10),
+            leader_rebalance: None,
         };
         let mut node = Node {
             config,
@@ -328,6 +329,7 @@ async fn single_voter_forms_a_quorum_at_once() {
         raft_heartbeat: Duration::from_millis(50),
         election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
         request_timeout: Duration::from_secs(5),
+        leader_rebalance: None,
     };
     let started = Instant::now();
     let metrics = Metrics::new().unwrap();

@@ -109,7 +109,39 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             (*leader_epoch, *partition_epoch),
             new_isr,
         ),
+        MetadataCommand::ElectPreferredLeader { topic, partition } => {
+            elect_preferred(image, topic, *partition)
+        }
     }
+}
+
+/// The preferred replica leads again when it is live and in the ISR; a no-op when it leads.
+fn elect_preferred(image: &mut MetadataImage, topic: &str, partition: i32) -> ApplyResult {
+    let unknown = || Refusal::UnknownPartition {
+        topic: topic.to_string(),
+        partition,
+    };
+    let p = image.partition(topic, partition).ok_or_else(unknown)?;
+    let preferred = p.replicas.first().copied().ok_or_else(unknown)?;
+    if p.leader == preferred {
+        return Ok(());
+    }
+    if !p.isr.contains(&preferred) || !image.is_live(preferred) {
+        return Err(Refusal::IneligibleReplica {
+            broker: preferred,
+            reason: "the preferred replica is not a live member of the ISR".into(),
+        });
+    }
+    let index = usize::try_from(partition).map_err(|_| unknown())?;
+    let record = image
+        .topics
+        .get_mut(topic)
+        .and_then(|t| t.partitions.get_mut(index))
+        .ok_or_else(unknown)?;
+    record.leader = preferred;
+    record.leader_epoch += 1;
+    record.partition_epoch += 1;
+    Ok(())
 }
 
 fn register(

@@ -83,6 +83,14 @@ pub enum MetadataCommand {
         /// The ISR wanted.
         new_isr: Vec<i32>,
     },
+    /// Leadership goes back to the partition's preferred replica (the first of its
+    /// assignment), which must be live and in the ISR: Kafka's preferred leader election.
+    ElectPreferredLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
 }
 
 /// What applying a command produced: `Ok` or the reason it was refused. A refused command leaves

@@ -10,6 +10,7 @@ mod apply;
 mod assign;
 mod command;
 mod image;
+mod rebalance;
 mod sessions;
 
 #[cfg(test)]
@@ -25,4 +26,5 @@ pub use command::{ApplyResult, MetadataCommand, Refusal};
 pub use image::{
     BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER, UNCLEAN_LEADER_ELECTION,
 };
+pub use rebalance::preferred_elections;
 pub use sessions::Sessions;

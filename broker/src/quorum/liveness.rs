@@ -1,6 +1,7 @@
 //! Background tasks of a controller node: on the leader, fence brokers whose session expired
-//! (a new leader first gives every broker a fresh session); on every node, export the quorum
-//! gauges. Neither task changes metadata except through proposals.
+//! (a new leader first gives every broker a fresh session) and hand leadership back to
+//! preferred replicas when a broker's share is off; on every node, export the quorum gauges.
+//! Neither task changes metadata except through proposals.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,15 +10,18 @@ use openraft::ServerState;
 use tokio::sync::watch;
 
 use super::Shared;
-use crate::controller::MetadataCommand;
+use crate::controller::{preferred_elections, MetadataCommand};
 use crate::metrics::QuorumMetrics;
 
-/// Fences silent brokers while this node leads, until `shutdown` turns true.
+/// Fences silent brokers and balances leadership (every `rebalance.0`, above `rebalance.1`
+/// percent of imbalance) while this node leads, until `shutdown` turns true.
 pub(super) async fn run(
     shared: Arc<Shared>,
     session_timeout: Duration,
+    rebalance: Option<(Duration, u32)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut last_balance_check = Instant::now();
     let tick = (session_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -39,6 +43,7 @@ pub(super) async fn run(
         }
         if led_term != Some(term) {
             led_term = Some(term);
+            last_balance_check = Instant::now();
             shared.sessions.lock().reset(Instant::now());
             tracing::info!(
                 term,
@@ -58,6 +63,27 @@ pub(super) async fn run(
             {
                 tracing::warn!(broker = id, "fencing failed: {e}");
             }
+        }
+        if let Some((every, percent)) = rebalance {
+            if last_balance_check.elapsed() >= every {
+                last_balance_check = Instant::now();
+                balance_leaders(&shared, percent).await;
+            }
+        }
+    }
+}
+
+/// Proposes a preferred leader election for every partition [`preferred_elections`] names.
+async fn balance_leaders(shared: &Shared, percent: u32) {
+    let image = shared.image.borrow().clone();
+    for (topic, partition) in preferred_elections(&image, percent) {
+        tracing::info!(%topic, partition, "leader imbalance: electing the preferred replica");
+        let command = MetadataCommand::ElectPreferredLeader {
+            topic: topic.clone(),
+            partition,
+        };
+        if let Err(e) = shared.propose_local(command).await {
+            tracing::info!(%topic, partition, "preferred leader election refused: {e}");
         }
     }
 }

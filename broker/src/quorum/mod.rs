@@ -73,6 +73,9 @@ pub struct QuorumConfig {
     pub election_timeout: (Duration, Duration),
     /// How long a proposal may wait for a leader and a commit.
     pub request_timeout: Duration,
+    /// Preferred-leader balance: how often the leader checks, and the per-broker imbalance
+    /// (percent) above which leadership goes back to preferred replicas; `None`: never.
+    pub leader_rebalance: Option<(Duration, u32)>,
 }
 
 impl QuorumConfig {
@@ -95,6 +98,12 @@ impl QuorumConfig {
             raft_heartbeat: Duration::from_millis(50),
             election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
             request_timeout: Duration::from_secs(10),
+            leader_rebalance: cfg.auto_leader_rebalance_enable.then(|| {
+                (
+                    Duration::from_secs(cfg.leader_imbalance_check_interval_seconds),
+                    cfg.leader_imbalance_per_broker_percentage,
+                )
+            }),
         })
     }
 
@@ -327,6 +336,7 @@ pub async fn start(
         tokio::spawn(liveness::run(
             shared.clone(),
             config.session_timeout,
+            config.leader_rebalance,
             shutdown_rx.clone(),
         )),
         tokio::spawn(liveness::export_metrics(
