@@ -51,8 +51,9 @@ RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
 mkdir -p "$IMAGES"
 for p in "${programs[@]}"; do
     bin="$ROOT/target/$TARGET/release/$p"
-    if ldd "$bin" >/dev/null 2>&1; then
-        log "$bin is dynamically linked: $(ldd "$bin" | tr -s ' \n' ' ')"
+    # A dynamically linked program names its loader (PT_INTERP); a static(-pie) one does not.
+    if readelf -l "$bin" | grep -q 'program interpreter'; then
+        log "$bin is dynamically linked: $(readelf -l "$bin" | grep 'program interpreter')"
         exit 1
     fi
     "$bin" --version >/dev/null || { log "$bin --version failed"; exit 1; }
