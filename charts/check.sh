@@ -6,7 +6,8 @@
 #   - `helm lint --strict` is clean (with the default values and with every optional part on);
 #   - `helm template` renders with the default values, with serviceMonitor.enabled, with
 #     watchNamespace (a Role instead of a ClusterRole) and with leader election off, and each
-#     rendering holds the objects it should.
+#     rendering holds the objects it should;
+#   - bad values are refused with a message naming them (values.schema.json, template guards).
 # Prints PASS/FAIL per check; exits 1 when one failed.
 #
 #   charts/check.sh
@@ -70,7 +71,7 @@ lint() {
   out="$("$HELM" lint --strict "$CHART" "$@" 2>&1)" || { echo "$out"; return 1; }
   # --strict turns warnings into failures; anything but the [INFO] icon note is reported.
   if grep -E '^\[(WARNING|ERROR)\]' <<<"$out"; then return 1; fi
-  echo "helm lint --strict $* clean"
+  echo "helm lint --strict${*:+ $*} clean"
 }
 
 # renders WANT_KINDS [UNWANTED_KINDS] -- HELM_ARGS...: helm template renders, and the kinds it
@@ -96,6 +97,21 @@ check "helm template --set watchNamespace=kafka (Roles only)" renders \
   "Deployment Lease Role Role RoleBinding RoleBinding Service ServiceAccount" --set watchNamespace=kafka
 check "helm template --set leaderElection.enabled=false (no Lease, no Lease Role)" renders \
   "ClusterRole ClusterRoleBinding Deployment Service ServiceAccount" --set leaderElection.enabled=false
+# refuses NAME TEXT HELM_ARGS...: helm template fails, naming TEXT.
+refuses() {
+  local text="$1" out
+  shift
+  if out="$("$HELM" template samsa "$CHART" "$@" 2>&1)"; then
+    echo "helm template $* rendered"
+    return 1
+  fi
+  grep -qF "$text" <<<"$out" || { echo "$out"; return 1; }
+  grep -F "$text" <<<"$out" | head -n 1 | cut -c1-160
+}
+check "values.schema.json refuses log.format=xml" refuses "/log/format" --set log.format=xml
+check "values.schema.json refuses an unknown value" refuses "imagePullPolicy" --set imagePullPolicy=Never
+check "2 replicas without leader election refused" refuses "leaderElection.enabled" \
+  --set replicaCount=2 --set leaderElection.enabled=false
 check "helm template --include-crds renders both CRDs" bash -c \
   "'$HELM' template samsa '$CHART' --include-crds | grep -c '^kind: CustomResourceDefinition' | grep -qx 2 && echo 2 CRDs"
 
