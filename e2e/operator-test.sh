@@ -20,7 +20,7 @@
 #     factor above the brokers, a config the brokers do not know);
 #   - deleting the KafkaTopic deletes the topic on the brokers;
 #   - the operator's per-reconcile latency from its /metrics (through the apiserver's service
-#     proxy) is printed per kind;
+#     proxy) is printed per kind, and its log shows no request refused by RBAC;
 #   - deleting the KafkaCluster removes what it became; `helm uninstall` leaves nothing of the
 #     release (Deployment, pods, ServiceAccount, roles, bindings, Service, Lease). The CRDs stay,
 #     as Helm keeps a chart's crds/ by design; the test removes them at the end if it installed
@@ -563,6 +563,16 @@ $(grep '^samsa_operator_reconcile' "$TMP/metrics")"
 else
   fail "GET the operator's /metrics through the apiserver's service proxy" "$(cat "$TMP/metrics.err")"
 fi
+
+# The chart's RBAC is enough: the operator was never refused anything.
+no_forbidden() {
+  local log n
+  log="$(ko logs "deployment/$FULLNAME")" || return 1
+  n="$(grep -ciE 'forbidden|cannot (get|list|watch|create|patch|update)' <<<"$log")"
+  ((n == 0)) || { grep -iE 'forbidden|cannot (get|list|watch|create|patch|update)' <<<"$log" | head -n 5; return 1; }
+  echo "no 'forbidden' in $(wc -l <<<"$log") log lines"
+}
+check "the operator's log: no request refused by RBAC" no_forbidden
 
 # ---------------------------------------------------------------------------------------------
 # Delete the cluster, uninstall the release
