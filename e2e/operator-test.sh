@@ -46,6 +46,8 @@
 #                            e2e/cluster's logs when KUBECONFIG is e2e/cluster's)
 #   SAMSA_E2E_RESULTS        if set, "PASSED FAILED" counts are written to this file
 #   SAMSA_E2E_KEEP_NS=1      keep the namespaces, the release and the CRs afterwards
+#   SAMSA_E2E_WATCH_NAMESPACE=1  install with watchNamespace set to the cluster namespace: the
+#                            operator watches only it, with a Role there instead of a ClusterRole
 #   SAMSA_E2E_LOCAL_PV       1: the brokers' volumes are local PersistentVolumes made by the test
 #                            (see "Storage" below); 0: the default StorageClass. Default: 1 on
 #                            e2e/cluster's cluster, 0 elsewhere
@@ -265,6 +267,7 @@ check "the chart's objects pass kubectl apply --dry-run=server" dry_run_chart ||
 # helm install
 helm_args=(install "$RELEASE" "$CHART" --namespace "$OP_NS")
 for s in ${SAMSA_E2E_HELM_SET:-}; do helm_args+=(--set "$s"); done
+[[ "${SAMSA_E2E_WATCH_NAMESPACE:-0}" == 1 ]] && helm_args+=(--set "watchNamespace=$NS")
 start=$SECONDS
 out="$(timeout 120 "$HELM" "${helm_args[@]}" 2>&1)" || fatal "helm ${helm_args[*]}" "$out"
 INSTALLED=1
@@ -279,6 +282,19 @@ crds_established() {
   echo "kafkaclusters.samsa.dev, kafkatopics.samsa.dev Established"
 }
 check "CRDs installed by the chart" crds_established || stop
+rbac_scope() {
+  if [[ "${SAMSA_E2E_WATCH_NAMESPACE:-0}" == 1 ]]; then
+    kn get role "$FULLNAME" -o name >/dev/null || return 1
+    kn get rolebinding "$FULLNAME" -o name >/dev/null || return 1
+    if k get clusterrole "$FULLNAME" -o name 2>/dev/null; then echo "a ClusterRole exists"; return 1; fi
+    echo "Role and RoleBinding $FULLNAME in $NS only (watchNamespace=$NS)"
+  else
+    k get clusterrole "$FULLNAME" -o name >/dev/null || return 1
+    k get clusterrolebinding "$FULLNAME" -o name >/dev/null || return 1
+    echo "ClusterRole and ClusterRoleBinding $FULLNAME (every namespace)"
+  fi
+}
+check "the operator's RBAC" rbac_scope
 lease_held() {
   local holder pod
   holder="$(ko get lease "$FULLNAME" -o jsonpath='{.spec.holderIdentity}')"
@@ -599,9 +615,10 @@ release_gone() {
   left="$(ko get deployments,replicasets,pods,serviceaccounts,services,roles,rolebindings,leases,configmaps,secrets -o name 2>&1 |
     grep -Ev '^(serviceaccount/default|configmap/kube-root-ca.crt)$')"
   left+="$(k get clusterroles,clusterrolebindings -l "$sel" -o name 2>&1)"
+  left+="$(kn get roles,rolebindings -l "$sel" -o name 2>&1)"
   left+="$(k get clusterrole,clusterrolebinding "$FULLNAME" -o name 2>/dev/null)"
   [[ -z "$left" ]] || { echo "left: $(tr '\n' ' ' <<<"$left")"; return 1; }
-  echo "namespace $OP_NS holds only its default ServiceAccount and kube-root-ca.crt; no ClusterRole or ClusterRoleBinding $FULLNAME"
+  echo "namespace $OP_NS holds only its default ServiceAccount and kube-root-ca.crt; no ClusterRole or ClusterRoleBinding $FULLNAME, no Role or RoleBinding of the release in $NS"
 }
 eventually 120 "helm uninstall left nothing of the release" release_gone
 crds_kept() {
