@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: run test deps k8s-bin fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images crds
+.PHONY: run test deps k8s-bin fmt-check lint unit compat e2e e2e-kind bench fuzz-frame fuzz-batch build images crds helm-lint
 
 ## Start a single-node broker on localhost:9092 with embedded defaults (data in ./data).
 run:
@@ -63,3 +63,8 @@ fuzz-frame:
 
 fuzz-batch:
 	cd broker/fuzz && $(CARGO) +nightly fuzz run record_batch -- -max_total_time=300
+
+## The Helm chart: its CRDs match crds/, `helm lint --strict` is clean, `helm template` renders.
+helm-lint:
+	./e2e/build-binaries.sh helm
+	./charts/check.sh

@@ -7,14 +7,17 @@
 #                             archives, run the e2e tests against it, delete the cluster if this
 #                             run created it (SAMSA_KIND_KEEP=1 keeps it)
 #   e2e/kind.sh up            create the cluster (unless it exists) and print its kubeconfig path
-#   e2e/kind.sh load [TAR...] build the test image, then `kind load image-archive` each TAR
-#                             (default: every *.tar in the image directory, target/images/)
+#   e2e/kind.sh load [TAR...] build the images (scripts/build-images.sh: samsa-broker and
+#                             samsa-operator; e2e/build-test-image.sh: probe and kclient), then
+#                             `kind load image-archive` each TAR (default: every *.tar in the
+#                             image directory, target/images/)
 #   e2e/kind.sh kubeconfig    print the kubeconfig path
 #   e2e/kind.sh down          delete the cluster
 #
 # Needs: Linux (the image tools use GNU tar), kind on PATH (e.g. `go install sigs.k8s.io/kind@<release>`; pick a release whose
 # default node image is Kubernetes 1.33-1.35, next to the project's v1.34 kubectl), a running
-# Docker engine (`docker info` works), and Go for the test image.
+# Docker engine (`docker info` works), Go for the test images, cargo for the Samsa images, and
+# helm (e2e/build-binaries.sh helm, or on PATH) for the operator test.
 #
 # Environment:
 #   SAMSA_KIND_CLUSTER     cluster name (default samsa-e2e)
@@ -63,7 +66,10 @@ cmd_up() {
 cmd_load() {
   need_kind
   exists || die "no kind cluster $NAME: run e2e/kind.sh up first"
-  "$E2E_DIR/build-test-image.sh" >&2
+  if (($# == 0)); then
+    "$E2E_DIR/samsa-images.sh" >&2
+    "$E2E_DIR/build-test-image.sh" >&2
+  fi
   local files=("$@") f
   if ((${#files[@]} == 0)); then
     shopt -s nullglob

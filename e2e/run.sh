@@ -2,12 +2,15 @@
 # The e2e entry point (`make e2e`, part of `make test`). Needs no stdin; safe to run from a
 # fresh clone on a fresh machine (root, Debian, Go installed).
 #
-#   e2e/run.sh [TEST...]     TEST: scripts under e2e/ to run (default: smoke-test.sh)
+#   e2e/run.sh [TEST...]     TEST: scripts under e2e/ to run (default: smoke-test.sh
+#                            operator-test.sh)
 #
 # On the project's own cluster (the default), the phases are:
 #   deps        e2e/deps.sh: the Debian packages of the node (apt-get only if one is missing)
-#   binaries    e2e/build-binaries.sh etcd kubernetes coredns (cached: ~1 s warm, ~19 min cold)
-#   test-image  e2e/build-test-image.sh -> target/images/samsa-e2e-probe.tar
+#   binaries    e2e/build-binaries.sh etcd kubernetes coredns helm (cached: ~1 s warm, ~19 min cold)
+#   images      scripts/build-images.sh (`make images`) -> target/images/samsa-{broker,operator}.tar
+#               (only when operator-test.sh is among the tests; cargo's incremental build)
+#   test-image  e2e/build-test-image.sh -> target/images/samsa-e2e-{probe,kclient}.tar
 #   cleanup     e2e/cluster down: whatever a crashed earlier run left behind
 #   cluster-up  e2e/cluster up --node
 #   load-images e2e/cluster load-images: every target/images/*.tar
@@ -17,8 +20,8 @@
 #
 # Against an existing cluster (kind, or any kubeconfig):
 #   SAMSA_E2E_EXISTING=1 KUBECONFIG=/path/to/kubeconfig e2e/run.sh
-# skips deps, cluster up/down and load-images: the test image must already be on the nodes
-# (e2e/kind.sh loads it into a kind cluster).
+# skips deps, the builds, cluster up/down and load-images: the images must already be on the
+# nodes (e2e/kind.sh builds them and loads them into a kind cluster).
 #
 # Environment:
 #   SAMSA_E2E_EXISTING=1  use $KUBECONFIG instead of starting a cluster
@@ -39,7 +42,7 @@ fi
 EXISTING="${SAMSA_E2E_EXISTING:-0}"
 NICE="${SAMSA_E2E_NICE:-10}"
 TESTS=("$@")
-((${#TESTS[@]})) || TESTS=(smoke-test.sh)
+((${#TESTS[@]})) || TESTS=(smoke-test.sh operator-test.sh)
 for t in "${TESTS[@]}"; do
   [[ -x "$E2E_DIR/$t" ]] || { echo "run.sh: no test e2e/$t" >&2; exit 2; }
 done
@@ -128,7 +131,10 @@ if [[ "$EXISTING" == 1 ]]; then
   if [[ ! -x "$E2E_DIR/.bin/kubectl" ]] && ! command -v kubectl >/dev/null; then
     phase kubectl env K8S_BINARIES=kubectl "$E2E_DIR/build-binaries.sh" kubernetes
   fi
-  say "the test image (${SAMSA_E2E_TEST_IMAGE:-samsa.local/e2e/probe:1}) must already be on the nodes: e2e/kind.sh loads it into kind"
+  if [[ ! -x "$E2E_DIR/.bin/helm" ]] && ! command -v helm >/dev/null; then
+    phase helm "$E2E_DIR/build-binaries.sh" helm
+  fi
+  say "the images (target/images/*.tar) must already be on the nodes: e2e/kind.sh loads them into kind"
   run_tests
   exit 0
 fi
@@ -136,7 +142,10 @@ fi
 [[ -z "${KUBECONFIG:-}" ]] || say "ignoring KUBECONFIG=$KUBECONFIG: testing the project's own cluster (SAMSA_E2E_EXISTING=1 to use it)"
 unset KUBECONFIG
 phase deps "$E2E_DIR/deps.sh"
-phase binaries "$E2E_DIR/build-binaries.sh" etcd kubernetes coredns
+phase binaries "$E2E_DIR/build-binaries.sh" etcd kubernetes coredns helm
+if [[ " ${TESTS[*]} " == *" operator-test.sh "* ]]; then
+  phase images "$E2E_DIR/samsa-images.sh"
+fi
 phase test-image "$E2E_DIR/build-test-image.sh"
 CLUSTER_STARTED=1
 phase cleanup "$E2E_DIR/cluster" down

@@ -1,0 +1,243 @@
+// kclient: the Kafka client the operator e2e test (e2e/operator-test.sh) runs in a pod, through
+// `kubectl exec`, against a KafkaCluster's bootstrap Service. A static Go program on
+// franz-go (a Kafka client nobody here wrote), packed FROM scratch by e2e/build-test-image.sh.
+//
+//	kclient sleep                                 wait for SIGTERM (the pod's main process)
+//	kclient describe -b ADDR -t TOPIC [-config K,K]
+//	                                              "partitions N", "replicas R" (the smallest
+//	                                              replica count of any partition), one
+//	                                              "partition P leader L replicas [..] isr [..]"
+//	                                              per partition, then "config K=V" for each K
+//	kclient absent -b ADDR -t TOPIC               exit 0 when the brokers do not know TOPIC
+//	kclient produce -b ADDR -t TOPIC -n N -prefix P
+//	                                              N records P-0..P-(N-1) (key = value), acks=all;
+//	                                              prints "produced N"
+//	kclient consume -b ADDR -t TOPIC -n N [-timeout 60s]
+//	                                              reads every partition from the start until N
+//	                                              records came back; prints each value, then
+//	                                              "consumed N"; fails after the timeout
+//
+// Exit status: 0 ok, 1 failure (the reason on stderr), 2 usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	if cmd == "sleep" {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		<-ch
+		return
+	}
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	bootstrap := fs.String("b", "", "bootstrap host:port (comma-separated)")
+	topic := fs.String("t", "", "topic")
+	n := fs.Int("n", 0, "number of records")
+	prefix := fs.String("prefix", "rec", "value prefix of produced records")
+	keys := fs.String("config", "", "comma-separated topic config keys to print")
+	timeout := fs.Duration("timeout", 60*time.Second, "overall deadline")
+	_ = fs.Parse(args)
+	if *bootstrap == "" || *topic == "" {
+		usage()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(strings.Split(*bootstrap, ",")...),
+		kgo.ClientID("samsa-e2e-kclient"),
+		kgo.RequestTimeoutOverhead(5 * time.Second),
+	}
+	var err error
+	switch cmd {
+	case "describe":
+		err = describe(ctx, opts, *topic, *keys)
+	case "absent":
+		err = absent(ctx, opts, *topic)
+	case "produce":
+		err = produce(ctx, opts, *topic, *n, *prefix)
+	case "consume":
+		err = consume(ctx, opts, *topic, *n)
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kclient %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: kclient sleep | {describe|absent|produce|consume} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D]")
+	os.Exit(2)
+}
+
+func admin(opts []kgo.Opt) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+func describe(ctx context.Context, opts []kgo.Opt, topic, keys string) error {
+	adm, err := admin(opts)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	topics, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	d, ok := topics[topic]
+	if !ok {
+		return fmt.Errorf("metadata: no topic %s in the answer", topic)
+	}
+	if d.Err != nil {
+		return fmt.Errorf("metadata of %s: %w", topic, d.Err)
+	}
+	parts := d.Partitions.Sorted()
+	minReplicas := -1
+	for _, p := range parts {
+		if minReplicas < 0 || len(p.Replicas) < minReplicas {
+			minReplicas = len(p.Replicas)
+		}
+	}
+	fmt.Printf("partitions %d\n", len(parts))
+	fmt.Printf("replicas %d\n", minReplicas)
+	for _, p := range parts {
+		fmt.Printf("partition %d leader %d replicas %v isr %v\n", p.Partition, p.Leader, p.Replicas, p.ISR)
+	}
+	if keys == "" {
+		return nil
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("describe configs: %w", err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return fmt.Errorf("describe configs of %s: %w", topic, err)
+	}
+	if rc.Err != nil {
+		return fmt.Errorf("describe configs of %s: %w %s", topic, rc.Err, rc.ErrMessage)
+	}
+	values := map[string]string{}
+	for _, c := range rc.Configs {
+		values[c.Key] = c.MaybeValue()
+	}
+	for _, k := range strings.Split(keys, ",") {
+		v, ok := values[k]
+		if !ok {
+			v = "<absent>"
+		}
+		fmt.Printf("config %s=%s\n", k, v)
+	}
+	return nil
+}
+
+func absent(ctx context.Context, opts []kgo.Opt, topic string) error {
+	adm, err := admin(opts)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	topics, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	d, ok := topics[topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		fmt.Printf("topic %s is absent\n", topic)
+		return nil
+	}
+	if d.Err != nil {
+		return fmt.Errorf("metadata of %s: %w", topic, d.Err)
+	}
+	return fmt.Errorf("topic %s still exists with %d partitions", topic, len(d.Partitions))
+}
+
+func produce(ctx context.Context, opts []kgo.Opt, topic string, n int, prefix string) error {
+	if n <= 0 {
+		return errors.New("-n must be positive")
+	}
+	// Plain acks=all producer; idempotence is the broker's own tests' business.
+	cl, err := kgo.NewClient(append(opts,
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.DisableIdempotentWrite(),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := fmt.Sprintf("%s-%d", prefix, i)
+		recs[i] = &kgo.Record{Key: []byte(v), Value: []byte(v)}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	parts := map[int32]int{}
+	for _, r := range recs {
+		parts[r.Partition]++
+	}
+	fmt.Printf("produced %d (over %d partitions)\n", n, len(parts))
+	return nil
+}
+
+func consume(ctx context.Context, opts []kgo.Opt, topic string, n int) error {
+	if n <= 0 {
+		return errors.New("-n must be positive")
+	}
+	cl, err := kgo.NewClient(append(opts,
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var values []string
+	for len(values) < n {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return fmt.Errorf("consumed %d of %d records before the deadline", len(values), n)
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			ferr = fmt.Errorf("fetch %s/%d: %w", t, p, err)
+		})
+		if ferr != nil && !kerr.IsRetriable(errors.Unwrap(ferr)) {
+			return ferr
+		}
+		fetches.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
+	}
+	sort.Strings(values)
+	for _, v := range values {
+		fmt.Println(v)
+	}
+	fmt.Printf("consumed %d\n", len(values))
+	return nil
+}
