@@ -67,7 +67,7 @@ cmd_load() {
   need_kind
   exists || die "no kind cluster $NAME: run e2e/kind.sh up first"
   if (($# == 0)); then
-    "$E2E_DIR/samsa-images.sh" >&2
+    "$(dirname "$E2E_DIR")/scripts/build-images.sh" >&2
     "$E2E_DIR/build-test-image.sh" >&2
   fi
   local files=("$@") f

@@ -528,15 +528,8 @@ refused_event() {
 }
 eventually 60 "unknown topic config: Ready=False, a Warning event naming not.a.topic.config" \
   refused_event unknown-config not.a.topic.config
-# KNOWN ISSUE (operator, reconcile/topic.rs): when CreateTopics is refused the Ready condition
-# says "TopicMissing: topic ... is not in the cluster yet" instead of the brokers' refusal (the
-# `(None, _)` arm wins over the refusals). Reported, not counted as a failure until fixed; it
-# turns into a PASS by itself once the condition names the config.
-if out="$(not_ready unknown-config not.a.topic.config 2>&1)"; then
-  pass "unknown topic config: the Ready condition names not.a.topic.config: $out"
-else
-  printf 'KNOWN unknown topic config: the Ready condition does not name not.a.topic.config (operator issue, see e2e/README.md): %s\n' "$out"
-fi
+eventually 60 "unknown topic config: the Ready condition names not.a.topic.config" \
+  not_ready unknown-config not.a.topic.config
 out="$(kn delete kt too-many-replicas unknown-config --wait=true --timeout=60s 2>&1)" ||
   fail "delete the refused KafkaTopics" "$out"
 

@@ -144,7 +144,7 @@ unset KUBECONFIG
 phase deps "$E2E_DIR/deps.sh"
 phase binaries "$E2E_DIR/build-binaries.sh" etcd kubernetes coredns helm
 if [[ " ${TESTS[*]} " == *" operator-test.sh "* ]]; then
-  phase images "$E2E_DIR/samsa-images.sh"
+  phase images "$(dirname "$E2E_DIR")/scripts/build-images.sh"
 fi
 phase test-image "$E2E_DIR/build-test-image.sh"
 CLUSTER_STARTED=1

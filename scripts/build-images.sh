@@ -57,5 +57,9 @@ for p in "${programs[@]}"; do
         exit 1
     fi
     "$bin" --version >/dev/null || { log "$bin --version failed"; exit 1; }
-    "$ROOT/e2e/mkimage" "$REGISTRY/$p:$TAG" "$IMAGES/$p.tar" "/$p" "$bin=/$p"
+    # The release profile keeps line tables for profiling; the image gets a stripped copy.
+    stripped="$(mktemp -d)"
+    objcopy --strip-debug "$bin" "$stripped/$p"
+    "$ROOT/e2e/mkimage" "$REGISTRY/$p:$TAG" "$IMAGES/$p.tar" "/$p" "$stripped/$p=/$p"
+    rm -rf "$stripped"
 done

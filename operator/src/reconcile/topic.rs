@@ -217,8 +217,11 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     }
 
     let observed = admin.describe_topic(&topic).await?;
+    // The brokers' refusals come first: a topic they refused to create is missing because of
+    // them, and the condition must say why.
     let (ready, reason, message) = match (&observed, refusals.is_empty()) {
-        (None, _) => (
+        (_, false) => (false, "ChangeRefused", refusals.join("; ")),
+        (None, true) => (
             false,
             "TopicMissing",
             format!("topic {topic} is not in the cluster yet"),
@@ -232,7 +235,6 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
                 o.replication_factor().unwrap_or(0)
             ),
         ),
-        (Some(_), false) => (false, "ChangeRefused", refusals.join("; ")),
     };
     set_status(
         &api,
