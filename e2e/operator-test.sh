@@ -84,9 +84,6 @@ CLUSTER=demo               # examples/kafkacluster.yaml
 TOPIC=orders               # examples/kafkatopic.yaml
 BOOTSTRAP="$CLUSTER-bootstrap.$NS.svc:9092"
 TOKEN="$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
 CRDS_EXISTED=0
 INSTALLED=0
 TMP="$(mktemp -d)"
@@ -105,17 +102,11 @@ fi
 LOCAL_CLASS="samsa-e2e-local-$STAMP"
 LOCAL_DIR="${SAMSA_E2E_STATE:-/var/tmp/samsa-e2e}/local-pv/$STAMP"
 
-say() { printf '[operator %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-pass() {
-  printf 'PASS  %s\n' "$*"
-  PASSED=$((PASSED + 1))
-}
-fail() {
-  printf 'FAIL  %s\n' "$1"
-  [[ -n "${2:-}" ]] && printf '%s\n' "$2" | head -n 40 | sed 's/^/      /'
-  FAILED=$((FAILED + 1))
-  FAILED_NAMES+=("$1")
-}
+CHECKS_TAG=operator
+CHECKS_FAIL_LINES=40
+CHECKS_INTERVAL=2
+# shellcheck source=checks.sh
+. "$E2E_DIR/checks.sh"
 
 # Every kubectl call is bounded (kubectl wait/rollout wait up to WAIT seconds themselves).
 KTIMEOUT=$((WAIT + 60))
@@ -127,34 +118,6 @@ kc() {
   local cmd="$1"
   shift
   kn exec kclient -c kclient -- /kclient "$cmd" -b "$BOOTSTRAP" "$@"
-}
-
-# check NAME FUNC ARGS...: PASS when FUNC succeeds (the last line of its output, if any, is
-# appended), else FAIL with its output.
-check() {
-  local name="$1" out
-  shift
-  if out="$("$@" 2>&1)"; then
-    pass "$name${out:+: $(printf '%s' "$out" | tail -n 1)}"
-    return 0
-  fi
-  fail "$name" "$out"
-  return 1
-}
-
-# eventually SECONDS NAME FUNC ARGS...: like check, but retries FUNC every 2 seconds until it
-# succeeds or SECONDS have passed.
-eventually() {
-  local limit="$1" name="$2" out start=$SECONDS
-  shift 2
-  until out="$("$@" 2>&1)"; do
-    if ((SECONDS - start >= limit)); then
-      fail "$name (still failing after ${limit}s)" "$out"
-      return 1
-    fi
-    sleep 2
-  done
-  pass "$name: $(printf '%s' "$out" | tail -n 1) (after $((SECONDS - start))s)"
 }
 
 DIAGNOSED=0
@@ -217,13 +180,7 @@ finish() {
     cleanup
   fi
   rm -rf "$TMP"
-  [[ -n "${SAMSA_E2E_RESULTS:-}" ]] && echo "$PASSED $FAILED" >"$SAMSA_E2E_RESULTS"
-  if ((FAILED)); then
-    rc=1
-    printf 'failed checks:\n'
-    printf '  - %s\n' "${FAILED_NAMES[@]}"
-  fi
-  echo "operator: $PASSED passed, $FAILED failed"
+  report_results || rc=1
   exit "$rc"
 }
 trap finish EXIT

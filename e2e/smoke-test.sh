@@ -43,21 +43,12 @@ PULL="${SAMSA_E2E_PULL_POLICY:-Never}"
 WAIT="${SAMSA_E2E_WAIT:-180}"
 NS="samsa-smoke-$(date +%H%M%S)-$$"
 TOKEN="$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
 
-say() { printf '[smoke %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-pass() {
-  printf 'PASS  %s\n' "$*"
-  PASSED=$((PASSED + 1))
-}
-fail() {
-  printf 'FAIL  %s\n' "$1"
-  [[ -n "${2:-}" ]] && printf '%s\n' "$2" | head -n 30 | sed 's/^/      /'
-  FAILED=$((FAILED + 1))
-  FAILED_NAMES+=("$1")
-}
+CHECKS_TAG=smoke
+CHECKS_FAIL_LINES=30
+CHECKS_INTERVAL=1
+# shellcheck source=checks.sh
+. "$E2E_DIR/checks.sh"
 
 # Every kubectl call is bounded (rollout status waits up to WAIT seconds itself).
 KTIMEOUT=$((WAIT + 60))
@@ -68,34 +59,6 @@ pexec() {
   local pod="$1"
   shift
   kn exec "$pod" -c probe -- /probe "$@"
-}
-
-# check NAME FUNC ARGS...: PASS when FUNC succeeds (the last line of its output, if any, is
-# appended), else FAIL with its output.
-check() {
-  local name="$1" out
-  shift
-  if out="$("$@" 2>&1)"; then
-    pass "$name${out:+: $(printf '%s' "$out" | tail -n 1)}"
-    return 0
-  fi
-  fail "$name" "$out"
-  return 1
-}
-
-# eventually SECONDS NAME FUNC ARGS...: like check, but retries FUNC once a second until it
-# succeeds or SECONDS have passed.
-eventually() {
-  local limit="$1" name="$2" out start=$SECONDS
-  shift 2
-  until out="$("$@" 2>&1)"; do
-    if ((SECONDS - start >= limit)); then
-      fail "$name (still failing after ${limit}s)" "$out"
-      return 1
-    fi
-    sleep 1
-  done
-  pass "$name: $(printf '%s' "$out" | tail -n 1) (after $((SECONDS - start))s)"
 }
 
 DIAGNOSED=0
@@ -129,13 +92,7 @@ finish() {
   else
     k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   fi
-  [[ -n "${SAMSA_E2E_RESULTS:-}" ]] && echo "$PASSED $FAILED" >"$SAMSA_E2E_RESULTS"
-  if ((FAILED)); then
-    rc=1
-    printf 'failed checks:\n'
-    printf '  - %s\n' "${FAILED_NAMES[@]}"
-  fi
-  echo "smoke: $PASSED passed, $FAILED failed"
+  report_results || rc=1
   exit "$rc"
 }
 trap finish EXIT
