@@ -89,14 +89,16 @@ check "chart CRDs are the repository's crds/" same_crds
 check "helm lint (default values)" lint
 check "helm lint (serviceMonitor, watchNamespace, 2 replicas)" lint --set serviceMonitor.enabled=true --set watchNamespace=kafka --set replicaCount=2
 check "helm template (default values)" renders \
-  "ClusterRole ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount"
+  "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount"
 check "helm template --set serviceMonitor.enabled=true" renders \
-  "ClusterRole ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount ServiceMonitor" \
+  "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount ServiceMonitor" \
   --set serviceMonitor.enabled=true
-check "helm template --set watchNamespace=kafka (Roles only)" renders \
-  "Deployment Lease Role Role RoleBinding RoleBinding Service ServiceAccount" --set watchNamespace=kafka
+check "helm template --set watchNamespace=kafka (Roles, and the nodes ClusterRole)" renders \
+  "ClusterRole ClusterRoleBinding Deployment Lease Role Role RoleBinding RoleBinding Service ServiceAccount" --set watchNamespace=kafka
+check "helm template --set watchNamespace=kafka --set rbac.readNodes=false (Roles only)" renders \
+  "Deployment Lease Role Role RoleBinding RoleBinding Service ServiceAccount" --set watchNamespace=kafka --set rbac.readNodes=false
 check "helm template --set leaderElection.enabled=false (no Lease, no Lease Role)" renders \
-  "ClusterRole ClusterRoleBinding Deployment Service ServiceAccount" --set leaderElection.enabled=false
+  "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Service ServiceAccount" --set leaderElection.enabled=false
 # refuses NAME TEXT HELM_ARGS...: helm template fails, naming TEXT.
 refuses() {
   local text="$1" out

@@ -231,8 +231,21 @@ pub struct BrokerConfig {
     pub replication_listen: SocketAddr,
 
     /// Rack of this broker (broker.rack): replicas of a partition are spread over racks.
-    #[arg(long, env = "SAMSA_BROKER_RACK")]
+    #[arg(long, env = "SAMSA_BROKER_RACK", conflicts_with = "broker_rack_file")]
     pub broker_rack: Option<String>,
+
+    /// File holding this broker's rack, read once at start-up instead of --broker-rack. The
+    /// broker waits for the file to exist and hold a value (surrounding whitespace ignored), up to
+    /// --broker-rack-file-timeout-ms. On Kubernetes this is a downward-API file of a pod
+    /// annotation that the operator sets from the node's topology label once the pod is scheduled.
+    #[arg(long, env = "SAMSA_BROKER_RACK_FILE")]
+    pub broker_rack_file: Option<PathBuf>,
+
+    /// How long to wait for --broker-rack-file to hold a rack before start-up fails, in
+    /// milliseconds.
+    #[arg(long, env = "SAMSA_BROKER_RACK_FILE_TIMEOUT_MS", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub broker_rack_file_timeout_ms: u64,
 
     /// A follower that has not caught up with the leader's log end for this many milliseconds
     /// leaves the ISR (replica.lag.time.max.ms).

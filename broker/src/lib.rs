@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod producer;
 pub mod protocol;
 pub mod quorum;
+pub mod rack;
 pub mod replication;
 pub mod server;
 pub mod topics;

@@ -10,14 +10,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use samsa_operator::crd::{KafkaCluster, KafkaTopic};
 use samsa_operator::leader::LeaseLock;
 use samsa_operator::metrics::Metrics;
-use samsa_operator::plan::cluster::PlanContext;
+use samsa_operator::plan::cluster::{PlanContext, CLUSTER_LABEL};
 use samsa_operator::reconcile::{self, Context};
 use tokio::sync::watch;
 
@@ -345,7 +346,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .owns(api::<StatefulSet>(&client, &args.namespace), owned.clone())
     .owns(api::<Service>(&client, &args.namespace), owned.clone())
-    .owns(api::<ConfigMap>(&client, &args.namespace), owned)
+    .owns(api::<ConfigMap>(&client, &args.namespace), owned.clone())
+    // Broker pods (the StatefulSet's, so not owned by the KafkaCluster): a pod's scheduling gives
+    // it a node whose rack the broker waits for, and its readiness is in the status.
+    .watches(api::<Pod>(&client, &args.namespace), owned, |pod: Pod| {
+        let cluster = pod.labels().get(CLUSTER_LABEL)?.clone();
+        let ns = pod.namespace()?;
+        Some(ObjectRef::<KafkaCluster>::new(&cluster).within(&ns))
+    })
     .graceful_shutdown_on(stopped(stop_rx.clone()))
     .run(
         reconcile::cluster::reconcile,

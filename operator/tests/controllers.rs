@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -159,6 +160,146 @@ async fn operator_reconciles_against_a_real_api_server() {
         },
     )
     .await;
+
+    // Rack awareness: the brokers get a rack file, and each scheduled broker pod the rack
+    // annotation from its node's label. No kubelet or StatefulSet controller runs here, so the
+    // test makes the nodes and two broker pods itself (as scheduled pods look).
+    clusters
+        .patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"rack": {"topologyKey": "topology.kubernetes.io/zone"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    common::wait_for(
+        "the StatefulSet's brokers read a rack file",
+        Duration::from_secs(30),
+        async || {
+            sets.get("kc").await.is_ok_and(|s| {
+                s.spec.unwrap().template.spec.unwrap().containers[0]
+                    .env
+                    .iter()
+                    .flatten()
+                    .any(|e| {
+                        e.name == "SAMSA_BROKER_RACK_FILE"
+                            && e.value.as_deref() == Some("/etc/samsa/rack/rack")
+                    })
+            })
+        },
+    )
+    .await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (node, zone) in [("n1", Some("zone-a")), ("n2", None)] {
+        let labels = match zone {
+            Some(z) => json!({"kubernetes.io/hostname": node, "topology.kubernetes.io/zone": z}),
+            None => json!({"kubernetes.io/hostname": node}),
+        };
+        let n: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node, "labels": labels}
+        }))
+        .unwrap();
+        nodes.create(&PostParams::default(), &n).await.unwrap();
+    }
+    // Pods need their namespace's default ServiceAccount (no controller-manager makes it here).
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let account: ServiceAccount = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}
+    }))
+    .unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (i, node) in [(0, "n1"), (1, "n2")] {
+        let p: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("kc-{i}"), "labels": {
+                "app.kubernetes.io/name": "samsa", "app.kubernetes.io/component": "broker",
+                "app.kubernetes.io/managed-by": "samsa-operator", "samsa.dev/cluster": "kc",
+                "apps.kubernetes.io/pod-index": i.to_string()}},
+            "spec": {"nodeName": node, "containers": [{"name": "broker", "image": "samsa-broker:test"}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    let rack_of = async |pod: &str| {
+        pods.get(pod)
+            .await
+            .ok()
+            .and_then(|p| p.metadata.annotations)
+            .and_then(|a| a.get("samsa.dev/rack").cloned())
+    };
+    common::wait_for(
+        "broker pod kc-0 on node n1 has rack zone-a",
+        Duration::from_secs(30),
+        async || rack_of("kc-0").await.as_deref() == Some("zone-a"),
+    )
+    .await;
+    common::wait_for(
+        "KafkaCluster status shows broker 0's rack",
+        Duration::from_secs(30),
+        async || {
+            clusters.get_status("kc").await.is_ok_and(|k| {
+                k.status.is_some_and(|s| {
+                    s.brokers.first().and_then(|b| b.rack.as_deref()) == Some("zone-a")
+                })
+            })
+        },
+    )
+    .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let has_event = async |reason: &str, text: &str| {
+        events.list(&Default::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.note.as_deref().is_some_and(|n| n.contains(text))
+            })
+        })
+    };
+    common::wait_for(
+        "a RackUnknown Warning names node n2 and the label",
+        Duration::from_secs(30),
+        async || {
+            has_event(
+                "RackUnknown",
+                "node n2 has no topology.kubernetes.io/zone label (spec.rack.topologyKey): broker pod kc-1",
+            )
+            .await
+        },
+    )
+    .await;
+    assert_eq!(rack_of("kc-1").await, None, "kc-1's node has no rack label");
+    assert!(has_event("RackAssigned", "broker pod kc-0 on node n1: rack zone-a").await);
+    // Once the node has the label, the pod gets its rack (a pod change triggers a reconcile).
+    nodes
+        .patch(
+            "n2",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"topology.kubernetes.io/zone": "zone-b"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    pods.patch(
+        "kc-1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"touched": "1"}}})),
+    )
+    .await
+    .unwrap();
+    common::wait_for(
+        "broker pod kc-1 on node n2 has rack zone-b",
+        Duration::from_secs(30),
+        async || rack_of("kc-1").await.as_deref() == Some("zone-b"),
+    )
+    .await;
+    assert_eq!(rack_of("kc-0").await.as_deref(), Some("zone-a"));
 
     // A topic: created in the broker with its partitions and config; status lists partitions.
     let kt: KafkaTopic = serde_json::from_value(json!({

@@ -68,7 +68,7 @@ impl RunningBroker {
 }
 
 /// Opens the data dir, binds both listeners and serves until [`RunningBroker::shutdown`].
-pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let roles = config.roles();
     if config.controller_quorum_voters.is_none() && !(roles.broker && roles.controller) {
         anyhow::bail!(
@@ -80,6 +80,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     if config.controller_quorum_voters.is_some() && !roles.broker {
         return start_controller(config).await;
     }
+    config.broker_rack = crate::rack::resolve(&config).await?;
     let config = Arc::new(config);
     let advertised = config.advertised().map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::new()?);

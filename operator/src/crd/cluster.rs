@@ -292,6 +292,9 @@ pub struct BrokerStatus {
     /// The node the pod runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The broker's rack (broker.rack), from its node's `spec.rack.topologyKey` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
 }
 
 /// CEL rule: every `spec.config` key is a setting samsa-broker takes (or a reserved key, which

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource,
-    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
-    TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort,
+    DownwardAPIVolumeFile, DownwardAPIVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
+    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -76,6 +77,13 @@ pub const DATA_MOUNT: &str = "/var/lib/samsa";
 pub const DATA_DIR: &str = "/var/lib/samsa/data";
 /// Name of the broker container.
 pub const BROKER_CONTAINER: &str = "broker";
+/// Broker pod annotation holding its rack: the value of the cluster's rack topology label on the
+/// pod's node, set by the operator once the pod is scheduled (`spec.rack`).
+pub const RACK_ANNOTATION: &str = "samsa.dev/rack";
+/// Where the downward-API volume with the rack annotation is mounted.
+pub const RACK_MOUNT: &str = "/etc/samsa/rack";
+/// The file in [`RACK_MOUNT`] the broker reads its rack from (`--broker-rack-file`).
+pub const RACK_FILE: &str = "/etc/samsa/rack/rack";
 /// User and group the broker runs as (non-root).
 const BROKER_UID: i64 = 65532;
 
@@ -332,6 +340,38 @@ pub fn desired_objects(
     ];
     let voters = quorum_voters(&name, &ns, controllers, l.controller, ctx);
     env_vars.push(env("SAMSA_CONTROLLER_QUORUM_VOTERS", voters.clone()));
+    let mut mounts = vec![VolumeMount {
+        name: "data".into(),
+        mount_path: DATA_MOUNT.into(),
+        ..Default::default()
+    }];
+    let mut volumes = Vec::new();
+    if spec.rack.is_some() {
+        // The rack annotation as a file: empty until the operator sets the annotation, and the
+        // broker waits for it before it registers.
+        env_vars.push(env("SAMSA_BROKER_RACK_FILE", RACK_FILE));
+        mounts.push(VolumeMount {
+            name: "rack".into(),
+            mount_path: RACK_MOUNT.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "rack".into(),
+            downward_api: Some(DownwardAPIVolumeSource {
+                items: Some(vec![DownwardAPIVolumeFile {
+                    path: "rack".into(),
+                    field_ref: Some(ObjectFieldSelector {
+                        api_version: None,
+                        field_path: format!("metadata.annotations['{RACK_ANNOTATION}']"),
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
 
     let restart_hash = static_config_hash(
         &spec.config,
@@ -360,11 +400,7 @@ pub fn desired_objects(
         // Log recovery after an unclean stop may take a while: liveness waits for the start.
         startup_probe: Some(http_probe("/healthz", 5, 120)),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_MOUNT.into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {
@@ -429,6 +465,7 @@ pub fn desired_objects(
                 ..Default::default()
             }),
             topology_spread_constraints: spread,
+            volumes: (!volumes.is_empty()).then_some(volumes),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(BROKER_UID),
@@ -502,6 +539,35 @@ pub fn desired_objects(
         stateful_set,
         pdb,
     })
+}
+
+/// The rack of a broker pod on a node with these labels: the value of the cluster's topology
+/// label, or why there is none.
+pub fn node_rack(
+    topology_key: &str,
+    node: &str,
+    node_labels: Option<&BTreeMap<String, String>>,
+) -> Result<String, String> {
+    match node_labels.and_then(|l| l.get(topology_key)) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        Some(_) => Err(format!(
+            "node {node} has an empty {topology_key} label (spec.rack.topologyKey)"
+        )),
+        None => Err(format!(
+            "node {node} has no {topology_key} label (spec.rack.topologyKey)"
+        )),
+    }
+}
+
+/// The rack annotation to set on a broker pod: `Some(rack)` when the pod is scheduled and its
+/// annotation differs from `rack`. A running broker read its rack at start-up, so a changed
+/// annotation takes effect at the pod's next restart.
+pub fn rack_annotation_change(
+    pod_annotations: Option<&BTreeMap<String, String>>,
+    rack: &str,
+) -> Option<String> {
+    let current = pod_annotations.and_then(|a| a.get(RACK_ANNOTATION));
+    (current.map(String::as_str) != Some(rack)).then(|| rack.to_string())
 }
 
 #[cfg(test)]

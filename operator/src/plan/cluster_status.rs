@@ -3,6 +3,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 
+use super::cluster::RACK_ANNOTATION;
 use crate::crd::{BrokerStatus, Condition, KafkaCluster, KafkaClusterStatus};
 
 /// Pod label holding the StatefulSet revision the pod was created from.
@@ -57,6 +58,9 @@ pub fn cluster_status(
                 node: pod
                     .and_then(|p| p.spec.as_ref())
                     .and_then(|s| s.node_name.clone()),
+                rack: pod
+                    .and_then(|p| p.metadata.annotations.as_ref())
+                    .and_then(|a| a.get(RACK_ANNOTATION).cloned()),
                 pod: pod_name,
             }
         })
@@ -249,6 +253,7 @@ mod tests {
         assert_eq!(s.brokers[1].pod, "kc-1");
         assert_eq!(s.brokers[1].node.as_deref(), Some("node-1"));
         assert!(s.brokers.iter().all(|b| b.ready && b.updated));
+        assert!(s.brokers.iter().all(|b| b.rack.is_none()));
         assert_eq!(s.current_version.as_deref(), Some("1.0.0"));
         assert_eq!(s.target_version, None);
         assert_eq!(s.observed_generation, Some(2));
@@ -305,6 +310,23 @@ mod tests {
         assert_eq!(
             cond(&s, "Ready").message,
             "brokers 0, 1, 2 do not run the current pod template yet"
+        );
+    }
+
+    #[test]
+    fn a_broker_rack_comes_from_its_pod_annotation() {
+        let mut pods: Vec<Pod> = (0..2).map(|i| pod(i, true, "r1")).collect();
+        pods[1].metadata.annotations = Some(BTreeMap::from([(
+            RACK_ANNOTATION.to_string(),
+            "zone-b".to_string(),
+        )]));
+        let s = cluster_status(&kc(2, None), Some(&sts(2, "r1")), &pods, 1, "b");
+        assert_eq!(
+            s.brokers
+                .iter()
+                .map(|b| b.rack.as_deref())
+                .collect::<Vec<_>>(),
+            vec![None, Some("zone-b")]
         );
     }
 }

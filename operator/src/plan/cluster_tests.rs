@@ -377,3 +377,86 @@ fn planning_is_deterministic() {
     spec.config.insert("num.partitions".into(), "3".into());
     assert_eq!(plan(spec.clone()), plan(spec));
 }
+
+#[test]
+fn rack_awareness_gives_brokers_a_rack_file() {
+    let plain = plan(KafkaClusterSpec::default());
+    assert!(!env_of(&plain).contains_key("SAMSA_BROKER_RACK_FILE"));
+    assert!(pod_spec(&plain).volumes.is_none());
+    assert_eq!(
+        pod_spec(&plain).containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let o = plan(KafkaClusterSpec {
+        rack: Some(RackSpec {
+            topology_key: "topology.kubernetes.io/zone".into(),
+        }),
+        ..Default::default()
+    });
+    assert_eq!(env_of(&o)["SAMSA_BROKER_RACK_FILE"], RACK_FILE);
+    let volumes = pod_spec(&o).volumes.as_ref().unwrap();
+    assert_eq!(volumes.len(), 1);
+    let items = volumes[0]
+        .downward_api
+        .as_ref()
+        .unwrap()
+        .items
+        .as_ref()
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].field_ref.as_ref().unwrap().field_path,
+        "metadata.annotations['samsa.dev/rack']"
+    );
+    assert_eq!(format!("{RACK_MOUNT}/{}", items[0].path), RACK_FILE);
+    let mounts = pod_spec(&o).containers[0].volume_mounts.as_ref().unwrap();
+    let rack = mounts.iter().find(|m| m.name == volumes[0].name).unwrap();
+    assert_eq!(rack.mount_path, RACK_MOUNT);
+    assert_eq!(rack.read_only, Some(true));
+    // Turning rack awareness on changes the pod template: the brokers restart with it.
+    assert_ne!(plain.stateful_set, o.stateful_set);
+}
+
+#[test]
+fn node_rack_reads_the_topology_label() {
+    let key = "topology.kubernetes.io/zone";
+    let labels = BTreeMap::from([
+        (key.to_string(), "zone-a".to_string()),
+        ("kubernetes.io/hostname".to_string(), "n1".to_string()),
+    ]);
+    assert_eq!(node_rack(key, "n1", Some(&labels)).unwrap(), "zone-a");
+    let err = node_rack("example.com/rack", "n1", Some(&labels)).unwrap_err();
+    assert!(
+        err.contains("node n1 has no example.com/rack label"),
+        "{err}"
+    );
+    assert!(node_rack(key, "n2", None).unwrap_err().contains("node n2"));
+    let empty = BTreeMap::from([(key.to_string(), " ".to_string())]);
+    assert!(node_rack(key, "n3", Some(&empty))
+        .unwrap_err()
+        .contains("empty"));
+}
+
+#[test]
+fn rack_annotation_changes_only_when_different() {
+    assert_eq!(
+        rack_annotation_change(None, "zone-a").as_deref(),
+        Some("zone-a")
+    );
+    let set = BTreeMap::from([(RACK_ANNOTATION.to_string(), "zone-a".to_string())]);
+    assert_eq!(rack_annotation_change(Some(&set), "zone-a"), None);
+    assert_eq!(
+        rack_annotation_change(Some(&set), "zone-b").as_deref(),
+        Some("zone-b")
+    );
+    let other = BTreeMap::from([("x".to_string(), "y".to_string())]);
+    assert_eq!(
+        rack_annotation_change(Some(&other), "zone-a").as_deref(),
+        Some("zone-a")
+    );
+}

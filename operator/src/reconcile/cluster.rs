@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -22,7 +22,10 @@ use crate::crd::{
 };
 use crate::kafka::RESOURCE_BROKER;
 use crate::plan::broker_config::{env_name, UpdateMode, BROKER_KEYS};
-use crate::plan::cluster::{check_spec, desired_objects, selector_labels, RESTART_HASH_ANNOTATION};
+use crate::plan::cluster::{
+    check_spec, desired_objects, node_rack, rack_annotation_change, selector_labels,
+    RACK_ANNOTATION, RESTART_HASH_ANNOTATION,
+};
 use crate::plan::cluster_status::cluster_status;
 
 /// Kind label of the metrics.
@@ -222,7 +225,10 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let pod_list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let mut pod_list = pods.list(&ListParams::default().labels(&selector)).await?;
+    if let Some(rack) = &kc.spec.rack {
+        assign_racks(kc, ctx, &pods, &mut pod_list.items, &rack.topology_key).await?;
+    }
     let mut status: KafkaClusterStatus =
         cluster_status(kc, Some(&sts), &pod_list.items, controllers, &bootstrap);
     status.conditions = merge_conditions(
@@ -254,6 +260,77 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     } else {
         Duration::from_secs(15)
     }))
+}
+
+/// Gives each scheduled broker pod the rack annotation its broker reads at start-up (through a
+/// downward-API file): the value of the node's `topology_key` label. A pod cannot read its node's
+/// labels itself. Pods on a node without the label get a Warning: their brokers wait for a rack.
+async fn assign_racks(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    pods: &Api<Pod>,
+    list: &mut [Pod],
+    topology_key: &str,
+) -> Result<(), Error> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut racks: BTreeMap<String, Result<String, String>> = BTreeMap::new();
+    for pod in list.iter_mut() {
+        let (Some(pod_name), Some(node)) = (
+            pod.metadata.name.clone(),
+            pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        ) else {
+            continue;
+        };
+        if !racks.contains_key(&node) {
+            let rack = match nodes.get_opt(&node).await {
+                Ok(n) => node_rack(
+                    topology_key,
+                    &node,
+                    n.and_then(|n| n.metadata.labels).as_ref(),
+                ),
+                Err(e) => Err(format!("cannot read node {node}: {e}")),
+            };
+            racks.insert(node.clone(), rack);
+        }
+        match &racks[&node] {
+            Ok(rack) => {
+                let Some(value) = rack_annotation_change(pod.metadata.annotations.as_ref(), rack)
+                else {
+                    continue;
+                };
+                let patch = json!({ "metadata": { "annotations": { RACK_ANNOTATION: value } } });
+                *pod = pods
+                    .patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                tracing::info!(pod = %pod_name, %node, rack = %value, "rack assigned");
+                ctx.event(
+                    kc,
+                    EventType::Normal,
+                    "RackAssigned",
+                    format!("broker pod {pod_name} on node {node}: rack {value} (node label {topology_key})"),
+                )
+                .await;
+            }
+            Err(message) => {
+                let has_rack = pod
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(RACK_ANNOTATION));
+                if !has_rack {
+                    tracing::warn!(pod = %pod_name, %message, "no rack for a broker pod");
+                    ctx.event(
+                        kc,
+                        EventType::Warning,
+                        "RackUnknown",
+                        format!("{message}: broker pod {pod_name} waits for its rack and does not start"),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies changed dynamic settings to the running brokers (cluster-wide default, like
