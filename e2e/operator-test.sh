@@ -7,7 +7,9 @@
 #     Deployment becomes Available and its pod holds the leader-election Lease;
 #   - examples/kafkacluster.yaml into namespace samsa-kafka-<time>-<pid>: the KafkaCluster
 #     becomes Ready (the seconds from `kubectl apply` to Ready are printed), 3 broker pods Ready,
-#     `kubectl get kc` columns;
+#     `kubectl get kc` columns; the cluster is rack-aware (spec.rack, topology.kubernetes.io/zone;
+#     nodes without the label get one for the test): each broker's rack in its status and pod
+#     annotation is its node's zone, and a client's Metadata shows every broker with its rack;
 #   - examples/kafkatopic.yaml: Ready with a leader for every partition in status.partitions;
 #     a Kafka client in a pod (e2e/kclient, franz-go, image samsa.local/e2e/kclient:1) sees on
 #     the brokers the requested partitions, replication factor and config; it produces N
@@ -147,8 +149,14 @@ diagnostics() {
   echo "----------------------------------------------------------------------"
 }
 
+# Nodes the test gave the rack label (RACK_KEY) it removes again.
+LABELED_NODES=()
 # Removes what the test made, in the order that lets the operator remove its finalizers.
 cleanup() {
+  local node
+  for node in "${LABELED_NODES[@]}"; do
+    k label node "$node" "$RACK_KEY-" >/dev/null 2>&1 || true
+  done
   if ((INSTALLED)); then
     k -n "$NS" delete kafkatopics --all --wait=true --timeout=60s >/dev/null 2>&1 || true
     k -n "$NS" delete kafkaclusters --all --wait=true --timeout=60s >/dev/null 2>&1 || true
@@ -290,7 +298,26 @@ if ((LOCAL_PV)); then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# The three-broker KafkaCluster
+# The three-broker KafkaCluster, rack-aware: each broker's rack is its node's zone label, which
+# the operator copies into the pod for the broker to read (nodes without the label get one here,
+# removed at the end).
+RACK_KEY=topology.kubernetes.io/zone
+RACK=samsa-e2e-zone-a
+rack_labels() {
+  local node zone
+  while read -r node zone; do
+    [[ -n "$node" ]] || continue
+    if [[ -z "$zone" ]]; then
+      k label node "$node" "$RACK_KEY=$RACK" >/dev/null || return 1
+      LABELED_NODES+=("$node")
+      zone=$RACK
+    fi
+    echo "node $node: $RACK_KEY=$zone"
+  done < <(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.labels.topology\.kubernetes\.io/zone}{"\n"}{end}')
+}
+check "nodes carry the rack label $RACK_KEY" rack_labels || stop
+RACKS="$(k get nodes -o jsonpath='{range .items[*]}{.metadata.labels.topology\.kubernetes\.io/zone}{"\n"}{end}' | sort -u | tr '\n' ' ')"
+printf '  rack:\n    topologyKey: %s\n' "$RACK_KEY" >>"$TMP/kafkacluster.yaml"
 start=$SECONDS
 apply_ts="$(date +%s.%N)"
 out="$(kn apply -f "$TMP/kafkacluster.yaml" 2>&1)" || fatal "kubectl apply -f examples/kafkacluster.yaml" "$out"
@@ -330,6 +357,22 @@ cluster_status() {
   echo "readyBrokers 3, bootstrap $boot, observedGeneration $gen"
 }
 check "KafkaCluster status" cluster_status
+# rack_of_brokers: status.brokers[].rack, and the pods' rack annotation, are node labels.
+rack_of_brokers() {
+  local racks pods
+  racks="$(kn get kc "$CLUSTER" -o jsonpath='{range .status.brokers[*]}{.id}={.rack}{" "}{end}')"
+  pods="$(kn get pods -l "samsa.dev/cluster=$CLUSTER" -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.annotations.samsa\.dev/rack}{" "}{end}')"
+  local id rack n=0
+  for pair in $racks; do
+    id="${pair%%=*}" rack="${pair#*=}"
+    [[ -n "$rack" && " $RACKS" == *" $rack "* && "$pods" == *"$CLUSTER-$id=$rack"* ]] ||
+      { echo "status racks: $racks; pod annotations: $pods; node racks: $RACKS"; return 1; }
+    n=$((n + 1))
+  done
+  ((n == 3)) || { echo "status racks: $racks"; return 1; }
+  echo "status.brokers racks: $racks(pod annotations agree)"
+}
+check "each broker's rack is its node's $RACK_KEY (status, pod annotation)" rack_of_brokers
 check "broker image from the chart's broker.imageRepository" bash -c \
   "'${K[0]}' -n '$NS' get statefulset '$CLUSTER' -o jsonpath='{.spec.template.spec.containers[0].image}' | grep -x 'samsa.local/samsa-broker:0.1.0'"
 
@@ -351,6 +394,17 @@ spec:
 EOF
 )" || fatal "create the client pod" "$out"
 check "client pod Ready" kn wait pod/kclient --for=condition=Ready --timeout=120s || stop
+# brokers_racks: Metadata, as a client sees it, gives every broker its rack.
+brokers_racks() {
+  local out n
+  out="$(kn exec kclient -c kclient -- /kclient brokers -b "$BOOTSTRAP" 2>&1)" || { echo "$out"; return 1; }
+  n="$(awk '$1 == "broker" && $4 == "rack" && $5 != "-" {n++} END {print n+0}' <<<"$out")"
+  [[ "$n" == 3 ]] || { echo "$out"; return 1; }
+  awk -v r=" $RACKS" '$1 == "broker" && index(r, " " $5 " ") == 0 {bad=1} END {exit bad}' <<<"$out" ||
+    { echo "$out"; return 1; }
+  tr '\n' ';' <<<"$out"
+}
+check "Metadata: 3 brokers, each with its rack" brokers_racks
 
 # ---------------------------------------------------------------------------------------------
 # The KafkaTopic

@@ -381,3 +381,27 @@ async fn hostile_frames_close_only_their_connection() {
     survives(b.kafka_addr).await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_reports_the_rack_read_from_the_rack_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rack_file = dir.path().join("rack");
+    // The broker starts before the file holds its rack (as on Kubernetes, where the operator
+    // sets the annotation once the pod is scheduled) and waits for it.
+    let file = rack_file.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        std::fs::write(&file, "zone-c\n").unwrap();
+    });
+    let data = dir.path().join("data");
+    let b = common::broker_with(&data, |c| c.broker_rack_file = Some(rack_file)).await;
+    writer.await.unwrap();
+    let mut c = RawClient::connect(b.kafka_addr).await;
+    for v in [0, 1, 9, 12] {
+        let resp = c.call(v, &MetadataRequest::default()).await;
+        assert_eq!(resp.brokers.len(), 1, "Metadata v{v}");
+        let rack = resp.brokers[0].rack.as_ref().map(|r| r.to_string());
+        let want = (v >= 1).then(|| "zone-c".to_string());
+        assert_eq!(rack, want, "Metadata v{v}");
+    }
+}

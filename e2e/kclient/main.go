@@ -9,6 +9,8 @@
 //	                                              "partition P leader L replicas [..] isr [..]"
 //	                                              per partition, then "config K=V" for each K
 //	kclient absent -b ADDR -t TOPIC               exit 0 when the brokers do not know TOPIC
+//	kclient brokers -b ADDR                       one "broker ID HOST:PORT rack R" per broker in
+//	                                              Metadata, by id (R is "-" without a rack)
 //	kclient produce -b ADDR -t TOPIC -n N -prefix P
 //	                                              N records P-0..P-(N-1) (key = value), acks=all;
 //	                                              prints "produced N"
@@ -56,7 +58,7 @@ func main() {
 	keys := fs.String("config", "", "comma-separated topic config keys to print")
 	timeout := fs.Duration("timeout", 60*time.Second, "overall deadline")
 	_ = fs.Parse(args)
-	if *bootstrap == "" || *topic == "" {
+	if *bootstrap == "" || (*topic == "" && cmd != "brokers") {
 		usage()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -72,6 +74,8 @@ func main() {
 		err = describe(ctx, opts, *topic, *keys)
 	case "absent":
 		err = absent(ctx, opts, *topic)
+	case "brokers":
+		err = brokers(ctx, opts)
 	case "produce":
 		err = produce(ctx, opts, *topic, *n, *prefix)
 	case "consume":
@@ -86,7 +90,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kclient sleep | {describe|absent|produce|consume} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D]")
+	fmt.Fprintln(os.Stderr, "usage: kclient sleep | brokers -b BOOTSTRAP | {describe|absent|produce|consume} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D]")
 	os.Exit(2)
 }
 
@@ -96,6 +100,27 @@ func admin(opts []kgo.Opt) (*kadm.Client, error) {
 		return nil, err
 	}
 	return kadm.NewClient(cl), nil
+}
+
+func brokers(ctx context.Context, opts []kgo.Opt) error {
+	adm, err := admin(opts)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	list, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].NodeID < list[j].NodeID })
+	for _, b := range list {
+		rack := "-"
+		if b.Rack != nil {
+			rack = *b.Rack
+		}
+		fmt.Printf("broker %d %s:%d rack %s\n", b.NodeID, b.Host, b.Port, rack)
+	}
+	return nil
 }
 
 func describe(ctx context.Context, opts []kgo.Opt, topic, keys string) error {

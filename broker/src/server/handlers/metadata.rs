@@ -48,10 +48,13 @@ impl Broker {
                 .collect::<Vec<_>>(),
         };
         let code = first_error(topics.iter().map(|t: &MetadataResponseTopic| t.error_code));
-        let broker = MetadataResponseBroker::default()
+        let mut broker = MetadataResponseBroker::default()
             .with_node_id(BrokerId(self.node_id))
             .with_host(self.host.clone())
             .with_port(self.port);
+        if version >= 1 {
+            broker.rack = self.rack.clone();
+        }
         let mut response = MetadataResponse::default()
             .with_brokers(vec![broker])
             .with_topics(topics);

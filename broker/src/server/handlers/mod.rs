@@ -41,6 +41,8 @@ pub struct Broker {
     host: StrBytes,
     port: i32,
     node_id: i32,
+    /// broker.rack, in the single-node Metadata answer.
+    rack: Option<StrBytes>,
     /// Cluster mode: metadata, leadership and proposals.
     cluster: Option<Arc<ReplicaManager>>,
 }
@@ -88,6 +90,11 @@ impl Broker {
         cluster: Option<Arc<ReplicaManager>>,
     ) -> Broker {
         let node_id = registry.broker().node_id;
+        let rack = registry
+            .broker()
+            .broker_rack
+            .clone()
+            .map(StrBytes::from_string);
         Broker {
             registry,
             groups,
@@ -95,6 +102,7 @@ impl Broker {
             host: StrBytes::from_string(advertised.0),
             port: advertised.1,
             node_id,
+            rack,
             cluster,
         }
     }
