@@ -352,6 +352,49 @@ async fn operator_reconciles_against_a_real_api_server() {
     )
     .await;
 
+    // A second KafkaTopic naming the same topic: refused in its status, changes nothing, and
+    // deleting it leaves the topic to the first.
+    let dup: KafkaTopic = serde_json::from_value(json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaTopic",
+        "metadata": {"name": "orders-again"},
+        "spec": {"clusterRef": {"name": "kc"}, "topicName": "orders", "partitions": 7,
+                 "replicationFactor": 1}
+    }))
+    .unwrap();
+    topics.create(&PostParams::default(), &dup).await.unwrap();
+    common::wait_for(
+        "KafkaTopic orders-again reports the duplicate",
+        Duration::from_secs(30),
+        async || {
+            topics.get_status("orders-again").await.is_ok_and(|t| {
+                t.status.is_some_and(|s| {
+                    ready(Some(&s.conditions)).is_some_and(|(st, m)| {
+                        st == "False"
+                            && m.starts_with("spec.topicName: topic orders of KafkaCluster kc is already managed by KafkaTopic orders;")
+                    })
+                })
+            })
+        },
+    )
+    .await;
+    topics
+        .delete("orders-again", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for(
+        "KafkaTopic orders-again is gone",
+        Duration::from_secs(30),
+        async || {
+            topics
+                .get_opt("orders-again")
+                .await
+                .is_ok_and(|t| t.is_none())
+        },
+    )
+    .await;
+    let after = admin.describe_topic("orders").await.unwrap().unwrap();
+    assert_eq!(after.partitions.len(), 5, "the duplicate changed nothing");
+
     // The API server refuses a decrease with a message naming the field.
     let err = topics
         .patch(

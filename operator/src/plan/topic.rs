@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::{KafkaTopicSpec, PartitionStatus, Replicas};
+use crate::crd::{KafkaTopic, KafkaTopicSpec, PartitionStatus, Replicas};
 
 /// A topic as observed through Metadata and DescribeConfigs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,6 +28,24 @@ impl ObservedTopic {
             .first()
             .map(|p| i32::try_from(p.replicas.len()).unwrap_or(i32::MAX))
     }
+}
+
+/// The KafkaTopic, among `all` (the KafkaTopics of `me`'s namespace), that manages the Kafka
+/// topic `me` names when it is not `me`: the oldest of those naming the same topic in the same
+/// cluster (creation time, then name). A later duplicate does nothing to the topic and reports
+/// the one that manages it.
+pub fn managed_by_other<'a>(me: &KafkaTopic, all: &'a [KafkaTopic]) -> Option<&'a KafkaTopic> {
+    let key = |t: &KafkaTopic| {
+        (
+            t.metadata.creation_timestamp.as_ref().map(|c| c.0),
+            t.metadata.name.clone(),
+        )
+    };
+    let topic = me.topic_name();
+    all.iter()
+        .filter(|t| t.spec.cluster_ref.name == me.spec.cluster_ref.name && t.topic_name() == topic)
+        .min_by_key(|t| key(t))
+        .filter(|owner| owner.metadata.name != me.metadata.name)
 }
 
 /// One step towards the spec.
@@ -72,6 +90,12 @@ pub enum TopicAction {
         /// The spec's replication factor.
         desired: i32,
     },
+    /// `spec.assignment` places existing partitions' replicas elsewhere than they are: needs a
+    /// reassignment, not done yet.
+    RefuseReassignment {
+        /// The existing partitions whose replicas differ from `spec.assignment`, in order.
+        partitions: Vec<i32>,
+    },
     /// The topic matches the spec.
     Nothing,
 }
@@ -85,6 +109,14 @@ impl TopicAction {
             )),
             TopicAction::RefuseReplicationChange { observed, desired } => Some(format!(
                 "spec.replicationFactor is {desired} but the topic's is {observed}: changing it needs a replica reassignment, which is not supported yet"
+            )),
+            TopicAction::RefuseReassignment { partitions } => Some(format!(
+                "spec.assignment places the replicas of existing partitions {} elsewhere than they are: moving replicas needs a reassignment, which is not supported yet",
+                partitions
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             _ => None,
         }
@@ -128,6 +160,18 @@ pub fn plan_topic(spec: &KafkaTopicSpec, observed: Option<&ObservedTopic>) -> Ve
                 observed: rf,
                 desired: spec.replication_factor,
             });
+        }
+    }
+    if let Some(assignment) = &spec.assignment {
+        let moved: Vec<i32> = observed
+            .partitions
+            .iter()
+            .zip(assignment)
+            .filter(|(p, wanted)| &p.replicas != *wanted)
+            .map(|(p, _)| p.partition)
+            .collect();
+        if !moved.is_empty() {
+            refusals.push(TopicAction::RefuseReassignment { partitions: moved });
         }
     }
     let set: BTreeMap<String, String> = spec
@@ -225,7 +269,8 @@ mod tests {
     #[test]
     fn grown_partitions_take_their_assignment_entries() {
         let mut s = spec(4, 2);
-        s.assignment = Some(vec![vec![0, 1], vec![1, 2], vec![2, 0], vec![0, 2]]);
+        // Partitions 0 and 1 as they are ([0, 1] each), two new ones.
+        s.assignment = Some(vec![vec![0, 1], vec![0, 1], vec![2, 0], vec![0, 2]]);
         assert_eq!(
             plan_topic(&s, Some(&observed(2, 2))),
             vec![TopicAction::CreatePartitions {
@@ -312,6 +357,91 @@ mod tests {
                     delete: vec![],
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_changed_assignment_of_existing_partitions_is_refused_not_ignored() {
+        let mut s = spec(3, 2);
+        // Partitions 0 and 1 exist as [0, 1]; the spec moves partition 1 and adds partition 2.
+        s.assignment = Some(vec![vec![0, 1], vec![1, 2], vec![2, 0]]);
+        let actions = plan_topic(&s, Some(&observed(2, 2)));
+        assert_eq!(
+            actions,
+            vec![
+                TopicAction::CreatePartitions {
+                    total: 3,
+                    assignment: Some(vec![vec![2, 0]]),
+                },
+                TopicAction::RefuseReassignment {
+                    partitions: vec![1]
+                },
+            ]
+        );
+        let message = actions[1].refusal().unwrap();
+        assert!(
+            message.starts_with("spec.assignment places the replicas of existing partitions 1 "),
+            "{message}"
+        );
+        // Replica order is the preferred leader: a reordering is a change too.
+        s.assignment = Some(vec![vec![1, 0], vec![0, 1]]);
+        s.partitions = 2;
+        assert_eq!(
+            plan_topic(&s, Some(&observed(2, 2))),
+            vec![TopicAction::RefuseReassignment {
+                partitions: vec![0]
+            }]
+        );
+        // The assignment as it is: nothing to do.
+        s.assignment = Some(vec![vec![0, 1], vec![0, 1]]);
+        assert_eq!(
+            plan_topic(&s, Some(&observed(2, 2))),
+            vec![TopicAction::Nothing]
+        );
+    }
+
+    fn topic(name: &str, topic: Option<&str>, cluster: &str, created_s: i64) -> KafkaTopic {
+        let mut t = KafkaTopic::new(name, spec(1, 1));
+        t.spec.cluster_ref.name = cluster.into();
+        t.spec.topic_name = topic.map(String::from);
+        t.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            serde_json::from_value(serde_json::json!(format!(
+                "2026-01-01T00:00:{created_s:02}Z"
+            )))
+            .unwrap(),
+        ));
+        t
+    }
+
+    #[test]
+    fn the_oldest_kafkatopic_naming_a_topic_manages_it() {
+        let orders = topic("orders", None, "kc", 10);
+        let dup = topic("orders-again", Some("orders"), "kc", 20);
+        let same_time = topic("a-orders", Some("orders"), "kc", 20);
+        let other_cluster = topic("orders-b", Some("orders"), "kc2", 5);
+        let other_topic = topic("payments", None, "kc", 1);
+        let all = vec![
+            dup.clone(),
+            orders.clone(),
+            same_time.clone(),
+            other_cluster.clone(),
+            other_topic.clone(),
+        ];
+        assert_eq!(managed_by_other(&orders, &all), None);
+        let owner =
+            |t: &KafkaTopic| managed_by_other(t, &all).and_then(|o| o.metadata.name.clone());
+        assert_eq!(owner(&dup).as_deref(), Some("orders"));
+        assert_eq!(owner(&same_time).as_deref(), Some("orders"));
+        assert_eq!(owner(&other_cluster), None);
+        assert_eq!(owner(&other_topic), None);
+        // Without the first, the older-by-name of the two created at the same time manages it.
+        let rest = vec![dup.clone(), same_time.clone()];
+        assert_eq!(managed_by_other(&same_time, &rest), None);
+        assert_eq!(
+            managed_by_other(&dup, &rest)
+                .and_then(|o| o.metadata.name.clone())
+                .as_deref(),
+            Some("a-orders")
         );
     }
 }

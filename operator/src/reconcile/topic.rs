@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
@@ -18,7 +18,7 @@ use crate::crd::{
     KafkaTopic, KafkaTopicStatus,
 };
 use crate::kafka::{AdminError, NewTopic, RESOURCE_TOPIC};
-use crate::plan::topic::{plan_topic, TopicAction};
+use crate::plan::topic::{managed_by_other, plan_topic, TopicAction};
 
 /// Kind label of the metrics.
 pub const KIND: &str = "KafkaTopic";
@@ -93,6 +93,35 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         .await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
+
+    // Two KafkaTopics naming one topic would fight over it: the oldest manages it.
+    let all = api.list(&ListParams::default()).await?;
+    if let Some(owner) = managed_by_other(kt, &all.items) {
+        let owner = owner.metadata.name.as_deref().unwrap_or_default();
+        let message = format!(
+            "spec.topicName: topic {topic} of KafkaCluster {cluster_name} is already managed by KafkaTopic {owner}; this KafkaTopic does nothing to it (and deleting it leaves the topic alone)"
+        );
+        if !previous
+            .conditions
+            .iter()
+            .any(|c| c.reason == "DuplicateTopic" && c.message == message)
+        {
+            ctx.event(kt, EventType::Warning, "DuplicateTopic", message.clone())
+                .await;
+        }
+        set_status(
+            &api,
+            &name,
+            kt,
+            &previous,
+            None,
+            false,
+            "DuplicateTopic",
+            &message,
+        )
+        .await?;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
 
     let mut errs = kt.spec.validate(&topic);
     errs.extend(kt.spec.validate_against_cluster(cluster.spec.brokers));
@@ -194,7 +223,9 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
                 }
                 r
             }
-            TopicAction::RefuseDecrease { .. } | TopicAction::RefuseReplicationChange { .. } => {
+            TopicAction::RefuseDecrease { .. }
+            | TopicAction::RefuseReplicationChange { .. }
+            | TopicAction::RefuseReassignment { .. } => {
                 if let Some(message) = action.refusal() {
                     ctx.event(kt, EventType::Warning, "ChangeRefused", message.clone())
                         .await;
@@ -307,6 +338,11 @@ async fn cleanup(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         .and_then(|s| s.topic_name.as_ref())
         .is_none()
     {
+        return Ok(Action::await_change());
+    }
+    // A duplicate never managed the topic: it stays for the KafkaTopic that does.
+    let api: Api<KafkaTopic> = Api::namespaced(ctx.client.clone(), &ns);
+    if managed_by_other(kt, &api.list(&ListParams::default()).await?.items).is_some() {
         return Ok(Action::await_change());
     }
     let clusters: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &ns);
