@@ -78,7 +78,9 @@ async fn operator_reconciles_against_a_real_api_server() {
         .await;
     }
 
-    let broker = common::single_broker().await;
+    // Node id 2, so that a scale-down below three brokers would remove the broker holding
+    // the test's topics.
+    let broker = common::single_broker_with_id(2).await;
     let metrics_port = common::free_port();
     let log = std::fs::File::create(plane.dir.path().join("operator.log")).unwrap();
     let _operator = Operator(
@@ -427,6 +429,81 @@ async fn operator_reconciles_against_a_real_api_server() {
         })
     })
     .await;
+
+    // Scale-down safety: removing brokers that hold no replica goes ahead; removing the broker
+    // that holds the topics' replicas (id 2) waits, with the reason in the status.
+    let big: KafkaCluster = serde_json::from_value(json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaCluster",
+        "metadata": {"name": "big"},
+        "spec": {"brokers": 4, "controllers": 1}
+    }))
+    .unwrap();
+    clusters.create(&PostParams::default(), &big).await.unwrap();
+    let replicas_of = async |name: &str| {
+        sets.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.spec.and_then(|s| s.replicas))
+    };
+    common::wait_for(
+        "StatefulSet big has 4 replicas",
+        Duration::from_secs(30),
+        async || replicas_of("big").await == Some(4),
+    )
+    .await;
+    let brokers = |n: i32| Patch::Merge(json!({"spec": {"brokers": n}}));
+    clusters
+        .patch("big", &PatchParams::default(), &brokers(3))
+        .await
+        .unwrap();
+    common::wait_for(
+        "StatefulSet big scales down to 3 (broker 3 holds no replica)",
+        Duration::from_secs(30),
+        async || replicas_of("big").await == Some(3),
+    )
+    .await;
+    clusters
+        .patch("big", &PatchParams::default(), &brokers(2))
+        .await
+        .unwrap();
+    common::wait_for(
+        "KafkaCluster big says why broker 2 stays",
+        Duration::from_secs(30),
+        async || {
+            clusters.get_status("big").await.is_ok_and(|k| {
+                k.status.is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Ready"
+                            && c.status == "False"
+                            && c.reason == "ScaleDownBlocked"
+                            && c.message.starts_with(
+                                "spec.brokers: cannot go from 3 to 2 brokers yet: broker 2 holds replicas of orders-0, orders-1, orders-2, orders-3, orders-4",
+                            )
+                    })
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(replicas_of("big").await, Some(3), "broker 2 must stay");
+    assert!(
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ScaleDownBlocked")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("big")
+            }),
+        "a ScaleDownBlocked Warning on big"
+    );
+    clusters
+        .delete("big", &DeleteParams::default())
+        .await
+        .unwrap();
 
     // A topic made outside any KafkaTopic is left alone.
     admin

@@ -4,4 +4,5 @@
 pub mod broker_config;
 pub mod cluster;
 pub mod cluster_status;
+pub mod scale;
 pub mod topic;

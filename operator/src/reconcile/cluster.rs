@@ -27,6 +27,7 @@ use crate::plan::cluster::{
     RACK_ANNOTATION, RESTART_HASH_ANNOTATION,
 };
 use crate::plan::cluster_status::cluster_status;
+use crate::plan::scale::{blocked_message, replicas_on_removed};
 
 /// Kind label of the metrics.
 pub const KIND: &str = "KafkaCluster";
@@ -144,7 +145,7 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
-    let desired = desired_objects(kc, controllers, &ctx.plan)?;
+    let mut desired = desired_objects(kc, controllers, &ctx.plan)?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
@@ -174,6 +175,20 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         &desired.bootstrap,
     )
     .await?;
+    let old_replicas = old_sts
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas);
+    let blocked = match old_replicas {
+        Some(old) if old > kc.spec.brokers => scale_down_blocked(ctx, &bootstrap, old, kc).await,
+        _ => None,
+    };
+    if let (Some(old), Some(_)) = (old_replicas, &blocked) {
+        // Keep the brokers that still hold replicas.
+        if let Some(spec) = desired.stateful_set.spec.as_mut() {
+            spec.replicas = Some(old);
+        }
+    }
     let sts = ssa(&sets, &name, &desired.stateful_set).await?;
     ssa(&pdbs, &name, &desired.pdb).await?;
 
@@ -192,7 +207,16 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         }
         Some(old) => {
             let old_replicas = old.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            if old_replicas != kc.spec.brokers {
+            if let Some(message) = &blocked {
+                let said = previous
+                    .conditions
+                    .iter()
+                    .any(|c| c.reason == "ScaleDownBlocked" && &c.message == message);
+                if !said {
+                    ctx.event(kc, EventType::Warning, "ScaleDownBlocked", message.clone())
+                        .await;
+                }
+            } else if old_replicas != kc.spec.brokers {
                 ctx.event(
                     kc,
                     EventType::Normal,
@@ -231,6 +255,17 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     }
     let mut status: KafkaClusterStatus =
         cluster_status(kc, Some(&sts), &pod_list.items, controllers, &bootstrap);
+    if let Some(message) = &blocked {
+        for c in status.conditions.iter_mut() {
+            match c.type_.as_str() {
+                "Ready" => *c = Condition::new("Ready", false, "ScaleDownBlocked", message.clone()),
+                "Progressing" => {
+                    *c = Condition::new("Progressing", false, "ScaleDownBlocked", message.clone())
+                }
+                _ => {}
+            }
+        }
+    }
     status.conditions = merge_conditions(
         &previous.conditions,
         status.conditions,
@@ -260,6 +295,31 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     } else {
         Duration::from_secs(15)
     }))
+}
+
+/// Why removing brokers `spec.brokers..old` must wait: some hold partition replicas (or the
+/// replicas cannot be read). `None`: the scale-down may go ahead.
+async fn scale_down_blocked(
+    ctx: &Context,
+    bootstrap: &str,
+    old: i32,
+    kc: &KafkaCluster,
+) -> Option<String> {
+    let to = kc.spec.brokers;
+    match ctx.admin(bootstrap).metadata(None).await {
+        Ok(meta) => {
+            let blocking = replicas_on_removed(
+                meta.topics
+                    .iter()
+                    .map(|(name, t)| (name.as_str(), t.partitions.as_slice())),
+                to,
+            );
+            (!blocking.is_empty()).then(|| blocked_message(old, to, &blocking))
+        }
+        Err(e) => Some(format!(
+            "spec.brokers: cannot go from {old} to {to} brokers yet: the brokers' partition replicas cannot be read ({e}); the brokers stay at {old} until they can"
+        )),
+    }
 }
 
 /// Gives each scheduled broker pod the rack annotation its broker reads at start-up (through a

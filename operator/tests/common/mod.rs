@@ -143,7 +143,12 @@ fn spawn(id: i32, p: &Ports, voters: Option<&str>) -> Broker {
 
 /// One broker (node id 0) with local metadata, ready for requests.
 pub async fn single_broker() -> Broker {
-    let b = spawn(0, &ports(), None);
+    single_broker_with_id(0).await
+}
+
+/// One broker with node id `id` and local metadata, ready for requests.
+pub async fn single_broker_with_id(id: i32) -> Broker {
+    let b = spawn(id, &ports(), None);
     let client = AdminClient::new(&b.addr(), Duration::from_secs(5));
     wait_for(
         "the broker answers Metadata",
