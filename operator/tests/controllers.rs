@@ -430,6 +430,97 @@ async fn operator_reconciles_against_a_real_api_server() {
     })
     .await;
 
+    // spec.metrics.serviceMonitor: without the ServiceMonitor kind a Warning says so; with it
+    // (a stand-in CRD of that group and kind, schema-less, as no Prometheus Operator runs here)
+    // the operator applies one; turned off, it deletes its own.
+    clusters
+        .patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"metrics": {"serviceMonitor": true}}})),
+        )
+        .await
+        .unwrap();
+    common::wait_for(
+        "a ServiceMonitorUnavailable Warning",
+        Duration::from_secs(30),
+        async || {
+            has_event(
+                "ServiceMonitorUnavailable",
+                "spec.metrics.serviceMonitor is true but the cluster has no ServiceMonitor kind",
+            )
+            .await
+        },
+    )
+    .await;
+    let sm_crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                 "names": {"plural": "servicemonitors", "singular": "servicemonitor",
+                           "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &sm_crd).await.unwrap();
+    let monitors: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"),
+            "servicemonitors",
+        ),
+    );
+    let mut nudge = 0;
+    common::wait_for(
+        "ServiceMonitor kc scrapes the brokers' metrics port",
+        Duration::from_secs(60),
+        async || {
+            // A change of the KafkaCluster makes the operator look again.
+            nudge += 1;
+            let _ = clusters
+                .patch(
+                    "kc",
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        json!({"metadata": {"annotations": {"test/nudge": nudge.to_string()}}}),
+                    ),
+                )
+                .await;
+            monitors
+                .get_opt("kc")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|sm| {
+                    sm.data["spec"]["endpoints"][0]["port"] == "metrics"
+                        && sm.data["spec"]["selector"]["matchLabels"]["samsa.dev/cluster"] == "kc"
+                        && sm
+                            .metadata
+                            .owner_references
+                            .as_ref()
+                            .is_some_and(|o| o[0].name == "kc")
+                })
+        },
+    )
+    .await;
+    clusters
+        .patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"metrics": {"serviceMonitor": false}}})),
+        )
+        .await
+        .unwrap();
+    common::wait_for(
+        "ServiceMonitor kc is deleted once turned off",
+        Duration::from_secs(30),
+        async || monitors.get_opt("kc").await.is_ok_and(|sm| sm.is_none()),
+    )
+    .await;
+
     // Scale-down safety: removing brokers that hold no replica goes ahead; removing the broker
     // that holds the topics' replicas (id 2) waits, with the reason in the status.
     let big: KafkaCluster = serde_json::from_value(json!({

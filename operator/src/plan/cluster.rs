@@ -541,6 +541,40 @@ pub fn desired_objects(
     })
 }
 
+/// Group, version and kind of the Prometheus Operator's ServiceMonitor.
+pub const SERVICE_MONITOR_GVK: (&str, &str, &str) =
+    ("monitoring.coreos.com", "v1", "ServiceMonitor");
+
+/// The ServiceMonitor of a cluster (`spec.metrics.serviceMonitor`), named like the cluster: it
+/// scrapes `/metrics` on the `metrics` port of every broker through the headless Service (the
+/// bootstrap Service has no such port), labelled and owned like the cluster's other objects.
+pub fn service_monitor(kc: &KafkaCluster) -> Result<serde_json::Value, PlanError> {
+    let name = kc
+        .metadata
+        .name
+        .clone()
+        .ok_or(PlanError::MissingMetadata("metadata.name"))?;
+    let ns = kc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(PlanError::MissingMetadata("metadata.namespace"))?;
+    let owner = kc
+        .controller_owner_ref(&())
+        .ok_or(PlanError::MissingMetadata("metadata.uid"))?;
+    let (group, version, kind) = SERVICE_MONITOR_GVK;
+    Ok(serde_json::json!({
+        "apiVersion": format!("{group}/{version}"),
+        "kind": kind,
+        "metadata": meta(name.clone(), &ns, &labels(&name, &kc.spec.version), &owner),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(&name)},
+            "namespaceSelector": {"matchNames": [ns]},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+        },
+    }))
+}
+
 /// The rack of a broker pod on a node with these labels: the value of the cluster's topology
 /// label, or why there is none.
 pub fn node_rack(

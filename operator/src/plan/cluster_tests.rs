@@ -460,3 +460,39 @@ fn rack_annotation_changes_only_when_different() {
         Some("zone-a")
     );
 }
+
+#[test]
+fn service_monitor_scrapes_the_brokers_metrics_port() {
+    let kc = cluster(KafkaClusterSpec::default());
+    let sm = service_monitor(&kc).unwrap();
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(sm["kind"], "ServiceMonitor");
+    assert_eq!(sm["metadata"]["name"], "kc");
+    assert_eq!(sm["metadata"]["namespace"], "ns");
+    assert_eq!(sm["metadata"]["ownerReferences"][0]["kind"], "KafkaCluster");
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"]["samsa.dev/cluster"],
+        "kc"
+    );
+    assert_eq!(sm["spec"]["namespaceSelector"]["matchNames"][0], "ns");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    // The headless Service has that port, selected by those labels; the bootstrap has not.
+    let o = plan(KafkaClusterSpec::default());
+    let port_names = |svc: &Service| {
+        svc.spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(port_names(&o.headless).contains(&"metrics".to_string()));
+    assert!(!port_names(&o.bootstrap).contains(&"metrics".to_string()));
+    let labels = o.headless.metadata.labels.as_ref().unwrap();
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(labels.get(k).map(String::as_str), v.as_str(), "label {k}");
+    }
+}
