@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::{name_ns, now_rfc3339, Context, Error, FIELD_MANAGER};
 use crate::crd::{
     describe_errors, merge_conditions, Condition, FieldError, KafkaCluster, KafkaClusterStatus,
+    UpgradeStrategy,
 };
 use crate::kafka::RESOURCE_BROKER;
 use crate::plan::broker_config::{env_name, UpdateMode, BROKER_KEYS};
@@ -229,6 +230,15 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
                 .await;
             }
             if template_hash(old) != template_hash(&desired.stateful_set) {
+                if kc.spec.upgrade.strategy == UpgradeStrategy::BlueGreen {
+                    ctx.event(
+                        kc,
+                        EventType::Warning,
+                        "BlueGreenNotSupported",
+                        "spec.upgrade.strategy is BlueGreen, which this operator version does not do yet: the brokers restart one at a time instead".to_string(),
+                    )
+                    .await;
+                }
                 ctx.event(
                     kc,
                     EventType::Normal,
