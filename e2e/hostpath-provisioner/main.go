@@ -12,10 +12,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -130,6 +132,7 @@ func main() {
 	name := flag.String("provisioner-name", "samsa.dev/hostpath", "the StorageClasses' provisioner field this program serves")
 	root := flag.String("dir", "/var/tmp/samsa-e2e/volumes", "directory holding one subdirectory per volume")
 	node := flag.String("node-name", os.Getenv("NODE_NAME"), "this node's name, the volumes' node affinity (default $NODE_NAME)")
+	metrics := flag.String("metrics-address", "", "host:port to serve the controller's /metrics on (default: none)")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 
@@ -157,12 +160,24 @@ func main() {
 		klog.Fatalf("client: %v", err)
 	}
 
+	// One instance per node and no Pod of its own: no leader election.
+	opts := []func(*controller.ProvisionController) error{controller.LeaderElection(false)}
+	if *metrics != "" {
+		host, port, err := net.SplitHostPort(*metrics)
+		if err != nil {
+			klog.Fatalf("--metrics-address: %v", err)
+		}
+		p, err := strconv.ParseInt(port, 10, 32)
+		if err != nil || p <= 0 {
+			klog.Fatalf("--metrics-address: bad port %q", port)
+		}
+		opts = append(opts, controller.MetricsAddress(host), controller.MetricsPort(int32(p)))
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	klog.InfoS("starting", "provisioner", *name, "node", *node, "dir", *root, "library", libModule+" "+libVersion())
-	// One instance per node and no Pod of its own: no leader election.
-	pc := controller.NewProvisionController(ctx, client, *name, &hostPath{root: filepath.Clean(*root), node: *node},
-		controller.LeaderElection(false))
+	pc := controller.NewProvisionController(ctx, client, *name, &hostPath{root: filepath.Clean(*root), node: *node}, opts...)
 	pc.Run(ctx)
 	klog.InfoS("stopped")
 }
