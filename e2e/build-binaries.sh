@@ -2,7 +2,12 @@
 # Build the upstream binaries the e2e cluster needs, from the Go module proxy, with version
 # stamps, into a cache outside the repository; link them into e2e/.bin/.
 #
-#   e2e/build-binaries.sh [component...]     components: etcd kubernetes helm coredns (default: all)
+#   e2e/build-binaries.sh [component...]     components: etcd kubernetes helm coredns
+#                                            hostpath-provisioner (default: all)
+#
+# `kubernetes` builds the cluster's Kubernetes binaries and also the cluster's volume provisioner
+# (e2e/hostpath-provisioner, a small main on sigs.k8s.io/sig-storage-lib-external-provisioner),
+# so whatever builds the cluster (`make k8s-bin`, e2e/run.sh, e2e/cluster up) builds it too.
 #
 # Idempotent: a binary whose pinned version (and Go toolchain) is already built and answers its
 # version check is skipped. Versions are pinned in e2e/versions.env.
@@ -10,7 +15,9 @@
 # Environment:
 #   SAMSA_CACHE     cache root (default ~/.cache/samsa); binaries go to $SAMSA_CACHE/k8s-bin/<stamp>/
 #   SAMSA_NICE      niceness for the compilers (default 19)
-#   K8S_BINARIES    space-separated subset of the Kubernetes binaries to build
+#   K8S_BINARIES    space-separated subset of what `kubernetes` builds (default: kube-apiserver
+#                   kube-controller-manager kube-scheduler kubectl kube-proxy kubelet
+#                   hostpath-provisioner)
 #   FORCE=1         rebuild even when cached
 set -euo pipefail
 
@@ -24,7 +31,7 @@ WORK_ROOT="$CACHE/k8s-build"
 LINK_DIR="$E2E_DIR/.bin"
 NICE="${SAMSA_NICE:-19}"
 FORCE="${FORCE:-0}"
-: "${K8S_BINARIES:=kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet}"
+: "${K8S_BINARIES:=kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy kubelet hostpath-provisioner}"
 
 # Never let the go command fetch a newer toolchain: dependencies' `toolchain` lines ask for one.
 export GOTOOLCHAIN=local
@@ -198,7 +205,9 @@ build_kubernetes() {
   mkdir -p "$dir"
   local todo=() b
   for b in $K8S_BINARIES; do
-    if stamp_ok "$dir" "$b" "$stamp" && k8s_version_check "$dir" "$b" "$ver" >/dev/null 2>&1; then
+    if [[ "$b" == hostpath-provisioner ]]; then
+      build_provisioner
+    elif stamp_ok "$dir" "$b" "$stamp" && k8s_version_check "$dir" "$b" "$ver" >/dev/null 2>&1; then
       log "$b $ver: cached in $dir, skipping"
       SKIPPED+=("$b")
       link "$b" "$dir"
@@ -237,6 +246,44 @@ build_kubernetes() {
     BUILT+=("$b ${dt}s")
     link "$b" "$dir"
   done
+}
+
+# ---------------------------------------------------------------------------------------------
+# The cluster's dynamic volume provisioner: e2e/hostpath-provisioner (its own module, go.mod and
+# go.sum committed), built against the library release pinned in versions.env. The stamp has a
+# digest of the sources, so a change to them rebuilds it.
+PROVISIONER_LIB=sigs.k8s.io/sig-storage-lib-external-provisioner
+build_provisioner() {
+  local ver="$PROVISIONER_LIB_VERSION" src="$E2E_DIR/hostpath-provisioner" b=hostpath-provisioner
+  local dir="$BIN_ROOT/hostpath-provisioner-$ver" work="$WORK_ROOT/hostpath-provisioner-$ver"
+  local mod="$PROVISIONER_LIB/${ver%%.*}" digest
+  [[ "$ver" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "PROVISIONER_LIB_VERSION must look like vX.Y.Z, got $ver"
+  digest="$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)"
+  local stamp="$b $ver $GO_VERSION $digest"
+  mkdir -p "$dir"
+  if stamp_ok "$dir" "$b" "$stamp" && "$dir/$b" --version 2>/dev/null | grep -q "$mod $ver)"; then
+    log "$b ($mod $ver): cached in $dir, skipping"
+    SKIPPED+=("$b")
+  else
+    log "$b ($mod $ver): building"
+    local t0=$SECONDS
+    rm -rf "$work" && mkdir -p "$work"
+    cp "$src/go.mod" "$src/go.sum" "$src"/*.go "$work/"
+    # versions.env may pin another release than go.mod: build that one.
+    if ! awk -v m="$mod" -v v="$ver" '($1 == m && $2 == v) || ($1 == "require" && $2 == m && $3 == v) {f = 1} END {exit !f}' "$work/go.mod"; then
+      log "$b: go.mod does not require $mod $ver; switching the build copy to it"
+      (cd "$work" && go mod edit -require="$mod@$ver" && gobuild mod tidy)
+    fi
+    (cd "$work" && CGO_ENABLED=0 gobuild build -trimpath -ldflags "-s -w" -o "$dir/$b.new" .)
+    mv -f "$dir/$b.new" "$dir/$b"
+    verify "$b" "$mod $ver)" "$dir/$b" --version || die "$b failed its version check"
+    echo "$stamp" >"$dir/.stamp-$b"
+    local dt=$((SECONDS - t0))
+    log "$b ($mod $ver): built in ${dt}s"
+    record "$b" "$ver" "$dt"
+    BUILT+=("$b ${dt}s")
+  fi
+  link "$b" "$dir"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -297,14 +344,15 @@ build_coredns() {
 components=("$@")
 ((${#components[@]})) || components=(etcd kubernetes helm coredns)
 log "go $GO_VERSION; cache $BIN_ROOT; links in $LINK_DIR"
-log "versions: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION"
+log "versions: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION, provisioner library $PROVISIONER_LIB_VERSION"
 for c in "${components[@]}"; do
   case "$c" in
     etcd) build_etcd ;;
     kubernetes | k8s) build_kubernetes ;;
     helm) build_helm ;;
     coredns) build_coredns ;;
-    *) die "unknown component '$c' (want: etcd kubernetes helm coredns)" ;;
+    hostpath-provisioner) build_provisioner ;;
+    *) die "unknown component '$c' (want: etcd kubernetes helm coredns hostpath-provisioner)" ;;
   esac
 done
 

@@ -50,9 +50,6 @@
 #   SAMSA_E2E_KEEP_NS=1      keep the namespaces, the release and the CRs afterwards
 #   SAMSA_E2E_WATCH_NAMESPACE=1  install with watchNamespace set to the cluster namespace: the
 #                            operator watches only it, with a Role there instead of a ClusterRole
-#   SAMSA_E2E_LOCAL_PV       1: the brokers' volumes are local PersistentVolumes made by the test
-#                            (see "Storage" below); 0: the default StorageClass. Default: 1 on
-#                            e2e/cluster's cluster, 0 elsewhere
 set -uo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -89,21 +86,6 @@ TOKEN="$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 CRDS_EXISTED=0
 INSTALLED=0
 TMP="$(mktemp -d)"
-# Storage. e2e/cluster's default StorageClass is kube-controller-manager's host-path
-# provisioner: it makes each volume a root-owned 0750 directory, and the kubelet applies no
-# fsGroup to hostPath volumes, so the brokers (non-root, fsGroup 10001) cannot write their data
-# dir. There, as on any bare-metal cluster without a dynamic provisioner, the test provides
-# local PersistentVolumes (the kubelet does apply fsGroup to those) in a StorageClass of its own,
-# and sets it as the example's spec.storage.storageClassName. Elsewhere (kind's local-path
-# provisioner makes 0777 directories; cloud disks honour fsGroup) the default class is used.
-LOCAL_PV="${SAMSA_E2E_LOCAL_PV:-}"
-if [[ -z "$LOCAL_PV" ]]; then
-  LOCAL_PV=0
-  [[ "$KUBECONFIG" == "$OWN_KUBECONFIG" ]] && LOCAL_PV=1
-fi
-LOCAL_CLASS="samsa-e2e-local-$STAMP"
-LOCAL_DIR="${SAMSA_E2E_STATE:-/var/tmp/samsa-e2e}/local-pv/$STAMP"
-
 CHECKS_TAG=operator
 CHECKS_FAIL_LINES=40
 CHECKS_INTERVAL=2
@@ -168,12 +150,6 @@ cleanup() {
     k -n "$NS" patch "$kt" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
   k delete namespace "$NS" "$OP_NS" --wait=false >/dev/null 2>&1 || true
-  if ((LOCAL_PV)); then
-    # The PVs go once their claims, deleted with the namespace, are gone (pv-protection).
-    k delete pv -l "samsa.dev/e2e-class=$LOCAL_CLASS" --wait=false >/dev/null 2>&1 || true
-    k delete storageclass "$LOCAL_CLASS" --wait=false >/dev/null 2>&1 || true
-    rm -rf --one-file-system "$LOCAL_DIR" 2>/dev/null || true
-  fi
   if ((!CRDS_EXISTED)); then
     k delete crd kafkaclusters.samsa.dev kafkatopics.samsa.dev --wait=false >/dev/null 2>&1 || true
   fi
@@ -274,28 +250,8 @@ check "examples/ pass kubectl apply --dry-run=server" bash -c \
   "'${K[0]}' -n '$NS' apply --dry-run=server -f '$EXAMPLES/kafkacluster.yaml' -f '$EXAMPLES/kafkatopic.yaml' | tr '\n' ' '" || stop
 
 # ---------------------------------------------------------------------------------------------
-# Storage for the brokers (see "Storage" at the top)
+# The brokers' volumes come from the cluster's default StorageClass.
 cp "$EXAMPLES/kafkacluster.yaml" "$TMP/kafkacluster.yaml"
-if ((LOCAL_PV)); then
-  node="$(k get nodes -o jsonpath='{.items[0].metadata.name}')"
-  {
-    printf 'apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: %s}\n' "$LOCAL_CLASS"
-    printf 'provisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: WaitForFirstConsumer\n'
-    for i in 0 1 2; do
-      mkdir -p "$LOCAL_DIR/$i"
-      printf -- '---\napiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: %s-%s\n  labels: {samsa.dev/e2e-class: %s}\n' \
-        "$LOCAL_CLASS" "$i" "$LOCAL_CLASS"
-      printf 'spec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Retain\n'
-      printf '  storageClassName: %s\n  local: {path: %s}\n' "$LOCAL_CLASS" "$LOCAL_DIR/$i"
-      printf '  nodeAffinity:\n    required:\n      nodeSelectorTerms:\n      - matchExpressions:\n'
-      printf '        - {key: kubernetes.io/hostname, operator: In, values: [%s]}\n' "$node"
-    done
-  } >"$TMP/local-pv.yaml"
-  out="$(k apply -f "$TMP/local-pv.yaml" 2>&1)" || fatal "StorageClass $LOCAL_CLASS and 3 local PVs" "$out"
-  pass "StorageClass $LOCAL_CLASS and 3 local PVs in $LOCAL_DIR on node $node (spec.storage.storageClassName of the example)"
-  sed -i -e "s|^    size: 1Gi.*|&\n    storageClassName: $LOCAL_CLASS|" "$TMP/kafkacluster.yaml"
-  grep -q "^    storageClassName: $LOCAL_CLASS\$" "$TMP/kafkacluster.yaml" || fatal "set storageClassName in the example" "$(cat "$TMP/kafkacluster.yaml")"
-fi
 
 # ---------------------------------------------------------------------------------------------
 # The three-broker KafkaCluster, rack-aware: each broker's rack is its node's zone label, which
@@ -339,6 +295,16 @@ brokers_ready() {
   echo "$pods"
 }
 check "3 broker pods Ready" brokers_ready
+# The brokers wrote their data dirs (they are Ready) on volumes the default class provisioned.
+broker_volumes() {
+  local class claims
+  class="$(k get storageclass -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}{"\n"}{end}' | awk '$2 == "true" {print $1; exit}')"
+  claims="$(kn get pvc -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.spec.storageClassName} {.spec.volumeName}{"\n"}{end}')"
+  awk -v c="$class" '$2 == "Bound" && $3 == c && $4 != "" {n++} END {exit n != 3 || NR != 3}' <<<"$claims" ||
+    { echo "expected 3 claims Bound in the default StorageClass '$class':"; echo "$claims"; return 1; }
+  echo "StorageClass $class: $(awk '{printf "%s%s -> %s", sep, $1, $4; sep = ", "}' <<<"$claims")"
+}
+check "3 broker volumes dynamically provisioned from the default StorageClass" broker_volumes
 get_kc() {
   local out
   out="$(kn get kc "$CLUSTER")" || return 1
