@@ -133,7 +133,7 @@ build_etcd() {
     else
       pkg=go.etcd.io/etcd/etcdctl/v3 want="etcdctl version: $plain" vcmd=version
     fi
-    if stamp_ok "$dir" "$b" "$stamp" && "$dir/$b" "$vcmd" 2>/dev/null | grep -q "$want"; then
+    if stamp_ok "$dir" "$b" "$stamp" && [[ "$("$dir/$b" "$vcmd" 2>/dev/null)" == *"$want"* ]]; then
       log "$b $ver: cached in $dir, skipping"
       SKIPPED+=("$b")
     else
@@ -261,7 +261,7 @@ build_provisioner() {
   digest="$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)"
   local stamp="$b $ver $GO_VERSION $digest"
   mkdir -p "$dir"
-  if stamp_ok "$dir" "$b" "$stamp" && "$dir/$b" --version 2>/dev/null | grep -q "$mod $ver)"; then
+  if stamp_ok "$dir" "$b" "$stamp" && [[ "$("$dir/$b" --version 2>/dev/null)" == *"$mod $ver)"* ]]; then
     log "$b ($mod $ver): cached in $dir, skipping"
     SKIPPED+=("$b")
   else
@@ -291,7 +291,7 @@ build_provisioner() {
 build_helm() {
   local ver="$HELM_VERSION" dir="$BIN_ROOT/helm-$HELM_VERSION" stamp="helm $HELM_VERSION $GO_VERSION"
   mkdir -p "$dir"
-  if stamp_ok "$dir" helm "$stamp" && "$dir/helm" version --short 2>/dev/null | grep -q "^$ver"; then
+  if stamp_ok "$dir" helm "$stamp" && [[ "$("$dir/helm" version --short 2>/dev/null)" == "$ver"* ]]; then
     log "helm $ver: cached in $dir, skipping"
     SKIPPED+=("helm")
   else
@@ -321,7 +321,7 @@ build_helm() {
 build_coredns() {
   local ver="$COREDNS_VERSION" dir="$BIN_ROOT/coredns-$COREDNS_VERSION" stamp="coredns $COREDNS_VERSION $GO_VERSION"
   mkdir -p "$dir"
-  if stamp_ok "$dir" coredns "$stamp" && "$dir/coredns" -version 2>/dev/null | grep -q "CoreDNS-${ver#v}"; then
+  if stamp_ok "$dir" coredns "$stamp" && [[ "$("$dir/coredns" -version 2>/dev/null)" == *"CoreDNS-${ver#v}"* ]]; then
     log "coredns $ver: cached in $dir, skipping"
     SKIPPED+=("coredns")
   else

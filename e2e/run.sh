@@ -7,7 +7,7 @@
 #
 # On the project's own cluster (the default), the phases are:
 #   deps        e2e/deps.sh: the Debian packages of the node (apt-get only if one is missing)
-#   binaries    e2e/build-binaries.sh etcd kubernetes coredns helm (cached: ~1 s warm, ~19 min cold)
+#   binaries    e2e/build-binaries.sh etcd kubernetes coredns helm (cached: ~1 s warm, ~23 min cold with the volume provisioner)
 #   images      scripts/build-images.sh (`make images`) -> target/images/samsa-{broker,operator}.tar
 #               (only when operator-test.sh is among the tests; cargo's incremental build)
 #   test-image  e2e/build-test-image.sh -> target/images/samsa-e2e-{probe,kclient}.tar
