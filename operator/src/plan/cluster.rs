@@ -240,13 +240,8 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-/// The objects a `KafkaCluster` should have. `controllers` is the quorum size fixed for this
-/// cluster (`status.controllers`, else the spec's initial value).
-pub fn desired_objects(
-    kc: &KafkaCluster,
-    controllers: i32,
-    ctx: &PlanContext,
-) -> Result<ClusterObjects, PlanError> {
+/// A cluster's name, namespace and the owner reference its objects carry.
+fn identity(kc: &KafkaCluster) -> Result<(String, String, OwnerReference), PlanError> {
     let name = kc
         .metadata
         .name
@@ -260,6 +255,17 @@ pub fn desired_objects(
     let owner = kc
         .controller_owner_ref(&())
         .ok_or(PlanError::MissingMetadata("metadata.uid"))?;
+    Ok((name, ns, owner))
+}
+
+/// The objects a `KafkaCluster` should have. `controllers` is the quorum size fixed for this
+/// cluster (`status.controllers`, else the spec's initial value).
+pub fn desired_objects(
+    kc: &KafkaCluster,
+    controllers: i32,
+    ctx: &PlanContext,
+) -> Result<ClusterObjects, PlanError> {
+    let (name, ns, owner) = identity(kc)?;
     let spec = &kc.spec;
     let errs = check_spec(spec);
     if !errs.is_empty() {
@@ -549,19 +555,7 @@ pub const SERVICE_MONITOR_GVK: (&str, &str, &str) =
 /// scrapes `/metrics` on the `metrics` port of every broker through the headless Service (the
 /// bootstrap Service has no such port), labelled and owned like the cluster's other objects.
 pub fn service_monitor(kc: &KafkaCluster) -> Result<serde_json::Value, PlanError> {
-    let name = kc
-        .metadata
-        .name
-        .clone()
-        .ok_or(PlanError::MissingMetadata("metadata.name"))?;
-    let ns = kc
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(PlanError::MissingMetadata("metadata.namespace"))?;
-    let owner = kc
-        .controller_owner_ref(&())
-        .ok_or(PlanError::MissingMetadata("metadata.uid"))?;
+    let (name, ns, owner) = identity(kc)?;
     let (group, version, kind) = SERVICE_MONITOR_GVK;
     Ok(serde_json::json!({
         "apiVersion": format!("{group}/{version}"),

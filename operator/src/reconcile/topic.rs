@@ -101,26 +101,7 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         let message = format!(
             "spec.topicName: topic {topic} of KafkaCluster {cluster_name} is already managed by KafkaTopic {owner}; this KafkaTopic does nothing to it (and deleting it leaves the topic alone)"
         );
-        if !previous
-            .conditions
-            .iter()
-            .any(|c| c.reason == "DuplicateTopic" && c.message == message)
-        {
-            ctx.event(kt, EventType::Warning, "DuplicateTopic", message.clone())
-                .await;
-        }
-        set_status(
-            &api,
-            &name,
-            kt,
-            &previous,
-            None,
-            false,
-            "DuplicateTopic",
-            &message,
-        )
-        .await?;
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        return refuse(ctx, &api, kt, &previous, "DuplicateTopic", &message).await;
     }
 
     let mut errs = kt.spec.validate(&topic);
@@ -132,22 +113,16 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         });
     }
     if !errs.is_empty() {
-        let message = describe_errors(&errs);
-        ctx.event(kt, EventType::Warning, "InvalidSpec", message.clone())
-            .await;
-        set_status(
+        // The cluster may grow: `refuse` looks again later.
+        return refuse(
+            ctx,
             &api,
-            &name,
             kt,
             &previous,
-            None,
-            false,
             "InvalidSpec",
-            &message,
+            &describe_errors(&errs),
         )
-        .await?;
-        // The cluster may grow: look again later.
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        .await;
     }
 
     let bootstrap = ctx.bootstrap(cluster_name, &ns, cluster.spec.listeners.client);
@@ -283,6 +258,29 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     } else {
         Duration::from_secs(30)
     }))
+}
+
+/// Not Ready for a reason the user must fix: the condition, a Warning the first time this
+/// message is seen, and another look in a minute.
+async fn refuse(
+    ctx: &Context,
+    api: &Api<KafkaTopic>,
+    kt: &KafkaTopic,
+    previous: &KafkaTopicStatus,
+    reason: &str,
+    message: &str,
+) -> Result<Action, Error> {
+    let (name, _) = name_ns(kt)?;
+    let said = previous
+        .conditions
+        .iter()
+        .any(|c| c.reason == reason && c.message == message);
+    if !said {
+        ctx.event(kt, EventType::Warning, reason, message.to_string())
+            .await;
+    }
+    set_status(api, &name, kt, previous, None, false, reason, message).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
 }
 
 #[allow(clippy::too_many_arguments)]
