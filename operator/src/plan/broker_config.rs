@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(update_mode("num.partitions"), Some(UpdateMode::Restart));
         assert_eq!(update_mode("nope"), None);
         // Kafka changes it live; samsa-broker reads it once at start.
-        assert_eq!(update_mode("log.cleaner.backoff.ms"), Some(UpdateMode::Restart));
+        assert_eq!(
+            update_mode("log.cleaner.backoff.ms"),
+            Some(UpdateMode::Restart)
+        );
         assert!(!needs_restart("min.insync.replicas"));
         assert!(needs_restart("replica.lag.time.max.ms"));
         assert!(needs_restart("nope"));
