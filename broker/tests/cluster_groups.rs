@@ -11,8 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use clap::Parser;
-use common::{free_ports, topic_name, RawClient};
+use common::cluster::Cluster;
+use common::{topic_name, RawClient};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -22,101 +22,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use samsa_broker::config::BrokerConfig;
-use samsa_broker::server::{start, RunningBroker};
-use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(30);
 const NOT_COORDINATOR: i16 = 16;
 const LOAD_IN_PROGRESS: i16 = 14;
-
-struct Cluster {
-    configs: Vec<BrokerConfig>,
-    brokers: Vec<Option<RunningBroker>>,
-    _dirs: Vec<TempDir>,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        Cluster::start_with(&[]).await
-    }
-
-    /// Three brokers with `extra` flags added to each.
-    async fn start_with(extra: &[&str]) -> Cluster {
-        let ports = free_ports(12);
-        let voters = (0..3)
-            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[3 + i]))
-            .collect::<Vec<_>>()
-            .join(",");
-        let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let configs: Vec<BrokerConfig> = (0..3)
-            .map(|i| {
-                let kafka = format!("127.0.0.1:{}", ports[i]);
-                let mut args = vec![
-                    "samsa-broker".to_string(),
-                    "--node-id".into(),
-                    (i + 1).to_string(),
-                    "--data-dir".into(),
-                    dirs[i].path().display().to_string(),
-                    "--listen".into(),
-                    kafka.clone(),
-                    "--advertised-listener".into(),
-                    kafka,
-                    "--metrics-listen".into(),
-                    format!("127.0.0.1:{}", ports[9 + i]),
-                    "--controller-listen".into(),
-                    format!("127.0.0.1:{}", ports[3 + i]),
-                    "--replication-listen".into(),
-                    format!("127.0.0.1:{}", ports[6 + i]),
-                    "--controller-quorum-voters".into(),
-                    voters.clone(),
-                    "--broker-session-timeout-ms".into(),
-                    "3000".into(),
-                    "--broker-heartbeat-interval-ms".into(),
-                    "500".into(),
-                    "--offsets-topic-num-partitions".into(),
-                    "4".into(),
-                ];
-                args.extend(extra.iter().map(|a| a.to_string()));
-                BrokerConfig::parse_from(args)
-            })
-            .collect();
-        let mut brokers = Vec::new();
-        for c in &configs {
-            brokers.push(Some(start(c.clone()).await.expect("broker starts")));
-        }
-        Cluster {
-            configs,
-            brokers,
-            _dirs: dirs,
-        }
-    }
-
-    /// A connection to broker `id` (1-based).
-    async fn client(&self, id: i32) -> RawClient {
-        let b = self.brokers[(id - 1) as usize]
-            .as_ref()
-            .expect("broker is running");
-        RawClient::connect(b.kafka_addr).await
-    }
-
-    async fn stop(&mut self, id: i32) {
-        if let Some(b) = self.brokers[(id - 1) as usize].take() {
-            b.shutdown().await;
-        }
-    }
-
-    async fn restart(&mut self, id: i32) {
-        let i = (id - 1) as usize;
-        self.brokers[i] = Some(start(self.configs[i].clone()).await.expect("restarts"));
-    }
-
-    async fn shutdown(mut self) {
-        for id in 1..=3 {
-            self.stop(id).await;
-        }
-    }
-}
 
 /// FindCoordinator v4 for `group` until it names a coordinator: (node id, port).
 async fn coordinator(c: &mut RawClient, group: &str) -> (i32, i32) {

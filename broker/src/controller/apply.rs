@@ -94,6 +94,22 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             }
             Ok(())
         }
+        MetadataCommand::AlterBrokerDefaults { set, remove } => {
+            if let Some(k) = set
+                .keys()
+                .chain(remove.iter())
+                .find(|k| k.trim().is_empty())
+            {
+                return Err(Refusal::InvalidConfig(format!("empty config name {k:?}")));
+            }
+            for (k, v) in set {
+                image.broker_defaults.insert(k.clone(), v.clone());
+            }
+            for k in remove {
+                image.broker_defaults.remove(k);
+            }
+            Ok(())
+        }
         MetadataCommand::AlterPartition {
             topic,
             partition,

@@ -412,3 +412,40 @@ fn same_commands_give_the_same_image() {
         assert!(p.leader == NO_LEADER || a.is_live(p.leader), "{p:?}");
     }
 }
+
+#[test]
+fn broker_defaults_are_set_and_removed() {
+    let mut image = cluster(1);
+    let set = MetadataCommand::AlterBrokerDefaults {
+        set: BTreeMap::from([
+            ("log.retention.ms".to_string(), "1000".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+        ]),
+        remove: vec![],
+    };
+    apply(&mut image, &set).unwrap();
+    let remove = MetadataCommand::AlterBrokerDefaults {
+        set: BTreeMap::new(),
+        remove: vec!["log.retention.ms".to_string()],
+    };
+    apply(&mut image, &remove).unwrap();
+    assert_eq!(
+        image.broker_defaults,
+        BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())])
+    );
+    let before = image.clone();
+    let empty = MetadataCommand::AlterBrokerDefaults {
+        set: BTreeMap::from([(" ".to_string(), "1".to_string())]),
+        remove: vec![],
+    };
+    assert!(matches!(
+        apply(&mut image, &empty),
+        Err(Refusal::InvalidConfig(_))
+    ));
+    assert_eq!(image, before);
+    // An image written before dynamic defaults existed still reads.
+    let mut json = serde_json::to_value(&before).unwrap();
+    json.as_object_mut().unwrap().remove("broker_defaults");
+    let old: MetadataImage = serde_json::from_value(json).unwrap();
+    assert!(old.broker_defaults.is_empty());
+}

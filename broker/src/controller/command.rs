@@ -68,6 +68,14 @@ pub enum MetadataCommand {
         /// Config keys to remove (back to the default).
         remove: Vec<String>,
     },
+    /// Set and remove cluster-wide dynamic broker defaults (Kafka's BROKER resource ""): the
+    /// defaults of every topic without an override of its own.
+    AlterBrokerDefaults {
+        /// Broker configs to set, by Kafka name.
+        set: BTreeMap<String, String>,
+        /// Broker config names to remove (back to the broker's flag).
+        remove: Vec<String>,
+    },
     /// A partition leader changes its ISR (Kafka's AlterPartition), compare-and-set on epochs.
     AlterPartition {
         /// Topic name.

@@ -21,6 +21,9 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerRecord>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Cluster-wide dynamic broker defaults by Kafka name (e.g. `log.retention.ms`).
+    #[serde(default)]
+    pub broker_defaults: BTreeMap<String, String>,
 }
 
 /// A registered broker.

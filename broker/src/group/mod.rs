@@ -76,7 +76,7 @@ impl Groups {
             }
             _ => (OffsetStore::default(), BTreeMap::new()),
         };
-        let mut coordinator = GroupCoordinator::new(coordinator_config(registry.broker()));
+        let mut coordinator = GroupCoordinator::new(coordinator_config(registry.static_broker()));
         let now = now_ms();
         for (id, group) in stored {
             coordinator.restore(&id, Some(group), now);
@@ -310,7 +310,7 @@ impl Groups {
         let configs = Self::offsets_topic_configs();
         match registry.create(
             OFFSETS_TOPIC,
-            registry.broker().offsets_topic_num_partitions,
+            registry.static_broker().offsets_topic_num_partitions,
             configs,
         ) {
             Err(crate::topics::TopicError::AlreadyExists(_)) => registry

@@ -234,6 +234,14 @@ impl ReplicaManager {
     /// Makes the local topics and partition roles match `image`.
     fn apply_image(self: &Arc<Self>, image: &MetadataImage) {
         let registered = self.registered(image);
+        if self.registry.dynamic_defaults() != image.broker_defaults {
+            if let Err(e) = self
+                .registry
+                .set_dynamic_defaults(image.broker_defaults.clone())
+            {
+                tracing::error!(error = %e, "cannot apply the dynamic broker defaults");
+            }
+        }
         for (name, t) in &image.topics {
             let count = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
             let topic = match self.registry.get(name) {
@@ -433,7 +441,8 @@ impl ReplicaManager {
     fn export_gauges_from(&self, image: &MetadataImage) {
         let (mut under_replicated, mut under_min_isr, mut leaders) = (0, 0, 0);
         for topic in self.registry.all() {
-            let min_isr = config::min_insync_replicas(&topic.configs.read(), &self.config);
+            let min_isr =
+                config::min_insync_replicas(&topic.configs.read(), &self.registry.broker());
             for p in topic.partitions.read().iter() {
                 let end = p.log.lock().log_end_offset();
                 let state = p.replica.lock();

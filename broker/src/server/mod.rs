@@ -301,7 +301,8 @@ pub const LAG_EXPORT_INTERVAL: Duration = Duration::from_secs(2);
 const INITIAL_TASK_DELAY: Duration = Duration::from_secs(30);
 
 async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver<bool>) {
-    let retention_every = Duration::from_millis(registry.broker().log_retention_check_interval_ms);
+    let retention_every =
+        Duration::from_millis(registry.static_broker().log_retention_check_interval_ms);
     // Like Kafka's initial task delay: the first check runs a while after start.
     let first_check = tokio::time::Instant::now() + retention_every.min(INITIAL_TASK_DELAY);
     let mut retention = tokio::time::interval_at(first_check, retention_every);
@@ -329,10 +330,10 @@ async fn on_blocking_thread(
 /// The log cleaner: every `log.cleaner.backoff.ms`, one round over the compacted partitions on
 /// a blocking thread (rounds never overlap: the next waits for the previous one).
 async fn log_cleaner(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver<bool>) {
-    if !registry.broker().log_cleaner_enable {
+    if !registry.static_broker().log_cleaner_enable {
         return;
     }
-    let backoff = Duration::from_millis(registry.broker().log_cleaner_backoff_ms);
+    let backoff = Duration::from_millis(registry.static_broker().log_cleaner_backoff_ms);
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + backoff, backoff);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -354,7 +355,7 @@ async fn serve_connection(
     metrics.connections.inc();
     let (read_half, mut write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    let max = broker.registry().broker().socket_request_max_bytes;
+    let max = broker.registry().static_broker().socket_request_max_bytes;
     loop {
         let mut prefix = [0u8; 4];
         let read = tokio::select! {

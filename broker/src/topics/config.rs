@@ -291,6 +291,109 @@ pub fn effective(
         .or_else(|| key(name).map(|k| k.default_value(broker)))
 }
 
+/// Broker settings an admin may change cluster-wide at runtime (IncrementalAlterConfigs on the
+/// BROKER resource ""): the broker-level defaults of topic configs that are broker flags, by
+/// Kafka name, in name order. A dynamic value replaces the flag as the default of every topic
+/// without an override of its own.
+pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleanup.policy",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.index.interval.bytes",
+    "log.retention.bytes",
+    "log.retention.ms",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+    "min.insync.replicas",
+];
+
+/// Whether `name` is a broker setting that can change cluster-wide at runtime.
+pub fn is_dynamic_broker_key(name: &str) -> bool {
+    DYNAMIC_BROKER_KEYS.binary_search(&name).is_ok()
+}
+
+/// The topic config a dynamic broker setting is the default of.
+pub fn topic_key_for_broker(name: &str) -> Option<&'static TopicConfigKey> {
+    if !is_dynamic_broker_key(name) {
+        return None;
+    }
+    TOPIC_CONFIG_KEYS.iter().find(|k| k.broker_synonym == name)
+}
+
+fn parse_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, InvalidConfig> {
+    value.trim().parse().map_err(|_| {
+        InvalidConfig(format!(
+            "Invalid value {value} for configuration {name}: not a valid number"
+        ))
+    })
+}
+
+/// Sets the dynamic broker setting `name` on `broker`, checking `value` as the topic-level key
+/// checks it. The error names the key.
+pub fn set_dynamic(
+    broker: &mut BrokerConfig,
+    name: &str,
+    value: &str,
+) -> Result<(), InvalidConfig> {
+    let key = topic_key_for_broker(name).ok_or_else(|| {
+        InvalidConfig(format!(
+            "Cannot update config {name} dynamically: it is not a cluster-wide dynamic broker config"
+        ))
+    })?;
+    (key.check)(value).map_err(|e| {
+        InvalidConfig(format!(
+            "Invalid value {value} for configuration {name}: {e}"
+        ))
+    })?;
+    let v = value.trim();
+    match name {
+        "log.cleaner.delete.retention.ms" => {
+            broker.log_cleaner_delete_retention_ms = parse_value(name, v)?
+        }
+        "log.cleaner.min.cleanable.ratio" => {
+            broker.log_cleaner_min_cleanable_ratio = parse_value(name, v)?
+        }
+        "log.cleaner.min.compaction.lag.ms" => {
+            broker.log_cleaner_min_compaction_lag_ms = parse_value(name, v)?
+        }
+        "log.cleanup.policy" => {
+            broker.log_cleanup_policy = v.split(',').map(str::trim).collect::<Vec<_>>().join(",")
+        }
+        "log.flush.interval.messages" => broker.log_flush_interval_messages = parse_value(name, v)?,
+        "log.flush.interval.ms" => broker.log_flush_interval_ms = Some(parse_value(name, v)?),
+        "log.index.interval.bytes" => broker.log_index_interval_bytes = parse_value(name, v)?,
+        "log.retention.bytes" => broker.log_retention_bytes = parse_value(name, v)?,
+        "log.retention.ms" => broker.log_retention_ms = parse_value(name, v)?,
+        "log.roll.ms" => broker.log_roll_ms = parse_value(name, v)?,
+        "log.segment.bytes" => broker.log_segment_bytes = parse_value(name, v)?,
+        "message.max.bytes" => broker.message_max_bytes = parse_value(name, v)?,
+        "min.insync.replicas" => broker.min_insync_replicas = parse_value(name, v)?,
+        _ => {
+            return Err(InvalidConfig(format!(
+                "Cannot update config {name} dynamically"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The static settings with every dynamic default of `dynamic` applied; refuses the first
+/// invalid entry.
+pub fn with_dynamic(
+    broker: &BrokerConfig,
+    dynamic: &BTreeMap<String, String>,
+) -> Result<BrokerConfig, InvalidConfig> {
+    let mut out = broker.clone();
+    for (k, v) in dynamic {
+        set_dynamic(&mut out, k, v)?;
+    }
+    Ok(out)
+}
+
 fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(fallback)
 }
@@ -412,6 +515,51 @@ mod tests {
         o.insert("cleanup.policy".into(), "delete,compact".into());
         let c = log_config(&o, &broker);
         assert!(c.cleanup_compact && c.cleanup_delete);
+    }
+
+    #[test]
+    fn dynamic_defaults_replace_the_flags() {
+        for w in DYNAMIC_BROKER_KEYS.windows(2) {
+            assert!(w[0] < w[1], "{} before {}", w[0], w[1]);
+        }
+        let broker = BrokerConfig::for_tests("/tmp/x".into());
+        for k in DYNAMIC_BROKER_KEYS {
+            let topic_key = topic_key_for_broker(k).unwrap();
+            let mut b = broker.clone();
+            set_dynamic(&mut b, k, &topic_key.default_value(&broker)).unwrap();
+        }
+        let dynamic = BTreeMap::from([
+            ("log.retention.ms".to_string(), "1234".to_string()),
+            ("message.max.bytes".to_string(), "2000".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+            (
+                "log.cleanup.policy".to_string(),
+                "compact, delete".to_string(),
+            ),
+            ("log.flush.interval.ms".to_string(), "50".to_string()),
+        ]);
+        let b = with_dynamic(&broker, &dynamic).unwrap();
+        let none = BTreeMap::new();
+        assert_eq!(log_config(&none, &b).retention_ms, 1234);
+        assert_eq!(max_message_bytes(&none, &b), 2000);
+        assert_eq!(min_insync_replicas(&none, &b), 2);
+        assert!(is_compacted(&none, &b));
+        assert_eq!(log_config(&none, &b).flush_ms, 50);
+        assert_eq!(b.log_cleanup_policy, "compact,delete");
+        let own = BTreeMap::from([("retention.ms".to_string(), "99".to_string())]);
+        assert_eq!(log_config(&own, &b).retention_ms, 99);
+
+        let e = set_dynamic(&mut b.clone(), "num.partitions", "3").unwrap_err();
+        assert!(e.0.contains("num.partitions"), "{e}");
+        let e = set_dynamic(&mut b.clone(), "log.retention.ms", "soon").unwrap_err();
+        assert!(
+            e.0.contains("log.retention.ms") && e.0.contains("soon"),
+            "{e}"
+        );
+        let e = set_dynamic(&mut b.clone(), "min.insync.replicas", "0").unwrap_err();
+        assert!(e.0.contains("min.insync.replicas"), "{e}");
+        assert!(set_dynamic(&mut b.clone(), "log.segment.bytes", "99999999999").is_err());
+        assert!(with_dynamic(&broker, &BTreeMap::from([("x".into(), "1".into())])).is_err());
     }
 
     #[test]

@@ -178,7 +178,11 @@ impl Topic {
 
 /// Every topic of the broker.
 pub struct TopicRegistry {
+    /// The settings of the flags.
     broker: Arc<BrokerConfig>,
+    /// The cluster-wide dynamic defaults (Kafka names) and the flags with them applied: what
+    /// topics without an override of their own follow.
+    dynamic: RwLock<(BTreeMap<String, String>, Arc<BrokerConfig>)>,
     data_dir: PathBuf,
     cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -198,6 +202,17 @@ pub struct TopicRegistry {
 
 /// High watermarks of every partition, written periodically and at clean shutdown.
 pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+/// The flags with `defaults` applied; an entry that does not apply is skipped with a warning.
+fn effective_config(broker: &BrokerConfig, defaults: &BTreeMap<String, String>) -> BrokerConfig {
+    let mut out = broker.clone();
+    for (k, v) in defaults {
+        if let Err(e) = config::set_dynamic(&mut out, k, v) {
+            tracing::warn!(key = %k, error = %e, "ignoring a dynamic broker default");
+        }
+    }
+    out
+}
 
 fn partition_key(topic: &str, index: i32) -> String {
     format!("{topic}-{index}")
@@ -222,6 +237,7 @@ impl TopicRegistry {
                     cluster_id: store::new_cluster_id(),
                     node_id: broker.node_id,
                     topics: vec![],
+                    broker_defaults: BTreeMap::new(),
                 };
                 store::save(&data_dir, &meta)?;
                 meta
@@ -256,9 +272,11 @@ impl TopicRegistry {
             Some(v) => store::cluster_id_for(&v.to_string()),
             None => meta.cluster_id.clone(),
         };
+        let effective = Arc::new(effective_config(&broker, &meta.broker_defaults));
         let registry = TopicRegistry {
             clustered,
             hw_checkpoint,
+            dynamic: RwLock::new((meta.broker_defaults.clone(), effective)),
             broker,
             data_dir: data_dir.clone(),
             cluster_id,
@@ -298,7 +316,7 @@ impl TopicRegistry {
         index: i32,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Arc<Partition>, TopicError> {
-        let log_config = config::log_config(overrides, &self.broker);
+        let log_config = config::log_config(overrides, &self.broker());
         let log = Log::open(partition_dir(&self.data_dir, topic, index), log_config)?;
         let producers = ProducerStates::load(&log)?;
         if !producers.is_empty() {
@@ -401,14 +419,56 @@ impl TopicRegistry {
                     configs: t.configs.read().clone(),
                 })
                 .collect(),
+            broker_defaults: self.dynamic.read().0.clone(),
         };
         store::save(&self.data_dir, &meta)?;
         Ok(())
     }
 
-    /// The broker's settings.
-    pub fn broker(&self) -> &BrokerConfig {
+    /// The broker's settings as topics follow them: the flags with the cluster-wide dynamic
+    /// defaults applied.
+    pub fn broker(&self) -> Arc<BrokerConfig> {
+        self.dynamic.read().1.clone()
+    }
+
+    /// The broker's settings as its flags gave them.
+    pub fn static_broker(&self) -> &BrokerConfig {
         &self.broker
+    }
+
+    /// The cluster-wide dynamic defaults (Kafka names).
+    pub fn dynamic_defaults(&self) -> BTreeMap<String, String> {
+        self.dynamic.read().0.clone()
+    }
+
+    /// Replaces the cluster-wide dynamic defaults and applies them to the log of every topic
+    /// that has no override of its own (persisted with the topics). An entry this version
+    /// cannot apply (from the metadata log of another version) is skipped with a warning.
+    pub fn set_dynamic_defaults(
+        &self,
+        defaults: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let _guard = self.change.lock();
+        let effective = Arc::new(effective_config(&self.broker, &defaults));
+        let previous = std::mem::replace(
+            &mut *self.dynamic.write(),
+            (defaults.clone(), effective.clone()),
+        );
+        if let Err(e) = self.save() {
+            *self.dynamic.write() = previous;
+            return Err(e);
+        }
+        for topic in self.all() {
+            let log_config = config::log_config(&topic.configs.read(), &effective);
+            for p in topic.partitions.read().iter() {
+                p.log.lock().set_config(log_config.clone());
+            }
+        }
+        tracing::info!(
+            ?defaults,
+            "changed the cluster-wide dynamic broker defaults"
+        );
+        Ok(())
     }
 
     /// The cluster id.
@@ -597,7 +657,7 @@ impl TopicRegistry {
             *topic.configs.write() = previous;
             return Err(e);
         }
-        let log_config = config::log_config(&overrides, &self.broker);
+        let log_config = config::log_config(&overrides, &self.broker());
         for p in topic.partitions.read().iter() {
             p.log.lock().set_config(log_config.clone());
         }

@@ -39,6 +39,10 @@ pub struct MetaFile {
     pub node_id: i32,
     /// Every topic.
     pub topics: Vec<TopicRecord>,
+    /// Cluster-wide dynamic broker defaults (Kafka names), set with IncrementalAlterConfigs on
+    /// the BROKER resource "".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_defaults: BTreeMap<String, String>,
 }
 
 /// Reads the metadata file, or `None` when the data dir is new.
@@ -124,6 +128,7 @@ mod tests {
             cluster_id: new_cluster_id(),
             node_id: 1,
             topics: vec![],
+            broker_defaults: BTreeMap::new(),
         };
         assert_eq!(meta.cluster_id.len(), 22);
         meta.topics.push(TopicRecord {
@@ -132,6 +137,8 @@ mod tests {
             partitions: 3,
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         });
+        meta.broker_defaults
+            .insert("log.retention.ms".into(), "5000".into());
         save(dir.path(), &meta).unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap(), meta);
         assert!(!dir.path().join("samsa-meta.tmp").exists());

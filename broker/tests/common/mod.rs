@@ -2,6 +2,8 @@
 //! protocol client built on the kafka-protocol crate.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

@@ -10,12 +10,14 @@ use sha2::{Digest, Sha256};
 pub enum UpdateMode {
     /// Read at start: a change restarts the brokers.
     Restart,
-    /// Cluster-wide dynamic in Kafka: applied to running brokers without a restart.
+    /// Cluster-wide dynamic: the brokers apply it live (IncrementalAlterConfigs on the BROKER
+    /// resource "") as the default of every topic without an override of its own.
     Dynamic,
 }
 
-/// Broker settings by Kafka name, as `samsa-broker` takes them (`--help`), with Kafka's update
-/// mode (`read-only` → restart, `cluster-wide` → dynamic).
+/// Broker settings by Kafka name, as `samsa-broker` takes them (`--help`), with their update
+/// mode: `Dynamic` exactly for the keys `samsa-broker` applies live (the broker-level defaults of
+/// topic configs), `Restart` for everything else, even where Kafka changes it live.
 pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("auto.create.topics.enable", UpdateMode::Restart),
     ("broker.heartbeat.interval.ms", UpdateMode::Restart),
@@ -24,7 +26,7 @@ pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("group.initial.rebalance.delay.ms", UpdateMode::Restart),
     ("group.max.session.timeout.ms", UpdateMode::Restart),
     ("group.min.session.timeout.ms", UpdateMode::Restart),
-    ("log.cleaner.backoff.ms", UpdateMode::Dynamic),
+    ("log.cleaner.backoff.ms", UpdateMode::Restart),
     ("log.cleaner.delete.retention.ms", UpdateMode::Dynamic),
     ("log.cleaner.enable", UpdateMode::Restart),
     ("log.cleaner.min.cleanable.ratio", UpdateMode::Dynamic),
@@ -127,9 +129,41 @@ mod tests {
         assert_eq!(update_mode("log.retention.ms"), Some(UpdateMode::Dynamic));
         assert_eq!(update_mode("num.partitions"), Some(UpdateMode::Restart));
         assert_eq!(update_mode("nope"), None);
+        // Kafka changes it live; samsa-broker reads it once at start.
+        assert_eq!(
+            update_mode("log.cleaner.backoff.ms"),
+            Some(UpdateMode::Restart)
+        );
         assert!(!needs_restart("min.insync.replicas"));
         assert!(needs_restart("replica.lag.time.max.ms"));
         assert!(needs_restart("nope"));
+    }
+
+    #[test]
+    fn dynamic_keys_are_the_ones_the_broker_applies_live() {
+        let dynamic: Vec<&str> = BROKER_KEYS
+            .iter()
+            .filter(|(_, m)| *m == UpdateMode::Dynamic)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(
+            dynamic,
+            vec![
+                "log.cleaner.delete.retention.ms",
+                "log.cleaner.min.cleanable.ratio",
+                "log.cleaner.min.compaction.lag.ms",
+                "log.cleanup.policy",
+                "log.flush.interval.messages",
+                "log.flush.interval.ms",
+                "log.index.interval.bytes",
+                "log.retention.bytes",
+                "log.retention.ms",
+                "log.roll.ms",
+                "log.segment.bytes",
+                "message.max.bytes",
+                "min.insync.replicas",
+            ]
+        );
     }
 
     #[test]

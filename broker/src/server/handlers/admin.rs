@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::configs::{topic_config_entries, SOURCE_DEFAULT, SOURCE_TOPIC};
+use super::configs::topic_config_entries;
 use super::{first_error, Broker};
 use crate::protocol::errors::ApiError;
 
@@ -70,20 +70,21 @@ impl Broker {
                     if version >= 5 {
                         r.num_partitions = plan.partitions;
                         r.replication_factor = plan.replication_factor;
-                        let configs =
-                            topic_config_entries(&plan.configs, self.registry.broker(), None)
-                                .into_iter()
-                                .map(|e| {
-                                    CreatableTopicConfigs::default()
-                                        .with_name(StrBytes::from_static_str(e.key.name))
-                                        .with_value(Some(StrBytes::from_string(e.value)))
-                                        .with_config_source(if e.is_override {
-                                            SOURCE_TOPIC
-                                        } else {
-                                            SOURCE_DEFAULT
-                                        })
-                                })
-                                .collect();
+                        let dynamic = self.registry.dynamic_defaults();
+                        let configs = topic_config_entries(
+                            &plan.configs,
+                            self.registry.static_broker(),
+                            &dynamic,
+                            None,
+                        )
+                        .into_iter()
+                        .map(|e| {
+                            CreatableTopicConfigs::default()
+                                .with_name(StrBytes::from_static_str(e.key.name))
+                                .with_config_source(e.source())
+                                .with_value(Some(StrBytes::from_string(e.value)))
+                        })
+                        .collect();
                         r.configs = Some(configs);
                     }
                     if version >= 7 {
@@ -106,7 +107,7 @@ impl Broker {
     }
 
     fn plan_topic(&self, t: &CreatableTopic) -> Result<TopicPlan, ApiError> {
-        let broker = self.registry.broker();
+        let broker = self.registry.static_broker();
         let explicit = !t.assignments.is_empty();
         if explicit && (t.num_partitions != -1 || t.replication_factor != -1) {
             return Err(ApiError::new(

@@ -184,4 +184,31 @@ impl Broker {
             .await?;
         Ok(())
     }
+
+    /// Replaces the cluster-wide dynamic broker defaults (already checked): a single broker
+    /// applies and persists them; a cluster member proposes them to the controller quorum, and
+    /// every broker applies them from the metadata image.
+    pub(super) async fn set_broker_defaults(
+        &self,
+        defaults: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let Some(cluster) = &self.cluster else {
+            self.registry.set_dynamic_defaults(defaults)?;
+            return Ok(());
+        };
+        let image = cluster.current_image();
+        let remove = image
+            .broker_defaults
+            .keys()
+            .filter(|k| !defaults.contains_key(*k))
+            .cloned()
+            .collect();
+        cluster
+            .propose(MetadataCommand::AlterBrokerDefaults {
+                set: defaults,
+                remove,
+            })
+            .await?;
+        Ok(())
+    }
 }

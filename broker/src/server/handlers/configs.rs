@@ -1,4 +1,5 @@
-//! DescribeConfigs (topics and this broker) and IncrementalAlterConfigs (topics).
+//! DescribeConfigs (topics and this broker) and IncrementalAlterConfigs (topics, and the
+//! cluster-wide dynamic broker defaults: the BROKER resource "").
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// Config sources.
 pub(super) const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 pub(super) const SOURCE_DEFAULT: i8 = 5;
 /// IncrementalAlterConfigs operations.
@@ -36,13 +38,31 @@ pub(super) struct TopicConfigEntry {
     pub(super) key: &'static TopicConfigKey,
     pub(super) value: String,
     pub(super) is_override: bool,
+    /// The cluster-wide dynamic default, when one is set.
+    pub(super) dynamic_default: Option<String>,
+    /// The default the broker's flags give.
     pub(super) default: String,
 }
 
-/// Every topic config (or only `only`), with override or default.
+impl TopicConfigEntry {
+    /// Where the value comes from (DescribeConfigs config source).
+    pub(super) fn source(&self) -> i8 {
+        if self.is_override {
+            SOURCE_TOPIC
+        } else if self.dynamic_default.is_some() {
+            SOURCE_DYNAMIC_DEFAULT_BROKER
+        } else {
+            SOURCE_DEFAULT
+        }
+    }
+}
+
+/// Every topic config (or only `only`), with override, cluster-wide dynamic default or the
+/// default of the broker's flags.
 pub(super) fn topic_config_entries(
     overrides: &BTreeMap<String, String>,
     broker: &BrokerConfig,
+    dynamic: &BTreeMap<String, String>,
     only: Option<&[StrBytes]>,
 ) -> Vec<TopicConfigEntry> {
     TOPIC_CONFIG_KEYS
@@ -50,19 +70,20 @@ pub(super) fn topic_config_entries(
         .filter(|k| only.is_none_or(|names| names.iter().any(|n| n.as_str() == k.name)))
         .map(|key| {
             let default = key.default_value(broker);
-            match overrides.get(key.name) {
-                Some(v) => TopicConfigEntry {
-                    key,
-                    value: v.clone(),
-                    is_override: true,
-                    default,
-                },
-                None => TopicConfigEntry {
-                    key,
-                    value: default.clone(),
-                    is_override: false,
-                    default,
-                },
+            let dynamic_default = dynamic.get(key.broker_synonym).cloned();
+            let (value, is_override) = match overrides.get(key.name) {
+                Some(v) => (v.clone(), true),
+                None => (
+                    dynamic_default.clone().unwrap_or_else(|| default.clone()),
+                    false,
+                ),
+            };
+            TopicConfigEntry {
+                key,
+                value,
+                is_override,
+                dynamic_default,
+                default,
             }
         })
         .collect()
@@ -82,6 +103,22 @@ fn broker_entries(b: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
             b.default_replication_factor.to_string(),
             Int,
         ),
+        (
+            "log.cleaner.delete.retention.ms",
+            b.log_cleaner_delete_retention_ms.to_string(),
+            Long,
+        ),
+        (
+            "log.cleaner.min.cleanable.ratio",
+            b.log_cleaner_min_cleanable_ratio.to_string(),
+            Double,
+        ),
+        (
+            "log.cleaner.min.compaction.lag.ms",
+            b.log_cleaner_min_compaction_lag_ms.to_string(),
+            Long,
+        ),
+        ("log.cleanup.policy", b.log_cleanup_policy.clone(), List),
         ("log.dirs", b.data_dir.display().to_string(), String),
         (
             "log.flush.interval.messages",
@@ -185,19 +222,15 @@ impl Broker {
             )
         })?;
         let overrides = topic.configs.read().clone();
+        let dynamic = self.registry.dynamic_defaults();
         Ok(
-            topic_config_entries(&overrides, self.registry.broker(), only)
+            topic_config_entries(&overrides, self.registry.static_broker(), &dynamic, only)
                 .into_iter()
                 .map(|e| {
-                    let source = if e.is_override {
-                        SOURCE_TOPIC
-                    } else {
-                        SOURCE_DEFAULT
-                    };
                     let mut r = DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_static_str(e.key.name))
                         .with_value(Some(StrBytes::from_string(e.value.clone())))
-                        .with_config_source(source);
+                        .with_config_source(e.source());
                     if request.include_synonyms {
                         let mut synonyms = Vec::new();
                         if e.is_override {
@@ -206,6 +239,14 @@ impl Broker {
                                     .with_name(StrBytes::from_static_str(e.key.name))
                                     .with_value(Some(StrBytes::from_string(e.value)))
                                     .with_source(SOURCE_TOPIC),
+                            );
+                        }
+                        if let Some(d) = e.dynamic_default {
+                            synonyms.push(
+                                DescribeConfigsSynonym::default()
+                                    .with_name(StrBytes::from_static_str(e.key.broker_synonym))
+                                    .with_value(Some(StrBytes::from_string(d)))
+                                    .with_source(SOURCE_DYNAMIC_DEFAULT_BROKER),
                             );
                         }
                         synonyms.push(
@@ -241,20 +282,38 @@ impl Broker {
                 format!("Unknown broker {name:?}"),
             ));
         }
-        Ok(broker_entries(self.registry.broker())
+        let dynamic = self.registry.dynamic_defaults();
+        Ok(broker_entries(self.registry.static_broker())
             .into_iter()
             .filter(|(k, _, _)| only.is_none_or(|names| names.iter().any(|n| n.as_str() == *k)))
             .map(|(k, v, kind)| {
+                let set = dynamic.get(k);
+                let (value, source) = match set {
+                    Some(d) => (d.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+                    None => (v.clone(), SOURCE_STATIC_BROKER),
+                };
                 let mut r = DescribeConfigsResourceResult::default()
                     .with_name(StrBytes::from_static_str(k))
-                    .with_value(Some(StrBytes::from_string(v.clone())))
-                    .with_read_only(true)
-                    .with_config_source(SOURCE_STATIC_BROKER);
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_read_only(!config::is_dynamic_broker_key(k))
+                    .with_config_source(source);
                 if request.include_synonyms {
-                    r.synonyms = vec![DescribeConfigsSynonym::default()
-                        .with_name(StrBytes::from_static_str(k))
-                        .with_value(Some(StrBytes::from_string(v)))
-                        .with_source(SOURCE_STATIC_BROKER)];
+                    let mut synonyms = Vec::new();
+                    if let Some(d) = set {
+                        synonyms.push(
+                            DescribeConfigsSynonym::default()
+                                .with_name(StrBytes::from_static_str(k))
+                                .with_value(Some(StrBytes::from_string(d.clone())))
+                                .with_source(SOURCE_DYNAMIC_DEFAULT_BROKER),
+                        );
+                    }
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(StrBytes::from_static_str(k))
+                            .with_value(Some(StrBytes::from_string(v)))
+                            .with_source(SOURCE_STATIC_BROKER),
+                    );
+                    r.synonyms = synonyms;
                 }
                 if version >= 3 {
                     r.config_type = kind as i8;
@@ -272,20 +331,25 @@ impl Broker {
             Vec::with_capacity(request.resources.len());
         for res in &request.resources {
             let outcome = match res.resource_type {
-                    RESOURCE_TOPIC => self.alter_topic(res, request.validate_only),
-                    RESOURCE_BROKER => Err(ApiError::new(
-                        ResponseError::InvalidRequest,
-                        "Broker configs are static in this version: set them with flags or environment variables",
-                    )),
-                    other => Err(ApiError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
-                };
-            let outcome = match outcome {
-                Ok(Some(overrides)) => {
-                    self.set_topic_configs(res.resource_name.as_str(), overrides)
-                        .await
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
+                RESOURCE_TOPIC => match self.alter_topic(res, request.validate_only) {
+                    Ok(Some(overrides)) => {
+                        self.set_topic_configs(res.resource_name.as_str(), overrides)
+                            .await
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                RESOURCE_BROKER => match self.alter_broker_defaults(res) {
+                    Ok(defaults) if !request.validate_only => {
+                        self.set_broker_defaults(defaults).await
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                other => Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
             };
             let mut r = AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
@@ -352,7 +416,7 @@ impl Broker {
                             format!("Config value append/subtract is not allowed for config key {key} (not a list)"),
                         ));
                     }
-                    let current = config::effective(&overrides, self.registry.broker(), key)
+                    let current = config::effective(&overrides, &self.registry.broker(), key)
                         .unwrap_or_default();
                     let mut items: Vec<String> = current
                         .split(',')
@@ -386,5 +450,77 @@ impl Broker {
         config::validate_all(&overrides)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.0))?;
         Ok((!validate_only).then_some(overrides))
+    }
+    /// The cluster-wide dynamic defaults after the changes of `res` (BROKER ""), checked.
+    fn alter_broker_defaults(
+        &self,
+        res: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+    ) -> Result<BTreeMap<String, String>, ApiError> {
+        let name = res.resource_name.as_str();
+        if !name.is_empty() {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!(
+                    "Per-broker dynamic configs are not supported (broker {name:?}): alter the cluster-wide default, the BROKER resource with an empty name"
+                ),
+            ));
+        }
+        let mut defaults = match &self.cluster {
+            Some(cluster) => cluster.current_image().broker_defaults.clone(),
+            None => self.registry.dynamic_defaults(),
+        };
+        let static_keys = broker_entries(self.registry.static_broker());
+        let mut seen = std::collections::HashSet::new();
+        for c in &res.configs {
+            let key = c.name.as_str();
+            if !seen.insert(key) {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Config {key} is listed twice"),
+                ));
+            }
+            if !config::is_dynamic_broker_key(key) {
+                return Err(if static_keys.iter().any(|(k, _, _)| *k == key) {
+                    ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Cannot update these configs dynamically: {key} is read-only (set it with its flag or environment variable and restart the broker)"),
+                    )
+                } else {
+                    ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Unknown broker config name: {key}"),
+                    )
+                });
+            }
+            match c.config_operation {
+                OP_SET => {
+                    let v = c.value.as_ref().ok_or_else(|| {
+                        ApiError::new(
+                            ResponseError::InvalidRequest,
+                            format!("Null value not supported for SET of {key}"),
+                        )
+                    })?;
+                    defaults.insert(key.to_string(), v.to_string());
+                }
+                OP_DELETE => {
+                    defaults.remove(key);
+                }
+                OP_APPEND | OP_SUBTRACT => {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Config value append/subtract is not supported for broker config {key}: use SET"),
+                    ))
+                }
+                other => {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("Unknown config operation {other} for {key}"),
+                    ))
+                }
+            }
+        }
+        config::with_dynamic(self.registry.static_broker(), &defaults)
+            .map_err(|e| ApiError::new(ResponseError::InvalidRequest, e.0))?;
+        Ok(defaults)
     }
 }

@@ -187,7 +187,7 @@ impl Broker {
                 "no live broker",
             ));
         }
-        let config = self.registry.broker();
+        let config = self.registry.static_broker();
         let rf = config
             .offsets_topic_replication_factor
             .min(i16::try_from(live).unwrap_or(i16::MAX));
@@ -308,7 +308,10 @@ impl Broker {
         };
         let out = self
             .groups
-            .sync(req, self.registry.broker().group_max_session_timeout_ms)
+            .sync(
+                req,
+                self.registry.static_broker().group_max_session_timeout_ms,
+            )
             .await;
         let mut resp = SyncGroupResponse::default()
             .with_error_code(out.error_code)

@@ -31,7 +31,7 @@ impl Broker {
         };
         // Before v4 there is no flag and Kafka auto-creates.
         let may_create = (version < 4 || request.allow_auto_topic_creation)
-            && self.registry.broker().auto_create_topics_enable;
+            && self.registry.static_broker().auto_create_topics_enable;
         if self.cluster.is_some() {
             return self.cluster_metadata(wanted, may_create, version).await;
         }
@@ -102,7 +102,7 @@ impl Broker {
         if !may_create {
             return error(ApiError::new(ResponseError::UnknownTopicOrPartition, ""));
         }
-        let partitions = self.registry.broker().num_partitions;
+        let partitions = self.registry.static_broker().num_partitions;
         match self
             .registry
             .create(name.as_str(), partitions, BTreeMap::new())
@@ -204,7 +204,7 @@ impl Broker {
                             )));
                             continue;
                         }
-                        let b = self.registry.broker();
+                        let b = self.registry.static_broker();
                         let created = self
                             .create_topic(
                                 name.as_str(),

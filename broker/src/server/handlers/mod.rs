@@ -89,9 +89,9 @@ impl Broker {
         advertised: (String, i32),
         cluster: Option<Arc<ReplicaManager>>,
     ) -> Broker {
-        let node_id = registry.broker().node_id;
+        let node_id = registry.static_broker().node_id;
         let rack = registry
-            .broker()
+            .static_broker()
             .broker_rack
             .clone()
             .map(StrBytes::from_string);

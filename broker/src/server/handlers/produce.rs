@@ -149,9 +149,9 @@ impl Broker {
             let overrides = topic.configs.read();
             let broker = self.registry.broker();
             (
-                config::max_message_bytes(&overrides, broker),
-                config::min_insync_replicas(&overrides, broker),
-                config::is_compacted(&overrides, broker),
+                config::max_message_bytes(&overrides, &broker),
+                config::min_insync_replicas(&overrides, &broker),
+                config::is_compacted(&overrides, &broker),
             )
         };
         if records.len() > max_bytes {

@@ -6,6 +6,10 @@
     python confluent_client.py offsets --bootstrap H:P --topic T --partitions N [--times T1,T2]
     python confluent_client.py admin --op create-topic|create-partitions|delete-topic|
         describe-config|list-topics --bootstrap H:P [--topic T] [--partitions N] [--config k=v]
+    python confluent_client.py admin --op alter-broker-config|describe-broker-config
+        --bootstrap H:P [--broker NAME] [--config k=v] [--delete k]
+        (incremental_alter_configs / describe_configs of the BROKER resource NAME, default "":
+        the cluster-wide default; librdkafka refuses an empty name locally, see FINDINGS.md)
 
 Prints one JSON object on stdout; librdkafka and driver diagnostics go to stderr.
 COMPAT_RDKAFKA_DEBUG=protocol,broker,... turns on librdkafka debug contexts.
@@ -23,7 +27,8 @@ import confluent_kafka  # noqa: E402
 from confluent_kafka import (  # noqa: E402
     OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition)
 from confluent_kafka.admin import (  # noqa: E402
-    AdminClient, ConfigResource, ConfigSource, NewPartitions, NewTopic)
+    AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource, NewPartitions,
+    NewTopic, ResourceType)
 
 from common import Deadline, emit, load_records, log, tohex, unhex  # noqa: E402
 
@@ -190,8 +195,18 @@ def admin(a):
         elif a.op == "delete-topic":
             fut = ad.delete_topics([a.topic], operation_timeout=15, request_timeout=15)[a.topic]
             fut.result(timeout=30)
-        elif a.op == "describe-config":
-            r = ConfigResource(ConfigResource.Type.TOPIC, a.topic)
+        elif a.op == "alter-broker-config":
+            ops = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                   for k, v in (kv.split("=", 1) for kv in a.config)]
+            ops += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE)
+                    for k in a.delete]
+            r = ConfigResource(ResourceType.BROKER, a.broker, incremental_configs=ops)
+            ad.incremental_alter_configs([r], request_timeout=15)[r].result(timeout=30)
+        elif a.op in ("describe-config", "describe-broker-config"):
+            if a.op == "describe-config":
+                r = ConfigResource(ResourceType.TOPIC, a.topic)
+            else:
+                r = ConfigResource(ResourceType.BROKER, a.broker)
             entries = ad.describe_configs([r], request_timeout=15)[r].result(timeout=30)
             res["configs"] = {
                 name: {"value": e.value, "source": source_name(e.source),
@@ -213,6 +228,9 @@ def admin(a):
         res["error"] = None
     except (KafkaException, KafkaError) as e:
         res["error"] = kerr(e)
+    except ValueError as e:
+        # Refused by the client itself, before any request.
+        res["error"] = {"code": "ValueError", "num": None, "str": str(e)}
     res["client_errors"] = client_errors
     emit(dict(CLIENT, **res))
 
@@ -231,6 +249,8 @@ def main():
     p.add_argument("--replication-factor", type=int, default=1)
     p.add_argument("--config", action="append", default=[], help="topic config (admin)")
     p.add_argument("--set", action="append", default=[], help="producer setting k=v")
+    p.add_argument("--delete", action="append", default=[], help="broker config to delete (admin)")
+    p.add_argument("--broker", default="", help="BROKER config resource name (admin)")
     p.add_argument("--op")
     p.add_argument("--times", default="")
     p.add_argument("--max-partition-fetch-bytes", type=int)

@@ -5,6 +5,9 @@
     python kafka_python_client.py consume --bootstrap H:P --topic T --partitions N
         [--start-offset O]
     python kafka_python_client.py offsets --bootstrap H:P --topic T --partitions N [--times T1,T2]
+    python kafka_python_client.py alter-broker-config --bootstrap H:P [--config k=v] [--delete k]
+        (kafka-python 3.x: IncrementalAlterConfigs on the cluster-wide BROKER resource "", built
+        and sent by the client's admin internals: its public alter_configs wants a broker id)
 
 Prints one JSON object on stdout; diagnostics go to stderr. Producer configs are otherwise the
 client's defaults (kafka-python 3.x is then idempotent when acks=all).
@@ -113,11 +116,28 @@ def offsets(a):
               end={str(tp.partition): o for tp, o in ends.items()}, for_times=for_times))
 
 
+def alter_broker_config(a):
+    from kafka.admin import AlterConfigOp, ConfigResource, KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=a.bootstrap)
+    configs = {k: (AlterConfigOp.SET, v) for k, v in (kv.split("=", 1) for kv in a.config)}
+    configs.update({k: (AlterConfigOp.DELETE, None) for k in a.delete})
+    # alter_configs() insists on a broker id as the BROKER resource name, so the request it
+    # would send for the cluster-wide default (name "") is built and sent one level down.
+    request = admin._alter_configs_request([ConfigResource("BROKER", "", configs)],
+                                           validate_only=False, incremental=True)
+    response = admin._manager.run(admin._manager.send, request)
+    res = admin._alter_configs_process_responses(response.responses)
+    admin.close()
+    emit(dict(CLIENT, result=res.get("broker", {}).get("")))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["produce", "consume", "offsets"])
+    p.add_argument("mode", choices=["produce", "consume", "offsets", "alter-broker-config"])
     p.add_argument("--bootstrap", required=True)
-    p.add_argument("--topic", required=True)
+    p.add_argument("--topic")
+    p.add_argument("--config", action="append", default=[], help="broker config k=v to set")
+    p.add_argument("--delete", action="append", default=[], help="broker config to delete")
     p.add_argument("--records")
     p.add_argument("--acks", default="all")
     p.add_argument("--compression", default="none")
@@ -132,7 +152,8 @@ def main():
     logging.basicConfig(level=os.environ.get("COMPAT_CLIENT_LOG", "WARNING"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log("%s %s mode=%s" % (CLIENT["client"], CLIENT["version"], a.mode))
-    {"produce": produce, "consume": consume, "offsets": offsets}[a.mode](a)
+    {"produce": produce, "consume": consume, "offsets": offsets,
+     "alter-broker-config": alter_broker_config}[a.mode](a)
 
 
 if __name__ == "__main__":
