@@ -430,6 +430,66 @@ async fn operator_reconciles_against_a_real_api_server() {
     })
     .await;
 
+    // A dynamic broker setting changed in spec.config reaches the running broker at once
+    // (IncrementalAlterConfigs on BROKER ""), without a pod-template change.
+    let hash_before = sets
+        .get("kc")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations;
+    clusters
+        .patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": {"log.retention.ms": "7200000"}}})),
+        )
+        .await
+        .unwrap();
+    let admin_live = AdminClient::new(&broker.addr(), Duration::from_secs(10));
+    common::wait_for(
+        "the broker's log.retention.ms is 7200000, a dynamic default",
+        Duration::from_secs(30),
+        async || {
+            admin_live
+                .describe_configs(samsa_operator::kafka::RESOURCE_BROKER, "2")
+                .await
+                .is_ok_and(|entries| {
+                    entries.iter().any(|e| {
+                        e.name == "log.retention.ms"
+                            && e.value.as_deref() == Some("7200000")
+                            && e.source == 3
+                    })
+                })
+        },
+    )
+    .await;
+    assert!(
+        has_event(
+            "ConfigUpdated",
+            "applied log.retention.ms to the running brokers without a restart"
+        )
+        .await
+    );
+    let hash_after = sets
+        .get("kc")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations;
+    assert_eq!(
+        hash_before, hash_after,
+        "a dynamic change must not restart the brokers"
+    );
+
     // spec.metrics.serviceMonitor: without the ServiceMonitor kind a Warning says so; with it
     // (a stand-in CRD of that group and kind, schema-less, as no Prometheus Operator runs here)
     // the operator applies one; turned off, it deletes its own.
