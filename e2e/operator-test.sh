@@ -15,7 +15,8 @@
 #     the brokers the requested partitions, replication factor and config; it produces N
 #     records through the bootstrap Service and consumes exactly them back;
 #   - partitions grow in the CR -> the brokers have the new count; a config change in the CR
-#     -> the brokers have the new value;
+#     -> the brokers have the new value; a dynamic broker setting in the KafkaCluster
+#     (message.max.bytes) reaches the running brokers without a restart;
 #   - invalid CRs are refused by `kubectl apply` with a message naming the field (partitions
 #     decrease, replication factor 0, min.insync.replicas not below the replication factor,
 #     brokers 0), and those only the operator can judge get Ready=False naming it (replication
@@ -447,6 +448,31 @@ check "kubectl apply: retention.ms 604800000 -> 86400000" kn apply -f "$TMP/topi
 eventually 90 "on the brokers: retention.ms=86400000, the other configs unchanged" on_brokers 9 retention.ms=86400000 \
   min.insync.replicas=2 retention.bytes=1073741824 cleanup.policy=delete
 check "KafkaTopic still Ready after the changes" kn wait "kafkatopic/$TOPIC" --for=condition=Ready --timeout=60s
+
+# A cluster-wide dynamic broker setting in the KafkaCluster: the running brokers take it at once
+# (the topic has no override, so its max.message.bytes follows), and no broker restarts.
+broker_uids() {
+  kn get pods -l "samsa.dev/cluster=$CLUSTER" -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid}{" "}{end}'
+}
+UIDS_BEFORE="$(broker_uids)"
+check "on the brokers: max.message.bytes is the default 1048588 before" on_brokers 9 max.message.bytes=1048588
+check "kubectl patch kc: spec.config message.max.bytes=2000000 (a dynamic setting)" \
+  kn patch kc "$CLUSTER" --type merge -p '{"spec":{"config":{"message.max.bytes":"2000000"}}}'
+eventually 60 "on the brokers: the topic's max.message.bytes follows, 2000000" on_brokers 9 max.message.bytes=2000000
+config_updated() {
+  local notes
+  notes="$(kn get events --field-selector "involvedObject.kind=KafkaCluster,involvedObject.name=$CLUSTER,reason=ConfigUpdated" \
+    -o jsonpath='{range .items[*]}{.message}{"\n"}{end}')"
+  grep -F "applied message.max.bytes to the running brokers without a restart" <<<"$notes" || { echo "ConfigUpdated events: $notes"; return 1; }
+}
+eventually 30 "a ConfigUpdated event on the KafkaCluster" config_updated
+same_brokers() {
+  local now
+  now="$(broker_uids)"
+  [[ "$now" == "$UIDS_BEFORE" && -n "$now" ]] || { echo "broker pods before: $UIDS_BEFORE; now: $now"; return 1; }
+  echo "broker pods unchanged: $now"
+}
+check "no broker restarted for it (same pod uids)" same_brokers
 
 # ---------------------------------------------------------------------------------------------
 # Invalid CRs
