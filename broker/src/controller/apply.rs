@@ -2,7 +2,7 @@
 //! deterministic functions of (image, command). Every command is checked in full before the
 //! image is touched, so a refusal leaves the image as it was. Never does I/O or reads a clock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{ApplyResult, MetadataCommand, Refusal};
 use super::image::{BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER};
@@ -79,36 +79,10 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
                 .topics
                 .get_mut(topic)
                 .ok_or_else(|| Refusal::UnknownTopic(topic.clone()))?;
-            if let Some(k) = set
-                .keys()
-                .chain(remove.iter())
-                .find(|k| k.trim().is_empty())
-            {
-                return Err(Refusal::InvalidConfig(format!("empty config name {k:?}")));
-            }
-            for (k, v) in set {
-                record.configs.insert(k.clone(), v.clone());
-            }
-            for k in remove {
-                record.configs.remove(k);
-            }
-            Ok(())
+            change_configs(&mut record.configs, set, remove)
         }
         MetadataCommand::AlterBrokerDefaults { set, remove } => {
-            if let Some(k) = set
-                .keys()
-                .chain(remove.iter())
-                .find(|k| k.trim().is_empty())
-            {
-                return Err(Refusal::InvalidConfig(format!("empty config name {k:?}")));
-            }
-            for (k, v) in set {
-                image.broker_defaults.insert(k.clone(), v.clone());
-            }
-            for k in remove {
-                image.broker_defaults.remove(k);
-            }
-            Ok(())
+            change_configs(&mut image.broker_defaults, set, remove)
         }
         MetadataCommand::AlterPartition {
             topic,
@@ -132,6 +106,29 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
 }
 
 /// The preferred replica leads again when it is live and in the ISR; a no-op when it leads.
+/// Sets and removes config entries (a topic's overrides, the broker defaults); an empty name
+/// is refused before anything changes.
+fn change_configs(
+    configs: &mut BTreeMap<String, String>,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> ApplyResult {
+    if let Some(k) = set
+        .keys()
+        .chain(remove.iter())
+        .find(|k| k.trim().is_empty())
+    {
+        return Err(Refusal::InvalidConfig(format!("empty config name {k:?}")));
+    }
+    for (k, v) in set {
+        configs.insert(k.clone(), v.clone());
+    }
+    for k in remove {
+        configs.remove(k);
+    }
+    Ok(())
+}
+
 fn elect_preferred(image: &mut MetadataImage, topic: &str, partition: i32) -> ApplyResult {
     let unknown = || Refusal::UnknownPartition {
         topic: topic.to_string(),
