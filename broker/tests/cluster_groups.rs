@@ -117,14 +117,6 @@ async fn fetch_retrying(c: &mut RawClient, group: &str) -> (i16, i64) {
 async fn offsets_fail_over_with_the_leadership_of_the_groups_partition() {
     let mut cluster = Cluster::start().await;
     let mut c1 = cluster.client(1).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while c1.call(9, &MetadataRequest::default()).await.brokers.len() < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "brokers did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let (first, port) = coordinator(&mut c1, "g").await;
     assert!((1..=3).contains(&first));
     let created = c1
@@ -225,14 +217,6 @@ async fn leadership_returns_to_the_preferred_replicas_after_a_restart() {
     let mut cluster =
         Cluster::start_with(&["--leader-imbalance-check-interval-seconds", "1"]).await;
     let mut c = cluster.client(2).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while c.call(9, &MetadataRequest::default()).await.brokers.len() < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "brokers did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let assignment = [[1, 2, 3], [2, 3, 1], [3, 1, 2], [1, 3, 2]];
     let created = c
         .call(

@@ -261,6 +261,8 @@ pub struct QuorumHandle {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The redb file, gone once every task that used it has ended.
+    db: std::sync::Weak<redb::Database>,
 }
 
 /// Opens the redb file, starts the Raft node, its gRPC server and its background tasks, and
@@ -279,6 +281,7 @@ pub async fn start(
     }
     let db = Arc::new(redb::Database::create(&path).map_err(|e| storage(e.to_string()))?);
     log_store::create_tables(&db).map_err(|e| storage(e.to_string()))?;
+    let db_weak = Arc::downgrade(&db);
     let log = LogStore::new(db.clone());
     let sm = StateMachine::open(db).map_err(|e| storage(e.to_string()))?;
     let image = sm.subscribe();
@@ -350,6 +353,7 @@ pub async fn start(
         local_addr,
         shutdown,
         tasks,
+        db: db_weak,
     };
     handle.initialize_if_first().await?;
     tracing::info!(
@@ -445,6 +449,18 @@ impl QuorumHandle {
         }
         for task in self.tasks {
             let _ = task.await;
+        }
+        drop(self.shared);
+        // Raft's own workers (state machine, log reader, replication streams) end soon after
+        // its core does and hold the file until then; a restart in the same process must find
+        // it closed.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.db.strong_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("the quorum's redb file is still open 10 s after shutdown");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

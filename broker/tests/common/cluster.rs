@@ -1,6 +1,7 @@
 //! Three brokers in one process in cluster mode (every one a controller too), on loopback ports.
 
 use clap::Parser;
+use kafka_protocol::messages::MetadataRequest;
 use samsa_broker::config::BrokerConfig;
 use samsa_broker::server::{start, RunningBroker};
 use tempfile::TempDir;
@@ -63,10 +64,35 @@ impl Cluster {
         for c in &configs {
             brokers.push(Some(start(c.clone()).await.expect("broker starts")));
         }
-        Cluster {
+        let cluster = Cluster {
             configs,
             brokers,
             _dirs: dirs,
+        };
+        cluster.wait_registered().await;
+        cluster
+    }
+
+    /// Waits (30 s at most) until every running broker's Metadata lists all three brokers as
+    /// live: they have registered, been unfenced, and each has the metadata saying so. Before
+    /// that a CreateTopics may find fewer live brokers than its replication factor.
+    pub async fn wait_registered(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        for (i, b) in self.brokers.iter().enumerate() {
+            let Some(b) = b else { continue };
+            let mut c = RawClient::connect(b.kafka_addr).await;
+            loop {
+                let live = c.call(9, &MetadataRequest::default()).await.brokers.len();
+                if live == 3 {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "broker {} lists {live} live brokers, not 3, after 30 s",
+                    i + 1
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         }
     }
 

@@ -6,6 +6,7 @@ pub mod cluster;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -16,16 +17,51 @@ use samsa_broker::server::{start, RunningBroker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// The kernel's range for the local ports of outgoing connections.
+fn ephemeral_range() -> (u32, u32) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|x| x.parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
 /// `n` distinct loopback ports that were free a moment ago (for processes that take fixed
 /// ports, such as the members of a cluster that must know each other's addresses).
+///
+/// The ports lie in 10000-31999 and outside the kernel's ephemeral range, so that no outgoing
+/// connection (of this test or a concurrent one) can take one as its local port between the
+/// probe here and the broker's bind, or while a broker is down for a restart. Successive calls
+/// in a process never repeat a port; the start is spread by process id.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    const LO: u32 = 10000;
+    const SPAN: u32 = 22000;
+    let (eph_lo, eph_hi) = ephemeral_range();
+    let start = (std::process::id() % 200) * 100;
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if ports.len() == n {
+            break;
+        }
+        let port = LO + (start + NEXT_PORT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        if (eph_lo..=eph_hi).contains(&port) {
+            continue;
+        }
+        let port = port as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(
+        ports.len(),
+        n,
+        "no {n} free loopback ports outside the ephemeral range"
+    );
+    ports
 }
 
 /// Starts a broker on ephemeral loopback ports with its data in `dir`.

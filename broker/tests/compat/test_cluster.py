@@ -24,6 +24,7 @@ Waits poll conditions with deadlines; nothing depends on a bare sleep."""
 
 import json
 import os
+import random
 import re
 import shutil
 import sys
@@ -37,7 +38,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import REPO, free_port, http_get
+from conftest import REPO, _ephemeral_range, free_port, http_get
 from helpers import CLIENTS, wait_until
 
 SCRIPT = REPO / "e2e" / "local-cluster"
@@ -51,10 +52,15 @@ class Cluster:
         self.netns = netns
         self.tmp_path = tmp_path
         # Ports base..base+n-1 (Kafka), +10000 (controller), +20000 (replication), +30000
-        # (metrics) must be free: pick a base whose Kafka port is free and check the rest.
+        # (metrics) must be free, and should lie below the kernel's ephemeral range: a broker
+        # down for a restart must find its ports again, and an outgoing connection may take
+        # any free ephemeral port as its local port. With the default range (32768 and up)
+        # that means a base in 1100..2700; elsewhere, any base whose ports are free.
+        lo, _hi = _ephemeral_range()
+        top = lo - 30000 - n
         for _ in range(50):
-            base = free_port()
-            if base > 15000:
+            base = random.randrange(1100, top) if top > 1200 else free_port()
+            if top <= 1200 and base > 15000:
                 continue
             ports = [base + off + i for off in (0, 10000, 20000, 30000) for i in range(n)]
             if all(_bindable(p) for p in ports):

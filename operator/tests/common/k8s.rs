@@ -1,5 +1,5 @@
 //! A throwaway Kubernetes control plane for tests: etcd and kube-apiserver as plain processes
-//! on loopback ports in 40000-40999 (no nodes: objects are stored, pods never run). The
+//! on loopback ports in 31000-31999 (no nodes: objects are stored, pods never run). The
 //! binaries come from `$SAMSA_K8S_BIN_DIR`, else `<repo>/e2e/.bin` (`e2e/build-binaries.sh`).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,5 +1,5 @@
 //! Shared helpers of the operator's integration tests: real `samsa-broker` processes on
-//! loopback, on ports in 40000-40999.
+//! loopback, on ports in 31000-31999.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod k8s;
@@ -7,7 +7,7 @@ pub mod k8s;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use samsa_operator::kafka::AdminClient;
@@ -41,19 +41,21 @@ pub fn broker_bin() -> PathBuf {
     bin
 }
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
-/// A free loopback port in 40000-40999 (start spread by process id, then probed by binding).
+/// A free loopback port in 31000-31999: outside the kernel's ephemeral range (32768 and up by
+/// default), so no outgoing connection can take it between this probe and the broker's bind.
+/// The start is spread by process id; a process never gets the same port twice.
 pub fn free_port() -> u16 {
-    let start = 40000 + (std::process::id() % 500) as u16 * 2;
+    let start = (std::process::id() % 500) * 2;
     for _ in 0..1000 {
-        let off = NEXT_PORT.fetch_add(1, Ordering::Relaxed) % 1000;
-        let port = 40000 + (start - 40000 + off) % 1000;
+        let off = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = (31000 + (start + off) % 1000) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port in 40000-40999");
+    panic!("no free port in 31000-31999");
 }
 
 /// A broker process, killed on drop.
