@@ -145,12 +145,7 @@ fn elect_preferred(image: &mut MetadataImage, topic: &str, partition: i32) -> Ap
             reason: "the preferred replica is not a live member of the ISR".into(),
         });
     }
-    let index = usize::try_from(partition).map_err(|_| unknown())?;
-    let record = image
-        .topics
-        .get_mut(topic)
-        .and_then(|t| t.partitions.get_mut(index))
-        .ok_or_else(unknown)?;
+    let record = image.partition_mut(topic, partition).ok_or_else(unknown)?;
     record.leader = preferred;
     record.leader_epoch += 1;
     record.partition_epoch += 1;
@@ -386,12 +381,7 @@ fn alter_partition(
             });
         }
     }
-    let index = usize::try_from(partition).map_err(|_| unknown())?;
-    let record = image
-        .topics
-        .get_mut(topic)
-        .and_then(|t| t.partitions.get_mut(index))
-        .ok_or_else(unknown)?;
+    let record = image.partition_mut(topic, partition).ok_or_else(unknown)?;
     record.isr = new_isr.to_vec();
     record.partition_epoch += 1;
     Ok(())

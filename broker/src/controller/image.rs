@@ -86,6 +86,12 @@ impl MetadataImage {
         let index = usize::try_from(partition).ok()?;
         self.topics.get(topic)?.partitions.get(index)
     }
+
+    /// A partition to change, if its topic and index exist.
+    pub fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionRecord> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get_mut(topic)?.partitions.get_mut(index)
+    }
 }
 
 impl TopicRecord {
