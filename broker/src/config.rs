@@ -270,6 +270,26 @@ pub struct BrokerConfig {
           value_parser = clap::value_parser!(i16).range(1..))]
     pub offsets_topic_replication_factor: i16,
 
+    /// How long a producer's idempotence state is kept after its newest batch, in milliseconds
+    /// (producer.id.expiration.ms). A producer silent for longer starts afresh.
+    #[arg(long, env = "SAMSA_PRODUCER_ID_EXPIRATION_MS", default_value_t = 86_400_000,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub producer_id_expiration_ms: i64,
+
+    /// How often expired producer state is removed, in milliseconds
+    /// (producer.id.expiration.check.interval.ms).
+    #[arg(long, env = "SAMSA_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS", default_value_t = 600_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub producer_id_expiration_check_interval_ms: u64,
+
+    /// On SIGTERM in a cluster, how long the broker may spend moving its partition leaderships
+    /// (and the controller quorum's leadership) to other brokers before it stops serving, in
+    /// milliseconds (controlled.shutdown; Kafka retries for about as long). Keep it under the
+    /// pod's termination grace period.
+    #[arg(long, env = "SAMSA_CONTROLLED_SHUTDOWN_TIMEOUT_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(0..))]
+    pub controlled_shutdown_timeout_ms: u64,
+
     /// Threads of the async runtime that serves connections, appends and fetches (0: one per
     /// core the process may run on). More threads than cores let other connections go on while
     /// one thread waits in the kernel, e.g. on a write throttled by page-cache writeback.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::command::{ApplyResult, MetadataCommand, Refusal};
+use super::command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
 use super::image::{BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER};
 
 /// Applies `command` to `image` (the caller sets `image.version`).
@@ -21,7 +21,18 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             register(image, *id, (host, *port), rack, incarnation_id, replication);
             Ok(())
         }
-        MetadataCommand::FenceBroker { id } => fence(image, *id),
+        MetadataCommand::FenceBroker { id, incarnation } => {
+            let other = incarnation.as_ref().is_some_and(|want| {
+                image
+                    .brokers
+                    .get(id)
+                    .is_some_and(|b| b.incarnation_id != *want)
+            });
+            if other {
+                return Ok(()); // meant for a process that is gone
+            }
+            fence(image, *id)
+        }
         MetadataCommand::UnfenceBroker { id } => unfence(image, *id),
         MetadataCommand::CreateTopic {
             name,
@@ -102,6 +113,21 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
         MetadataCommand::ElectPreferredLeader { topic, partition } => {
             elect_preferred(image, topic, *partition)
         }
+        MetadataCommand::AllocateProducerIds { broker_id, first } => {
+            if !image.brokers.contains_key(broker_id) {
+                return Err(Refusal::UnknownBroker(*broker_id));
+            }
+            if *first != image.next_producer_id {
+                return Err(Refusal::ProducerIdBlockTaken {
+                    given: *first,
+                    next: image.next_producer_id,
+                });
+            }
+            image.next_producer_id = first
+                .checked_add(PRODUCER_ID_BLOCK)
+                .ok_or_else(|| Refusal::InvalidConfig("producer ids exhausted".into()))?;
+            Ok(())
+        }
     }
 }
 
@@ -168,9 +194,9 @@ fn register(
         // A new process took over the id: the old one's leaderships and ISR places go.
         let _ = fence(image, id);
     }
-    let fenced = match image.brokers.get(&id) {
-        Some(b) if same_incarnation => b.fenced,
-        _ => true,
+    let (fenced, epoch) = match image.brokers.get(&id) {
+        Some(b) if same_incarnation => (b.fenced, b.epoch),
+        _ => (true, image.version),
     };
     image.brokers.insert(
         id,
@@ -180,6 +206,7 @@ fn register(
             rack: rack.clone(),
             incarnation_id: incarnation_id.to_string(),
             replication: replication.to_string(),
+            epoch,
             fenced,
         },
     );

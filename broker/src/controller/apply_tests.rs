@@ -23,7 +23,14 @@ fn unfence(image: &mut MetadataImage, id: i32) {
 }
 
 fn fence(image: &mut MetadataImage, id: i32) {
-    apply(image, &MetadataCommand::FenceBroker { id }).unwrap();
+    apply(
+        image,
+        &MetadataCommand::FenceBroker {
+            id,
+            incarnation: None,
+        },
+    )
+    .unwrap();
 }
 
 /// Brokers 1..=n registered and unfenced.
@@ -356,7 +363,13 @@ fn create_partitions_delete_topic_alter_configs() {
 fn unknown_broker_is_refused() {
     let mut image = MetadataImage::default();
     assert_eq!(
-        apply(&mut image, &MetadataCommand::FenceBroker { id: 4 }),
+        apply(
+            &mut image,
+            &MetadataCommand::FenceBroker {
+                id: 4,
+                incarnation: None
+            }
+        ),
         Err(Refusal::UnknownBroker(4))
     );
     assert_eq!(
@@ -388,8 +401,14 @@ fn same_commands_give_the_same_image() {
             .collect(),
         configs: BTreeMap::new(),
     });
-    commands.push(MetadataCommand::FenceBroker { id: 2 });
-    commands.push(MetadataCommand::FenceBroker { id: 3 });
+    commands.push(MetadataCommand::FenceBroker {
+        id: 2,
+        incarnation: None,
+    });
+    commands.push(MetadataCommand::FenceBroker {
+        id: 3,
+        incarnation: None,
+    });
     commands.push(MetadataCommand::UnfenceBroker { id: 2 });
     commands.push(MetadataCommand::DeleteTopic { name: "x".into() });
 
@@ -448,4 +467,81 @@ fn broker_defaults_are_set_and_removed() {
     json.as_object_mut().unwrap().remove("broker_defaults");
     let old: MetadataImage = serde_json::from_value(json).unwrap();
     assert!(old.broker_defaults.is_empty());
+}
+
+#[test]
+fn producer_id_blocks_are_taken_once_and_in_order() {
+    let mut image = cluster(3);
+    assert_eq!(image.next_producer_id, 0);
+    let take = |image: &mut MetadataImage, broker_id, first| {
+        apply(
+            image,
+            &MetadataCommand::AllocateProducerIds { broker_id, first },
+        )
+    };
+    take(&mut image, 1, 0).unwrap();
+    assert_eq!(image.next_producer_id, PRODUCER_ID_BLOCK);
+    // Broker 2 raced broker 1 for the same block: refused with the next free one.
+    assert_eq!(
+        take(&mut image, 2, 0),
+        Err(Refusal::ProducerIdBlockTaken {
+            given: 0,
+            next: PRODUCER_ID_BLOCK
+        })
+    );
+    assert_eq!(
+        image.next_producer_id, PRODUCER_ID_BLOCK,
+        "a refusal changes nothing"
+    );
+    take(&mut image, 2, PRODUCER_ID_BLOCK).unwrap();
+    assert_eq!(image.next_producer_id, 2 * PRODUCER_ID_BLOCK);
+    assert_eq!(
+        take(&mut image, 9, 2 * PRODUCER_ID_BLOCK),
+        Err(Refusal::UnknownBroker(9))
+    );
+    // The counter survives a snapshot round trip (serde) like the rest of the image.
+    let json = serde_json::to_vec(&image).unwrap();
+    let back: MetadataImage = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back.next_producer_id, 2 * PRODUCER_ID_BLOCK);
+    // An image written before the counter existed reads as 0.
+    let old = br#"{"version":3,"brokers":{},"topics":{}}"#;
+    let old: MetadataImage = serde_json::from_slice(old).unwrap();
+    assert_eq!(old.next_producer_id, 0);
+}
+
+#[test]
+fn a_fence_for_an_old_incarnation_leaves_its_successor_alone() {
+    let mut image = cluster(2);
+    image.version = 40;
+    // Broker 2 restarts: a new incarnation registers (fenced) and is unfenced.
+    let reg = MetadataCommand::RegisterBroker {
+        id: 2,
+        host: "b2".into(),
+        port: 9092,
+        rack: None,
+        incarnation_id: "inc-2-new".into(),
+        replication: String::new(),
+    };
+    apply(&mut image, &reg).unwrap();
+    assert_eq!(
+        image.brokers[&2].epoch, 40,
+        "the epoch is the registration's version"
+    );
+    unfence(&mut image, 2);
+    let stale = MetadataCommand::FenceBroker {
+        id: 2,
+        incarnation: Some("inc-2".into()),
+    };
+    apply(&mut image, &stale).unwrap();
+    assert!(image.is_live(2), "the old incarnation's fence is a no-op");
+    let current = MetadataCommand::FenceBroker {
+        id: 2,
+        incarnation: Some("inc-2-new".into()),
+    };
+    apply(&mut image, &current).unwrap();
+    assert!(!image.is_live(2));
+    // A heartbeat-level re-registration of the same incarnation keeps its epoch.
+    image.version = 50;
+    apply(&mut image, &reg).unwrap();
+    assert_eq!(image.brokers[&2].epoch, 40);
 }

@@ -26,10 +26,15 @@ pub enum MetadataCommand {
         #[serde(default)]
         replication: String,
     },
-    /// The broker missed its session: it leaves ISRs and gives up leaderships.
+    /// The broker missed its session, lost its connection to the controller or shuts down:
+    /// it leaves ISRs and gives up leaderships.
     FenceBroker {
         /// Broker id.
         id: i32,
+        /// Only this incarnation of the broker (a no-op when another one is registered now):
+        /// a fence meant for an old process never hits its successor. `None`: whichever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incarnation: Option<String>,
     },
     /// The broker heartbeats again: it leads the offline partitions it can.
     UnfenceBroker {
@@ -90,6 +95,15 @@ pub enum MetadataCommand {
         partition_epoch: i32,
         /// The ISR wanted.
         new_isr: Vec<i32>,
+    },
+    /// A broker takes the block of [`PRODUCER_ID_BLOCK`] producer ids starting at `first`,
+    /// which must be the image's `next_producer_id` (compare-and-set: a broker that raced
+    /// another is refused with the current value and asks again). Kafka's AllocateProducerIds.
+    AllocateProducerIds {
+        /// The broker asking.
+        broker_id: i32,
+        /// The first id of the block, as the broker last saw `next_producer_id`.
+        first: i64,
     },
     /// Leadership goes back to the partition's preferred replica (the first of its
     /// assignment), which must be live and in the ISR: Kafka's preferred leader election.
@@ -169,4 +183,15 @@ pub enum Refusal {
     /// INVALID_REQUEST.
     #[error("invalid ISR: {0}")]
     InvalidIsr(String),
+    /// Another broker took the block first (the proposer retries at `next`).
+    #[error("producer id block at {given} is taken: the next free block starts at {next}")]
+    ProducerIdBlockTaken {
+        /// The block start asked for.
+        given: i64,
+        /// The image's next free producer id.
+        next: i64,
+    },
 }
+
+/// Producer ids in one block handed to a broker (as Kafka's controller does).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;

@@ -24,6 +24,9 @@ pub struct MetadataImage {
     /// Cluster-wide dynamic broker defaults by Kafka name (e.g. `log.retention.ms`).
     #[serde(default)]
     pub broker_defaults: BTreeMap<String, String>,
+    /// The first producer id not yet handed out to any broker.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// A registered broker.
@@ -40,6 +43,11 @@ pub struct BrokerRecord {
     /// host:port of the replication listener (empty when unknown).
     #[serde(default)]
     pub replication: String,
+    /// The metadata version at which this incarnation registered (Kafka's broker epoch): it
+    /// grows with every registration, so a request stamped with an older epoch comes from a
+    /// process (or a session) that is gone.
+    #[serde(default)]
+    pub epoch: u64,
     /// A fenced broker leads nothing and is in no ISR (unless it was the last member).
     pub fenced: bool,
 }

@@ -22,7 +22,7 @@ pub use apply::apply;
 pub use assign::{
     assign_replicas, validate_assignment, AssignError, BrokerInfo, ExistingLoad, RackMode,
 };
-pub use command::{ApplyResult, MetadataCommand, Refusal};
+pub use command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
 pub use image::{
     BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER, UNCLEAN_LEADER_ELECTION,
 };

@@ -88,7 +88,14 @@ mod tests {
 
     /// Broker 1 fails and comes back: its ISR places return (as its follower would ask).
     fn fail_and_return(image: &mut MetadataImage, id: i32) {
-        apply(image, &MetadataCommand::FenceBroker { id }).unwrap();
+        apply(
+            image,
+            &MetadataCommand::FenceBroker {
+                id,
+                incarnation: None,
+            },
+        )
+        .unwrap();
         apply(image, &MetadataCommand::UnfenceBroker { id }).unwrap();
         let parts: Vec<(i32, i32, i32, i32, Vec<i32>)> = image.topics["t"]
             .partitions
@@ -124,7 +131,14 @@ mod tests {
         ]);
         assert_eq!(leaders(&image), vec![1, 2, 3, 1]);
         assert!(preferred_elections(&image, 10).is_empty(), "balanced");
-        apply(&mut image, &MetadataCommand::FenceBroker { id: 1 }).unwrap();
+        apply(
+            &mut image,
+            &MetadataCommand::FenceBroker {
+                id: 1,
+                incarnation: None,
+            },
+        )
+        .unwrap();
         assert_eq!(leaders(&image), vec![2, 2, 3, 3]);
         // Broker 1 is fenced: nothing to hand back yet.
         assert!(preferred_elections(&image, 10).is_empty());
@@ -175,7 +189,14 @@ mod tests {
     #[test]
     fn electing_an_ineligible_preferred_replica_is_refused() {
         let mut image = cluster(vec![vec![1, 2, 3]]);
-        apply(&mut image, &MetadataCommand::FenceBroker { id: 1 }).unwrap();
+        apply(
+            &mut image,
+            &MetadataCommand::FenceBroker {
+                id: 1,
+                incarnation: None,
+            },
+        )
+        .unwrap();
         let elect = MetadataCommand::ElectPreferredLeader {
             topic: "t".into(),
             partition: 0,

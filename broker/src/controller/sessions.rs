@@ -100,7 +100,14 @@ mod tests {
     fn fenced_brokers_are_not_expired_again_and_reset_gives_fresh_sessions() {
         let t0 = Instant::now();
         let mut image = image_with(&[1, 2]);
-        apply(&mut image, &MetadataCommand::FenceBroker { id: 2 }).unwrap();
+        apply(
+            &mut image,
+            &MetadataCommand::FenceBroker {
+                id: 2,
+                incarnation: None,
+            },
+        )
+        .unwrap();
         let mut s = Sessions::new(Duration::from_secs(9), t0);
         assert_eq!(s.expired(&image, t0 + Duration::from_secs(20)), vec![1]);
         s.reset(t0 + Duration::from_secs(20));

@@ -81,6 +81,9 @@ struct BatchMeta {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    /// Newest batch max timestamp seen (ms): the producer expires
+    /// `producer.id.expiration.ms` after it.
+    last_timestamp: i64,
 }
 
 /// What to do with an incoming batch.
@@ -154,11 +157,9 @@ impl ProducerStates {
             got: incoming.first_seq,
         };
         let Some(entry) = self.producers.get(&h.producer_id) else {
-            return if incoming.first_seq == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(out_of_order(0))
-            };
+            // Nothing is known of this producer: new, or its state expired or was removed
+            // with its batches by retention. As in Kafka, any sequence starts it.
+            return Ok(SequenceCheck::Append);
         };
         if h.producer_epoch < entry.epoch {
             return Err(SequenceError::StaleEpoch {
@@ -198,6 +199,7 @@ impl ProducerStates {
             return;
         }
         let entry = self.producers.entry(h.producer_id).or_default();
+        entry.last_timestamp = entry.last_timestamp.max(h.max_timestamp);
         if h.producer_epoch > entry.epoch || entry.batches.is_empty() {
             entry.epoch = entry.epoch.max(h.producer_epoch);
         }
@@ -218,6 +220,16 @@ impl ProducerStates {
         while entry.batches.len() > DEDUP_WINDOW {
             entry.batches.pop_front();
         }
+    }
+
+    /// Forgets the producers whose newest batch is older than `expiration_ms` at `now_ms`
+    /// (Kafka's `producer.id.expiration.ms`), so the state does not grow forever; returns how
+    /// many went. A forgotten producer that writes again starts afresh at any sequence.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        let cutoff = now_ms.saturating_sub(expiration_ms);
+        self.producers.retain(|_, e| e.last_timestamp >= cutoff);
+        before - self.producers.len()
     }
 
     /// Number of producers tracked.
@@ -291,11 +303,9 @@ mod tests {
             s.check(&h(7, 0, 1, 1, -1)),
             Err(SequenceError::OutOfOrder { .. })
         ));
-        // An unknown producer must start at 0; non-idempotent batches always append.
-        assert!(matches!(
-            s.check(&h(8, 0, 4, 1, -1)),
-            Err(SequenceError::OutOfOrder { expected: 0, .. })
-        ));
+        // An unknown producer starts at any sequence (its state may have expired, as in
+        // Kafka); non-idempotent batches always append.
+        assert_eq!(s.check(&h(8, 0, 4, 1, -1)), Ok(SequenceCheck::Append));
         assert_eq!(s.check(&h(-1, -1, -1, 5, -1)), Ok(SequenceCheck::Append));
     }
 
@@ -348,6 +358,31 @@ mod tests {
             Ok(SequenceCheck::Append),
             "i32::MAX wraps to 0"
         );
+    }
+
+    #[test]
+    fn producers_expire_after_their_newest_batch() {
+        let mut s = ProducerStates::default();
+        let at = |pid, seq, offset, ts| {
+            let mut header = h(pid, 0, seq, 1, offset);
+            header.max_timestamp = ts;
+            header
+        };
+        s.record(&at(1, 0, 0, 1_000));
+        s.record(&at(2, 0, 1, 1_000));
+        s.record(&at(2, 1, 2, 5_000));
+        assert_eq!(s.expire(5_999, 2_000), 1, "producer 1 went quiet at 1 s");
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s.check(&at(2, 1, -1, 0)),
+            Ok(SequenceCheck::Duplicate { base_offset: 2 }),
+            "producer 2 is still known"
+        );
+        assert_eq!(s.expire(7_000, 2_000), 0, "5 s + 2 s is not past yet");
+        assert_eq!(s.expire(7_001, 2_000), 1);
+        assert!(s.is_empty());
+        // Producer 1 comes back mid-stream: it appends instead of failing.
+        assert_eq!(s.check(&at(1, 9, -1, 8_000)), Ok(SequenceCheck::Append));
     }
 
     #[test]

@@ -8,9 +8,14 @@
 //! File layout, big-endian:
 //!
 //! ```text
-//! magic "SPSN" | version u16 (1) | crc32c u32 of everything after it
-//! offset i64 | producers u32 | per producer: id i64, epoch i16, batches u8,
+//! magic "SPSN" | version u16 (2) | crc32c u32 of everything after it
+//! offset i64 | producers u32 | per producer: id i64, epoch i16, last_timestamp i64, batches u8,
 //!                                            per batch: first_seq i32, last_seq i32, base_offset i64
+//! ```
+//!
+//! Version 1 (still read) has no `last_timestamp`: such producers count as seen when loaded.
+//!
+//! ```text
 //! ```
 //!
 //! A snapshot is written to a `.tmp` file and renamed into place, so a crash leaves either the
@@ -24,7 +29,9 @@ use super::{BatchMeta, ProducerEntry, ProducerStates, DEDUP_WINDOW};
 use crate::log::{Log, LogError};
 
 const MAGIC: &[u8; 4] = b"SPSN";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// The first layout, without `last_timestamp`.
+const VERSION_1: u16 = 1;
 /// File name extension of snapshots.
 pub const SNAPSHOT_EXT: &str = "snapshot";
 /// Snapshots kept per partition; older ones are removed when a new one is written.
@@ -64,6 +71,7 @@ impl ProducerStates {
             };
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&entry.epoch.to_be_bytes());
+            body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
             body.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -85,9 +93,14 @@ impl ProducerStates {
             .split_at_checked(HEADER_LEN)
             .ok_or(SnapshotError::Truncated)?;
         let mut r = Reader(header);
-        if r.take::<4>()? != *MAGIC || u16::from_be_bytes(r.take()?) != VERSION {
+        if r.take::<4>()? != *MAGIC {
             return Err(SnapshotError::Format);
         }
+        let version = u16::from_be_bytes(r.take()?);
+        if version != VERSION && version != VERSION_1 {
+            return Err(SnapshotError::Format);
+        }
+        let loaded_at = crate::server::now_ms();
         if u32::from_be_bytes(r.take()?) != crc32c::crc32c(body) {
             return Err(SnapshotError::Checksum);
         }
@@ -98,6 +111,11 @@ impl ProducerStates {
         for _ in 0..count {
             let id = i64::from_be_bytes(r.take()?);
             let epoch = i16::from_be_bytes(r.take()?);
+            let last_timestamp = if version == VERSION_1 {
+                loaded_at
+            } else {
+                i64::from_be_bytes(r.take()?)
+            };
             let [n] = r.take::<1>()?;
             let mut batches = VecDeque::with_capacity(usize::from(n).min(DEDUP_WINDOW));
             for _ in 0..n {
@@ -110,9 +128,14 @@ impl ProducerStates {
             while batches.len() > DEDUP_WINDOW {
                 batches.pop_front();
             }
-            states
-                .producers
-                .insert(id, ProducerEntry { epoch, batches });
+            states.producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_timestamp,
+                },
+            );
         }
         Ok((offset, states))
     }
@@ -254,6 +277,45 @@ mod tests {
     }
 
     #[test]
+    fn the_last_timestamp_is_kept_and_version_1_files_still_load() {
+        let mut s = ProducerStates::default();
+        let mut header = h(4, 1, 0, 2, 30);
+        header.max_timestamp = 1_234_567;
+        s.record(&header);
+        let (_, back) = ProducerStates::decode_snapshot(&s.encode_snapshot(32)).unwrap();
+        assert_eq!(back.producers[&4].last_timestamp, 1_234_567);
+
+        // A version 1 file (no timestamp): producer 4, epoch 1, one batch 0..=1 at 30.
+        let mut body = Vec::new();
+        body.extend_from_slice(&32i64.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&4i64.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.push(1);
+        for v in [0i32, 1] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        body.extend_from_slice(&30i64.to_be_bytes());
+        let mut v1 = MAGIC.to_vec();
+        v1.extend_from_slice(&VERSION_1.to_be_bytes());
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let before = crate::server::now_ms();
+        let (offset, old) = ProducerStates::decode_snapshot(&v1).unwrap();
+        assert_eq!(offset, 32);
+        let entry = &old.producers[&4];
+        assert_eq!(entry.epoch, 1);
+        assert!(
+            entry.last_timestamp >= before,
+            "counts as seen at load, so nothing expires early"
+        );
+        assert_eq!(
+            old.check(&h(4, 1, 0, 2, -1)),
+            Ok(crate::producer::SequenceCheck::Duplicate { base_offset: 30 })
+        );
+    }
+
+    #[test]
     fn damaged_snapshots_are_refused() {
         let bytes = sample().encode_snapshot(5);
         for i in [HEADER_LEN, bytes.len() - 1] {
@@ -283,7 +345,7 @@ mod tests {
 
     use crate::log::testutil::{config, encoded_batch, NOW};
     use crate::log::LogConfig;
-    use crate::producer::{SequenceCheck, SequenceError};
+    use crate::producer::SequenceCheck;
     use kafka_protocol::records::Compression;
 
     /// What the produce path does: check, append, snapshot at a roll, record.
@@ -343,16 +405,17 @@ mod tests {
             Some((7, 3)),
         ))
         .unwrap();
-        assert!(
-            matches!(replayed.check(&next), Err(SequenceError::OutOfOrder { .. })),
-            "the log alone has forgotten producer 7"
-        );
-        let loaded = ProducerStates::load(&log).unwrap();
-        assert_eq!(loaded.check(&next), Ok(SequenceCheck::Append));
         let retry = BatchHeader {
             base_sequence: 2,
             ..next
         };
+        assert_eq!(
+            replayed.check(&retry),
+            Ok(SequenceCheck::Append),
+            "the log alone has forgotten producer 7: its retry would be stored twice"
+        );
+        let loaded = ProducerStates::load(&log).unwrap();
+        assert_eq!(loaded.check(&next), Ok(SequenceCheck::Append));
         assert_eq!(
             loaded.check(&retry),
             Ok(SequenceCheck::Duplicate { base_offset: 2 })

@@ -84,6 +84,7 @@ impl From<Refusal> for ApiError {
             Refusal::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
             Refusal::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
             Refusal::InvalidIsr(_) => ResponseError::InvalidRequest,
+            Refusal::ProducerIdBlockTaken { .. } => ResponseError::RequestTimedOut,
         };
         ApiError::new(code, e.to_string())
     }

@@ -51,14 +51,13 @@ pub(super) async fn run(
             );
             continue;
         }
-        let expired = {
-            let image = shared.image.borrow().clone();
-            shared.sessions.lock().expired(&image, Instant::now())
-        };
+        let image = shared.image.borrow().clone();
+        let expired = shared.sessions.lock().expired(&image, Instant::now());
         for id in expired {
             tracing::warn!(broker = id, "broker session expired: fencing it");
+            let incarnation = image.brokers.get(&id).map(|b| b.incarnation_id.clone());
             if let Err(e) = shared
-                .propose_local(MetadataCommand::FenceBroker { id })
+                .propose_local(MetadataCommand::FenceBroker { id, incarnation })
                 .await
             {
                 tracing::warn!(broker = id, "fencing failed: {e}");

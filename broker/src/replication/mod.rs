@@ -25,7 +25,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
-use crate::controller::{MetadataCommand, MetadataImage, PartitionRecord, NO_LEADER};
+use crate::controller::{
+    MetadataCommand, MetadataImage, PartitionRecord, Refusal, NO_LEADER, PRODUCER_ID_BLOCK,
+};
 use crate::metrics::Metrics;
 use crate::protocol::errors::ApiError;
 use crate::quorum::{BrokerRegistration, ControllerClient, ControllerError, Heartbeat};
@@ -35,6 +37,10 @@ use state::ReplicaState;
 
 /// How long a proposal to the controller may take.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Proposals of a producer-id block per allocation before giving up (each refusal names the
+/// next free block, so more than one happens only while brokers race).
+const PRODUCER_ID_ATTEMPTS: usize = 16;
 
 /// How often high watermarks are checkpointed.
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
@@ -57,6 +63,9 @@ pub struct ReplicaManager {
     /// The broker session (registration and heartbeats), until controlled shutdown.
     session: Mutex<Option<Session>>,
     replication_addr: SocketAddr,
+    /// The producer-id block this broker hands out from: (next id, end of the block). Blocks
+    /// come from the controllers, so no id is handed out twice in the cluster.
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
 /// The background tasks of a running replica manager.
@@ -134,6 +143,7 @@ pub async fn start(
         applied: watch::channel(0).0,
         session: Mutex::new(Some(session)),
         replication_addr,
+        producer_ids: tokio::sync::Mutex::new((0, 0)),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
@@ -215,6 +225,41 @@ impl ReplicaManager {
         let mut applied = self.applied.subscribe();
         let _ = tokio::time::timeout(PROPOSE_TIMEOUT, applied.wait_for(|v| *v >= index)).await;
         Ok(index)
+    }
+
+    /// A producer id never handed out before anywhere in the cluster: from this broker's block,
+    /// or from a new block the controllers commit (Kafka's AllocateProducerIds). Concurrent
+    /// callers wait for one allocation.
+    pub async fn allocate_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let mut first = self.current_image().next_producer_id;
+            let mut client = self.controller.clone();
+            let mut attempts = 0;
+            loop {
+                let command = MetadataCommand::AllocateProducerIds {
+                    broker_id: self.node_id,
+                    first,
+                };
+                match client.propose(&command).await {
+                    Ok(_) => break,
+                    // Another broker took that block first: ask for the next free one.
+                    Err(ControllerError::Refused(Refusal::ProducerIdBlockTaken {
+                        next, ..
+                    })) if attempts < PRODUCER_ID_ATTEMPTS => {
+                        attempts += 1;
+                        first = next;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let end = first.saturating_add(PRODUCER_ID_BLOCK);
+            tracing::info!(first, end, "took a block of producer ids");
+            *block = (first, end);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
     /// Waits until the metadata knows this process as a live (registered, unfenced) broker.
@@ -479,7 +524,10 @@ impl ReplicaManager {
             task.abort();
             drop(rx);
         }
-        let command = MetadataCommand::FenceBroker { id: self.node_id };
+        let command = MetadataCommand::FenceBroker {
+            id: self.node_id,
+            incarnation: Some(self.incarnation_id.clone()),
+        };
         let mut client = self.controller.clone();
         match tokio::time::timeout(PROPOSE_TIMEOUT, client.propose(&command)).await {
             Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved"),

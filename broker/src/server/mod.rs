@@ -307,12 +307,21 @@ async fn maintenance(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver
     let first_check = tokio::time::Instant::now() + retention_every.min(INITIAL_TASK_DELAY);
     let mut retention = tokio::time::interval_at(first_check, retention_every);
     let mut flush = tokio::time::interval(Duration::from_millis(500));
+    let expire_every = Duration::from_millis(
+        registry
+            .static_broker()
+            .producer_id_expiration_check_interval_ms,
+    );
+    let mut expire =
+        tokio::time::interval_at(tokio::time::Instant::now() + expire_every, expire_every);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    expire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = retention.tick() => on_blocking_thread(&registry, TopicRegistry::apply_retention).await,
             _ = flush.tick() => on_blocking_thread(&registry, TopicRegistry::flush_due).await,
+            _ = expire.tick() => on_blocking_thread(&registry, TopicRegistry::expire_producers).await,
             _ = shutdown.changed() => return,
         }
     }

@@ -712,6 +712,22 @@ impl TopicRegistry {
         }
     }
 
+    /// Forgets idempotent producers silent for longer than `producer.id.expiration.ms`.
+    pub fn expire_producers(&self, now_ms: i64) {
+        let expiration = self.static_broker().producer_id_expiration_ms;
+        let mut total = 0;
+        for p in self.all_partitions() {
+            total += p.producers.lock().expire(now_ms, expiration);
+        }
+        if total > 0 {
+            tracing::info!(
+                producers = total,
+                expiration_ms = expiration,
+                "expired idle producer state"
+            );
+        }
+    }
+
     /// Flushes and closes every log (clean shutdown).
     pub fn close(&self) {
         self.write_hw_checkpoint();

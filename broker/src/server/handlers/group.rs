@@ -918,6 +918,7 @@ mod tests {
             rack: None,
             incarnation_id: String::new(),
             replication: String::new(),
+            epoch: 0,
             fenced,
         }
     }

@@ -282,7 +282,7 @@ impl Broker {
                         (ApiKey::OffsetDelete, Some(ResponseKind::OffsetDelete(b)), c)
                     }
                     RequestKind::InitProducerId(r) => {
-                        let (b, c) = self.init_producer_id(r);
+                        let (b, c) = self.init_producer_id(r).await;
                         (
                             ApiKey::InitProducerId,
                             Some(ResponseKind::InitProducerId(b)),

@@ -1,5 +1,8 @@
 //! InitProducerId for idempotent producers: a fresh producer id with epoch 0 each time, as
 //! Kafka does for producers without a transactional id. Transactions are not served yet.
+//!
+//! A single broker hands out ids from its own allocation file; a cluster member from blocks
+//! the controllers commit, so two producers never share an id, whichever brokers they ask.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -7,7 +10,7 @@ use kafka_protocol::ResponseError;
 use super::Broker;
 
 impl Broker {
-    pub(super) fn init_producer_id(
+    pub(super) async fn init_producer_id(
         &self,
         request: InitProducerIdRequest,
     ) -> (InitProducerIdResponse, i16) {
@@ -21,7 +24,18 @@ impl Broker {
         if request.transactional_id.is_some() {
             return refuse(ResponseError::InvalidRequest);
         }
-        match self.registry.producer_ids.allocate() {
+        let allocated = match &self.cluster {
+            Some(manager) => manager.allocate_producer_id().await.map_err(|e| {
+                // Retriable for the client, as Kafka answers while it has no block.
+                tracing::warn!(error = %e, "cannot get a producer id block from the controllers");
+                ResponseError::CoordinatorLoadInProgress
+            }),
+            None => self.registry.producer_ids.allocate().map_err(|e| {
+                tracing::error!(error = %e, "cannot allocate a producer id");
+                ResponseError::KafkaStorageError
+            }),
+        };
+        match allocated {
             Ok(id) => {
                 tracing::debug!(producer_id = id, "allocated producer id");
                 (
@@ -31,10 +45,7 @@ impl Broker {
                     0,
                 )
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot allocate a producer id");
-                refuse(ResponseError::KafkaStorageError)
-            }
+            Err(code) => refuse(code),
         }
     }
 }
