@@ -37,9 +37,14 @@ fn main() -> std::process::ExitCode {
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = samsa_broker::server::start(config).await?;
     wait_for_signal().await?;
-    tracing::info!("shutting down");
-    broker.shutdown().await;
-    Ok(())
+    tracing::info!("shutting down (a second SIGINT or SIGTERM stops at once)");
+    tokio::select! {
+        () = broker.shutdown() => Ok(()),
+        r = wait_for_signal() => {
+            r?;
+            anyhow::bail!("stopped before the shutdown completed (second signal)")
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -1,37 +1,33 @@
 //! A minimal HTTP/1.1 server for /metrics, /healthz and /readyz. One request per connection;
 //! anything else gets 404 or 400. It never reads more than a small, bounded request head.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::Metrics;
+use super::{Health, Metrics};
 
 const MAX_HEAD: usize = 8192;
 
 /// Serves the endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let metrics = metrics.clone();
-        let ready = ready.clone();
+        let health = health.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, &metrics, &ready))
-                .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), answer(stream, &metrics, &health))
+                    .await;
         });
     }
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    ready: &AtomicBool,
-) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, metrics: &Metrics, health: &Health) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -76,19 +72,20 @@ async fn answer(
             )
             .await
         }
-        "/healthz" => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
-        "/readyz" if ready.load(Ordering::Acquire) => {
-            respond(&mut stream, "200 OK", "text/plain", "ready\n").await
-        }
-        "/readyz" => {
-            respond(
-                &mut stream,
-                "503 Service Unavailable",
-                "text/plain",
-                "starting\n",
-            )
-            .await
-        }
+        "/healthz" => match health.liveness() {
+            Ok(()) => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
+            Err(why) => {
+                let body = format!("{why}\n");
+                respond(&mut stream, "503 Service Unavailable", "text/plain", &body).await
+            }
+        },
+        "/readyz" => match health.readiness() {
+            Ok(()) => respond(&mut stream, "200 OK", "text/plain", "ready\n").await,
+            Err(why) => {
+                let body = format!("{why}\n");
+                respond(&mut stream, "503 Service Unavailable", "text/plain", &body).await
+            }
+        },
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }
 }

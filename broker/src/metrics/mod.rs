@@ -4,11 +4,13 @@
 //! This module never decides anything about requests; it only counts.
 
 mod cleaner;
+mod health;
 mod http;
 mod quorum;
 mod replication;
 
 pub use cleaner::CleanerMetrics;
+pub use health::{Check, Health};
 pub use http::serve;
 pub use quorum::QuorumMetrics;
 pub use replication::ReplicationMetrics;

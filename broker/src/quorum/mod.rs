@@ -440,6 +440,73 @@ impl QuorumHandle {
         self.shared.propose(command).await
     }
 
+    /// Before this voter stops: when it leads the quorum, hands the leadership to an
+    /// up-to-date peer and waits (up to `timeout`) until one leads. The leader stops sending
+    /// heartbeats and will not stand again, so the followers' leader lease runs out and the peer
+    /// whose log is complete wins the election (Raft guarantees no other can), while this node
+    /// still answers votes and replication. Returns the new leader, if one took over.
+    pub async fn hand_over_leadership(&self, timeout: Duration) -> Option<NodeId> {
+        let s = &self.shared;
+        if s.voters.0.len() < 2 {
+            return None;
+        }
+        // Never stand again, leader or not: the process is going away.
+        s.raft.runtime_config().elect(false);
+        if !s.is_leader() {
+            return None;
+        }
+        let started = Instant::now();
+        tracing::info!(
+            node = s.id,
+            "handing the controller quorum's leadership to a peer"
+        );
+        s.raft.runtime_config().heartbeat(false);
+        let mut metrics = s.raft.metrics();
+        let me = s.id;
+        let waited = tokio::time::timeout(
+            timeout,
+            metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me)),
+        )
+        .await;
+        let leader = match waited {
+            Ok(Ok(m)) => m.current_leader,
+            _ => None,
+        };
+        match leader {
+            Some(l) => tracing::info!(
+                new_leader = l,
+                took_ms = started.elapsed().as_millis() as u64,
+                "controller quorum leadership handed over"
+            ),
+            None => {
+                // Keep leading rather than leave the quorum headless until this node exits.
+                s.raft.runtime_config().heartbeat(true);
+                tracing::warn!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "no peer took the controller quorum's leadership in time; stopping anyway"
+                );
+            }
+        }
+        leader
+    }
+
+    /// A liveness check of this controller: fails once the Raft core or one of the node's
+    /// tasks (gRPC server, liveness, metrics) has stopped.
+    pub fn liveness_check(&self) -> crate::metrics::Check {
+        let raft = self.shared.raft.clone();
+        let tasks: Vec<tokio::task::AbortHandle> =
+            self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        Box::new(move || {
+            if let Err(fatal) = &raft.metrics().borrow().running_state {
+                return Err(format!("the raft core stopped: {fatal}"));
+            }
+            if tasks.iter().any(tokio::task::AbortHandle::is_finished) {
+                return Err("a controller task stopped".into());
+            }
+            Ok(())
+        })
+    }
+
     /// Stops the gRPC server, the background tasks and the Raft node; the redb file is closed
     /// when this returns.
     pub async fn shutdown(self) {

@@ -42,6 +42,9 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// next free block, so more than one happens only while brokers race).
 const PRODUCER_ID_ATTEMPTS: usize = 16;
 
+/// Pause between two attempts of a controlled shutdown.
+const SHUTDOWN_RETRY: Duration = Duration::from_millis(200);
+
 /// How often high watermarks are checkpointed.
 const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -77,11 +80,23 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Controlled shutdown: stops heartbeating and asks the controller to fence this broker,
-    /// which moves its leaderships to other ISR members before the logs close; then stops the
-    /// fetchers and the replication listener.
+    /// A liveness check: fails once a replication task (listener, metadata follower, ISR
+    /// maintenance) has stopped, e.g. after a panic.
+    pub fn liveness_check(&self) -> crate::metrics::Check {
+        let tasks: Vec<tokio::task::AbortHandle> =
+            self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        Box::new(move || {
+            if tasks.iter().any(tokio::task::AbortHandle::is_finished) {
+                Err("a replication task stopped".into())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Stops the fetchers and the replication listener (after
+    /// [`ReplicaManager::controlled_shutdown`], so that no leadership is left behind).
     pub async fn shutdown(self) {
-        self.manager.controlled_shutdown().await;
         let _ = self.shutdown.send(true);
         for f in std::mem::take(&mut *self.manager.fetchers.lock()).into_values() {
             f.stop();
@@ -518,23 +533,151 @@ impl ReplicaManager {
         m.offline.set(offline as i64);
     }
 
-    async fn controlled_shutdown(&self) {
+    /// Controlled shutdown, bounded by `deadline`: stops the broker session (no heartbeat
+    /// unfences it again), asks the controllers to fence this incarnation, which moves every
+    /// leadership it holds to another in-sync replica and takes it out of the ISRs, and retries
+    /// (a controller quorum without a leader answers nothing) until this broker's own image
+    /// shows that it leads nothing that another in-sync replica could lead. Each step is
+    /// logged; the report says what moved and what is left.
+    pub async fn controlled_shutdown(&self, deadline: tokio::time::Instant) -> ShutdownReport {
+        let started = Instant::now();
         let session = self.session.lock().take();
         if let Some((rx, task)) = session {
             task.abort();
             drop(rx);
         }
+        let before = self.led_partitions(&self.current_image());
+        tracing::info!(
+            partitions = before.len(),
+            timeout_ms = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_millis() as u64,
+            "controlled shutdown: moving the leadership of the partitions this broker leads"
+        );
         let command = MetadataCommand::FenceBroker {
             id: self.node_id,
             incarnation: Some(self.incarnation_id.clone()),
         };
-        let mut client = self.controller.clone();
-        match tokio::time::timeout(PROPOSE_TIMEOUT, client.propose(&command)).await {
-            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships moved"),
-            Ok(Err(e)) => tracing::warn!("controlled shutdown: {e}"),
-            Err(_) => tracing::warn!("controlled shutdown: the controller did not answer"),
+        let mut attempts = 0u32;
+        loop {
+            let pending = self.others_depend_on(&self.current_image());
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut client = self.controller.clone();
+            match tokio::time::timeout(remaining, client.propose(&command)).await {
+                Ok(Ok(index)) => {
+                    let mut applied = self.applied.subscribe();
+                    let _ =
+                        tokio::time::timeout_at(deadline, applied.wait_for(|v| *v >= index)).await;
+                    continue;
+                }
+                Ok(Err(ControllerError::Refused(r))) => {
+                    // E.g. never registered: there is nothing the controllers can move.
+                    tracing::info!("controlled shutdown: the controllers refused the fence: {r}");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        attempt = attempts,
+                        partitions = pending,
+                        "controlled shutdown: fencing not committed yet: {e}; retrying"
+                    );
+                }
+                Err(_) => break,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SHUTDOWN_RETRY) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
         }
+        let image = self.current_image();
+        let still_led = self.led_partitions(&image);
+        let movable = self.movable_leaderships(&image);
+        let report = ShutdownReport {
+            moved: before.iter().filter(|p| !still_led.contains(p)).count(),
+            left: still_led.len(),
+            stranded: movable.len(),
+            elapsed: started.elapsed(),
+            complete: movable.is_empty(),
+        };
+        if report.complete {
+            tracing::info!(
+                moved = report.moved,
+                left_without_other_isr = report.left,
+                attempts,
+                took_ms = report.elapsed.as_millis() as u64,
+                "controlled shutdown: leaderships moved"
+            );
+        } else {
+            tracing::warn!(moved = report.moved, still_leading = report.stranded,
+                partitions = ?movable, attempts, took_ms = report.elapsed.as_millis() as u64,
+                "controlled shutdown: timed out with leaderships other replicas could take");
+        }
+        report
     }
+
+    /// The partitions `image` says this broker leads (whichever incarnation it names).
+    fn led_partitions(&self, image: &MetadataImage) -> Vec<(String, i32)> {
+        image
+            .topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.leader == self.node_id)
+                    .map(move |(i, _)| (name.clone(), i as i32))
+            })
+            .collect()
+    }
+
+    /// Partitions where this broker leads or is in the ISR together with another live broker:
+    /// until it is fenced, that broker would wait for it (acks=all, the high watermark) or
+    /// could lead instead of it. Zero when nothing depends on this broker any more.
+    fn others_depend_on(&self, image: &MetadataImage) -> usize {
+        let me = self.node_id;
+        image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| {
+                (p.leader == me || p.isr.contains(&me))
+                    && p.isr.iter().any(|b| *b != me && image.is_live(*b))
+            })
+            .count()
+    }
+
+    /// Led partitions with another live in-sync replica that could lead instead.
+    fn movable_leaderships(&self, image: &MetadataImage) -> Vec<(String, i32)> {
+        self.led_partitions(image)
+            .into_iter()
+            .filter(|(t, i)| {
+                image.partition(t, *i).is_some_and(|p| {
+                    p.isr
+                        .iter()
+                        .any(|b| *b != self.node_id && image.is_live(*b))
+                })
+            })
+            .collect()
+    }
+}
+
+/// What a controlled shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Partitions this broker led at the start and no longer leads.
+    pub moved: usize,
+    /// Partitions it still leads (none of them with another in-sync replica when complete).
+    pub left: usize,
+    /// Partitions it still leads although another live in-sync replica could.
+    pub stranded: usize,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// Whether every movable leadership moved before the deadline.
+    pub complete: bool,
 }
 
 /// Waits until `partition`'s high watermark reaches `required` (every ISR member has the

@@ -8,7 +8,6 @@ mod handlers;
 mod send;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::group::Groups;
-use crate::metrics::Metrics;
+use crate::metrics::{Health, Metrics};
 use crate::protocol::codec::{self, FrameError};
 use crate::quorum::{ControllerClient, QuorumConfig, QuorumHandle};
 use crate::replication::Replication;
@@ -50,20 +49,58 @@ pub struct RunningBroker {
     done: tokio::task::JoinHandle<()>,
     replication: Option<Replication>,
     quorum: Option<QuorumHandle>,
+    health: Arc<Health>,
+    controlled_shutdown_timeout: Duration,
 }
 
+/// Longest wait for a peer to take the controller quorum's leadership at shutdown.
+const QUORUM_HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl RunningBroker {
-    /// Stops accepting, closes every log cleanly and waits for it. In a cluster, leaderships
-    /// move to other brokers first (controlled shutdown), and the controller stops last.
+    /// Stops the process's services in an order no client notices: `/readyz` turns 503 at
+    /// once; in a cluster, the partition leaderships move to other in-sync replicas (controlled
+    /// shutdown, bounded by `--controlled-shutdown-timeout-ms`) and a voter that leads the
+    /// controller quorum hands that leadership over; only then the Kafka listener closes, every
+    /// log is closed cleanly, replication stops and the controller stops last.
     pub async fn shutdown(self) {
-        if let Some(r) = self.replication {
-            r.shutdown().await;
+        let started = std::time::Instant::now();
+        self.health.set_stopping();
+        let deadline = tokio::time::Instant::now() + self.controlled_shutdown_timeout;
+        if let Some(r) = &self.replication {
+            r.manager.controlled_shutdown(deadline).await;
+        }
+        if let Some(q) = &self.quorum {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            q.hand_over_leadership(
+                QUORUM_HANDOVER_TIMEOUT
+                    .min(left)
+                    .max(Duration::from_millis(500)),
+            )
+            .await;
         }
         let _ = self.shutdown.send(true);
         let _ = self.done.await;
+        if let Some(r) = self.replication {
+            r.shutdown().await;
+        }
         if let Some(q) = self.quorum {
             q.shutdown().await;
         }
+        tracing::info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "shutdown complete"
+        );
+    }
+
+    /// The controller quorum's leader as this process knows it (`None` without a controller
+    /// role or while an election runs).
+    pub fn controller_leader(&self) -> Option<u64> {
+        self.quorum.as_ref().and_then(QuorumHandle::leader)
+    }
+
+    /// Readiness and liveness, as `/readyz` and `/healthz` answer them.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 }
 
@@ -121,13 +158,19 @@ pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         advertised.clone(),
         replication.as_ref().map(|r| r.manager.clone()),
     ));
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(Health::new());
+    if let Some(q) = &quorum {
+        health.watch("controller", q.liveness_check());
+    }
+    if let Some(r) = &replication {
+        health.watch("replication", r.liveness_check());
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let metrics_task = tokio::spawn(crate::metrics::serve(
         metrics_listener,
         metrics.clone(),
-        ready.clone(),
+        health.clone(),
     ));
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
     let cleaner = tokio::spawn(log_cleaner(registry.clone(), shutdown_rx.clone()));
@@ -145,14 +188,14 @@ pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         // A cluster member is ready once the controllers know it as a live broker, so that
         // clients that bootstrap from it see it in Metadata.
         Some(manager) => {
-            let ready = ready.clone();
+            let health = health.clone();
             tokio::spawn(async move {
                 manager.wait_registered().await;
-                ready.store(true, Ordering::Release);
+                health.set_ready();
                 tracing::info!("registered with the controllers: ready");
             });
         }
-        None => ready.store(true, Ordering::Release),
+        None => health.set_ready(),
     }
     tracing::info!(
         listen = %kafka_addr, advertised = %format!("{}:{}", advertised.0, advertised.1),
@@ -160,7 +203,6 @@ pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         startup_ms = started.elapsed().as_millis() as u64, "samsa-broker ready"
     );
     let done = tokio::spawn(accept_loop(listener, broker, shutdown_rx, move || {
-        ready.store(false, Ordering::Release);
         metrics_task.abort();
         maintenance.abort();
         cleaner.abort();
@@ -181,6 +223,8 @@ pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         done,
         replication,
         quorum,
+        health,
+        controlled_shutdown_timeout: Duration::from_millis(config.controlled_shutdown_timeout_ms),
     })
 }
 
@@ -226,8 +270,14 @@ async fn start_controller(config: BrokerConfig) -> anyhow::Result<RunningBroker>
     let metrics_addr = metrics_listener.local_addr()?;
     let qc = QuorumConfig::from_broker(&config)?;
     let quorum = crate::quorum::start(qc, metrics.quorum.clone()).await?;
-    let ready = Arc::new(AtomicBool::new(true));
-    let metrics_task = tokio::spawn(crate::metrics::serve(metrics_listener, metrics, ready));
+    let health = Arc::new(Health::new());
+    health.watch("controller", quorum.liveness_check());
+    health.set_ready();
+    let metrics_task = tokio::spawn(crate::metrics::serve(
+        metrics_listener,
+        metrics,
+        health.clone(),
+    ));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let done = tokio::spawn(async move {
         let _ = shutdown_rx.changed().await;
@@ -246,6 +296,8 @@ async fn start_controller(config: BrokerConfig) -> anyhow::Result<RunningBroker>
         done,
         replication: None,
         quorum: Some(quorum),
+        health,
+        controlled_shutdown_timeout: Duration::from_millis(config.controlled_shutdown_timeout_ms),
     })
 }
 

@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -118,7 +120,53 @@ impl Broker {
                 .iter()
                 .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
         );
-        (ProduceResponse::default().with_responses(responses), code)
+        let mut response = ProduceResponse::default().with_responses(responses);
+        if version >= 10 && code != 0 {
+            self.add_leader_hints(&mut response);
+        }
+        (response, code)
+    }
+
+    /// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER names the leader this broker
+    /// knows (and its endpoint), so a client moves there at once instead of waiting for its
+    /// next metadata refresh (franz-go waits up to 5 s for that; librdkafka and Java move too).
+    fn add_leader_hints(&self, response: &mut ProduceResponse) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let image = cluster.current_image();
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        let mut leaders = std::collections::BTreeSet::new();
+        for t in &mut response.responses {
+            for p in &mut t.partition_responses {
+                if p.error_code != not_leader {
+                    continue;
+                }
+                let Some(record) = image.partition(t.name.as_str(), p.index) else {
+                    continue;
+                };
+                if record.leader == self.node_id || !image.is_live(record.leader) {
+                    continue;
+                }
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(record.leader))
+                    .with_leader_epoch(record.leader_epoch);
+                leaders.insert(record.leader);
+            }
+        }
+        response.node_endpoints = leaders
+            .into_iter()
+            .filter_map(|id| {
+                let b = image.brokers.get(&id)?;
+                Some(
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(b.host.clone()))
+                        .with_port(b.port)
+                        .with_rack(b.rack.clone().map(StrBytes::from_string)),
+                )
+            })
+            .collect();
     }
 
     /// Appends one partition's batch (on the leader).
