@@ -72,8 +72,11 @@ impl Log {
     /// Removes every batch at or after `offset`. A batch that straddles `offset` goes whole:
     /// the new log end offset is its base offset (Kafka truncates at batch boundaries); when
     /// `offset` falls in a gap, the log ends after the last batch kept.
-    /// At or above the log end this does nothing; below the log start it is
-    /// [`Log::truncate_fully_and_start_at`]. Returns whether anything was removed.
+    /// At or above the log end no batch goes, but leader epochs that start there do: an epoch
+    /// this broker began as leader without appending to it must not stay its latest one, or a
+    /// follower would ask the new leader about an epoch that leader never had, forever.
+    /// Below the log start it is [`Log::truncate_fully_and_start_at`]. Returns whether anything
+    /// was removed.
     ///
     /// Later segments are deleted newest first, then the segment holding `offset` is cut and
     /// becomes the active one; it is fsynced, as is the directory. Fetch replies already holding
@@ -81,7 +84,7 @@ impl Log {
     /// while such slices exist).
     pub fn truncate_to(&mut self, offset: i64) -> Result<bool, LogError> {
         if offset >= self.log_end_offset() {
-            return Ok(false);
+            return Ok(self.epochs.truncate_from_end(offset)?);
         }
         if offset < self.log_start_offset() {
             self.truncate_fully_and_start_at(offset)?;

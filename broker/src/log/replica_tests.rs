@@ -451,3 +451,26 @@ fn offsets_for_leader_epoch_answers_as_a_kafka_leader() {
     );
     assert_eq!(log.offsets_for_leader_epoch(-1), (-1, -1));
 }
+
+#[test]
+fn an_epoch_begun_at_the_log_end_without_data_goes_with_a_truncation_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_segments()).unwrap();
+    append_epochs(&mut log, &[0, 0]);
+    // This broker led at epoch 1 for a moment and appended nothing.
+    log.start_leader_epoch(1).unwrap();
+    assert_eq!(log.latest_epoch(), Some(1));
+    let end = log.log_end_offset();
+    // The new leader (epoch 2) never had epoch 1: it answers "diverging at epoch 0, end 4",
+    // and the follower truncates to 4, its own log end.
+    assert!(log.truncate_to(end).unwrap(), "the empty epoch is removed");
+    assert_eq!(log.log_end_offset(), end, "no batch goes");
+    assert_eq!(log.epoch_entries(), &[e(0, 0)]);
+    assert_eq!(
+        log.latest_epoch(),
+        Some(0),
+        "the next fetch asks about epoch 0"
+    );
+    assert!(!log.truncate_to(end).unwrap(), "nothing left to remove");
+    assert_eq!(epoch_file(dir.path()), "0\n1\n0 0\n", "persisted");
+}

@@ -442,9 +442,10 @@ impl QuorumHandle {
 
     /// Before this voter stops: when it leads the quorum, hands the leadership to an
     /// up-to-date peer and waits (up to `timeout`) until one leads. The leader stops sending
-    /// heartbeats and will not stand again, so the followers' leader lease runs out and the peer
-    /// whose log is complete wins the election (Raft guarantees no other can), while this node
-    /// still answers votes and replication. Returns the new leader, if one took over.
+    /// heartbeats, will not stand again, and asks the peer whose log matches its own to stand
+    /// now (TimeoutNow); while this node still answers votes and replication, that peer wins.
+    /// Should that fail, the followers' leases run out without heartbeats and they elect a
+    /// leader among themselves. Returns the new leader, if one took over in time.
     pub async fn hand_over_leadership(&self, timeout: Duration) -> Option<NodeId> {
         let s = &self.shared;
         if s.voters.0.len() < 2 {
@@ -456,22 +457,50 @@ impl QuorumHandle {
             return None;
         }
         let started = Instant::now();
-        tracing::info!(
-            node = s.id,
-            "handing the controller quorum's leadership to a peer"
-        );
+        let deadline = tokio::time::Instant::now() + timeout;
         s.raft.runtime_config().heartbeat(false);
-        let mut metrics = s.raft.metrics();
         let me = s.id;
-        let waited = tokio::time::timeout(
-            timeout,
-            metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me)),
-        )
-        .await;
-        let leader = match waited {
-            Ok(Ok(m)) => m.current_leader,
-            _ => None,
-        };
+        let mut metrics = s.raft.metrics();
+        let mut leader = None;
+        while tokio::time::Instant::now() < deadline {
+            // The peer whose log matches ours furthest: once it has everything, ask it to stand.
+            let (target, caught_up) = {
+                let m = metrics.borrow();
+                let last = m.last_log_index.unwrap_or(0);
+                let best = m.replication.as_ref().and_then(|r| {
+                    r.iter()
+                        .filter(|(id, _)| **id != me)
+                        .map(|(id, matched)| (*id, matched.map_or(0, |l| l.index)))
+                        .max_by_key(|(_, index)| *index)
+                });
+                match best {
+                    Some((id, index)) => (Some(id), index >= last),
+                    None => (None, false),
+                }
+            };
+            if let (Some(target), true) = (target, caught_up) {
+                if let Some(addr) = s.voters.address(target) {
+                    tracing::info!(
+                        node = me,
+                        peer = target,
+                        "handing the controller quorum's leadership to an up-to-date peer"
+                    );
+                    if let Err(e) = network::timeout_now(addr, Duration::from_millis(500)).await {
+                        tracing::info!(peer = target, "TimeoutNow: {e}");
+                    }
+                }
+            }
+            let wait = Duration::from_millis(500);
+            let changed = tokio::time::timeout(
+                wait.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+                metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != me)),
+            )
+            .await;
+            if let Ok(Ok(m)) = changed {
+                leader = m.current_leader;
+                break;
+            }
+        }
         match leader {
             Some(l) => tracing::info!(
                 new_leader = l,

@@ -31,6 +31,19 @@ pub(super) fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 }
 
 /// Makes one [`Peer`] per target voter.
+/// Asks the voter at `addr` to stand for election now (TimeoutNow), waiting up to `timeout`.
+pub(super) async fn timeout_now(addr: &str, timeout: Duration) -> Result<(), String> {
+    let mut client = RaftClient::new(channel(addr).map_err(|e| e.to_string())?);
+    let call = client.timeout_now(RaftRequest {
+        payload: Vec::new(),
+    });
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message())),
+        Err(_) => Err(format!("no reply within {timeout:?}")),
+    }
+}
+
 pub(super) struct Network;
 
 impl RaftNetworkFactory<TypeConfig> for Network {

@@ -41,6 +41,12 @@ impl raft_server::Raft for RaftService {
         encode(&result)
     }
 
+    async fn timeout_now(&self, _req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        tracing::info!("asked to stand for the controller quorum's leadership (TimeoutNow)");
+        let result = self.raft.trigger().elect().await;
+        encode(&result)
+    }
+
     async fn install_snapshot(
         &self,
         req: Request<RaftRequest>,
