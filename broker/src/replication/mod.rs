@@ -169,6 +169,7 @@ pub async fn start(
         )),
         tokio::spawn(follow_image(manager.clone())),
         tokio::spawn(maintain(manager.clone())),
+        tokio::spawn(leave_on_log_dir_failure(manager.clone())),
     ];
     tracing::info!(node = manager.node_id, replication = %replication_addr, "replication started");
     Ok(Replication {
@@ -195,6 +196,23 @@ async fn follow_image(manager: Arc<ReplicaManager>) {
             return;
         }
     }
+}
+
+/// When the log directory goes offline (a write failed), this broker can neither lead nor
+/// follow: it gives up every leadership and fences itself, as a controlled shutdown does, and
+/// stays fenced (no more heartbeats) until the process restarts.
+async fn leave_on_log_dir_failure(manager: Arc<ReplicaManager>) {
+    let mut rx = manager.registry.watch_log_dir();
+    let Ok(why) = rx.wait_for(Option::is_some).await.map(|w| w.clone()) else {
+        return std::future::pending().await;
+    };
+    tracing::error!(reason = ?why,
+        "the log directory is offline: moving every leadership away and fencing this broker");
+    let timeout = Duration::from_millis(manager.config.controlled_shutdown_timeout_ms);
+    manager
+        .controlled_shutdown(tokio::time::Instant::now() + timeout)
+        .await;
+    std::future::pending().await
 }
 
 /// ISR shrinking, gauges and high watermark checkpoints.

@@ -159,6 +159,16 @@ pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         replication.as_ref().map(|r| r.manager.clone()),
     ));
     let health = Arc::new(Health::new());
+    {
+        let registry = registry.clone();
+        health.watch(
+            "log directory",
+            Box::new(move || match registry.log_dir_failure() {
+                Some(why) => Err(format!("offline after a failed write: {why}")),
+                None => Ok(()),
+            }),
+        );
+    }
     if let Some(q) = &quorum {
         health.watch("controller", q.liveness_check());
     }

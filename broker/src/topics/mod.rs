@@ -198,6 +198,11 @@ pub struct TopicRegistry {
     clustered: bool,
     /// High watermarks read from [`HW_CHECKPOINT_FILE`] at start (cluster mode).
     hw_checkpoint: BTreeMap<String, i64>,
+    /// Why the log directory is offline, once a write to it failed (full disk, I/O error,
+    /// read-only file system). As in Kafka, it stays offline until the process restarts:
+    /// nothing is written there any more, and in a cluster the broker gives up its
+    /// leaderships and fences itself.
+    log_dir_failure: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// High watermarks of every partition, written periodically and at clean shutdown.
@@ -285,6 +290,7 @@ impl TopicRegistry {
             metrics,
             appended: Notify::new(),
             producer_ids: ProducerIdAllocator::open(&data_dir)?,
+            log_dir_failure: tokio::sync::watch::channel(None).0,
         };
         let mut topics = BTreeMap::new();
         for rec in &meta.topics {
@@ -705,11 +711,48 @@ impl TopicRegistry {
 
     /// Runs the time-based flush policy on every partition.
     pub fn flush_due(&self, now_ms: i64) {
+        if self.log_dir_failure().is_some() {
+            return;
+        }
         for p in self.all_partitions() {
             if let Err(e) = p.log.lock().flush_if_due(now_ms) {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                self.note_write_error(&e);
             }
         }
+    }
+
+    /// Takes note of an error of a write to the log directory: a failed file operation (not a
+    /// refused batch) takes the directory offline. Returns whether it is offline now.
+    pub fn note_write_error(&self, e: &crate::log::LogError) -> bool {
+        use crate::log::{CheckpointError, LogError};
+        let failed = matches!(
+            e,
+            LogError::Io { .. } | LogError::Checkpoint(CheckpointError::Io { .. })
+        );
+        if failed {
+            let reason = e.to_string();
+            self.log_dir_failure.send_if_modified(|current| {
+                if current.is_some() {
+                    return false;
+                }
+                tracing::error!(data_dir = %self.data_dir.display(), error = %reason,
+                    "a write to the log directory failed: the directory is offline until restart");
+                *current = Some(reason.clone());
+                true
+            });
+        }
+        self.log_dir_failure.borrow().is_some()
+    }
+
+    /// Why the log directory is offline, if it is.
+    pub fn log_dir_failure(&self) -> Option<String> {
+        self.log_dir_failure.borrow().clone()
+    }
+
+    /// Follows the log directory's state (`Some(reason)` once offline).
+    pub fn watch_log_dir(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.log_dir_failure.subscribe()
     }
 
     /// Forgets idempotent producers silent for longer than `producer.id.expiration.ms`.

@@ -253,7 +253,17 @@ impl Broker {
                 min_isr,
             });
         }
-        let info = log.append(records, leader_epoch, now_ms())?;
+        if let Some(why) = self.registry.log_dir_failure() {
+            return Err(ApiError::new(
+                ResponseError::KafkaStorageError,
+                format!("the log directory is offline: {why}"),
+            ));
+        }
+        let info = log
+            .append(records, leader_epoch, now_ms())
+            .inspect_err(|e| {
+                self.registry.note_write_error(e);
+            })?;
         if info.rolled {
             // The state before this batch is the state as of the new segment's base offset.
             // The batch is stored whatever happens here: a failed snapshot only means a longer
