@@ -14,6 +14,17 @@
 //	kclient produce -b ADDR -t TOPIC -n N -prefix P
 //	                                              N records P-0..P-(N-1) (key = value), acks=all;
 //	                                              prints "produced N"
+//	kclient load -b ADDR -t TOPIC [-rate 200] [-size 1024] [-duration 0] [-acks FILE]
+//	             [-produce-max-version V]
+//	                                              an idempotent acks=all producer at a steady
+//	                                              rate (records/s) until -duration passes or
+//	                                              SIGTERM/SIGINT; a progress line each second
+//	                                              on stderr, then "load sent S acked A errors
+//	                                              E longest_pause_ms P at T" (the longest time
+//	                                              between two acknowledgements, and when);
+//	                                              -acks writes "partition offset value" per
+//	                                              acknowledgement; -produce-max-version caps
+//	                                              the Produce version the client uses
 //	kclient consume -b ADDR -t TOPIC -n N [-timeout 60s]
 //	                                              reads every partition from the start until N
 //	                                              records came back; prints each value, then
@@ -57,9 +68,17 @@ func main() {
 	prefix := fs.String("prefix", "rec", "value prefix of produced records")
 	keys := fs.String("config", "", "comma-separated topic config keys to print")
 	timeout := fs.Duration("timeout", 60*time.Second, "overall deadline")
+	rate := fs.Int("rate", 200, "load: records per second")
+	size := fs.Int("size", 1024, "load: value bytes")
+	duration := fs.Duration("duration", 0, "load: how long (0: until SIGTERM or SIGINT)")
+	acksFile := fs.String("acks", "", "load: file for one \"partition offset value\" line per acknowledgement")
+	produceMax := fs.Int("produce-max-version", -1, "load: highest Produce version to use (-1: the newest both sides know)")
 	_ = fs.Parse(args)
 	if *bootstrap == "" || (*topic == "" && cmd != "brokers") {
 		usage()
+	}
+	if cmd == "load" {
+		*timeout = 24 * time.Hour
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -80,6 +99,8 @@ func main() {
 		err = produce(ctx, opts, *topic, *n, *prefix)
 	case "consume":
 		err = consume(ctx, opts, *topic, *n)
+	case "load":
+		err = load(ctx, opts, loadArgs{*topic, *rate, *size, *duration, *acksFile, *produceMax})
 	default:
 		usage()
 	}
@@ -90,7 +111,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kclient sleep | brokers -b BOOTSTRAP | {describe|absent|produce|consume} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D]")
+	fmt.Fprintln(os.Stderr, "usage: kclient sleep | brokers -b BOOTSTRAP | {describe|absent|produce|consume|load} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D] [-rate R -size B -duration D -acks FILE -produce-max-version V]")
 	os.Exit(2)
 }
 
