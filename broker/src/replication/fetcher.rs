@@ -1,6 +1,8 @@
 //! The follower side: one task per leader broker fetches every partition this broker follows
 //! from it, appends what comes back as it is, truncates where the leader says the logs diverge,
-//! and takes the leader's high watermark.
+//! and takes the leader's high watermark. Each fetch carries this process's broker epoch (its
+//! registration's metadata version, from its own image); while the leader refuses it (fenced,
+//! or an epoch the leader's image calls stale) the fetcher backs off and says so once at info.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::service::MAX_MESSAGE;
 use super::ReplicaManager;
+use crate::controller::MetadataImage;
 use crate::log::batch::BatchIter;
 use crate::log::{Log, LogError};
 use crate::producer::ProducerStates;
@@ -24,6 +27,17 @@ use crate::topics::Partition;
 /// Pause after a failed round (so a dead leader is not hammered), and between empty rounds
 /// when followers do not wait at the leader (`--replica-fetch-wait-max-ms 0`).
 const BACKOFF: Duration = Duration::from_millis(100);
+
+/// Pause after the leader refused this broker itself (fenced, or a stale broker epoch): it
+/// takes a heartbeat (or a registration) and the leader's image following it to change that.
+const REFUSED_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Whether a partition error refuses this broker rather than the partition.
+fn refuses_broker(code: i32) -> bool {
+    let code = i16::try_from(code).unwrap_or(-1);
+    code == ResponseError::StaleBrokerEpoch.code()
+        || code == ResponseError::IneligibleReplica.code()
+}
 
 /// Partitions followed from one leader, keyed by (topic, index).
 type Followed = BTreeMap<(Arc<str>, i32), Arc<Partition>>;
@@ -91,14 +105,28 @@ async fn run(
 ) {
     let mut connected: Option<(String, ReplicaClient<Channel>)> = None;
     let wait_ms = manager.config.replica_fetch_wait_max_ms;
+    // The broker epoch last sent, and the code of the leader's refusal of this broker while
+    // it lasts: each change is logged once.
+    let mut sent_epoch: Option<i64> = None;
+    let mut refused: Option<i32> = None;
     loop {
         let followed: Vec<Arc<Partition>> = partitions.lock().values().cloned().collect();
         if followed.is_empty() {
             wake.notified().await;
             continue;
         }
-        let addr = manager
-            .current_image()
+        let image = manager.current_image();
+        let broker_epoch = manager.own_broker_epoch(&image);
+        if sent_epoch != Some(broker_epoch) {
+            sent_epoch = Some(broker_epoch);
+            tracing::info!(
+                leader,
+                broker_epoch,
+                image = image.version,
+                "replica fetches carry broker epoch {broker_epoch}"
+            );
+        }
+        let addr = image
             .brokers
             .get(&leader)
             .map(|b| b.replication.clone())
@@ -121,6 +149,7 @@ async fn run(
             max_wait_ms: i32::try_from(wait_ms).unwrap_or(500),
             max_bytes_per_partition: manager.config.replica_fetch_max_bytes,
             partitions: Vec::with_capacity(followed.len()),
+            broker_epoch,
         };
         for p in &followed {
             let epoch = {
@@ -161,6 +190,28 @@ async fn run(
         };
         // Without a wait at the leader, an empty answer comes back at once: poll gently.
         let mut backoff = wait_ms == 0 && reply.partitions.iter().all(|r| r.records.is_empty());
+        let refusal = reply
+            .partitions
+            .iter()
+            .map(|r| r.error_code)
+            .find(|c| refuses_broker(*c));
+        if refusal != refused {
+            match refusal {
+                Some(code) => tracing::info!(
+                    leader,
+                    broker_epoch,
+                    code,
+                    "the leader refuses this broker's fetches (fenced, or a stale broker \
+                     epoch): retrying until the controller's metadata says otherwise"
+                ),
+                None => tracing::info!(
+                    leader,
+                    broker_epoch,
+                    "the leader serves this broker's fetches again"
+                ),
+            }
+            refused = refusal;
+        }
         for ((partition, epoch, fetch_offset), r) in asked.iter().zip(reply.partitions.iter()) {
             if r.topic != *partition.topic || r.partition != partition.index {
                 tracing::warn!(leader, "replica fetch reply out of order");
@@ -177,13 +228,25 @@ async fn run(
                 }
             }
         }
-        if backoff {
+        if refusal.is_some() {
+            tokio::time::sleep(REFUSED_BACKOFF).await;
+        } else if backoff {
             tokio::time::sleep(BACKOFF).await;
         }
     }
 }
 
 impl ReplicaManager {
+    /// This process's broker epoch as `image` shows it: the epoch of its own record when that
+    /// record is this incarnation's, else -1 (not registered there yet, or replaced).
+    fn own_broker_epoch(&self, image: &MetadataImage) -> i64 {
+        image
+            .brokers
+            .get(&self.node_id)
+            .filter(|b| b.incarnation_id == self.incarnation_id)
+            .map_or(-1, |b| i64::try_from(b.epoch).unwrap_or(i64::MAX))
+    }
+
     /// Applies one partition of a fetch reply; `Ok(false)` when the leader refused (retry
     /// after a pause).
     fn apply_fetched(

@@ -2,6 +2,12 @@
 //! end offset. Each fetch tells the leader how far the follower got, which moves the high
 //! watermark and may bring the follower back into the ISR; a follower whose log disagrees with
 //! the leader's epochs gets the point to truncate to instead of data.
+//!
+//! Only the live incarnation of a follower counts: each fetch carries the follower's broker
+//! epoch, and a fetch from a fenced broker or from an older epoch than the leader's image
+//! names is refused, so a paused, fenced or replaced process can neither move the high
+//! watermark nor rejoin the ISR (nor make the leader propose ISR changes the controller must
+//! refuse). Never counts a fetch it did not admit (`state::admit_follower`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use super::state::check_epoch;
+use super::state::{admit_follower, check_epoch, FetchAdmission, FollowerStanding};
 use super::ReplicaManager;
 use crate::log::LogError;
 use crate::protocol::errors::ApiError;
@@ -70,12 +76,16 @@ impl Replica for ReplicaService {
             let notified = registry.appended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Again on every round of a waiting fetch: the follower may be fenced meanwhile.
+            let admission = self.manager.admit(r.replica_id, r.broker_epoch);
             let mut any = false;
             let partitions: Vec<ReplicaFetchPartitionReply> = r
                 .partitions
                 .iter()
                 .map(|fp| {
-                    let reply = self.manager.serve_partition(r.replica_id, fp, max_bytes);
+                    let reply =
+                        self.manager
+                            .serve_partition(r.replica_id, &admission, fp, max_bytes);
                     any |= reply.error_code != 0
                         || reply.diverging_epoch.is_some()
                         || !reply.records.is_empty();
@@ -91,10 +101,32 @@ impl Replica for ReplicaService {
 }
 
 impl ReplicaManager {
+    /// Whether a fetch from `follower` stamped with `broker_epoch` is served and counted, as
+    /// the current image says.
+    fn admit(&self, follower: i32, broker_epoch: i64) -> FetchAdmission {
+        let image = self.current_image();
+        let known = image.brokers.get(&follower).map(|b| FollowerStanding {
+            epoch: b.epoch,
+            fenced: b.fenced,
+        });
+        let admission = admit_follower(broker_epoch, known);
+        match &admission {
+            FetchAdmission::Counted => {}
+            FetchAdmission::Uncounted => tracing::debug!(follower, broker_epoch,
+                known_epoch = ?known.map(|k| k.epoch), image = image.version,
+                "replica fetch from an epoch this image does not know yet: served, not counted"),
+            FetchAdmission::Refused(e) => tracing::debug!(follower, broker_epoch,
+                known_epoch = ?known.map(|k| k.epoch), image = image.version,
+                code = e.code(), "replica fetch refused: {}", e.message),
+        }
+        admission
+    }
+
     /// One partition of a follower's fetch.
     fn serve_partition(
         &self,
         follower: i32,
+        admission: &FetchAdmission,
         fp: &ReplicaFetchPartition,
         max_bytes: usize,
     ) -> ReplicaFetchPartitionReply {
@@ -114,7 +146,8 @@ impl ReplicaManager {
             reply.error_code = i32::from(ResponseError::UnknownTopicOrPartition.code());
             return reply;
         };
-        if let Err(e) = self.leader_read(&partition, follower, fp, max_bytes, &mut reply) {
+        let read = self.leader_read(&partition, (follower, admission), fp, max_bytes, &mut reply);
+        if let Err(e) = read {
             reply.error_code = i32::from(e.code());
             reply.records = Vec::new();
         }
@@ -124,7 +157,7 @@ impl ReplicaManager {
     fn leader_read(
         &self,
         partition: &Arc<Partition>,
-        follower: i32,
+        (follower, admission): (i32, &FetchAdmission),
         fp: &ReplicaFetchPartition,
         max_bytes: usize,
         reply: &mut ReplicaFetchPartitionReply,
@@ -141,6 +174,9 @@ impl ReplicaManager {
                     format!("broker {follower} is not a replica"),
                 ));
             }
+        }
+        if let FetchAdmission::Refused(e) = admission {
+            return Err(e.clone());
         }
         let log = partition.log.lock();
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
@@ -166,12 +202,18 @@ impl ReplicaManager {
             Err(e) => return Err(ApiError::from(e)),
         };
         reply.records = records.to_vec();
+        if !matches!(admission, FetchAdmission::Counted) {
+            reply.high_watermark = partition.high_watermark();
+            return Ok(());
+        }
         // The fetch offset is how far the follower got: it may move the high watermark and
-        // bring the follower back into the ISR.
+        // bring the follower back into the ISR. Liveness is read again for the ISR: a fence
+        // committed since the admission must not turn into a proposal the controller refuses.
+        let live = self.current_image().is_live(follower);
         let mut state = partition.replica.lock();
         state.record_follower_fetch(follower, fp.fetch_offset, end, Instant::now());
         let moved = state.advance_high_watermark(end);
-        let expand = state.isr_to_expand(follower);
+        let expand = state.isr_to_expand(follower, live);
         if let Some(isr) = &expand {
             state.pending_isr = Some(isr.clone());
         }

@@ -308,10 +308,13 @@ impl ReplicaState {
         )
     }
 
-    /// Leader: the ISR with `follower` added, when it is a replica outside the ISR that has
-    /// caught up with the high watermark and with the start of this leadership; else `None`.
-    pub fn isr_to_expand(&self, follower: i32) -> Option<Vec<i32>> {
-        if !self.is_leader()
+    /// Leader: the ISR with `follower` added, when it is a live broker (registered and not
+    /// fenced in the leader's image: the controller refuses anything else, and each refusal is
+    /// one more metadata log entry) and a replica outside the ISR that has caught up with the
+    /// high watermark and with the start of this leadership; else `None`.
+    pub fn isr_to_expand(&self, follower: i32, follower_live: bool) -> Option<Vec<i32>> {
+        if !follower_live
+            || !self.is_leader()
             || self.pending_isr.is_some()
             || self.isr.contains(&follower)
             || !self.replicas.contains(&follower)
@@ -335,6 +338,65 @@ impl ReplicaState {
             .map(|p| (leader_end - p.log_end_offset.max(0)).max(0))
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// What the leader's metadata image says about a follower broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerStanding {
+    /// The epoch of the broker's registered incarnation (`BrokerRecord.epoch`).
+    pub epoch: u64,
+    /// Whether the controller fenced it.
+    pub fenced: bool,
+}
+
+/// How the leader takes a follower's fetch.
+#[derive(Debug, Clone)]
+pub enum FetchAdmission {
+    /// The follower is the live incarnation the leader knows: served, and the fetch counts
+    /// for the high watermark and the ISR.
+    Counted,
+    /// The follower registered after the leader's image (or the image does not know the
+    /// broker): served, but counted for nothing until the leader's image catches up. Serving
+    /// lets a restarted broker catch up meanwhile; not counting keeps a broker the leader
+    /// cannot vouch for out of the high watermark and the ISR.
+    Uncounted,
+    /// Refused: no records, nothing counted.
+    Refused(ApiError),
+}
+
+/// Kafka's broker-epoch check of a replica fetch: `given` is the epoch the follower sent (-1:
+/// it does not know its own registration), `known` what the leader's image says. An older
+/// epoch is a process or session that is gone (STALE_BROKER_EPOCH); the current epoch of a
+/// fenced broker is a session the controller ended (INELIGIBLE_REPLICA until it is unfenced);
+/// a newer epoch means the leader's image lags.
+pub fn admit_follower(given: i64, known: Option<FollowerStanding>) -> FetchAdmission {
+    let Some(known) = known else {
+        return if given >= 0 {
+            FetchAdmission::Uncounted
+        } else {
+            FetchAdmission::Refused(ApiError::new(
+                ResponseError::StaleBrokerEpoch,
+                "unknown broker without a broker epoch",
+            ))
+        };
+    };
+    // Epochs are metadata versions (u64); anything beyond i64 is newer than any real one.
+    let known_epoch = i64::try_from(known.epoch).unwrap_or(i64::MAX);
+    if given < known_epoch {
+        FetchAdmission::Refused(ApiError::new(
+            ResponseError::StaleBrokerEpoch,
+            format!("broker epoch {given} is older than the registered {known_epoch}"),
+        ))
+    } else if given > known_epoch {
+        FetchAdmission::Uncounted
+    } else if known.fenced {
+        FetchAdmission::Refused(ApiError::new(
+            ResponseError::IneligibleReplica,
+            "the broker is fenced",
+        ))
+    } else {
+        FetchAdmission::Counted
     }
 }
 

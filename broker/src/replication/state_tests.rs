@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::state::{check_epoch, ReplicaState};
+use super::state::{admit_follower, check_epoch, FetchAdmission, FollowerStanding, ReplicaState};
 use crate::controller::{PartitionRecord, NO_LEADER};
 
 fn record(leader: i32, epoch: i32, isr: &[i32]) -> PartitionRecord {
@@ -110,11 +110,94 @@ fn a_caught_up_follower_rejoins() {
     s.record_follower_fetch(2, 10, 10, now);
     s.advance_high_watermark(10);
     s.record_follower_fetch(3, 8, 10, now);
-    assert_eq!(s.isr_to_expand(3), None, "below the high watermark");
+    assert_eq!(s.isr_to_expand(3, true), None, "below the high watermark");
     s.record_follower_fetch(3, 10, 10, now);
-    assert_eq!(s.isr_to_expand(3), Some(vec![1, 2, 3]));
-    assert_eq!(s.isr_to_expand(2), None, "already in");
-    assert_eq!(s.isr_to_expand(9), None, "not a replica");
+    assert_eq!(s.isr_to_expand(3, true), Some(vec![1, 2, 3]));
+    assert_eq!(s.isr_to_expand(2, true), None, "already in");
+    assert_eq!(s.isr_to_expand(9, true), None, "not a replica");
+}
+
+#[test]
+fn a_fenced_follower_is_not_proposed_for_the_isr() {
+    let now = Instant::now();
+    let mut s = leader(now, 10);
+    s.isr = vec![1, 2];
+    s.record_follower_fetch(2, 10, 10, now);
+    s.advance_high_watermark(10);
+    s.record_follower_fetch(3, 10, 10, now);
+    assert_eq!(
+        s.isr_to_expand(3, false),
+        None,
+        "caught up but fenced: the controller would refuse it"
+    );
+    assert_eq!(s.isr_to_expand(3, true), Some(vec![1, 2, 3]));
+}
+
+fn code(a: FetchAdmission) -> Option<i16> {
+    match a {
+        FetchAdmission::Refused(e) => Some(e.code()),
+        _ => None,
+    }
+}
+
+#[test]
+fn replica_fetches_are_admitted_by_broker_epoch() {
+    let live = Some(FollowerStanding {
+        epoch: 40,
+        fenced: false,
+    });
+    let fenced = Some(FollowerStanding {
+        epoch: 40,
+        fenced: true,
+    });
+    assert!(matches!(admit_follower(40, live), FetchAdmission::Counted));
+    assert_eq!(
+        code(admit_follower(39, live)),
+        Some(77),
+        "STALE_BROKER_EPOCH"
+    );
+    assert_eq!(
+        code(admit_follower(-1, live)),
+        Some(77),
+        "epoch unknown to the follower"
+    );
+    assert_eq!(code(admit_follower(i64::MIN, live)), Some(77));
+    assert_eq!(
+        code(admit_follower(40, fenced)),
+        Some(107),
+        "INELIGIBLE_REPLICA"
+    );
+    assert_eq!(
+        code(admit_follower(39, fenced)),
+        Some(77),
+        "an older incarnation of a fenced broker is stale"
+    );
+    // The follower registered after the leader's image: served, not counted.
+    assert!(matches!(
+        admit_follower(41, live),
+        FetchAdmission::Uncounted
+    ));
+    assert!(matches!(
+        admit_follower(41, fenced),
+        FetchAdmission::Uncounted
+    ));
+    assert!(matches!(
+        admit_follower(i64::MAX, live),
+        FetchAdmission::Uncounted
+    ));
+    // A broker the leader's image does not know.
+    assert!(matches!(admit_follower(5, None), FetchAdmission::Uncounted));
+    assert_eq!(code(admit_follower(-1, None),), Some(77));
+    // Epochs beyond i64 (never real) neither panic nor admit a smaller one.
+    let huge = Some(FollowerStanding {
+        epoch: u64::MAX,
+        fenced: false,
+    });
+    assert!(matches!(
+        admit_follower(i64::MAX, huge),
+        FetchAdmission::Counted
+    ));
+    assert_eq!(code(admit_follower(0, huge)), Some(77));
 }
 
 #[test]
