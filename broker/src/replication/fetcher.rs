@@ -224,6 +224,7 @@ async fn run(
                 Err(e) => {
                     tracing::warn!(topic = %partition.topic, partition = partition.index,
                         leader, error = %e, "could not apply fetched data");
+                    manager.registry.note_write_error(&e);
                     backoff = true;
                 }
             }
@@ -256,6 +257,9 @@ impl ReplicaManager {
         fetch_offset: i64,
         r: &ReplicaFetchPartitionReply,
     ) -> Result<bool, LogError> {
+        if self.registry.log_dir_failure().is_some() {
+            return Ok(false); // the log directory is offline: nothing is written any more
+        }
         let mut log = partition.log.lock();
         {
             let state = partition.replica.lock();
