@@ -435,3 +435,73 @@ impl Controller for ControllerService {
         Ok(Response::new(reply))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{apply_delta, MetadataDelta};
+
+    fn image(version: u64, topics: usize) -> Arc<MetadataImage> {
+        let mut i = MetadataImage {
+            version,
+            ..Default::default()
+        };
+        i.broker_defaults
+            .insert("topics".into(), topics.to_string());
+        Arc::new(i)
+    }
+
+    /// Plays a watch from `since` over `images` as a watcher does, from `have`.
+    fn watch(since: u64, have: MetadataImage, images: &[Arc<MetadataImage>]) -> MetadataImage {
+        let mut sent = None;
+        let mut held = have;
+        for i in images {
+            let Some(reply) = watch_reply(&mut sent, i.clone(), since) else {
+                continue;
+            };
+            assert_eq!(reply.version, i.version);
+            if !reply.image.is_empty() {
+                assert!(reply.delta.is_empty());
+                held = serde_json::from_slice(&reply.image).unwrap();
+            } else {
+                let d: MetadataDelta = serde_json::from_slice(&reply.delta).unwrap();
+                apply_delta(&mut held, &d).unwrap();
+            }
+        }
+        held
+    }
+
+    #[test]
+    fn a_new_watcher_gets_the_image_then_deltas() {
+        let images = [image(3, 1), image(5, 2), image(9, 2), image(12, 3)];
+        let mut sent = None;
+        let first = watch_reply(&mut sent, images[0].clone(), 0).unwrap();
+        assert!(!first.image.is_empty() && first.delta.is_empty());
+        let second = watch_reply(&mut sent, images[1].clone(), 0).unwrap();
+        assert!(second.image.is_empty() && !second.delta.is_empty());
+        // The same version again (a watch channel wakes without a change): nothing.
+        assert!(watch_reply(&mut sent, images[1].clone(), 0).is_none());
+        assert_eq!(watch(0, MetadataImage::default(), &images), *images[3]);
+    }
+
+    #[test]
+    fn a_watcher_at_the_current_version_gets_only_deltas() {
+        let images = [image(5, 2), image(9, 3)];
+        let mut sent = None;
+        assert!(watch_reply(&mut sent, images[0].clone(), 5).is_none());
+        let next = watch_reply(&mut sent, images[1].clone(), 5).unwrap();
+        assert!(next.image.is_empty());
+        let have = MetadataImage::clone(&images[0]);
+        assert_eq!(watch(5, have, &images), *images[1]);
+    }
+
+    #[test]
+    fn a_watcher_ahead_of_this_controller_waits_for_a_newer_image() {
+        let images = [image(3, 1), image(5, 2), image(9, 3)];
+        let mut sent = None;
+        assert!(watch_reply(&mut sent, images[0].clone(), 5).is_none());
+        assert!(sent.is_none());
+        let have = MetadataImage::clone(&images[1]);
+        assert_eq!(watch(5, have, &images), *images[2]);
+    }
+}
