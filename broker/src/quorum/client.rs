@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use samsa_proto::v1::controller_client::ControllerClient as Grpc;
 use samsa_proto::v1::{
-    BrokerHeartbeatRequest, FetchMetadataRequest, ProposeRequest, RegisterBrokerRequest,
-    ReplyStatus, StatusCode,
+    BrokerHeartbeatReply, BrokerHeartbeatRequest, FetchMetadataRequest, ProposeRequest,
+    RegisterBrokerRequest, ReplyStatus, StatusCode,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -244,6 +244,7 @@ impl ControllerClient {
             let id = registration.broker_id;
             let mut registered = false;
             let mut backoff = Backoff::new();
+            let mut lingering = None;
             while !tx.is_closed() {
                 if !registered {
                     match self.register(&registration).await {
@@ -253,7 +254,7 @@ impl ControllerClient {
                 }
                 if registered {
                     match self
-                        .session(&registration, interval, &tx, &mut backoff)
+                        .session(&registration, interval, &tx, &mut backoff, &mut lingering)
                         .await
                     {
                         SessionEnd::Receivers => return,
@@ -282,13 +283,17 @@ impl ControllerClient {
         (rx, task)
     }
 
-    /// One session stream with the voter [`Self::target`] names, until it ends.
+    /// One session stream with the voter [`Self::target`] names, until it ends. A stream left
+    /// for silence is kept open in `lingering` until the next one is answered: were the silent
+    /// controller still the leader, the end of a stream it no longer counts as current fences
+    /// nothing.
     async fn session(
         &mut self,
         registration: &BrokerRegistration,
         interval: Duration,
         tx: &watch::Sender<Option<Heartbeat>>,
         backoff: &mut Backoff,
+        lingering: &mut Option<OpenSession>,
     ) -> SessionEnd {
         let Some((node, addr)) = self.target() else {
             return SessionEnd::Failed(ControllerError::Unavailable("no voters".into()));
@@ -301,35 +306,41 @@ impl ControllerClient {
             broker_id: registration.broker_id,
             incarnation_id: registration.incarnation_id.clone(),
         };
+        // A heartbeat unanswered for this long means the controller is cut off or stuck: the
+        // broker moves on well before a new leader's session timeout could expire.
+        let answer_timeout = answer_timeout(interval).min(self.timeout);
         let (beats, outbound) = mpsc::channel(1);
         // The first heartbeat goes with the stream's opening.
         let _ = beats.try_send(heartbeat.clone());
+        let mut sent = Some(tokio::time::Instant::now());
         let opened = tokio::select! {
             r = client.broker_session(ReceiverStream::new(outbound)) => r,
-            _ = tokio::time::sleep(self.timeout) => {
-                return SessionEnd::Failed(unavailable(&addr, "no answer to the session"));
+            _ = tokio::time::sleep(answer_timeout) => {
+                return SessionEnd::Failed(unavailable(&addr, "the session was not accepted"));
             }
             _ = tx.closed() => return SessionEnd::Receivers,
         };
-        let mut replies = match opened {
+        let replies = match opened {
             Ok(r) => r.into_inner(),
             Err(e) => return SessionEnd::Failed(unavailable(&addr, e)),
         };
+        let mut open = OpenSession { beats, replies };
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A leader that stops answering (cut off, stuck) is left for another voter.
-        let silence = self.timeout.max(interval * 2);
-        let mut answered = tokio::time::Instant::now();
         loop {
+            let unanswered = sent.map(|at| at + answer_timeout);
             let reply = tokio::select! {
-                m = replies.message() => m,
+                m = open.replies.message() => m,
                 _ = tick.tick() => {
-                    if answered.elapsed() > silence {
-                        return SessionEnd::Failed(unavailable(&addr, "no heartbeat answer"));
+                    // One heartbeat in flight at a time.
+                    if sent.is_none() && open.beats.try_send(heartbeat.clone()).is_ok() {
+                        sent = Some(tokio::time::Instant::now());
                     }
-                    // A full channel means a heartbeat is still waiting to go: no need for two.
-                    let _ = beats.try_send(heartbeat.clone());
                     continue;
+                }
+                _ = sleep_until_some(unanswered) => {
+                    *lingering = Some(open);
+                    return SessionEnd::Failed(unavailable(&addr, "no heartbeat answer"));
                 }
                 _ = tx.closed() => return SessionEnd::Receivers,
             };
@@ -340,11 +351,13 @@ impl ControllerClient {
                 }
                 Err(e) => return SessionEnd::Failed(unavailable(&addr, e)),
             };
-            answered = tokio::time::Instant::now();
+            sent = None;
             match check(reply.status) {
                 Ok(()) => {
                     self.leader = Some(node);
                     backoff.reset();
+                    // This stream is the broker's session now: the one left behind may end.
+                    *lingering = None;
                     tx.send_replace(Some(Heartbeat {
                         fenced: reply.fenced,
                         metadata_version: reply.metadata_version,
@@ -422,6 +435,26 @@ impl ControllerClient {
             }
         }
     }
+}
+
+/// How long a broker waits for the answer to a heartbeat before it leaves the controller for
+/// another: the heartbeat interval, within half a second and two seconds.
+fn answer_timeout(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_millis(500), Duration::from_secs(2))
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An open session stream: dropping it ends the stream.
+struct OpenSession {
+    beats: mpsc::Sender<BrokerHeartbeatRequest>,
+    replies: tonic::Streaming<BrokerHeartbeatReply>,
 }
 
 /// How a session stream ended.
