@@ -1,6 +1,7 @@
 //! The metadata quorum: three controllers on loopback in one process, each with its own redb
 //! file. Leader election, proposals through a follower, failover, restart and catch-up from
-//! disk, and fencing of a broker that stops heartbeating.
+//! disk, fencing of a broker that stops heartbeating with its session open, and at once of a
+//! broker whose session stream ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -17,9 +18,10 @@ use samsa_broker::quorum::{
     QuorumHandle, Voters,
 };
 use samsa_proto::v1::controller_client::ControllerClient as Grpc;
-use samsa_proto::v1::{ProposeRequest, StatusCode};
+use samsa_proto::v1::{BrokerHeartbeatReply, BrokerHeartbeatRequest, ProposeRequest, StatusCode};
 use tempfile::TempDir;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -137,6 +139,49 @@ fn create_topic(name: &str, assignment: Vec<Vec<i32>>) -> MetadataCommand {
         assignment,
         configs: BTreeMap::new(),
     }
+}
+
+/// A session stream opened by hand at the controller at `addr`: heartbeats go in on the
+/// sender, answers come out of the stream; dropping both ends the stream.
+struct RawSession {
+    beats: mpsc::Sender<BrokerHeartbeatRequest>,
+    replies: tonic::Streaming<BrokerHeartbeatReply>,
+    request: BrokerHeartbeatRequest,
+}
+
+impl RawSession {
+    async fn open(addr: &str, id: i32, incarnation: &str) -> RawSession {
+        let mut grpc = Grpc::connect(format!("http://{addr}")).await.unwrap();
+        let (beats, rx) = mpsc::channel(4);
+        let replies = grpc
+            .broker_session(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        RawSession {
+            beats,
+            replies,
+            request: BrokerHeartbeatRequest {
+                broker_id: id,
+                incarnation_id: incarnation.to_string(),
+            },
+        }
+    }
+
+    /// Sends one heartbeat and returns its answer (a follower answers NOT_LEADER and ends the
+    /// stream without reading it).
+    async fn heartbeat(&mut self) -> BrokerHeartbeatReply {
+        let _ = self.beats.send(self.request.clone()).await;
+        tokio::time::timeout(WAIT, self.replies.message())
+            .await
+            .expect("a heartbeat answer")
+            .unwrap()
+            .expect("the stream is open")
+    }
+}
+
+fn code(reply: &BrokerHeartbeatReply) -> i32 {
+    reply.status.as_ref().unwrap().code
 }
 
 fn registration(id: i32) -> BrokerRegistration {
@@ -267,16 +312,49 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
     assert!(applied >= Some(after), "applied {applied:?}, want {after}");
     assert!(term >= 2, "term {term}");
 
-    // A broker that registers, heartbeats once and goes silent is fenced within the session
-    // timeout; the partition it led moves to the next ISR member.
+    // A broker that registers, heartbeats once and goes silent with its session stream open
+    // (a paused process) is fenced within the session timeout, not before; the partition it
+    // led moves to the next ISR member.
     let silent = registration(200);
     client.register(&silent).await.unwrap();
-    client.heartbeat(200, &silent.incarnation_id).await.unwrap();
-    let stale = client.heartbeat(200, "an-older-incarnation").await;
-    assert!(
-        matches!(stale, Err(ControllerError::UnknownBroker(_))),
-        "{stale:?}"
+    let leader_now = agreed_leader(&nodes, None).await;
+    let leader_addr = voters.address(leader_now).unwrap().to_string();
+    let mut session = RawSession::open(&leader_addr, 200, &silent.incarnation_id).await;
+    let hb = session.heartbeat().await;
+    let heard_at = Instant::now();
+    assert_eq!(code(&hb), StatusCode::Ok as i32, "{hb:?}");
+    assert!(!hb.fenced);
+    // A stream of an incarnation the controller does not know is refused, and its end fences
+    // nobody.
+    let mut stale = RawSession::open(&leader_addr, 200, "an-older-incarnation").await;
+    let refused = stale.heartbeat().await;
+    assert_eq!(
+        code(&refused),
+        StatusCode::UnknownBroker as i32,
+        "{refused:?}"
     );
+    drop(stale);
+    // A follower answers NOT_LEADER on the stream, naming the leader.
+    let follower_now = nodes
+        .iter()
+        .filter_map(|n| n.handle.as_ref())
+        .map(|h| h.node_id())
+        .find(|id| *id != leader_now)
+        .unwrap();
+    let mut at_follower = RawSession::open(
+        voters.address(follower_now).unwrap(),
+        200,
+        &silent.incarnation_id,
+    )
+    .await;
+    let redirect = at_follower.heartbeat().await;
+    assert_eq!(
+        code(&redirect),
+        StatusCode::NotLeader as i32,
+        "{redirect:?}"
+    );
+    assert_eq!(redirect.status.unwrap().leader_id as NodeId, leader_now);
+    drop(at_follower);
     let created = client
         .propose(&create_topic("led-by-200", vec![vec![200, 101]]))
         .await
@@ -284,7 +362,7 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
     let mut rx = restarted.image();
     let before = image_at(&mut rx, created).await;
     assert_eq!(before.topics["led-by-200"].partitions[0].leader, 200);
-    let silent_since = Instant::now();
+    assert!(!before.brokers[&200].fenced);
     let fenced = tokio::time::timeout(
         SESSION * 4,
         rx.wait_for(|i| i.brokers.get(&200).is_some_and(|b| b.fenced)),
@@ -293,7 +371,14 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
     .expect("broker 200 fenced within the session timeout")
     .unwrap()
     .clone();
-    println!("silent broker fenced after {:?}", silent_since.elapsed());
+    let silent_for = heard_at.elapsed();
+    println!("silent broker fenced after {silent_for:?}");
+    assert!(
+        silent_for >= SESSION * 3 / 4,
+        "fenced after {silent_for:?}, before the session timeout {SESSION:?}: the stale or \
+         redirected stream's end fenced it"
+    );
+    drop(session);
     let p = &fenced.topics["led-by-200"].partitions[0];
     assert_eq!(
         (p.leader, p.isr.clone(), p.leader_epoch),
@@ -314,6 +399,149 @@ async fn three_controllers_elect_replicate_fail_over_and_fence() {
             h.shutdown().await;
         }
     }
+}
+
+/// A single voter with a session timeout far longer than the test's waits, so a fence seen
+/// here comes from a session stream's end.
+async fn single_voter(session_timeout: Duration) -> (QuorumHandle, Voters, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_ports(1)[0];
+    let voters: Voters = format!("1@127.0.0.1:{port}").parse().unwrap();
+    let config = QuorumConfig {
+        node_id: 1,
+        voters: voters.clone(),
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        session_timeout,
+        raft_heartbeat: Duration::from_millis(50),
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        request_timeout: Duration::from_secs(5),
+        leader_rebalance: None,
+    };
+    let node = quorum::start(config, Metrics::new().unwrap().quorum.clone())
+        .await
+        .unwrap();
+    (node, voters, dir)
+}
+
+/// Waits until broker `id` is fenced (`want`) or not, within `within`.
+async fn fenced_within(
+    rx: &mut watch::Receiver<Arc<MetadataImage>>,
+    id: i32,
+    want: bool,
+    within: Duration,
+) -> Result<MetadataImage, tokio::time::error::Elapsed> {
+    let image = tokio::time::timeout(
+        within,
+        rx.wait_for(|i| i.brokers.get(&id).is_some_and(|b| b.fenced == want)),
+    )
+    .await?
+    .unwrap();
+    Ok(MetadataImage::clone(&image))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_session_stream_ends_is_fenced_at_once() {
+    let long = Duration::from_secs(120);
+    let (node, voters, _dir) = single_voter(long).await;
+    let addr = voters.address(1).unwrap().to_string();
+    let mut image = node.image();
+    let mut client = ControllerClient::new(voters.clone(), WAIT);
+
+    // The broker's own session task: heartbeats unfence it; dropping it ends the stream.
+    let reg = registration(8);
+    let (mut beats, task) = client
+        .clone()
+        .run_session(reg.clone(), Duration::from_millis(200));
+    let hb = tokio::time::timeout(WAIT, beats.wait_for(|hb| hb.is_some_and(|h| !h.fenced)))
+        .await
+        .expect("an unfencing heartbeat answer")
+        .unwrap()
+        .unwrap();
+    assert!(!hb.fenced);
+    let seven_reg = registration(7);
+    client.register(&seven_reg).await.unwrap();
+    let mut seven = RawSession::open(&addr, 7, &seven_reg.incarnation_id).await;
+    assert!(!seven.heartbeat().await.fenced);
+    let created = node
+        .propose(create_topic("led-by-8", vec![vec![8, 7]]))
+        .await
+        .unwrap();
+    assert_eq!(
+        image_at(&mut image, created).await.topics["led-by-8"].partitions[0].leader,
+        8
+    );
+    task.abort();
+    let _ = task.await;
+    drop(beats);
+    let ended = Instant::now();
+    let fenced = fenced_within(&mut image, 8, true, WAIT)
+        .await
+        .expect("broker 8 fenced when its session ended");
+    println!(
+        "broker fenced {:?} after its session stream ended (session timeout {long:?})",
+        ended.elapsed()
+    );
+    let p = &fenced.topics["led-by-8"].partitions[0];
+    assert_eq!((p.leader, p.isr.clone()), (7, vec![7]));
+    assert!(!fenced.brokers[&7].fenced);
+
+    // A broker that reconnects: its replaced stream ending late fences nothing; the end of the
+    // current one does.
+    let mut second = RawSession::open(&addr, 7, &seven.request.incarnation_id).await;
+    assert_eq!(code(&second.heartbeat().await), StatusCode::Ok as i32);
+    drop(seven);
+    assert!(
+        fenced_within(&mut image, 7, true, Duration::from_secs(1))
+            .await
+            .is_err(),
+        "the end of a replaced stream fenced broker 7"
+    );
+    // A broker that closes its stream gracefully is fenced as well (it is going away).
+    drop(second.beats);
+    let fenced = fenced_within(&mut image, 7, true, WAIT)
+        .await
+        .expect("broker 7 fenced when it closed its session");
+    assert!(fenced.brokers[&7].fenced);
+    // It comes back with a heartbeat on a new stream.
+    let mut third = RawSession::open(&addr, 7, &second.request.incarnation_id).await;
+    let hb = third.heartbeat().await;
+    assert_eq!((code(&hb), hb.fenced), (StatusCode::Ok as i32, false));
+    fenced_within(&mut image, 7, false, WAIT)
+        .await
+        .expect("broker 7 unfenced by its heartbeat");
+
+    // A restarted process (a new incarnation) is not hit by its predecessor's stream ending.
+    let mut restarted = reg.clone();
+    restarted.incarnation_id = Uuid::new_v4().to_string();
+    let (mut beats, task) = client
+        .clone()
+        .run_session(restarted, Duration::from_millis(200));
+    tokio::time::timeout(WAIT, beats.wait_for(|hb| hb.is_some_and(|h| !h.fenced)))
+        .await
+        .expect("the new incarnation unfenced")
+        .unwrap();
+    let mut old = RawSession::open(&addr, 8, &reg.incarnation_id).await;
+    assert_eq!(
+        code(&old.heartbeat().await),
+        StatusCode::UnknownBroker as i32
+    );
+    drop(old);
+    assert!(
+        fenced_within(&mut image, 8, true, Duration::from_secs(1))
+            .await
+            .is_err(),
+        "the old incarnation's stream fenced the new one"
+    );
+
+    // A controller stops with session streams open: it ends them without waiting for the
+    // brokers.
+    tokio::time::timeout(WAIT, node.shutdown())
+        .await
+        .expect("the controller stopped with sessions open");
+    assert!(!image.borrow().brokers[&7].fenced);
+    drop(third);
+    task.abort();
 }
 
 #[tokio::test]

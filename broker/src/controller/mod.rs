@@ -9,6 +9,7 @@
 mod apply;
 mod assign;
 mod command;
+mod delta;
 mod image;
 mod rebalance;
 mod sessions;
@@ -23,8 +24,9 @@ pub use assign::{
     assign_replicas, validate_assignment, AssignError, BrokerInfo, ExistingLoad, RackMode,
 };
 pub use command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
+pub use delta::{apply_delta, diff, DeltaMismatch, MetadataDelta};
 pub use image::{
     BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER, UNCLEAN_LEADER_ELECTION,
 };
 pub use rebalance::preferred_elections;
-pub use sessions::Sessions;
+pub use sessions::{Sessions, StreamEnd, StreamId};

@@ -1,19 +1,41 @@
-//! Broker sessions on the controller leader: when each broker was last heard from, and which
-//! unfenced brokers have been silent longer than the session timeout. Time is passed in, never
-//! read here, so the rules are tested without waiting.
+//! Broker sessions on the controller leader: when each broker was last heard from, which
+//! unfenced brokers have been silent longer than the session timeout, and which session stream
+//! is each broker's current one, so that only the end of that stream fences the broker. Time is
+//! passed in, never read here, so the rules are tested without waiting.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::image::MetadataImage;
 
-/// Last heartbeat per broker, kept only by the controller leader.
+/// Identifies one session stream on this controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId(u64);
+
+/// Why a broker's session stream ended on the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The broker closed it (a graceful end: the broker is going away).
+    Closed,
+    /// The connection broke (reset, closed, a transport error): the process likely died.
+    Broken,
+    /// This controller is no longer the leader: the broker reconnects to the new one.
+    LeadershipLost,
+    /// This controller is stopping.
+    ShuttingDown,
+}
+
+/// Last heartbeat per broker and each broker's current session stream, kept by the controller
+/// leader.
 #[derive(Debug)]
 pub struct Sessions {
     timeout: Duration,
     /// When this controller became leader: brokers not heard since count from here.
     since: Instant,
     last_seen: HashMap<i32, Instant>,
+    /// The current stream of each broker, and the incarnation that opened it.
+    streams: HashMap<i32, (StreamId, String)>,
+    next_stream: u64,
 }
 
 impl Sessions {
@@ -23,6 +45,60 @@ impl Sessions {
             timeout,
             since: now,
             last_seen: HashMap::new(),
+            streams: HashMap::new(),
+            next_stream: 0,
+        }
+    }
+
+    /// A new stream id, for a stream that is not yet any broker's session.
+    pub fn new_stream(&mut self) -> StreamId {
+        self.next_stream += 1;
+        StreamId(self.next_stream)
+    }
+
+    /// `stream` carried a valid heartbeat of `broker`'s `incarnation` at `now`: it is that
+    /// broker's current stream from now on (replacing any older one) and the broker was heard.
+    pub fn stream_heartbeat(
+        &mut self,
+        broker: i32,
+        incarnation: &str,
+        stream: StreamId,
+        now: Instant,
+    ) {
+        self.heard(broker, now);
+        let current = self
+            .streams
+            .get(&broker)
+            .is_some_and(|(s, i)| *s == stream && i == incarnation);
+        if !current {
+            self.streams
+                .insert(broker, (stream, incarnation.to_string()));
+        }
+    }
+
+    /// The incarnation whose stream is `broker`'s current session, if any.
+    pub fn current_incarnation(&self, broker: i32) -> Option<&str> {
+        self.streams.get(&broker).map(|(_, i)| i.as_str())
+    }
+
+    /// `stream` ended for the reason given. When it was `broker`'s current stream it stops
+    /// being so; when, besides, the broker closed it or its connection broke, returns the
+    /// incarnation to fence. A stream that was replaced, or that ended because leadership moved
+    /// or this controller stops, fences nothing.
+    pub fn stream_ended(
+        &mut self,
+        broker: i32,
+        stream: StreamId,
+        why: StreamEnd,
+    ) -> Option<String> {
+        let current = self.streams.get(&broker).is_some_and(|(s, _)| *s == stream);
+        if !current {
+            return None;
+        }
+        let (_, incarnation) = self.streams.remove(&broker)?;
+        match why {
+            StreamEnd::Closed | StreamEnd::Broken => Some(incarnation),
+            StreamEnd::LeadershipLost | StreamEnd::ShuttingDown => None,
         }
     }
 
@@ -94,6 +170,81 @@ mod tests {
             s.expired(&image, t0 + Duration::from_secs(17)),
             vec![1, 2, 3]
         );
+    }
+
+    #[test]
+    fn only_the_current_stream_of_a_broker_fences_it() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_secs(9), t0);
+        let a = s.new_stream();
+        let b = s.new_stream();
+        assert_ne!(a, b);
+        s.stream_heartbeat(1, "i1", a, t0);
+        // The broker reconnects (same incarnation) before the old stream's end is noticed.
+        s.stream_heartbeat(1, "i1", b, t0 + Duration::from_secs(1));
+        assert_eq!(
+            s.stream_ended(1, a, StreamEnd::Broken),
+            None,
+            "a replaced stream"
+        );
+        assert_eq!(
+            s.stream_ended(1, b, StreamEnd::Broken),
+            Some("i1".to_string())
+        );
+        // Its end is reported once.
+        assert_eq!(s.stream_ended(1, b, StreamEnd::Broken), None);
+        // A stream that never carried a valid heartbeat fences nothing.
+        let c = s.new_stream();
+        assert_eq!(s.stream_ended(1, c, StreamEnd::Closed), None);
+    }
+
+    #[test]
+    fn a_restarted_broker_is_fenced_only_for_its_own_stream() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_secs(9), t0);
+        let old = s.new_stream();
+        s.stream_heartbeat(1, "old", old, t0);
+        let new = s.new_stream();
+        s.stream_heartbeat(1, "new", new, t0);
+        assert_eq!(s.stream_ended(1, old, StreamEnd::Broken), None);
+        assert_eq!(
+            s.stream_ended(1, new, StreamEnd::Closed),
+            Some("new".to_string()),
+            "a graceful close fences too: the broker is going away"
+        );
+        // The same stream reopened by another incarnation (not possible on the wire, but the
+        // incarnation is what a fence names): the latest one counts.
+        let x = s.new_stream();
+        s.stream_heartbeat(2, "a", x, t0);
+        s.stream_heartbeat(2, "b", x, t0);
+        assert_eq!(
+            s.stream_ended(2, x, StreamEnd::Broken),
+            Some("b".to_string())
+        );
+    }
+
+    #[test]
+    fn leadership_moves_and_shutdowns_do_not_fence() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_secs(9), t0);
+        for (broker, why) in [(1, StreamEnd::LeadershipLost), (2, StreamEnd::ShuttingDown)] {
+            let id = s.new_stream();
+            s.stream_heartbeat(broker, "i", id, t0);
+            assert_eq!(s.stream_ended(broker, id, why), None);
+            // No longer current: a later report of the same stream fences nothing either.
+            assert_eq!(s.stream_ended(broker, id, StreamEnd::Broken), None);
+        }
+    }
+
+    #[test]
+    fn stream_heartbeats_keep_the_session() {
+        let t0 = Instant::now();
+        let image = image_with(&[1]);
+        let mut s = Sessions::new(Duration::from_secs(9), t0);
+        let id = s.new_stream();
+        s.stream_heartbeat(1, "i1", id, t0 + Duration::from_secs(8));
+        assert!(s.expired(&image, t0 + Duration::from_secs(16)).is_empty());
+        assert_eq!(s.expired(&image, t0 + Duration::from_secs(17)), vec![1]);
     }
 
     #[test]

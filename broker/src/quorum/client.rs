@@ -1,23 +1,25 @@
-//! The broker side of `samsa.v1.Controller`: registration, heartbeats, proposals (following
-//! NOT_LEADER redirects to the leader, bounded by a deadline) and a metadata watch that keeps a
-//! local copy of the image. Used by broker-only processes and to forward proposals.
+//! The broker side of `samsa.v1.Controller`: registration, the broker session (a heartbeat
+//! stream to the controller leader), proposals (following NOT_LEADER redirects to the leader,
+//! bounded by a deadline) and a metadata watch that keeps a local copy of the image from one
+//! image and then deltas. Used by broker-only processes and to forward proposals.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use samsa_proto::v1::controller_client::ControllerClient as Grpc;
 use samsa_proto::v1::{
-    BrokerHeartbeatRequest, FetchMetadataRequest, ProposeRequest, RegisterBrokerRequest,
-    ReplyStatus, StatusCode,
+    BrokerHeartbeatReply, BrokerHeartbeatRequest, FetchMetadataRequest, ProposeRequest,
+    RegisterBrokerRequest, ReplyStatus, StatusCode,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use super::controller_service::MAX_MESSAGE;
 use super::network::channel;
 use super::{ControllerError, NodeId, Voters};
-use crate::controller::{MetadataCommand, MetadataImage, Refusal};
+use crate::controller::{apply_delta, MetadataCommand, MetadataDelta, MetadataImage, Refusal};
 
 /// What a broker tells the controller when it starts.
 #[derive(Debug, Clone)]
@@ -194,29 +196,6 @@ impl ControllerClient {
         .await
     }
 
-    /// One heartbeat of the broker.
-    pub async fn heartbeat(
-        &mut self,
-        broker_id: i32,
-        incarnation_id: &str,
-    ) -> Result<Heartbeat, ControllerError> {
-        self.on_leader(|mut c| {
-            let req = BrokerHeartbeatRequest {
-                broker_id,
-                incarnation_id: incarnation_id.to_string(),
-            };
-            async move {
-                let r = c.broker_heartbeat(req).await?.into_inner();
-                let hb = Heartbeat {
-                    fenced: r.fenced,
-                    metadata_version: r.metadata_version,
-                };
-                Ok((r.status, hb))
-            }
-        })
-        .await
-    }
-
     /// Commits a command through the leader; returns its log index.
     pub async fn propose(&mut self, command: &MetadataCommand) -> Result<u64, ControllerError> {
         let bytes =
@@ -250,9 +229,11 @@ impl ControllerClient {
         decode_image(&reply.image)
     }
 
-    /// Keeps a broker registered and heartbeating every `interval` (registering again when
-    /// the controller no longer knows this incarnation), publishing each heartbeat answer,
-    /// until every receiver is dropped.
+    /// Keeps a broker registered and in session with the controller leader: a session stream
+    /// (BrokerSession) carrying a heartbeat every `interval`, reopened at once on the leader
+    /// when it ends (following NOT_LEADER redirects) and after registering again when the
+    /// controller no longer knows this incarnation. Publishes each heartbeat answer, until every
+    /// receiver is dropped; dropping the session ends the stream, which fences the broker.
     pub fn run_session(
         mut self,
         registration: BrokerRegistration,
@@ -260,37 +241,139 @@ impl ControllerClient {
     ) -> (watch::Receiver<Option<Heartbeat>>, JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
         let task = tokio::spawn(async move {
+            let id = registration.broker_id;
             let mut registered = false;
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = tx.closed() => return,
-                }
+            let mut backoff = Backoff::new();
+            let mut lingering = None;
+            while !tx.is_closed() {
                 if !registered {
                     match self.register(&registration).await {
                         Ok(_) => registered = true,
-                        Err(e) => {
-                            tracing::warn!(broker = registration.broker_id, "registration: {e}");
+                        Err(e) => tracing::warn!(broker = id, "registration: {e}"),
+                    }
+                }
+                if registered {
+                    match self
+                        .session(&registration, interval, &tx, &mut backoff, &mut lingering)
+                        .await
+                    {
+                        SessionEnd::Receivers => return,
+                        SessionEnd::Redirected => {
+                            backoff.reset();
                             continue;
+                        }
+                        SessionEnd::Unknown(m) => {
+                            tracing::warn!(broker = id, "controller lost the registration: {m}");
+                            registered = false;
+                            backoff.reset();
+                            continue;
+                        }
+                        SessionEnd::Failed(e) => {
+                            tracing::info!(broker = id, "controller session: {e}");
+                            self.leader = None;
                         }
                     }
                 }
-                let id = registration.broker_id;
-                match self.heartbeat(id, &registration.incarnation_id).await {
-                    Ok(hb) => {
-                        tx.send_replace(Some(hb));
-                    }
-                    Err(ControllerError::UnknownBroker(m)) => {
-                        tracing::warn!(broker = id, "controller lost the registration: {m}");
-                        registered = false;
-                    }
-                    Err(e) => tracing::debug!(broker = id, "heartbeat: {e}"),
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next()) => {}
+                    _ = tx.closed() => return,
                 }
             }
         });
         (rx, task)
+    }
+
+    /// One session stream with the voter [`Self::target`] names, until it ends. A stream left
+    /// for silence is kept open in `lingering` until the next one is answered: were the silent
+    /// controller still the leader, the end of a stream it no longer counts as current fences
+    /// nothing.
+    async fn session(
+        &mut self,
+        registration: &BrokerRegistration,
+        interval: Duration,
+        tx: &watch::Sender<Option<Heartbeat>>,
+        backoff: &mut Backoff,
+        lingering: &mut Option<OpenSession>,
+    ) -> SessionEnd {
+        let Some((node, addr)) = self.target() else {
+            return SessionEnd::Failed(ControllerError::Unavailable("no voters".into()));
+        };
+        let mut client = match connect(&addr) {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Failed(e),
+        };
+        let heartbeat = BrokerHeartbeatRequest {
+            broker_id: registration.broker_id,
+            incarnation_id: registration.incarnation_id.clone(),
+        };
+        // A heartbeat unanswered for this long means the controller is cut off or stuck: the
+        // broker moves on well before a new leader's session timeout could expire.
+        let answer_timeout = answer_timeout(interval).min(self.timeout);
+        let (beats, outbound) = mpsc::channel(1);
+        // The first heartbeat goes with the stream's opening.
+        let _ = beats.try_send(heartbeat.clone());
+        let mut sent = Some(tokio::time::Instant::now());
+        let opened = tokio::select! {
+            r = client.broker_session(ReceiverStream::new(outbound)) => r,
+            _ = tokio::time::sleep(answer_timeout) => {
+                return SessionEnd::Failed(unavailable(&addr, "the session was not accepted"));
+            }
+            _ = tx.closed() => return SessionEnd::Receivers,
+        };
+        let replies = match opened {
+            Ok(r) => r.into_inner(),
+            Err(e) => return SessionEnd::Failed(unavailable(&addr, e)),
+        };
+        let mut open = OpenSession { beats, replies };
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let unanswered = sent.map(|at| at + answer_timeout);
+            let reply = tokio::select! {
+                m = open.replies.message() => m,
+                _ = tick.tick() => {
+                    // One heartbeat in flight at a time.
+                    if sent.is_none() && open.beats.try_send(heartbeat.clone()).is_ok() {
+                        sent = Some(tokio::time::Instant::now());
+                    }
+                    continue;
+                }
+                _ = sleep_until_some(unanswered) => {
+                    *lingering = Some(open);
+                    return SessionEnd::Failed(unavailable(&addr, "no heartbeat answer"));
+                }
+                _ = tx.closed() => return SessionEnd::Receivers,
+            };
+            let reply = match reply {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return SessionEnd::Failed(unavailable(&addr, "session stream ended"));
+                }
+                Err(e) => return SessionEnd::Failed(unavailable(&addr, e)),
+            };
+            sent = None;
+            match check(reply.status) {
+                Ok(()) => {
+                    self.leader = Some(node);
+                    backoff.reset();
+                    // This stream is the broker's session now: the one left behind may end.
+                    *lingering = None;
+                    tx.send_replace(Some(Heartbeat {
+                        fenced: reply.fenced,
+                        metadata_version: reply.metadata_version,
+                    }));
+                }
+                Err(ControllerError::NotLeader { leader }) => {
+                    self.leader = leader.filter(|l| *l != node);
+                    return match self.leader {
+                        Some(_) => SessionEnd::Redirected,
+                        None => SessionEnd::Failed(ControllerError::NotLeader { leader }),
+                    };
+                }
+                Err(ControllerError::UnknownBroker(m)) => return SessionEnd::Unknown(m),
+                Err(e) => return SessionEnd::Failed(e),
+            }
+        }
     }
 
     /// Follows the image of the controllers (WatchMetadata, reconnecting to the next voter when
@@ -341,8 +424,72 @@ impl ControllerClient {
                 if image.version > tx.borrow().version {
                     tx.send_replace(Arc::new(image));
                 }
+            } else if !reply.delta.is_empty() {
+                let delta: MetadataDelta = serde_json::from_slice(&reply.delta)
+                    .map_err(|e| ControllerError::Internal(format!("undecodable delta: {e}")))?;
+                let mut image = MetadataImage::clone(&tx.borrow());
+                // A delta that does not fit ends the stream; the next one starts with an image.
+                apply_delta(&mut image, &delta)
+                    .map_err(|e| ControllerError::Internal(e.to_string()))?;
+                tx.send_replace(Arc::new(image));
             }
         }
+    }
+}
+
+/// How long a broker waits for the answer to a heartbeat before it leaves the controller for
+/// another: the heartbeat interval, within half a second and two seconds.
+fn answer_timeout(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_millis(500), Duration::from_secs(2))
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An open session stream: dropping it ends the stream.
+struct OpenSession {
+    beats: mpsc::Sender<BrokerHeartbeatRequest>,
+    replies: tonic::Streaming<BrokerHeartbeatReply>,
+}
+
+/// How a session stream ended.
+enum SessionEnd {
+    /// Nobody listens to the heartbeat answers any more.
+    Receivers,
+    /// The voter named another leader: reconnect there at once.
+    Redirected,
+    /// The controller does not know this incarnation: register again.
+    Unknown(String),
+    /// The stream failed or the voter knows no leader: retry after a pause.
+    Failed(ControllerError),
+}
+
+/// Retry pacing of a broken session: quick at first (a leader that just moved), slower while
+/// no controller answers.
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_millis(1000);
+
+    fn new() -> Backoff {
+        Backoff(Backoff::FIRST)
+    }
+
+    fn reset(&mut self) {
+        self.0 = Backoff::FIRST;
+    }
+
+    /// The pause before the next attempt; each call doubles the following one, up to a second.
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Backoff::MAX);
+        now
     }
 }
 

@@ -1,7 +1,12 @@
 //! The gRPC server of a controller node: `samsa.v1.Controller` for brokers and `samsa.v1.Raft`
-//! for the other voters, on one listener. Writes (register, heartbeat, propose) are served by
-//! the leader only; elsewhere they answer NOT_LEADER with the leader's id and address, never
-//! wait. Metadata reads are served by every controller from its applied image.
+//! for the other voters, on one listener. Writes (register, broker sessions, propose) are served
+//! by the leader only; elsewhere they answer NOT_LEADER with the leader's id and address, never
+//! wait. Metadata reads are served by every controller from its applied image; a metadata watch
+//! sends the image once, then deltas.
+//!
+//! A broker session is a stream of heartbeats: the leader fences the broker's incarnation as
+//! soon as its current stream closes or breaks (a crashed process closes its sockets), and never
+//! for a stream that ends because leadership moved or this node stops.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,14 +20,14 @@ use samsa_proto::v1::{
     StatusCode,
 };
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, WatchStream};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::raft_service::RaftService;
 use super::{ControllerError, Shared};
-use crate::controller::{MetadataCommand, MetadataImage};
+use crate::controller::{diff, MetadataCommand, MetadataImage, StreamEnd, StreamId};
 
 /// Largest gRPC message sent or accepted: a batch of log entries or a whole metadata image.
 pub(super) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -38,9 +43,12 @@ pub(super) async fn serve(
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
-    let controller = ControllerServer::new(ControllerService { shared })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let controller = ControllerServer::new(ControllerService {
+        shared,
+        shutdown: shutdown.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
     let result = tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(controller)
@@ -53,8 +61,11 @@ pub(super) async fn serve(
     }
 }
 
+#[derive(Clone)]
 struct ControllerService {
     shared: Arc<Shared>,
+    /// Turns true when this node stops: session streams then end without fencing anyone.
+    shutdown: watch::Receiver<bool>,
 }
 
 fn ok() -> Option<ReplyStatus> {
@@ -111,6 +122,164 @@ impl ControllerService {
     fn version(&self) -> u64 {
         self.shared.image.borrow().version
     }
+
+    /// Answers one heartbeat of session `stream`, unfencing the broker when it is fenced; a
+    /// valid one makes `stream` the broker's current session and names the broker in `broker`.
+    async fn heartbeat(
+        &self,
+        r: BrokerHeartbeatRequest,
+        stream: StreamId,
+        broker: &mut Option<i32>,
+    ) -> BrokerHeartbeatReply {
+        let fail = |e: ControllerError| BrokerHeartbeatReply {
+            status: self.status(&e),
+            fenced: true,
+            metadata_version: self.version(),
+        };
+        if !self.shared.is_leader() {
+            return fail(self.not_leader());
+        }
+        if broker.is_some_and(|b| b != r.broker_id) {
+            let mut reply = fail(ControllerError::Internal(format!(
+                "broker {} on the session stream of broker {broker:?}",
+                r.broker_id
+            )));
+            if let Some(s) = reply.status.as_mut() {
+                s.code = StatusCode::InvalidRequest as i32;
+            }
+            return reply;
+        }
+        let fenced = {
+            let image = self.shared.image.borrow();
+            match image.brokers.get(&r.broker_id) {
+                Some(b) if b.incarnation_id == r.incarnation_id => Some(b.fenced),
+                _ => None,
+            }
+        };
+        let Some(fenced) = fenced else {
+            return fail(ControllerError::UnknownBroker(format!(
+                "broker {} with incarnation {:?} is not registered",
+                r.broker_id, r.incarnation_id
+            )));
+        };
+        *broker = Some(r.broker_id);
+        self.shared.sessions.lock().stream_heartbeat(
+            r.broker_id,
+            &r.incarnation_id,
+            stream,
+            Instant::now(),
+        );
+        if !fenced {
+            return BrokerHeartbeatReply {
+                status: ok(),
+                fenced: false,
+                metadata_version: self.version(),
+            };
+        }
+        tracing::info!(
+            broker = r.broker_id,
+            "heartbeat from a fenced broker: unfencing it"
+        );
+        match self
+            .propose(MetadataCommand::UnfenceBroker { id: r.broker_id })
+            .await
+        {
+            Ok(index) => BrokerHeartbeatReply {
+                status: ok(),
+                fenced: false,
+                metadata_version: index,
+            },
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Serves one session stream until the broker closes it, its connection breaks, this node
+    /// loses the leadership or stops; then fences the broker if the stream was its current
+    /// session and the broker (not this node) ended it.
+    async fn run_session(
+        self,
+        stream: StreamId,
+        mut inbound: Streaming<BrokerHeartbeatRequest>,
+        tx: mpsc::Sender<Result<BrokerHeartbeatReply, Status>>,
+    ) {
+        let mut shutdown = self.shutdown.clone();
+        let mut raft = self.shared.raft.metrics();
+        let me = self.shared.id;
+        let mut broker = None;
+        let why = loop {
+            let next = tokio::select! {
+                m = inbound.message() => m,
+                _ = shutdown.wait_for(|stop| *stop) => break StreamEnd::ShuttingDown,
+                _ = raft.wait_for(|m| m.current_leader != Some(me)) => {
+                    let e = self.not_leader();
+                    let reply = BrokerHeartbeatReply {
+                        status: self.status(&e),
+                        fenced: true,
+                        metadata_version: self.version(),
+                    };
+                    let _ = tx.try_send(Ok(reply));
+                    break StreamEnd::LeadershipLost;
+                }
+                _ = tx.closed() => break StreamEnd::Broken,
+            };
+            let request = match next {
+                Ok(Some(r)) => r,
+                Ok(None) => break StreamEnd::Closed,
+                Err(status) => {
+                    tracing::debug!(?broker, "broker session stream failed: {status}");
+                    break StreamEnd::Broken;
+                }
+            };
+            let reply = self.heartbeat(request, stream, &mut broker).await;
+            let code = reply.status.as_ref().map(|s| s.code);
+            if tx.send(Ok(reply)).await.is_err() {
+                break StreamEnd::Broken;
+            }
+            if code == Some(StatusCode::NotLeader as i32) {
+                break StreamEnd::LeadershipLost;
+            }
+            if code == Some(StatusCode::InvalidRequest as i32) {
+                break StreamEnd::Closed;
+            }
+        };
+        drop(tx);
+        let Some(id) = broker else { return };
+        // Whatever the stream saw, a node that stops or no longer leads fences nobody.
+        let why = if *shutdown.borrow() {
+            StreamEnd::ShuttingDown
+        } else if !self.shared.is_leader() {
+            StreamEnd::LeadershipLost
+        } else {
+            why
+        };
+        let fence = self.shared.sessions.lock().stream_ended(id, stream, why);
+        let Some(incarnation) = fence else {
+            tracing::info!(broker = id, ?why, "broker session stream ended");
+            return;
+        };
+        tracing::warn!(broker = id, %incarnation, ?why,
+            "broker session stream ended: fencing the broker");
+        let command = MetadataCommand::FenceBroker {
+            id,
+            incarnation: Some(incarnation.clone()),
+        };
+        if let Err(e) = self.shared.propose_local(command).await {
+            tracing::warn!(broker = id, "fencing failed: {e}");
+            return;
+        }
+        // The same process may have opened a new stream while the fence was in flight (its
+        // heartbeat then saw it unfenced): it is alive, let it in again at once.
+        let reopened = self.shared.sessions.lock().current_incarnation(id) == Some(&*incarnation);
+        if reopened {
+            tracing::info!(
+                broker = id,
+                "the broker reconnected meanwhile: unfencing it"
+            );
+            if let Err(e) = self.propose(MetadataCommand::UnfenceBroker { id }).await {
+                tracing::warn!(broker = id, "unfencing failed: {e}");
+            }
+        }
+    }
 }
 
 fn metadata_reply(image: &MetadataImage, since: u64) -> MetadataReply {
@@ -123,10 +292,46 @@ fn metadata_reply(image: &MetadataImage, since: u64) -> MetadataReply {
         status: ok(),
         version: image.version,
         image: bytes,
+        delta: Vec::new(),
     }
 }
 
+/// The next message of a metadata watch that started at `since`, for a newly applied `image`:
+/// the full image first (none when the watcher already has this version), then the delta from
+/// the image the watcher has (`sent`) to `image`. `sent` follows what the watcher holds.
+fn watch_reply(
+    sent: &mut Option<Arc<MetadataImage>>,
+    image: Arc<MetadataImage>,
+    since: u64,
+) -> Option<MetadataReply> {
+    let reply = match sent.as_deref() {
+        None if since != 0 && image.version == since => None,
+        None if since != 0 && image.version < since => return None,
+        None => Some(metadata_reply(&image, 0)),
+        Some(base) if image.version <= base.version => return None,
+        Some(base) => {
+            let delta = diff(base, &image);
+            match serde_json::to_vec(&delta) {
+                Ok(bytes) => Some(MetadataReply {
+                    status: ok(),
+                    version: image.version,
+                    image: Vec::new(),
+                    delta: bytes,
+                }),
+                Err(e) => {
+                    tracing::error!("metadata delta not serializable, sending the image: {e}");
+                    Some(metadata_reply(&image, 0))
+                }
+            }
+        }
+    };
+    *sent = Some(image);
+    reply
+}
+
 type MetadataStream = Pin<Box<dyn Stream<Item = Result<MetadataReply, Status>> + Send>>;
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<BrokerHeartbeatReply, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Controller for ControllerService {
@@ -162,57 +367,19 @@ impl Controller for ControllerService {
         Ok(Response::new(reply))
     }
 
-    async fn broker_heartbeat(
+    type BrokerSessionStream = SessionStream;
+
+    async fn broker_session(
         &self,
-        req: Request<BrokerHeartbeatRequest>,
-    ) -> Result<Response<BrokerHeartbeatReply>, Status> {
-        let r = req.into_inner();
-        let fail = |e: ControllerError| BrokerHeartbeatReply {
-            status: self.status(&e),
-            fenced: true,
-            metadata_version: self.version(),
-        };
-        if !self.shared.is_leader() {
-            return Ok(Response::new(fail(self.not_leader())));
-        }
-        let fenced = {
-            let image = self.shared.image.borrow();
-            match image.brokers.get(&r.broker_id) {
-                Some(b) if b.incarnation_id == r.incarnation_id => Some(b.fenced),
-                _ => None,
-            }
-        };
-        let Some(fenced) = fenced else {
-            let e = ControllerError::UnknownBroker(format!(
-                "broker {} with incarnation {:?} is not registered",
-                r.broker_id, r.incarnation_id
-            ));
-            return Ok(Response::new(fail(e)));
-        };
-        self.shared
-            .sessions
-            .lock()
-            .heard(r.broker_id, Instant::now());
-        let reply = if fenced {
-            match self
-                .propose(MetadataCommand::UnfenceBroker { id: r.broker_id })
-                .await
-            {
-                Ok(index) => BrokerHeartbeatReply {
-                    status: ok(),
-                    fenced: false,
-                    metadata_version: index,
-                },
-                Err(e) => fail(e),
-            }
-        } else {
-            BrokerHeartbeatReply {
-                status: ok(),
-                fenced: false,
-                metadata_version: self.version(),
-            }
-        };
-        Ok(Response::new(reply))
+        req: Request<Streaming<BrokerHeartbeatRequest>>,
+    ) -> Result<Response<SessionStream>, Status> {
+        let peer = req.remote_addr();
+        let inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let stream = self.shared.sessions.lock().new_stream();
+        tracing::debug!(?peer, ?stream, "broker session stream opened");
+        tokio::spawn(self.clone().run_session(stream, inbound, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn fetch_metadata(
@@ -231,9 +398,9 @@ impl Controller for ControllerService {
         req: Request<FetchMetadataRequest>,
     ) -> Result<Response<MetadataStream>, Status> {
         let since = req.into_inner().since_version;
+        let mut sent = None;
         let stream = WatchStream::new(self.shared.image.clone())
-            .filter(move |image| image.version > since || since == 0)
-            .map(move |image| Ok(metadata_reply(&image, since)));
+            .filter_map(move |image| watch_reply(&mut sent, image, since).map(Ok));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -266,5 +433,75 @@ impl Controller for ControllerService {
             },
         };
         Ok(Response::new(reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{apply_delta, MetadataDelta};
+
+    fn image(version: u64, topics: usize) -> Arc<MetadataImage> {
+        let mut i = MetadataImage {
+            version,
+            ..Default::default()
+        };
+        i.broker_defaults
+            .insert("topics".into(), topics.to_string());
+        Arc::new(i)
+    }
+
+    /// Plays a watch from `since` over `images` as a watcher does, from `have`.
+    fn watch(since: u64, have: MetadataImage, images: &[Arc<MetadataImage>]) -> MetadataImage {
+        let mut sent = None;
+        let mut held = have;
+        for i in images {
+            let Some(reply) = watch_reply(&mut sent, i.clone(), since) else {
+                continue;
+            };
+            assert_eq!(reply.version, i.version);
+            if !reply.image.is_empty() {
+                assert!(reply.delta.is_empty());
+                held = serde_json::from_slice(&reply.image).unwrap();
+            } else {
+                let d: MetadataDelta = serde_json::from_slice(&reply.delta).unwrap();
+                apply_delta(&mut held, &d).unwrap();
+            }
+        }
+        held
+    }
+
+    #[test]
+    fn a_new_watcher_gets_the_image_then_deltas() {
+        let images = [image(3, 1), image(5, 2), image(9, 2), image(12, 3)];
+        let mut sent = None;
+        let first = watch_reply(&mut sent, images[0].clone(), 0).unwrap();
+        assert!(!first.image.is_empty() && first.delta.is_empty());
+        let second = watch_reply(&mut sent, images[1].clone(), 0).unwrap();
+        assert!(second.image.is_empty() && !second.delta.is_empty());
+        // The same version again (a watch channel wakes without a change): nothing.
+        assert!(watch_reply(&mut sent, images[1].clone(), 0).is_none());
+        assert_eq!(watch(0, MetadataImage::default(), &images), *images[3]);
+    }
+
+    #[test]
+    fn a_watcher_at_the_current_version_gets_only_deltas() {
+        let images = [image(5, 2), image(9, 3)];
+        let mut sent = None;
+        assert!(watch_reply(&mut sent, images[0].clone(), 5).is_none());
+        let next = watch_reply(&mut sent, images[1].clone(), 5).unwrap();
+        assert!(next.image.is_empty());
+        let have = MetadataImage::clone(&images[0]);
+        assert_eq!(watch(5, have, &images), *images[1]);
+    }
+
+    #[test]
+    fn a_watcher_ahead_of_this_controller_waits_for_a_newer_image() {
+        let images = [image(3, 1), image(5, 2), image(9, 3)];
+        let mut sent = None;
+        assert!(watch_reply(&mut sent, images[0].clone(), 5).is_none());
+        assert!(sent.is_none());
+        let have = MetadataImage::clone(&images[1]);
+        assert_eq!(watch(5, have, &images), *images[2]);
     }
 }

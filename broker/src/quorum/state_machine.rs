@@ -1,6 +1,12 @@
 //! The Raft state machine: applies committed metadata commands to the in-memory image,
-//! publishes every new image on a watch channel, and keeps snapshots in redb. On start the
-//! image is the last snapshot; openraft then re-applies the committed log after it.
+//! publishes the image after every applied batch that may have changed it, and keeps snapshots
+//! in redb. On start the image is the last snapshot; openraft then re-applies the committed log
+//! after it.
+//!
+//! A batch whose every entry is a refused command (refusals change nothing) is not published:
+//! nobody waits for the index of a refused command (its proposer gets the refusal), so watchers
+//! and metadata streams are not woken for an identical image. The published version is then
+//! the index of the last batch that was published, not of the last applied entry.
 
 // openraft's storage traits fix the error type (StorageError, ~224 bytes).
 #![allow(clippy::result_large_err)]
@@ -122,14 +128,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let image = {
+        let (image, results) = {
             let mut a = self.applied.lock();
             let mut results = Vec::new();
+            // Whether an entry of the batch may have changed the image or someone may wait for
+            // its index: anything but a refused command.
+            let mut changed = false;
             for entry in entries {
                 a.last_applied = Some(entry.log_id);
                 a.image.version = entry.log_id.index;
                 let result = match entry.payload {
-                    EntryPayload::Blank => Ok(()),
+                    EntryPayload::Blank => {
+                        changed = true;
+                        Ok(())
+                    }
                     EntryPayload::Normal(command) => {
                         let result = controller::apply(&mut a.image, &command);
                         if let Err(refusal) = &result {
@@ -139,19 +151,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 "refused: {refusal}"
                             );
                         }
+                        changed |= result.is_ok();
                         result
                     }
                     EntryPayload::Membership(m) => {
+                        changed = true;
                         a.membership = StoredMembership::new(Some(entry.log_id), m);
                         Ok(())
                     }
                 };
                 results.push(result);
             }
-            (a.image.clone(), results)
+            (changed.then(|| a.image.clone()), results)
         };
-        let (image, results) = image;
-        self.publish(image);
+        if let Some(image) = image {
+            self.publish(image);
+        }
         Ok(results)
     }
 
@@ -197,5 +212,89 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot: Box::new(Cursor::new(s.data)),
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+    use crate::controller::MetadataCommand;
+
+    fn entry(index: u64, command: MetadataCommand) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(command),
+        }
+    }
+
+    fn refused_alter(broker_id: i32) -> MetadataCommand {
+        MetadataCommand::AlterPartition {
+            topic: "gone".into(),
+            partition: 0,
+            broker_id,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            new_isr: vec![broker_id],
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_of_refused_commands_are_not_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("q.redb")).unwrap());
+        super::super::log_store::create_tables(&db).unwrap();
+        let mut sm = StateMachine::open(db).unwrap();
+        let mut rx = sm.subscribe();
+        let register = MetadataCommand::RegisterBroker {
+            id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            incarnation_id: "i".into(),
+            replication: String::new(),
+        };
+        sm.apply([entry(1, register)]).await.unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow_and_update().version, 1);
+
+        // A fenced leader's stream of refused ISR changes: nothing to publish.
+        let results = sm
+            .apply((2..=50).map(|i| entry(i, refused_alter(1))))
+            .await
+            .unwrap();
+        assert!(results.iter().all(|r| r.is_err()));
+        assert!(
+            !rx.has_changed().unwrap(),
+            "an unchanged image was published"
+        );
+        assert_eq!(rx.borrow().version, 1);
+        assert_eq!(
+            sm.applied_state().await.unwrap().0.map(|l| l.index),
+            Some(50)
+        );
+
+        // One accepted command in a batch publishes it, at the batch's last index.
+        sm.apply([
+            entry(51, refused_alter(1)),
+            entry(52, MetadataCommand::UnfenceBroker { id: 1 }),
+            entry(53, refused_alter(1)),
+        ])
+        .await
+        .unwrap();
+        assert!(rx.has_changed().unwrap());
+        let image = rx.borrow_and_update().clone();
+        assert_eq!(image.version, 53);
+        assert!(!image.brokers[&1].fenced);
+        // A snapshot holds the last applied index even when it was not published.
+        sm.apply([entry(54, refused_alter(1))]).await.unwrap();
+        let snap = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(54));
     }
 }

@@ -9,6 +9,11 @@ each also a controller), with confluent-kafka (librdkafka) and kcat as the clien
   was lost across the coordinator moves. The produce unavailability window of each failover
   (kill -> first acknowledged record of a partition the killed broker led) and the group's commit
   gap across the coordinator kill are printed.
+- fast failover: with the default 9 s broker session timeout, the leader of partitions (not the
+  quorum leader) is kill -9ed under an idempotent acks=all producer; the controller leader fences
+  it as soon as its session stream breaks, so the first acknowledgement on a partition it led
+  comes within a few seconds (printed; asserted well under the session timeout), and no
+  acknowledged record is lost.
 - ISR shrink and expand: a paused (SIGSTOP) follower leaves the ISR after
   replica.lag.time.max.ms and acks=all still succeeds; a second paused follower makes acks=all
   fail with NOT_ENOUGH_REPLICAS; resumed, both rejoin the ISR.
@@ -494,6 +499,82 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
     print("group: %d records processed once each in %d assignments; %d redelivered after "
           "unacknowledged commits; %d commits failed during failovers"
           % (n, reader.assignments, reader.redelivered, reader.commit_errors))
+
+
+SESSION_TIMEOUT_S = 9.0  # the broker's default --broker-session-timeout-ms
+# The fast path must beat the session timeout by a wide margin; the goal is 2 s, the bound
+# leaves room for a busy 2-core machine.
+FAST_FAILOVER_BOUND_S = 5.0
+
+
+def test_killed_leader_fails_over_before_the_session_timeout(cluster_factory):
+    cl = cluster_factory(3)  # default session timeout and heartbeat interval
+    topic, partitions = "fastfail", 3
+    cl.create_topic(topic, partitions, 3, {"min.insync.replicas": "2"})
+    log = AckLog()
+    producer = Producer(
+        {
+            "bootstrap.servers": cl.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": 120_000,
+            "retry.backoff.ms": 50,
+        }
+    )
+    stop = threading.Event()
+    sent = [0]
+
+    def record(i):
+        return {"key": b"k%d" % (i % 64), "value": b"%08d" % i}
+
+    produce = produce_loop(producer, topic, log, stop, sent, record, per_tick=50)
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: log.count() >= 2000, 60, "the first 2000 acknowledgements")
+        ctrl = wait_until(cl.quorum_leader, 30, "a quorum leader")
+        # The victim leads partitions and is not the quorum leader (whose death is a controller
+        # failover: the new leader waits out the session timeout of brokers it never heard).
+        leaders = {p: cl.partition(topic, p)[0] for p in range(partitions)}
+        victim = next(b for b in sorted(set(leaders.values())) if b != ctrl)
+        led = [p for p, b in leaders.items() if b == victim]
+        acked_before = log.count()
+        cl.run("kill", str(victim))  # returns once the process is gone
+        dead_at = time.monotonic()
+        wait_until(lambda: log.first_ack_after(dead_at, led) is not None, 60,
+                   "an acknowledgement on partitions %s after broker %d was killed" % (led, victim))
+        window = log.first_ack_after(dead_at, led) - dead_at
+        wait_until(lambda: log.count() >= acked_before + 2000, 60,
+                   "2000 more acknowledgements after the kill")
+    finally:
+        stop.set()
+    t.join(timeout=30)
+    assert not t.is_alive(), "the producer did not stop"
+    assert producer.flush(60) == 0, "records still unacknowledged"
+    n = sent[0]
+    assert not log.errors, log.errors[:5]
+    assert log.count() == n
+    consumed = read_all(cl.bootstrap, topic, partitions, n)
+    total = sum(len(v) for v in consumed.values())
+    at = {(p, o): v for p, o, v, _ in log.acked}
+    kept = {p: set(recs) for p, recs in consumed.items()}
+    lost = [(p, o) for (p, o), v in at.items() if (o, v) not in kept[p]]
+    assert not lost, "acknowledged records lost: %s" % lost[:5]
+    assert total == n, "consumed %d records, %d were acknowledged" % (total, n)
+    values = sorted(int(v) for recs in consumed.values() for _, v in recs)
+    assert values == list(range(n)), "every record exactly once"
+    ctrl_log = Path(cl.run("logs", str(ctrl)).strip()).read_text()
+    fenced = [line for line in ctrl_log.splitlines()
+              if "fencing the broker" in line and "broker=%d" % victim in line]
+    print("kill -9 of broker %d (leader of partitions %s, quorum leader %d): first "
+          "acknowledgement on its partitions after %.2f s (session timeout %.0f s); %d "
+          "acknowledged records, 0 lost" % (victim, led, ctrl, window, SESSION_TIMEOUT_S, n))
+    print("controller log:", fenced[-1] if fenced else "(no stream fence logged)")
+    assert fenced, "the controller leader did not fence broker %d on its session's end" % victim
+    assert window < FAST_FAILOVER_BOUND_S, (
+        "first acknowledgement %.2f s after the kill: the session timeout (%.0f s), not the "
+        "broken session stream, moved leadership" % (window, SESSION_TIMEOUT_S))
 
 
 def produce_one(bootstrap, topic, value, acks="all", timeout_ms=8000):
