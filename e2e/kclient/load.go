@@ -70,6 +70,7 @@ func load(ctx context.Context, opts []kgo.Opt, a loadArgs) error {
 		kgo.DefaultProduceTopic(a.topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(5 * time.Minute),
+		kgo.AllowAutoTopicCreation(),
 	}
 	if a.produceMax >= 0 {
 		v := kversion.Stable()
