@@ -36,6 +36,9 @@ pub struct Sessions {
     /// The current stream of each broker, and the incarnation that opened it.
     streams: HashMap<i32, (StreamId, String)>,
     next_stream: u64,
+    /// After a failover: the broker that ran in the old leader's process, and the shorter time
+    /// it has to open a session with this leader before it is fenced.
+    suspect: Option<(i32, Duration)>,
 }
 
 impl Sessions {
@@ -47,6 +50,7 @@ impl Sessions {
             last_seen: HashMap::new(),
             streams: HashMap::new(),
             next_stream: 0,
+            suspect: None,
         }
     }
 
@@ -107,6 +111,18 @@ impl Sessions {
     pub fn reset(&mut self, now: Instant) {
         self.since = now;
         self.last_seen.clear();
+        self.suspect = None;
+    }
+
+    /// [`Sessions::reset`] after the previous controller leader `previous` went away: the
+    /// broker of the same id (the same process, when it runs both roles) gets only `grace` to
+    /// open a session with this leader. A live one does so at once (the old leader ends its
+    /// stream when it loses the leadership, and a cut-off one should be fenced anyway); a dead
+    /// one would otherwise hold its partitions for a whole session timeout, since no broken
+    /// stream of it ever reaches this leader.
+    pub fn reset_after_failover(&mut self, now: Instant, previous: Option<i32>, grace: Duration) {
+        self.reset(now);
+        self.suspect = previous.map(|b| (b, grace.min(self.timeout)));
     }
 
     /// A heartbeat (or registration) from `broker` at `now`.
@@ -120,9 +136,15 @@ impl Sessions {
             .brokers
             .iter()
             .filter(|(_, b)| !b.fenced)
-            .filter(|(id, _)| {
-                let seen = self.last_seen.get(id).copied().unwrap_or(self.since);
-                now.saturating_duration_since(seen) >= self.timeout
+            .filter(|(id, _)| match self.last_seen.get(id) {
+                Some(seen) => now.saturating_duration_since(*seen) >= self.timeout,
+                None => {
+                    let timeout = match self.suspect {
+                        Some((b, grace)) if b == **id => grace,
+                        _ => self.timeout,
+                    };
+                    now.saturating_duration_since(self.since) >= timeout
+                }
             })
             .map(|(id, _)| *id)
             .collect()
@@ -264,5 +286,28 @@ mod tests {
         s.reset(t0 + Duration::from_secs(20));
         assert!(s.expired(&image, t0 + Duration::from_secs(28)).is_empty());
         assert_eq!(s.expired(&image, t0 + Duration::from_secs(29)), vec![1]);
+    }
+
+    #[test]
+    fn after_a_failover_the_old_leaders_broker_has_only_the_grace_to_come_back() {
+        let t0 = Instant::now();
+        let image = image_with(&[1, 2, 3]);
+        let mut s = Sessions::new(Duration::from_secs(9), t0);
+        s.reset_after_failover(t0, Some(1), Duration::from_millis(1500));
+        let at = |ms| t0 + Duration::from_millis(ms);
+        s.heard(2, at(300));
+        assert!(s.expired(&image, at(1499)).is_empty());
+        assert_eq!(s.expired(&image, at(1500)), vec![1], "1 never came back");
+        // Broker 1 was alive after all: once heard, it has the whole session timeout.
+        let mut alive = Sessions::new(Duration::from_secs(9), t0);
+        alive.reset_after_failover(t0, Some(1), Duration::from_millis(1500));
+        alive.heard(1, at(400));
+        alive.heard(2, at(400));
+        alive.heard(3, at(400));
+        assert!(alive.expired(&image, at(9399)).is_empty());
+        // 3 has the full timeout from the reset; a plain reset forgets the suspect.
+        assert_eq!(s.expired(&image, at(9000)), vec![1, 3]);
+        s.reset(at(9000));
+        assert!(s.expired(&image, at(10_600)).is_empty());
     }
 }

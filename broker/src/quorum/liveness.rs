@@ -13,6 +13,11 @@ use super::Shared;
 use crate::controller::{preferred_elections, MetadataCommand};
 use crate::metrics::QuorumMetrics;
 
+/// After a controller failover, how long the broker of the previous leader's id has to open a
+/// session with the new leader before it is fenced (see
+/// [`crate::controller::Sessions::reset_after_failover`]).
+const FAILOVER_GRACE: Duration = Duration::from_millis(1000);
+
 /// Fences silent brokers and balances leadership (every `rebalance.0`, above `rebalance.1`
 /// percent of imbalance) while this node leads, until `shutdown` turns true.
 pub(super) async fn run(
@@ -22,33 +27,50 @@ pub(super) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut last_balance_check = Instant::now();
-    let tick = (session_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let tick = (session_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The term in which this node last became leader.
     let mut led_term: Option<u64> = None;
+    // The last other node seen leading, while this one did not.
+    let mut previous_leader: Option<u64> = None;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let (leader, term) = {
+        let (leader, term, known) = {
             let m = shared.raft.metrics();
             let m = m.borrow();
-            (m.current_leader == Some(shared.id), m.current_term)
+            (
+                m.current_leader == Some(shared.id),
+                m.current_term,
+                m.current_leader,
+            )
         };
         if !leader {
             led_term = None;
+            if let Some(other) = known {
+                previous_leader = Some(other);
+            }
             continue;
         }
         if led_term != Some(term) {
             led_term = Some(term);
             last_balance_check = Instant::now();
-            shared.sessions.lock().reset(Instant::now());
+            let previous = previous_leader.and_then(|l| i32::try_from(l).ok());
+            shared
+                .sessions
+                .lock()
+                .reset_after_failover(Instant::now(), previous, FAILOVER_GRACE);
             tracing::info!(
                 term,
+                previous_leader = ?previous,
                 "controller leader: every broker starts a fresh session"
             );
+            if let Some(p) = previous.filter(|p| u64::try_from(*p).ok() != Some(shared.id)) {
+                tokio::spawn(fence_if_gone(shared.clone(), p));
+            }
             continue;
         }
         let image = shared.image.borrow().clone();
@@ -69,6 +91,41 @@ pub(super) async fn run(
                 balance_leaders(&shared, percent).await;
             }
         }
+    }
+}
+
+/// The previous controller leader `previous` lost the leadership: when its controller port
+/// refuses connections, its process is gone (a crash closes its sockets at once), so the broker
+/// of the same process is fenced now instead of after the grace.
+async fn fence_if_gone(shared: Arc<Shared>, previous: i32) {
+    let Some(addr) = u64::try_from(previous)
+        .ok()
+        .and_then(|p| shared.voters.address(p))
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let probe = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr.as_str()),
+    )
+    .await;
+    let refused = matches!(&probe, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+    if !refused {
+        return;
+    }
+    let image = shared.image.borrow().clone();
+    let Some(broker) = image.brokers.get(&previous).filter(|b| !b.fenced) else {
+        return;
+    };
+    tracing::warn!(broker = previous, %addr,
+        "the previous controller leader's process is gone (connection refused): fencing its broker");
+    let command = MetadataCommand::FenceBroker {
+        id: previous,
+        incarnation: Some(broker.incarnation_id.clone()),
+    };
+    if let Err(e) = shared.propose_local(command).await {
+        tracing::warn!(broker = previous, "fencing failed: {e}");
     }
 }
 

@@ -547,6 +547,23 @@ def test_killed_leader_fails_over_before_the_session_timeout(cluster_factory):
         window = log.first_ack_after(dead_at, led) - dead_at
         wait_until(lambda: log.count() >= acked_before + 2000, 60,
                    "2000 more acknowledgements after the kill")
+        # Then the quorum leader itself, once it leads partitions: a controller failover, after
+        # which the new leader gives the old leader's broker only a short grace.
+        cl.run("start", str(victim))
+        wait_until(lambda: all(len(cl.partition(topic, p)[2]) == 3 for p in range(partitions)),
+                   60, "the ISR whole again after the restart")
+        ctrl_led = [p for p in range(partitions) if cl.partition(topic, p)[0] == ctrl]
+        assert ctrl_led, "the quorum leader %d leads no partition of the topic" % ctrl
+        acked_before = log.count()
+        cl.run("kill", str(ctrl))
+        ctrl_dead_at = time.monotonic()
+        wait_until(lambda: log.first_ack_after(ctrl_dead_at, ctrl_led) is not None, 60,
+                   "an acknowledgement on partitions %s after the quorum leader %d was killed"
+                   % (ctrl_led, ctrl))
+        ctrl_window = log.first_ack_after(ctrl_dead_at, ctrl_led) - ctrl_dead_at
+        new_ctrl = wait_until(cl.quorum_leader, 30, "a new quorum leader")
+        wait_until(lambda: log.count() >= acked_before + 2000, 60,
+                   "2000 more acknowledgements after the second kill")
     finally:
         stop.set()
     t.join(timeout=30)
@@ -571,7 +588,12 @@ def test_killed_leader_fails_over_before_the_session_timeout(cluster_factory):
           "acknowledgement on its partitions after %.2f s (session timeout %.0f s); %d "
           "acknowledged records, 0 lost" % (victim, led, ctrl, window, SESSION_TIMEOUT_S, n))
     print("controller log:", fenced[-1] if fenced else "(no stream fence logged)")
+    print("kill -9 of the quorum leader %d (leader of partitions %s): first acknowledgement on "
+          "its partitions after %.2f s; broker %d leads the quorum now"
+          % (ctrl, ctrl_led, ctrl_window, new_ctrl))
     assert fenced, "the controller leader did not fence broker %d on its session's end" % victim
+    assert ctrl_window < FAST_FAILOVER_BOUND_S, (
+        "first acknowledgement %.2f s after the quorum leader was killed" % ctrl_window)
     assert window < FAST_FAILOVER_BOUND_S, (
         "first acknowledgement %.2f s after the kill: the session timeout (%.0f s), not the "
         "broken session stream, moved leadership" % (window, SESSION_TIMEOUT_S))
