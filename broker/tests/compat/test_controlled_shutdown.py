@@ -11,7 +11,7 @@ acks=all confluent-kafka producer at a steady rate (RF 3, min.insync.replicas 2)
   for 3 s: the shutdown waits and retries, and the broker still gives up every leadership
   before it exits.
 
-Waits poll conditions with deadlines; the only sleep is the 3 s the quorum stays unavailable."""
+Waits poll conditions with deadlines; the only sleep is the time the quorum stays unavailable."""
 
 import re
 import threading
@@ -19,6 +19,7 @@ import time
 
 from confluent_kafka import Producer
 
+from conftest import http_get
 from helpers import wait_until
 from test_cluster import AckLog, cluster_factory, produce_loop, read_all  # noqa: F401
 
@@ -125,9 +126,15 @@ def test_sigterm_moves_leadership_first_and_no_acknowledged_record_is_lost(clust
         stopper = threading.Thread(
             target=lambda: (cl.run("stop", str(target)), stopped.set()), daemon=True)
         t0 = time.monotonic()
+        metrics_port = cl.base + 30000 + target - 1
         try:
             stopper.start()
-            time.sleep(3)  # the fault itself: the quorum stays unavailable this long
+            # While it waits for the controllers, the broker is alive but no longer ready.
+            wait_until(lambda: http_get(metrics_port, "/readyz")[0] == 503, 3,
+                       "broker %d's /readyz answering 503 during its shutdown" % target)
+            readyz = http_get(metrics_port, "/readyz")
+            healthz = http_get(metrics_port, "/healthz")
+            time.sleep(2.5)  # the fault itself: the quorum stays unavailable about 3 s
             assert not stopped.is_set(), "broker %d exited while no controller answered" % target
         finally:
             for o in others:
@@ -136,6 +143,8 @@ def test_sigterm_moves_leadership_first_and_no_acknowledged_record_is_lost(clust
         assert stopped.is_set(), "broker %d did not exit after the quorum came back" % target
         paused_took = time.monotonic() - t0
         text = log_since(cl, target, offset)
+        assert readyz[0] == 503 and "shutting down" in readyz[1], readyz
+        assert healthz[0] == 200, healthz
         assert "controlled shutdown: leaderships moved moved=%d " % target_led in text, \
             text[-3000:]
         assert target not in leaders(cl, via=others[0])
