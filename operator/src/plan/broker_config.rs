@@ -22,6 +22,7 @@ pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("auto.create.topics.enable", UpdateMode::Restart),
     ("broker.heartbeat.interval.ms", UpdateMode::Restart),
     ("broker.session.timeout.ms", UpdateMode::Restart),
+    ("controlled.shutdown.timeout.ms", UpdateMode::Restart),
     ("default.replication.factor", UpdateMode::Restart),
     ("group.initial.rebalance.delay.ms", UpdateMode::Restart),
     ("group.max.session.timeout.ms", UpdateMode::Restart),
@@ -45,6 +46,11 @@ pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("num.partitions", UpdateMode::Restart),
     ("offsets.topic.num.partitions", UpdateMode::Restart),
     ("offsets.topic.replication.factor", UpdateMode::Restart),
+    (
+        "producer.id.expiration.check.interval.ms",
+        UpdateMode::Restart,
+    ),
+    ("producer.id.expiration.ms", UpdateMode::Restart),
     ("replica.fetch.max.bytes", UpdateMode::Restart),
     ("replica.fetch.wait.max.ms", UpdateMode::Restart),
     ("replica.lag.time.max.ms", UpdateMode::Restart),
@@ -121,7 +127,7 @@ mod tests {
         for w in BROKER_KEYS.windows(2) {
             assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
         }
-        assert_eq!(BROKER_KEYS.len(), 30);
+        assert_eq!(BROKER_KEYS.len(), 33);
     }
 
     #[test]
