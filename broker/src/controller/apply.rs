@@ -286,12 +286,7 @@ fn fence(image: &mut MetadataImage, id: i32) -> ApplyResult {
         return Ok(());
     }
     broker.fenced = true;
-    let live: BTreeSet<i32> = image
-        .brokers
-        .iter()
-        .filter(|(_, b)| !b.fenced)
-        .map(|(id, _)| *id)
-        .collect();
+    let live = image.live_brokers();
     for topic in image.topics.values_mut() {
         let unclean = topic.unclean_election();
         for p in topic
@@ -416,12 +411,7 @@ fn alter_partition(
             });
         }
     }
-    let live: BTreeSet<i32> = image
-        .brokers
-        .iter()
-        .filter(|(_, b)| !b.fenced)
-        .map(|(id, _)| *id)
-        .collect();
+    let live = image.live_brokers();
     let record = image.partition_mut(topic, partition).ok_or_else(unknown)?;
     record.isr = new_isr.to_vec();
     record.partition_epoch += 1;

@@ -140,6 +140,15 @@ impl MetadataImage {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
+    /// The registered brokers that are not fenced.
+    pub fn live_brokers(&self) -> std::collections::BTreeSet<i32> {
+        self.brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Number of registered brokers that are fenced.
     pub fn fenced_brokers(&self) -> usize {
         self.brokers.values().filter(|b| b.fenced).count()

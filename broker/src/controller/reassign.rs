@@ -40,14 +40,14 @@ pub(super) fn alter_reassignment(
                 p.isr
             )));
         }
-        let live = live_set(image);
+        let live = image.live_brokers();
         let record = image.partition_mut(topic, partition).ok_or_else(unknown)?;
         record.reassignment = None;
         set_replicas(record, original, &live);
         return Ok(());
     };
     check_target(image, topic, partition, target)?;
-    let live = live_set(image);
+    let live = image.live_brokers();
     let same_set = target.iter().collect::<BTreeSet<_>>() == original.iter().collect();
     let record = image.partition_mut(topic, partition).ok_or_else(unknown)?;
     if same_set {
@@ -115,15 +115,6 @@ fn set_replicas(record: &mut PartitionRecord, replicas: Vec<i32>, live: &BTreeSe
     } else if changed || record.reassignment.is_some() {
         record.partition_epoch += 1;
     }
-}
-
-fn live_set(image: &MetadataImage) -> BTreeSet<i32> {
-    image
-        .brokers
-        .iter()
-        .filter(|(_, b)| !b.fenced)
-        .map(|(id, _)| *id)
-        .collect()
 }
 
 /// A target must list registered brokers, each once, at least one.

@@ -5,24 +5,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use uuid::Uuid;
 
+use super::apply_tests::cluster;
 use super::*;
-
-fn cluster(n: i32) -> MetadataImage {
-    let mut image = MetadataImage::default();
-    for id in 1..=n {
-        let cmd = MetadataCommand::RegisterBroker {
-            id,
-            host: format!("b{id}"),
-            port: 9092,
-            rack: None,
-            incarnation_id: format!("inc-{id}"),
-            replication: String::new(),
-        };
-        apply(&mut image, &cmd).unwrap();
-        apply(&mut image, &MetadataCommand::UnfenceBroker { id }).unwrap();
-    }
-    image
-}
 
 fn topic(image: &mut MetadataImage, replicas: &[i32]) {
     let cmd = MetadataCommand::CreateTopic {
