@@ -85,6 +85,13 @@ impl From<Refusal> for ApiError {
             Refusal::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
             Refusal::InvalidIsr(_) => ResponseError::InvalidRequest,
             Refusal::ProducerIdBlockTaken { .. } => ResponseError::RequestTimedOut,
+            Refusal::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
+            Refusal::PreferredLeaderNotAvailable { .. } => {
+                ResponseError::PreferredLeaderNotAvailable
+            }
+            Refusal::EligibleLeadersNotAvailable { .. } => {
+                ResponseError::EligibleLeadersNotAvailable
+            }
         };
         ApiError::new(code, e.to_string())
     }
