@@ -15,7 +15,7 @@ use super::checkpoint::{read_entries, write_entries};
 use super::{sync_dir, Log, LogError};
 
 /// The file holding the log start offset set by DeleteRecords (or followed from the leader).
-pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+pub(super) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 
 /// The only key of [`LOG_START_FILE`].
 const KEY: &str = "log_start_offset";
