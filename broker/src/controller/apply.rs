@@ -468,12 +468,13 @@ pub fn election_candidate(
 /// An unclean election: the candidate leads; when it was not in the ISR, it is the ISR.
 fn elect_unclean(image: &mut MetadataImage, topic: &str, partition: i32) -> ApplyResult {
     let leader = election_candidate(image, topic, partition, true)?;
-    let record = image
-        .partition_mut(topic, partition)
-        .ok_or_else(|| Refusal::UnknownPartition {
-            topic: topic.to_string(),
-            partition,
-        })?;
+    let record =
+        image
+            .partition_mut(topic, partition)
+            .ok_or_else(|| Refusal::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            })?;
     if !record.isr.contains(&leader) {
         record.isr = vec![leader];
     }

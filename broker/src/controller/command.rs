@@ -208,7 +208,8 @@ pub enum Refusal {
         given: i64,
         /// The image's next free producer id.
         next: i64,
-    },    /// ELECTION_NOT_NEEDED: the partition already has the leader the election would give it.
+    },
+    /// ELECTION_NOT_NEEDED: the partition already has the leader the election would give it.
     #[error("partition {partition} of topic {topic:?} needs no election")]
     ElectionNotNeeded {
         /// Topic name.

@@ -201,7 +201,10 @@ mod tests {
         fill(&mut log, &[3], NOW);
         drop(log);
         std::fs::write(dir.path().join(LOG_START_FILE), "garbage").unwrap();
-        assert_eq!(Log::open(dir.path(), config()).unwrap().log_start_offset(), 0);
+        assert_eq!(
+            Log::open(dir.path(), config()).unwrap().log_start_offset(),
+            0
+        );
         write_entries(&dir.path().join(LOG_START_FILE), [(KEY, 99)]).unwrap();
         let log = Log::open(dir.path(), config()).unwrap();
         assert_eq!(log.log_start_offset(), 3, "never past the log end");

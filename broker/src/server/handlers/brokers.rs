@@ -22,7 +22,8 @@ const ENDPOINT_CONTROLLER: i8 = 2;
 /// The bit field of the operations Kafka supports on the CLUSTER resource (CREATE, ALTER,
 /// DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE), all allowed
 /// since Samsa has no authorizer (as Kafka without one).
-const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 impl Broker {
     pub(super) fn describe_cluster(

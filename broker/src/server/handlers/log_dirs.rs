@@ -150,7 +150,8 @@ impl Broker {
         index: i32,
         offset: i64,
     ) -> Result<i64, ApiError> {
-        let topic = topic.ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
+        let topic =
+            topic.ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition, ""))?;
         if topic.is_internal() {
             return Err(ApiError::new(
                 ResponseError::InvalidTopicException,
@@ -182,7 +183,10 @@ impl Broker {
         if target < 0 {
             return Err(ApiError::new(
                 ResponseError::OffsetOutOfRange,
-                format!("The offset {target} for partition {}-{index} is not valid", topic.name),
+                format!(
+                    "The offset {target} for partition {}-{index} is not valid",
+                    topic.name
+                ),
             ));
         }
         if target > hw {
