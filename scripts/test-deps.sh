@@ -7,6 +7,8 @@
 #   - two Python virtualenvs in a cache outside the repo, reused across clones:
 #       venv-compat-latest: pytest + kafka-python (latest) + confluent-kafka (latest)
 #       venv-compat-kp202:  kafka-python==2.0.2 exactly
+#   - Apache Kafka's jars (kafka_2.13 + kafka-tools, from Maven Central through
+#     broker/bench/fetch-kafka.sh) for the tests that run Kafka's own admin tools
 # Idempotent: a fast no-op when everything is present. Needs no stdin (CI).
 #
 # Environment:
@@ -14,8 +16,9 @@
 #   SAMSA_PYTHON         Python used to create the venvs (default: python3)
 #   SAMSA_REFRESH_VENVS  set to 1 to rebuild both venvs (e.g. to pick up new "latest" releases)
 #
-# Prints the venv paths as shell assignments on its last lines, e.g.
+# Prints the venv paths and Kafka's home as shell assignments on stdout, e.g.
 #   SAMSA_VENV_LATEST=/root/.cache/samsa/venv-compat-latest-py3.11
+#   SAMSA_KAFKA_HOME=/root/.cache/samsa/kafka-4.1.1
 set -euo pipefail
 
 CACHE="${SAMSA_CACHE:-$HOME/.cache/samsa}"
@@ -137,3 +140,9 @@ else
     log "java driver: built"
 fi
 log "java driver: $(cd "$JAVA_DIR/target/lib" && ls kafka-clients-*.jar | sed 's/\.jar$//'), $(java -version 2>&1 | head -1)"
+
+# --- Apache Kafka's tools (broker/tests/compat/kafka_tools.py) -----------------------------------
+# The jars of one Kafka release, fetched once into the cache (a stamp makes this a no-op later).
+KAFKA_HOME="$("$(dirname "${BASH_SOURCE[0]}")/../broker/bench/fetch-kafka.sh" </dev/null | tail -n 1)"
+log "kafka tools: $KAFKA_HOME/libs ($(cd "$KAFKA_HOME/libs" && ls kafka-tools-[0-9]*.jar 2>/dev/null | sed 's/\.jar$//'), $(ls "$KAFKA_HOME/libs" | wc -l) jars)"
+echo "SAMSA_KAFKA_HOME=$KAFKA_HOME"

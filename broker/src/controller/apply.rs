@@ -120,6 +120,10 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             target,
             min_isr,
         } => reassign::alter_reassignment(image, topic, *partition, target.as_deref(), *min_isr),
+        MetadataCommand::ElectUncleanLeader { topic, partition } => {
+            elect_unclean(image, topic, *partition)
+        }
+        MetadataCommand::UnregisterBroker { id } => unregister(image, *id),
         MetadataCommand::AllocateProducerIds { broker_id, first } => {
             if !image.brokers.contains_key(broker_id) {
                 return Err(Refusal::UnknownBroker(*broker_id));
@@ -417,5 +421,78 @@ fn alter_partition(
     record.partition_epoch += 1;
     // A replica being added may just have joined the ISR: the move may be complete.
     reassign::maybe_complete(record, &live);
+    Ok(())
+}
+
+/// What an ElectLeaders election of one partition would do, as Kafka's controller decides it,
+/// without changing anything: the broker that would lead, or why there is no election
+/// (unknown partition, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+/// ELIGIBLE_LEADERS_NOT_AVAILABLE). PREFERRED needs the first replica live and in the ISR;
+/// UNCLEAN applies only to a partition without a leader.
+pub fn election_candidate(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    unclean: bool,
+) -> Result<i32, Refusal> {
+    let unknown = || Refusal::UnknownPartition {
+        topic: topic.to_string(),
+        partition,
+    };
+    let p = image.partition(topic, partition).ok_or_else(unknown)?;
+    let preferred = p.replicas.first().copied().ok_or_else(unknown)?;
+    let not_needed = || Refusal::ElectionNotNeeded {
+        topic: topic.to_string(),
+        partition,
+    };
+    if !unclean {
+        if p.leader == preferred {
+            return Err(not_needed());
+        }
+        if !p.isr.contains(&preferred) || !image.is_live(preferred) {
+            return Err(Refusal::PreferredLeaderNotAvailable {
+                topic: topic.to_string(),
+                partition,
+            });
+        }
+        return Ok(preferred);
+    }
+    if p.leader != NO_LEADER {
+        return Err(not_needed());
+    }
+    p.isr
+        .iter()
+        .chain(p.replicas.iter())
+        .copied()
+        .find(|b| p.replicas.contains(b) && image.is_live(*b))
+        .ok_or_else(|| Refusal::EligibleLeadersNotAvailable {
+            topic: topic.to_string(),
+            partition,
+        })
+}
+
+/// An unclean election: the candidate leads; when it was not in the ISR, it is the ISR.
+fn elect_unclean(image: &mut MetadataImage, topic: &str, partition: i32) -> ApplyResult {
+    let leader = election_candidate(image, topic, partition, true)?;
+    let record =
+        image
+            .partition_mut(topic, partition)
+            .ok_or_else(|| Refusal::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            })?;
+    if !record.isr.contains(&leader) {
+        record.isr = vec![leader];
+    }
+    record.leader = leader;
+    record.leader_epoch += 1;
+    record.partition_epoch += 1;
+    Ok(())
+}
+
+/// Removes a registered broker from the metadata, fencing it first.
+fn unregister(image: &mut MetadataImage, id: i32) -> ApplyResult {
+    fence(image, id)?;
+    image.brokers.remove(&id);
     Ok(())
 }

@@ -125,6 +125,24 @@ pub enum MetadataCommand {
         /// Partition index.
         partition: i32,
     },
+    /// Kafka's UNCLEAN leader election (ElectLeaders) of a partition without a leader: a live
+    /// ISR member leads when there is one, else the first live replica in assignment order,
+    /// which becomes the whole ISR (records it lacks are lost), whatever the topic's
+    /// `unclean.leader.election.enable`.
+    ElectUncleanLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// Kafka's UnregisterBroker: the broker's record leaves the metadata (a decommissioned
+    /// broker no longer counts as fenced). It is fenced first (it leaves ISRs, except as
+    /// the last member, and gives up leaderships); its replica assignments stay, as in Kafka.
+    /// A broker process still running registers again on its next heartbeat.
+    UnregisterBroker {
+        /// Broker id.
+        id: i32,
+    },
 }
 
 /// What applying a command produced: `Ok` or the reason it was refused. A refused command leaves
@@ -210,6 +228,30 @@ pub enum Refusal {
         given: i64,
         /// The image's next free producer id.
         next: i64,
+    },
+    /// ELECTION_NOT_NEEDED: the partition already has the leader the election would give it.
+    #[error("partition {partition} of topic {topic:?} needs no election")]
+    ElectionNotNeeded {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// PREFERRED_LEADER_NOT_AVAILABLE: the preferred replica is not a live ISR member.
+    #[error("the preferred leader of partition {partition} of topic {topic:?} is not a live member of the ISR")]
+    PreferredLeaderNotAvailable {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no replica of the partition is live.
+    #[error("no replica of partition {partition} of topic {topic:?} is live")]
+    EligibleLeadersNotAvailable {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
     },
 }
 

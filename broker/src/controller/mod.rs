@@ -21,8 +21,10 @@ mod sessions;
 mod apply_tests;
 #[cfg(test)]
 mod assign_tests;
+#[cfg(test)]
+mod election_tests;
 
-pub use apply::apply;
+pub use apply::{apply, election_candidate};
 pub use assign::{
     assign_replicas, validate_assignment, AssignError, BrokerInfo, ExistingLoad, RackMode,
 };

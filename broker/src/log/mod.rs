@@ -26,6 +26,7 @@ mod replica_model_tests;
 mod replica_tests;
 mod segment;
 mod slice;
+mod start;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -205,6 +206,9 @@ pub struct Log {
     cleaner: compact::CleanerState,
     /// First offset of each leader epoch (see `epochs`).
     epochs: epochs::LeaderEpochCache,
+    /// The log start set by DeleteRecords (or followed from the leader) when it is above the
+    /// oldest segment's base (see `start`); never above the log end.
+    start_floor: i64,
 }
 
 impl Log {
@@ -239,7 +243,9 @@ impl Log {
             marker_on_disk: false,
             cleaner: compact::CleanerState::default(),
             epochs,
+            start_floor: 0,
         };
+        log.start_floor = start::load_floor(&log.dir).min(log.log_end_offset());
         log.cleaner = compact::load_state(&log.dir, log.log_start_offset(), log.log_end_offset());
         log.reconcile_epochs(epochs_problem)?;
         tracing::info!(
@@ -264,13 +270,15 @@ impl Log {
         self.config = config;
     }
 
-    /// Base offset of the oldest segment.
+    /// The first offset a client may read: the oldest segment's base offset, or the start
+    /// DeleteRecords set when that is higher.
     pub fn log_start_offset(&self) -> i64 {
         self.sealed
             .keys()
             .next()
             .copied()
             .unwrap_or_else(|| self.active.base_offset())
+            .max(self.start_floor)
     }
 
     /// Offset the next appended record gets.

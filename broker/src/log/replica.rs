@@ -142,6 +142,7 @@ impl Log {
         sync_dir(&self.dir)?;
         self.unflushed_messages = 0;
         self.epochs.clear()?;
+        self.lower_floor_to(offset)?;
         self.reset_cleaner_to(offset, true)?;
         tracing::info!(dir = %self.dir.display(), offset, "truncated log fully");
         Ok(())

@@ -26,6 +26,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 ///   v12+ (KIP-890 transactions v2, topic ids) is not served.
 /// - Fetch stops at 12: v13+ identifies topics by id only.
 /// - ListOffsets stops at 7: v8+ adds tiered-storage timestamps.
+/// - DescribeLogDirs starts at 1, as Kafka 4 (and the codec) do.
 pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::Produce, 0, 11),
     api(ApiKey::Fetch, 4, 12),
@@ -52,6 +53,11 @@ pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::UnregisterBroker, 0, 0),
 ];
 
 /// Produce versions below this are advertised (for librdkafka's feature detection) but answered

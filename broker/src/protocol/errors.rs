@@ -86,6 +86,13 @@ impl From<Refusal> for ApiError {
             Refusal::InvalidIsr(_) => ResponseError::InvalidRequest,
             Refusal::ProducerIdBlockTaken { .. } => ResponseError::RequestTimedOut,
             Refusal::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+            Refusal::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
+            Refusal::PreferredLeaderNotAvailable { .. } => {
+                ResponseError::PreferredLeaderNotAvailable
+            }
+            Refusal::EligibleLeadersNotAvailable { .. } => {
+                ResponseError::EligibleLeadersNotAvailable
+            }
         };
         ApiError::new(code, e.to_string())
     }

@@ -323,7 +323,13 @@ impl ReplicaManager {
         let mut state = partition.replica.lock();
         state.follow_high_watermark(r.high_watermark, log.log_end_offset());
         partition.publish(&state);
+        let hw = state.high_watermark;
         drop(state);
+        // DeleteRecords on the leader: follow its log start, never past what is committed here.
+        let follow = r.log_start_offset.min(hw);
+        if follow > log.log_start_offset() {
+            log.advance_log_start(follow)?;
+        }
         partition.update_gauges(&log);
         Ok(true)
     }

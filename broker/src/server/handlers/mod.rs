@@ -4,10 +4,13 @@
 //! client can get wrong becomes a Kafka error code in the response.
 
 mod admin;
+mod brokers;
 mod cluster;
 mod configs;
+mod elect;
 mod fetch;
 mod group;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -79,6 +82,11 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::UnregisterBroker => "UnregisterBroker",
         _ => "Other",
     }
 }
@@ -305,6 +313,42 @@ impl Broker {
                         (
                             ApiKey::InitProducerId,
                             Some(ResponseKind::InitProducerId(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::ElectLeaders(r) => {
+                        let (b, c) = self.elect_leaders(r, version).await;
+                        (ApiKey::ElectLeaders, Some(ResponseKind::ElectLeaders(b)), c)
+                    }
+                    RequestKind::DescribeCluster(r) => {
+                        let (b, c) = self.describe_cluster(r, version);
+                        (
+                            ApiKey::DescribeCluster,
+                            Some(ResponseKind::DescribeCluster(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::DescribeLogDirs(r) => {
+                        let (b, c) = self.describe_log_dirs(r, version);
+                        (
+                            ApiKey::DescribeLogDirs,
+                            Some(ResponseKind::DescribeLogDirs(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::DeleteRecords(r) => {
+                        let (b, c) = self.delete_records(r);
+                        (
+                            ApiKey::DeleteRecords,
+                            Some(ResponseKind::DeleteRecords(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::UnregisterBroker(r) => {
+                        let (b, c) = self.unregister_broker(r).await;
+                        (
+                            ApiKey::UnregisterBroker,
+                            Some(ResponseKind::UnregisterBroker(b)),
                             c,
                         )
                     }
