@@ -54,7 +54,7 @@ def kafka_home():
 
 
 def missing():
-    """Why the tools cannot run here (None when they can): for pytest.skip."""
+    """Why the tools cannot run here (None when they can); a test fails with it."""
     if shutil.which("java") is None:
         return "java is not installed (scripts/test-deps.sh installs it)"
     libs = kafka_home() / "libs"

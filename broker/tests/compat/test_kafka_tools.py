@@ -24,7 +24,13 @@ from helpers import wait_until
 from kafka_tools import missing, run_tool
 from test_cluster import FAST, cluster_factory  # noqa: F401 (the fixture)
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
+@pytest.fixture(autouse=True)
+def kafka_tools_installed():
+    """The tools are a test dependency (scripts/test-deps.sh fetches them): missing, the test
+    fails rather than skips."""
+    why = missing()
+    if why is not None:
+        pytest.fail(why, pytrace=False)
 
 NO_REBALANCE = FAST + ["--auto-leader-rebalance-enable=false"]
 
