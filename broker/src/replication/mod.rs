@@ -11,6 +11,7 @@
 mod fetcher;
 mod service;
 pub mod state;
+pub mod throttle;
 #[cfg(test)]
 mod state_tests;
 
