@@ -134,9 +134,11 @@ pub fn check_replicas(value: &str) -> Result<(), String> {
     if value.split(',').all(entry_ok) {
         Ok(())
     } else {
-        Err("must be the literal '*' or a list of replicas in the format \
+        Err(
+            "must be the literal '*' or a list of replicas in the format \
              [partitionId]:[brokerId],[partitionId]:[brokerId],..."
-            .into())
+                .into(),
+        )
     }
 }
 
@@ -238,7 +240,11 @@ impl ReplicationQuota {
     pub fn set_bound(&self, bound: i64) {
         let mut q = self.quota.lock();
         if q.bound() != bound {
-            tracing::info!(side = self.side.label(), bound, "replication throttle changed");
+            tracing::info!(
+                side = self.side.label(),
+                bound,
+                "replication throttle changed"
+            );
             q.set_bound(bound);
         }
         self.metrics
@@ -397,10 +403,8 @@ impl FollowerThrottle {
         }
         if r.high_watermark >= 0 {
             let end = p.log.lock().log_end_offset();
-            self.lag.insert(
-                (p.topic.clone(), p.index),
-                (r.high_watermark - end).max(0),
-            );
+            self.lag
+                .insert((p.topic.clone(), p.index), (r.high_watermark - end).max(0));
         }
     }
 }
@@ -478,10 +482,14 @@ mod tests {
 
     #[test]
     fn replica_lists_follow_kafkas_format() {
-        for ok in ["*", " * ", "", "0:1", "0:1,1:2", "0:1, 1:2", "0:1,,2:3", "10:100"] {
+        for ok in [
+            "*", " * ", "", "0:1", "0:1,1:2", "0:1, 1:2", "0:1,,2:3", "10:100",
+        ] {
             assert!(check_replicas(ok).is_ok(), "{ok:?}");
         }
-        for bad in ["0", "a:1", "0:b", "0:1:2", "*,0:1", "-1:2", "0:-1", ":1", "1:"] {
+        for bad in [
+            "0", "a:1", "0:b", "0:1:2", "*,0:1", "-1:2", "0:-1", ":1", "1:",
+        ] {
             assert!(check_replicas(bad).is_err(), "{bad:?}");
         }
         assert!(lists("*", 3, 9));

@@ -561,7 +561,10 @@ mod tests {
             assert!(w[0] < w[1], "{} before {}", w[0], w[1]);
         }
         let broker = BrokerConfig::for_tests("/tmp/x".into());
-        for k in DYNAMIC_BROKER_KEYS.iter().filter(|k| !is_throttle_rate_key(k)) {
+        for k in DYNAMIC_BROKER_KEYS
+            .iter()
+            .filter(|k| !is_throttle_rate_key(k))
+        {
             let topic_key = topic_key_for_broker(k).unwrap();
             let mut b = broker.clone();
             set_dynamic(&mut b, k, &topic_key.default_value(&broker)).unwrap();

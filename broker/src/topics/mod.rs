@@ -534,11 +534,7 @@ impl TopicRegistry {
                 p.log.lock().set_config(log_config.clone());
             }
         }
-        tracing::info!(
-            ?defaults,
-            ?own,
-            "changed the dynamic broker configs"
-        );
+        tracing::info!(?defaults, ?own, "changed the dynamic broker configs");
         Ok(())
     }
 
