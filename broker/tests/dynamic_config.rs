@@ -324,13 +324,8 @@ async fn single_broker_dynamic_defaults_apply_live_and_persist() {
             topic_key(&mut c, "plain", "retention.ms").await,
             ("900000".into(), DYNAMIC_BROKER)
         );
-        let (code, msg) = alter_broker(
-            &mut c,
-            "1",
-            &[("log.retention.ms", DELETE, None)],
-            false,
-        )
-        .await;
+        let (code, msg) =
+            alter_broker(&mut c, "1", &[("log.retention.ms", DELETE, None)], false).await;
         assert_eq!(code, 0, "{msg}");
         let (code, msg) = alter_broker(
             &mut c,

@@ -34,6 +34,9 @@ pub(super) const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 /// Longest wait a follower may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// How often a waiting fetch looks again while the leader throttle is exceeded.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(50);
+
 struct ReplicaService {
     manager: Arc<ReplicaManager>,
 }
@@ -96,7 +99,14 @@ impl Replica for ReplicaService {
             if any || Instant::now() >= deadline {
                 return Ok(Response::new(ReplicaFetchReply { partitions }));
             }
-            let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+            // While the leader throttle holds followers back, look again soon: a held-back
+            // follower resumes when the rate falls under the bound, not a whole wait later.
+            let until = if registry.replication_quotas().leader.is_exceeded() {
+                deadline.min(Instant::now() + THROTTLE_RECHECK)
+            } else {
+                deadline
+            };
+            let _ = tokio::time::timeout_at(until.into(), notified).await;
         }
     }
 }

@@ -155,6 +155,8 @@ mod tests {
         assert_eq!(
             dynamic,
             vec![
+                "follower.replication.throttled.rate",
+                "leader.replication.throttled.rate",
                 "log.cleaner.delete.retention.ms",
                 "log.cleaner.min.cleanable.ratio",
                 "log.cleaner.min.compaction.lag.ms",
