@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
 use super::image::{BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER};
+use super::reassign;
 
 /// Applies `command` to `image` (the caller sets `image.version`).
 pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResult {
@@ -76,7 +77,7 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             if assignment.is_empty() {
                 return Err(Refusal::InvalidAssignment("no new partitions".into()));
             }
-            let rf = topic.partitions.first().map(|p| p.replicas.len());
+            let rf = topic.partitions.first().map(|p| p.target_replicas().len());
             check_assignment(image, assignment, rf)?;
             let added: Vec<PartitionRecord> =
                 assignment.iter().map(|r| new_partition(image, r)).collect();
@@ -136,6 +137,12 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             }
             Ok(())
         }
+        MetadataCommand::AlterReassignment {
+            topic,
+            partition,
+            target,
+            min_isr,
+        } => reassign::alter_reassignment(image, topic, *partition, target.as_deref(), *min_isr),
         MetadataCommand::AllocateProducerIds { broker_id, first } => {
             if !image.brokers.contains_key(broker_id) {
                 return Err(Refusal::UnknownBroker(*broker_id));
@@ -289,6 +296,7 @@ fn new_partition(image: &MetadataImage, replicas: &[i32]) -> PartitionRecord {
         isr,
         leader_epoch: 0,
         partition_epoch: 0,
+        reassignment: None,
     }
 }
 
@@ -301,12 +309,7 @@ fn fence(image: &mut MetadataImage, id: i32) -> ApplyResult {
         return Ok(());
     }
     broker.fenced = true;
-    let live: BTreeSet<i32> = image
-        .brokers
-        .iter()
-        .filter(|(_, b)| !b.fenced)
-        .map(|(id, _)| *id)
-        .collect();
+    let live = image.live_brokers();
     for topic in image.topics.values_mut() {
         let unclean = topic.unclean_election();
         for p in topic
@@ -431,8 +434,11 @@ fn alter_partition(
             });
         }
     }
+    let live = image.live_brokers();
     let record = image.partition_mut(topic, partition).ok_or_else(unknown)?;
     record.isr = new_isr.to_vec();
     record.partition_epoch += 1;
+    // A replica being added may just have joined the ISR: the move may be complete.
+    reassign::maybe_complete(record, &live);
     Ok(())
 }

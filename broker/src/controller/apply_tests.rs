@@ -34,7 +34,7 @@ fn fence(image: &mut MetadataImage, id: i32) {
 }
 
 /// Brokers 1..=n registered and unfenced.
-fn cluster(n: i32) -> MetadataImage {
+pub(super) fn cluster(n: i32) -> MetadataImage {
     let mut image = MetadataImage::default();
     for id in 1..=n {
         register(&mut image, id);

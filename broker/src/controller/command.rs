@@ -105,6 +105,18 @@ pub enum MetadataCommand {
         /// The first id of the block, as the broker last saw `next_producer_id`.
         first: i64,
     },
+    /// Starts, replaces or cancels (`target: None`) the reassignment of one partition
+    /// (Kafka's AlterPartitionReassignments).
+    AlterReassignment {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The replicas wanted; `None` cancels the reassignment in progress.
+        target: Option<Vec<i32>>,
+        /// The topic's `min.insync.replicas` as the broker taking the request knows it.
+        min_isr: i32,
+    },
     /// Leadership goes back to the partition's preferred replica (the first of its
     /// assignment), which must be live and in the ISR: Kafka's preferred leader election.
     ElectPreferredLeader {
@@ -194,6 +206,14 @@ pub enum Refusal {
     /// INVALID_REQUEST.
     #[error("invalid ISR: {0}")]
     InvalidIsr(String),
+    /// NO_REASSIGNMENT_IN_PROGRESS.
+    #[error("partition {partition} of topic {topic:?} has no reassignment in progress")]
+    NoReassignmentInProgress {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
     /// Another broker took the block first (the proposer retries at `next`).
     #[error("producer id block at {given} is taken: the next free block starts at {next}")]
     ProducerIdBlockTaken {

@@ -265,6 +265,7 @@ mod tests {
                 isr,
                 leader_epoch: e,
                 partition_epoch: e,
+                reassignment: None,
             });
         (
             0u128..3,

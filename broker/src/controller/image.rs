@@ -81,12 +81,77 @@ pub struct PartitionRecord {
     pub leader_epoch: i32,
     /// Bumped on every change of this record.
     pub partition_epoch: i32,
+    /// A reassignment in progress (Kafka's KIP-455): `replicas` is then the target followed
+    /// by the original replicas that are not in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<Reassignment>,
+}
+
+/// A partition moving from its original replicas to a target set. Replicas being added fetch
+/// from the leader and join the ISR once caught up; when they all have (and enough of the
+/// target is in sync), the target becomes the replica set and the others leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// The replica set wanted, preferred leader first.
+    pub target: Vec<i32>,
+    /// The replica set before the move.
+    pub original: Vec<i32>,
+    /// In-sync target replicas the move needs before it completes (the topic's
+    /// `min.insync.replicas` when it began, capped at the target's size): finishing never
+    /// leaves the partition with fewer in-sync replicas than that.
+    pub min_isr: i32,
+}
+
+impl Reassignment {
+    /// Target replicas that were not replicas before.
+    pub fn adding(&self) -> Vec<i32> {
+        self.target
+            .iter()
+            .copied()
+            .filter(|b| !self.original.contains(b))
+            .collect()
+    }
+
+    /// Original replicas that are not in the target.
+    pub fn removing(&self) -> Vec<i32> {
+        self.original
+            .iter()
+            .copied()
+            .filter(|b| !self.target.contains(b))
+            .collect()
+    }
+
+    /// The replica set while the move runs: the target, then the original replicas leaving.
+    pub fn replicas(&self) -> Vec<i32> {
+        let mut all = self.target.clone();
+        all.extend(self.removing());
+        all
+    }
+}
+
+impl PartitionRecord {
+    /// The replicas the partition will have once any reassignment completes.
+    pub fn target_replicas(&self) -> &[i32] {
+        match &self.reassignment {
+            Some(r) => &r.target,
+            None => &self.replicas,
+        }
+    }
 }
 
 impl MetadataImage {
     /// Whether `id` is registered and not fenced.
     pub fn is_live(&self, id: i32) -> bool {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// The registered brokers that are not fenced.
+    pub fn live_brokers(&self) -> std::collections::BTreeSet<i32> {
+        self.brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Number of registered brokers that are fenced.

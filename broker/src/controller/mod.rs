@@ -11,6 +11,9 @@ mod assign;
 mod command;
 mod delta;
 mod image;
+mod reassign;
+#[cfg(test)]
+mod reassign_tests;
 mod rebalance;
 mod sessions;
 
@@ -26,7 +29,8 @@ pub use assign::{
 pub use command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
 pub use delta::{apply_delta, diff, DeltaMismatch, MetadataDelta};
 pub use image::{
-    BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER, UNCLEAN_LEADER_ELECTION,
+    BrokerRecord, MetadataImage, PartitionRecord, Reassignment, TopicRecord, NO_LEADER,
+    UNCLEAN_LEADER_ELECTION,
 };
 pub use rebalance::preferred_elections;
 pub use sessions::{Sessions, StreamEnd, StreamId};

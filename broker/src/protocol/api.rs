@@ -50,6 +50,8 @@ pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// Produce versions below this are advertised (for librdkafka's feature detection) but answered

@@ -85,6 +85,7 @@ impl From<Refusal> for ApiError {
             Refusal::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
             Refusal::InvalidIsr(_) => ResponseError::InvalidRequest,
             Refusal::ProducerIdBlockTaken { .. } => ResponseError::RequestTimedOut,
+            Refusal::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
         };
         ApiError::new(code, e.to_string())
     }

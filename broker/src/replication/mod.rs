@@ -399,6 +399,42 @@ impl ReplicaManager {
         let mut log = partition.log.lock();
         let mut state = partition.replica.lock();
         let me = self.node_id;
+        if registered && !record.replicas.contains(&me) {
+            // Not (or no longer, after a reassignment) a replica: follow nothing and keep no
+            // data. The move completed only once the target replicas were in sync.
+            let was_replica = state.replicas.contains(&me);
+            if !state.same_leadership(record) || state.replicas != record.replicas {
+                state.become_follower(record);
+                partition.publish(&state);
+            }
+            let has_data = log.log_end_offset() > 0 || log.log_start_offset() > 0;
+            drop(state);
+            if was_replica || has_data {
+                self.unfollow(partition);
+            }
+            if has_data && self.registry.log_dir_failure().is_none() {
+                tracing::info!(topic = %partition.topic, partition = partition.index,
+                    log_end_offset = log.log_end_offset(),
+                    "no longer a replica: removing the local copy");
+                match log.truncate_fully_and_start_at(0) {
+                    Ok(()) => {
+                        *partition.producers.lock() = crate::producer::ProducerStates::default();
+                        let mut state = partition.replica.lock();
+                        state.high_watermark = 0;
+                        partition.publish(&state);
+                        drop(state);
+                        partition.update_gauges(&log);
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %partition.topic, partition = partition.index,
+                            error = %e, "could not remove the local copy");
+                        self.registry.note_write_error(&e);
+                    }
+                }
+            }
+            self.registry.appended.notify_waiters();
+            return;
+        }
         if record.leader == me && registered {
             if state.is_leader() && state.leader_epoch == record.leader_epoch {
                 if state.update_membership(record, now) {
@@ -424,7 +460,9 @@ impl ReplicaManager {
             self.registry.appended.notify_waiters();
             return;
         }
-        if state.same_leadership(record) && !state.is_leader() {
+        // Same leader and epoch, and already a replica (a broker a reassignment adds starts
+        // following below).
+        if state.same_leadership(record) && !state.is_leader() && state.replicas.contains(&me) {
             if state.update_membership(record, now) {
                 partition.publish(&state);
             }
@@ -534,7 +572,11 @@ impl ReplicaManager {
                 let state = p.replica.lock();
                 if state.is_leader() {
                     leaders += 1;
-                    if state.isr.len() < state.replicas.len() {
+                    // During a move the partition is whole once its target replicas are in sync.
+                    let wanted = image
+                        .partition(&topic.name, p.index)
+                        .map_or(state.replicas.len(), |r| r.target_replicas().len());
+                    if state.isr.len() < wanted {
                         under_replicated += 1;
                     }
                     if (state.isr.len() as i32) < min_isr {

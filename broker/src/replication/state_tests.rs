@@ -12,6 +12,7 @@ fn record(leader: i32, epoch: i32, isr: &[i32]) -> PartitionRecord {
         leader,
         leader_epoch: epoch,
         partition_epoch: epoch,
+        reassignment: None,
     }
 }
 

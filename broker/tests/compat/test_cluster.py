@@ -197,6 +197,20 @@ FAST = [
 ]
 
 
+def idempotent_producer(bootstrap, **extra):
+    """An idempotent acks=all confluent-kafka producer that retries for two minutes."""
+    config = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": 120_000,
+        "retry.backoff.ms": 50,
+    }
+    config.update(extra)
+    return Producer(config)
+
+
 class AckLog:
     """Delivery reports of a producer: every acknowledged (partition, offset, value, time)."""
 
@@ -382,16 +396,7 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
     topic, partitions = "failover", 3
     cl.create_topic(topic, partitions, 3, {"min.insync.replicas": "2"})
     log = AckLog()
-    producer = Producer(
-        {
-            "bootstrap.servers": cl.bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.timeout.ms": 120_000,
-            "retry.backoff.ms": 50,
-        }
-    )
+    producer = idempotent_producer(cl.bootstrap)
     stop = threading.Event()
     sent = [0]
 
@@ -512,16 +517,7 @@ def test_killed_leader_fails_over_before_the_session_timeout(cluster_factory):
     topic, partitions = "fastfail", 3
     cl.create_topic(topic, partitions, 3, {"min.insync.replicas": "2"})
     log = AckLog()
-    producer = Producer(
-        {
-            "bootstrap.servers": cl.bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.timeout.ms": 120_000,
-            "retry.backoff.ms": 50,
-        }
-    )
+    producer = idempotent_producer(cl.bootstrap)
     stop = threading.Event()
     sent = [0]
 

@@ -17,11 +17,10 @@ import re
 import threading
 import time
 
-from confluent_kafka import Producer
-
 from conftest import http_get
 from helpers import wait_until
-from test_cluster import AckLog, cluster_factory, produce_loop, read_all  # noqa: F401
+from test_cluster import (  # noqa: F401  (cluster_factory is a fixture)
+    AckLog, cluster_factory, idempotent_producer, produce_loop, read_all)
 
 TOPIC, PARTITIONS = "shutdown", 6
 ARGS = ["--controlled-shutdown-timeout-ms=15000", "--group-initial-rebalance-delay-ms=0"]
@@ -65,14 +64,7 @@ def test_sigterm_moves_leadership_first_and_no_acknowledged_record_is_lost(clust
     cl = cluster_factory(3, ARGS)
     cl.create_topic(TOPIC, PARTITIONS, 3, {"min.insync.replicas": "2"})
     log = AckLog()
-    producer = Producer({
-        "bootstrap.servers": cl.bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "message.timeout.ms": 120_000,
-        "retry.backoff.ms": 50,
-    })
+    producer = idempotent_producer(cl.bootstrap)
     stop = threading.Event()
     sent = [0]
 

@@ -13,11 +13,10 @@ import subprocess
 import threading
 import time
 
-from confluent_kafka import Producer
-
 from conftest import http_get
 from helpers import wait_until
-from test_cluster import AckLog, cluster_factory, produce_loop, read_all  # noqa: F401
+from test_cluster import (  # noqa: F401  (cluster_factory is a fixture)
+    AckLog, cluster_factory, idempotent_producer, produce_loop, read_all)
 
 TOPIC = "fulldisk"
 ARGS = ["--controlled-shutdown-timeout-ms=15000", "--leader-imbalance-check-interval-seconds=1"]
@@ -43,9 +42,7 @@ def test_a_full_log_directory_moves_leadership_away(cluster_factory, tmp_path):
         wait_until(lambda: cl.partition(TOPIC, 0, via=1)[0] == 3
                    and len(cl.partition(TOPIC, 0, via=1)[2]) == 3, 60,
                    "broker 3 leading partition 0 again (preferred leader)")
-        producer = Producer({"bootstrap.servers": cl.bootstrap, "enable.idempotence": True,
-                             "acks": "all", "linger.ms": 5, "message.timeout.ms": 120_000,
-                             "retry.backoff.ms": 50})
+        producer = idempotent_producer(cl.bootstrap)
         sent = [0]
         value = os.urandom(4096)
 

@@ -23,6 +23,7 @@ pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("auto.create.topics.enable", UpdateMode::Restart),
     ("broker.heartbeat.interval.ms", UpdateMode::Restart),
     ("broker.session.timeout.ms", UpdateMode::Restart),
+    ("controlled.shutdown.timeout.ms", UpdateMode::Restart),
     ("default.replication.factor", UpdateMode::Restart),
     ("follower.replication.throttled.rate", UpdateMode::Dynamic),
     ("group.initial.rebalance.delay.ms", UpdateMode::Restart),
@@ -48,6 +49,11 @@ pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("num.partitions", UpdateMode::Restart),
     ("offsets.topic.num.partitions", UpdateMode::Restart),
     ("offsets.topic.replication.factor", UpdateMode::Restart),
+    (
+        "producer.id.expiration.check.interval.ms",
+        UpdateMode::Restart,
+    ),
+    ("producer.id.expiration.ms", UpdateMode::Restart),
     ("replica.fetch.max.bytes", UpdateMode::Restart),
     ("replica.fetch.wait.max.ms", UpdateMode::Restart),
     ("replica.lag.time.max.ms", UpdateMode::Restart),
@@ -124,7 +130,7 @@ mod tests {
         for w in BROKER_KEYS.windows(2) {
             assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
         }
-        assert_eq!(BROKER_KEYS.len(), 32);
+        assert_eq!(BROKER_KEYS.len(), 35);
     }
 
     #[test]

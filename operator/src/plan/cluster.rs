@@ -346,6 +346,12 @@ pub fn desired_objects(
     ];
     let voters = quorum_voters(&name, &ns, controllers, l.controller, ctx);
     env_vars.push(env("SAMSA_CONTROLLER_QUORUM_VOTERS", voters.clone()));
+    if !spec.config.contains_key(CONTROLLED_SHUTDOWN_KEY) {
+        env_vars.push(env(
+            &env_name(CONTROLLED_SHUTDOWN_KEY),
+            controlled_shutdown_ms(spec.termination_grace_period_seconds).to_string(),
+        ));
+    }
     let mut mounts = vec![VolumeMount {
         name: "data".into(),
         mount_path: DATA_MOUNT.into(),
@@ -601,3 +607,15 @@ pub fn rack_annotation_change(
 #[cfg(test)]
 #[path = "cluster_tests.rs"]
 mod tests;
+
+/// The broker setting bounding a controlled shutdown.
+const CONTROLLED_SHUTDOWN_KEY: &str = "controlled.shutdown.timeout.ms";
+
+/// How long a broker may spend moving its leaderships away when its pod stops, unless
+/// `spec.config` says otherwise: the termination grace period less what the rest of the
+/// shutdown needs (closing the logs, handing over the quorum: 10 s, or a quarter of a short
+/// grace period), so the kubelet never kills a broker that is still moving leaderships.
+pub fn controlled_shutdown_ms(grace_seconds: i64) -> i64 {
+    let grace = grace_seconds.max(1).saturating_mul(1000);
+    grace - (grace / 4).min(10_000)
+}

@@ -195,6 +195,28 @@ fn broker_environment() {
 }
 
 #[test]
+fn the_controlled_shutdown_fits_in_the_grace_period() {
+    let o = plan(KafkaClusterSpec::default());
+    let grace = pod_spec(&o).termination_grace_period_seconds.unwrap();
+    let timeout: i64 = env_of(&o)["SAMSA_CONTROLLED_SHUTDOWN_TIMEOUT_MS"]
+        .parse()
+        .unwrap();
+    assert!(timeout < grace * 1000, "{timeout} ms within {grace} s");
+    assert_eq!(super::controlled_shutdown_ms(120), 110_000);
+    assert_eq!(super::controlled_shutdown_ms(30), 22_500);
+    // A value in spec.config (through the ConfigMap) is not overridden.
+    let mut spec = KafkaClusterSpec::default();
+    spec.config
+        .insert("controlled.shutdown.timeout.ms".into(), "5000".into());
+    let o = plan(spec);
+    assert!(!env_of(&o).contains_key("SAMSA_CONTROLLED_SHUTDOWN_TIMEOUT_MS"));
+    assert_eq!(
+        o.config_map.data.as_ref().unwrap()["SAMSA_CONTROLLED_SHUTDOWN_TIMEOUT_MS"],
+        "5000"
+    );
+}
+
+#[test]
 fn one_broker_has_one_voter_and_image_override() {
     let o = plan(KafkaClusterSpec {
         brokers: 1,

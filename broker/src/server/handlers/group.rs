@@ -930,6 +930,7 @@ mod tests {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            reassignment: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer;
+mod reassign;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,6 +77,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         _ => "Other",
     }
 }
@@ -280,6 +283,22 @@ impl Broker {
                     RequestKind::OffsetDelete(r) => {
                         let (b, c) = self.offset_delete(r).await;
                         (ApiKey::OffsetDelete, Some(ResponseKind::OffsetDelete(b)), c)
+                    }
+                    RequestKind::AlterPartitionReassignments(r) => {
+                        let (b, c) = self.alter_partition_reassignments(r, version).await;
+                        (
+                            ApiKey::AlterPartitionReassignments,
+                            Some(ResponseKind::AlterPartitionReassignments(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::ListPartitionReassignments(r) => {
+                        let (b, c) = self.list_partition_reassignments(r);
+                        (
+                            ApiKey::ListPartitionReassignments,
+                            Some(ResponseKind::ListPartitionReassignments(b)),
+                            c,
+                        )
                     }
                     RequestKind::InitProducerId(r) => {
                         let (b, c) = self.init_producer_id(r).await;
