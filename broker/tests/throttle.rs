@@ -2,7 +2,8 @@
 //! behind catches up at about the bound while its replica is throttled (follower side on one
 //! broker, leader side on another), and fast once the bound is removed. The rates are printed.
 //! Per-broker throttle rates are set and described as Kafka's tools do (BROKER resource named
-//! by the id), and they survive a restart of the broker they are for.
+//! by the id), and they survive a restart of the broker they are for. A partition reassignment
+//! throttled as `kafka-reassign-partitions --throttle` does it copies at about the bound.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::{batch, http_get, topic_name, RawClient};
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
@@ -416,5 +420,141 @@ async fn throttled_followers_catch_up_at_the_bound() {
         assert!(Instant::now() < deadline, "broker 3 describes {got:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    cluster.shutdown().await;
+}
+
+/// Replicas of partition 0 of `topic` as broker `c` answers Metadata.
+async fn replicas(c: &mut RawClient, topic: &str) -> Vec<i32> {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    let resp = c.call(9, &req).await;
+    resp.topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_move_copies_at_the_bound() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client(1).await;
+    create(&mut c, "moved", &[1, 2], &[]).await;
+    wait_leader(&cluster, 1, "moved", 1).await;
+    produce(&mut c, "moved", BEHIND).await;
+    let target = log_size(&cluster, 1, "moved").await;
+
+    // What `kafka-reassign-partitions --execute --throttle 1048576` sets for moving partition
+    // 0 from [1, 2] to [1, 3]: the current replicas throttled on the leader side, the added one
+    // on the follower side, both rates on every broker the move involves.
+    let (code, msg) = alter(
+        &mut c,
+        2,
+        "moved",
+        &[
+            (
+                "leader.replication.throttled.replicas",
+                SET,
+                Some("0:1,0:2"),
+            ),
+            ("follower.replication.throttled.replicas", SET, Some("0:3")),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{msg}");
+    for broker in ["1", "2", "3"] {
+        let (code, msg) = alter(
+            &mut c,
+            4,
+            broker,
+            &[
+                ("leader.replication.throttled.rate", SET, Some(RATE)),
+                ("follower.replication.throttled.rate", SET, Some(RATE)),
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{msg}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in 1..=3 {
+        while metric(
+            &cluster,
+            id,
+            "samsa_replication_throttle_limit_bytes",
+            &["side=\"follower\""],
+        )
+        .await
+            != 1_048_576.0
+        {
+            assert!(Instant::now() < deadline, "broker {id} has no throttle yet");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic_name("moved"))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(Some(vec![BrokerId(1), BrokerId(3)]))])]);
+    let resp = c.call(0, &req).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+
+    // The added replica's copy, from its first byte.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (t0, b0) = loop {
+        let b = log_size(&cluster, 3, "moved").await;
+        if b > 0.0 {
+            break (Instant::now(), b);
+        }
+        assert!(Instant::now() < deadline, "broker 3 copies nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut b1 = b0;
+    while t0.elapsed() < MEASURE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b1 = log_size(&cluster, 3, "moved").await;
+        assert!(b1 < target, "the copy finished within the throttled window");
+    }
+    let throttled = (b1 - b0) / t0.elapsed().as_secs_f64();
+    let mut during = replicas(&mut c, "moved").await;
+    during.sort_unstable();
+    assert_eq!(during, vec![1, 2, 3], "still moving");
+
+    // As `--verify` does once done (here: to let it finish), the throttles go.
+    let t1 = Instant::now();
+    let start = log_size(&cluster, 3, "moved").await;
+    for broker in ["1", "2", "3"] {
+        let (code, msg) = alter(
+            &mut c,
+            4,
+            broker,
+            &[
+                ("leader.replication.throttled.rate", DELETE, None),
+                ("follower.replication.throttled.rate", DELETE, None),
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{msg}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replicas(&mut c, "moved").await != vec![1, 3] {
+        assert!(Instant::now() < deadline, "the move does not complete");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fast = (target - start) / t1.elapsed().as_secs_f64();
+    println!(
+        "move throttled at {RATE} B/s (leader and follower): copied at {:.2} MiB/s throttled, \
+         {:.2} MiB/s without",
+        throttled / MIB,
+        fast / MIB
+    );
+    assert_eq!(log_size(&cluster, 3, "moved").await, target);
+    assert!(throttled <= 1.2 * MIB, "throttled at {throttled} B/s");
+    assert!(throttled >= 0.5 * MIB, "barely moving: {throttled} B/s");
+    assert!(fast > 2.0 * throttled, "unthrottled only {fast} B/s");
     cluster.shutdown().await;
 }
