@@ -25,6 +25,7 @@ const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const TOPIC_SOURCE: i8 = 1;
+const DYNAMIC_BROKER: i8 = 2;
 const DYNAMIC_DEFAULT: i8 = 3;
 const STATIC_BROKER: i8 = 4;
 const DEFAULT: i8 = 5;
@@ -299,15 +300,42 @@ async fn single_broker_dynamic_defaults_apply_live_and_persist() {
         .await;
         assert_eq!(code, INVALID_REQUEST);
         assert!(msg.contains("log.cleanup.policy"), "{msg}");
+        // A per-broker value comes before the cluster-wide default (on this broker only: a
+        // single broker refuses another id, naming the one it has).
         let (code, msg) = alter_broker(
             &mut c,
             "1",
+            &[("log.retention.ms", SET, Some("900000"))],
+            false,
+        )
+        .await;
+        assert_eq!(code, 0, "{msg}");
+        let e = describe(&mut c, 4, "1", "log.retention.ms").await;
+        assert_eq!((e.value.as_str(), e.source), ("900000", DYNAMIC_BROKER));
+        assert_eq!(
+            e.synonyms,
+            vec![
+                ("log.retention.ms".into(), "900000".into(), DYNAMIC_BROKER),
+                ("log.retention.ms".into(), "600000".into(), DYNAMIC_DEFAULT),
+                ("log.retention.ms".into(), "604800000".into(), STATIC_BROKER),
+            ]
+        );
+        assert_eq!(
+            topic_key(&mut c, "plain", "retention.ms").await,
+            ("900000".into(), DYNAMIC_BROKER)
+        );
+        let (code, msg) =
+            alter_broker(&mut c, "1", &[("log.retention.ms", DELETE, None)], false).await;
+        assert_eq!(code, 0, "{msg}");
+        let (code, msg) = alter_broker(
+            &mut c,
+            "2",
             &[("log.retention.ms", SET, Some("1000"))],
             false,
         )
         .await;
         assert_eq!(code, INVALID_REQUEST);
-        assert!(msg.contains("Per-broker"), "{msg}");
+        assert!(msg.contains("expected 1"), "{msg}");
         // validate_only checks and changes nothing.
         assert_eq!(
             alter_broker(&mut c, "", &[("log.retention.ms", SET, Some("1000"))], true)

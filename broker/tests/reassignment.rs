@@ -164,13 +164,33 @@ async fn latest(c: &mut RawClient, name: &str) -> (i16, i64) {
     (p.error_code, p.offset)
 }
 
+/// Waits until the leader `c` answers ListOffsets latest with `want`.
+async fn wait_latest(c: &mut RawClient, name: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = latest(c, name).await;
+        if got == (0, want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "latest offset of {name}: {got:?}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_move_follow_the_data_and_leave_no_copy_behind() {
     let mut cluster = Cluster::start().await;
     let mut c = cluster.client(2).await;
     create(&mut c, "moving", &[1, 2]).await;
-    wait_partition(&mut c, "moving", "leader 1", |p| p.2 == 1 && p.1 == [1, 2]).await;
+    // Broker 1 itself says it leads (its own image applied), before anything is produced.
     let mut leader = cluster.client(1).await;
+    wait_partition(&mut leader, "moving", "leader 1", |p| {
+        p.2 == 1 && p.1 == [1, 2]
+    })
+    .await;
     produce(&mut leader, "moving", 50).await;
     assert!(local_log_bytes(&cluster, 1, "moving") > 0);
 
@@ -194,7 +214,8 @@ async fn replicas_move_follow_the_data_and_leave_no_copy_behind() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut new_leader = cluster.client(2).await;
-    assert_eq!(latest(&mut new_leader, "moving").await, (0, 50));
+    // The new leader's high watermark reaches the end once its follower fetched again.
+    wait_latest(&mut new_leader, "moving", 50).await;
     assert_eq!(
         latest(&mut leader, "moving").await.0,
         6,
@@ -211,6 +232,13 @@ async fn replicas_move_follow_the_data_and_leave_no_copy_behind() {
         p.0 == [2, 3, 1] && p.1 == [1, 2, 3]
     })
     .await;
+    wait_partition(
+        &mut new_leader,
+        "moving",
+        "broker 2 leading, by its own image",
+        |p| p.2 == 2,
+    )
+    .await;
     produce(&mut new_leader, "moving", 10).await;
     assert_eq!(reassign(&mut c, "moving", Some(&[2, 3])).await.0, 0);
     wait_partition(&mut c, "moving", "two replicas again", |p| {
@@ -218,7 +246,7 @@ async fn replicas_move_follow_the_data_and_leave_no_copy_behind() {
     })
     .await;
     assert_eq!(latest(&mut c3, "moving").await.0, 6);
-    assert_eq!(latest(&mut new_leader, "moving").await, (0, 60));
+    wait_latest(&mut new_leader, "moving", 60).await;
 
     // A move to a broker that is down waits (it cannot catch up) and shows in the listing;
     // cancelling it goes back.

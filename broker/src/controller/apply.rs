@@ -114,6 +114,29 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
         MetadataCommand::ElectPreferredLeader { topic, partition } => {
             elect_preferred(image, topic, *partition)
         }
+        MetadataCommand::AlterBrokerConfigs {
+            broker_id,
+            set,
+            remove,
+        } => {
+            if *broker_id < 0 {
+                return Err(Refusal::InvalidConfig(format!(
+                    "broker id {broker_id} is not a broker id"
+                )));
+            }
+            let mut configs = image
+                .broker_configs
+                .get(broker_id)
+                .cloned()
+                .unwrap_or_default();
+            change_configs(&mut configs, set, remove)?;
+            if configs.is_empty() {
+                image.broker_configs.remove(broker_id);
+            } else {
+                image.broker_configs.insert(*broker_id, configs);
+            }
+            Ok(())
+        }
         MetadataCommand::AlterReassignment {
             topic,
             partition,

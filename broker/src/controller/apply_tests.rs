@@ -545,3 +545,50 @@ fn a_fence_for_an_old_incarnation_leaves_its_successor_alone() {
     apply(&mut image, &reg).unwrap();
     assert_eq!(image.brokers[&2].epoch, 40);
 }
+
+#[test]
+fn broker_configs_are_set_and_removed_per_broker() {
+    let mut image = cluster(2);
+    let rate = "follower.replication.throttled.rate".to_string();
+    let set = |id: i32, k: &str, v: &str| MetadataCommand::AlterBrokerConfigs {
+        broker_id: id,
+        set: BTreeMap::from([(k.to_string(), v.to_string())]),
+        remove: vec![],
+    };
+    apply(&mut image, &set(2, &rate, "1048576")).unwrap();
+    apply(&mut image, &set(1, "log.retention.ms", "1000")).unwrap();
+    // A broker that has not registered yet may be configured ahead.
+    apply(&mut image, &set(7, &rate, "10")).unwrap();
+    assert_eq!(image.broker_configs[&2][&rate], "1048576");
+    assert_eq!(image.broker_configs[&1]["log.retention.ms"], "1000");
+    assert_eq!(image.broker_configs.len(), 3);
+    // The cluster-wide defaults are another map.
+    assert!(image.broker_defaults.is_empty());
+    // Removing the last config of a broker removes its entry.
+    let remove = MetadataCommand::AlterBrokerConfigs {
+        broker_id: 7,
+        set: BTreeMap::new(),
+        remove: vec![rate.clone()],
+    };
+    apply(&mut image, &remove).unwrap();
+    assert!(!image.broker_configs.contains_key(&7));
+    let before = image.clone();
+    assert!(matches!(
+        apply(&mut image, &set(-1, &rate, "1")),
+        Err(Refusal::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        apply(&mut image, &set(2, " ", "1")),
+        Err(Refusal::InvalidConfig(_))
+    ));
+    assert_eq!(image, before);
+    // An image written before per-broker configs existed still reads.
+    let mut json = serde_json::to_value(&before).unwrap();
+    json.as_object_mut().unwrap().remove("broker_configs");
+    let old: MetadataImage = serde_json::from_value(json).unwrap();
+    assert!(old.broker_configs.is_empty());
+    // And the command survives the wire.
+    let cmd = set(2, &rate, "5");
+    let back: MetadataCommand = serde_json::from_slice(&serde_json::to_vec(&cmd).unwrap()).unwrap();
+    assert_eq!(back, cmd);
+}

@@ -143,6 +143,17 @@ pub enum MetadataCommand {
         /// Broker id.
         id: i32,
     },
+    /// Set and remove one broker's dynamic configs (Kafka's BROKER resource named by its id),
+    /// which come before the cluster-wide defaults on that broker. The broker need not be
+    /// registered yet (as in Kafka, a config may wait for its broker).
+    AlterBrokerConfigs {
+        /// The broker the configs are for (>= 0).
+        broker_id: i32,
+        /// Broker configs to set, by Kafka name.
+        set: BTreeMap<String, String>,
+        /// Broker config names to remove (back to the cluster-wide default or the flag).
+        remove: Vec<String>,
+    },
 }
 
 /// What applying a command produced: `Ok` or the reason it was refused. A refused command leaves

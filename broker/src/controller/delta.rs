@@ -33,6 +33,9 @@ pub struct MetadataDelta {
     pub broker_defaults: Option<BTreeMap<String, String>>,
     /// The producer-id counter of the new image.
     pub next_producer_id: i64,
+    /// Per-broker dynamic configs that changed (whole per broker; empty: removed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 /// A delta that does not fit the image it is applied to.
@@ -53,6 +56,7 @@ impl MetadataDelta {
             && self.topics.is_empty()
             && self.removed_topics.is_empty()
             && self.broker_defaults.is_none()
+            && self.broker_configs.is_empty()
     }
 }
 
@@ -70,6 +74,11 @@ pub fn diff(a: &MetadataImage, b: &MetadataImage) -> MetadataDelta {
         broker_defaults: (a.broker_defaults != b.broker_defaults)
             .then(|| b.broker_defaults.clone()),
         next_producer_id: b.next_producer_id,
+        broker_configs: {
+            let (mut changed, removed) = diff_maps(&a.broker_configs, &b.broker_configs);
+            changed.extend(removed.into_iter().map(|id| (id, BTreeMap::new())));
+            changed
+        },
     }
 }
 
@@ -110,6 +119,13 @@ pub fn apply_delta(image: &mut MetadataImage, delta: &MetadataDelta) -> Result<(
     }
     if let Some(d) = &delta.broker_defaults {
         image.broker_defaults = d.clone();
+    }
+    for (id, configs) in &delta.broker_configs {
+        if configs.is_empty() {
+            image.broker_configs.remove(id);
+        } else {
+            image.broker_configs.insert(*id, configs.clone());
+        }
     }
     image.next_producer_id = delta.next_producer_id;
     image.version = delta.version;
@@ -270,14 +286,20 @@ mod tests {
             prop::collection::btree_map("t[0-4]", arb_topic(), 0..4),
             prop::collection::btree_map("[pq]", "[01]", 0..2),
             0i64..3,
+            prop::collection::btree_map(
+                0i32..3,
+                prop::collection::btree_map("[pq]", "[01]", 1..3),
+                0..3,
+            ),
         )
             .prop_map(
-                |(version, brokers, topics, broker_defaults, next)| MetadataImage {
+                |(version, brokers, topics, broker_defaults, next, broker_configs)| MetadataImage {
                     version,
                     brokers,
                     topics,
                     broker_defaults,
                     next_producer_id: next * 1000,
+                    broker_configs,
                 },
             )
     }

@@ -27,6 +27,11 @@ pub struct MetadataImage {
     /// The first producer id not yet handed out to any broker.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Per-broker dynamic configs by broker id, then Kafka name (Kafka's BROKER resource named
+    /// by the id): they come before `broker_defaults` on that broker. A broker id without
+    /// configs has no entry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 /// A registered broker.

@@ -1,8 +1,10 @@
 //! Replication gauges: broker totals of under-replicated, under-min-ISR, offline and led
 //! partitions. The per-partition ones (ISR size, replicas, high watermark, follower lag) are
-//! in [`super::PartitionGauges`].
+//! in [`super::PartitionGauges`]. Also the replication throttles (Kafka's replication quotas):
+//! bytes counted against them, their measured rate and their configured bound, per side
+//! (`leader`, `follower`).
 
-use prometheus::{IntGauge, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Broker-wide replication gauges, refreshed by the replica manager.
 #[derive(Clone)]
@@ -15,6 +17,13 @@ pub struct ReplicationMetrics {
     pub offline: IntGauge,
     /// Partitions this broker leads.
     pub leaders: IntGauge,
+    /// Replication bytes of throttled replicas, per side (`leader`: served, `follower`:
+    /// fetched), in sync or not: what the throttle measures.
+    pub throttled_bytes: IntCounterVec,
+    /// The rate the throttle measures, bytes/s, per side (as of the last byte counted).
+    pub throttled_rate: GaugeVec,
+    /// The configured bound per side, bytes/s (i64::MAX: unlimited).
+    pub throttle_limit: IntGaugeVec,
 }
 
 impl ReplicationMetrics {
@@ -39,6 +48,39 @@ impl ReplicationMetrics {
                 "Partitions of the cluster that have no leader, as this broker's metadata says",
             )?,
             leaders: gauge("samsa_leader_partitions", "Partitions led by this broker")?,
+            throttled_bytes: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "samsa_replication_throttled_bytes_total",
+                        "Replication bytes of throttled replicas (leader: served, follower: fetched)",
+                    ),
+                    &["side"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            throttled_rate: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "samsa_replication_throttled_rate_bytes",
+                        "Replication rate of throttled replicas as the throttle measures it, bytes/s",
+                    ),
+                    &["side"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            throttle_limit: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "samsa_replication_throttle_limit_bytes",
+                        "leader/follower.replication.throttled.rate in force, bytes/s",
+                    ),
+                    &["side"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
         })
     }
 }

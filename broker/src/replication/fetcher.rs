@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 use super::service::MAX_MESSAGE;
+use super::throttle::FollowerThrottle;
 use super::ReplicaManager;
 use crate::controller::MetadataImage;
 use crate::log::batch::BatchIter;
@@ -109,6 +110,7 @@ async fn run(
     // it lasts: each change is logged once.
     let mut sent_epoch: Option<i64> = None;
     let mut refused: Option<i32> = None;
+    let mut throttle = FollowerThrottle::new(manager.registry.clone(), manager.node_id);
     loop {
         let followed: Vec<Arc<Partition>> = partitions.lock().values().cloned().collect();
         if followed.is_empty() {
@@ -159,6 +161,9 @@ async fn run(
                 }
                 state.leader_epoch
             };
+            if throttle.holds_back(p) {
+                continue;
+            }
             let log = p.log.lock();
             request.partitions.push(ReplicaFetchPartition {
                 topic: p.topic.to_string(),
@@ -228,6 +233,7 @@ async fn run(
                     backoff = true;
                 }
             }
+            throttle.fetched(partition, r);
         }
         if refusal.is_some() {
             tokio::time::sleep(REFUSED_BACKOFF).await;

@@ -13,6 +13,7 @@ mod service;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -318,6 +319,13 @@ impl ReplicaManager {
                 .set_dynamic_defaults(image.broker_defaults.clone())
             {
                 tracing::error!(error = %e, "cannot apply the dynamic broker defaults");
+            }
+        }
+        let own = image.broker_configs.get(&self.node_id);
+        if self.registry.dynamic_broker_configs() != own.cloned().unwrap_or_default() {
+            let own = own.cloned().unwrap_or_default();
+            if let Err(e) = self.registry.set_dynamic_broker_configs(own) {
+                tracing::error!(error = %e, "cannot apply this broker's dynamic configs");
             }
         }
         for (name, t) in &image.topics {

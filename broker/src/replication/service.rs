@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::state::{admit_follower, check_epoch, FetchAdmission, FollowerStanding};
+use super::throttle;
 use super::ReplicaManager;
 use crate::log::LogError;
 use crate::protocol::errors::ApiError;
@@ -32,6 +33,9 @@ pub(super) const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// Longest wait a follower may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a waiting fetch looks again while the leader throttle is exceeded.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(50);
 
 struct ReplicaService {
     manager: Arc<ReplicaManager>,
@@ -95,7 +99,14 @@ impl Replica for ReplicaService {
             if any || Instant::now() >= deadline {
                 return Ok(Response::new(ReplicaFetchReply { partitions }));
             }
-            let _ = tokio::time::timeout_at(deadline.into(), notified).await;
+            // While the leader throttle holds followers back, look again soon: a held-back
+            // follower resumes when the rate falls under the bound, not a whole wait later.
+            let until = if registry.replication_quotas().leader.is_exceeded() {
+                deadline.min(Instant::now() + THROTTLE_RECHECK)
+            } else {
+                deadline
+            };
+            let _ = tokio::time::timeout_at(until.into(), notified).await;
         }
     }
 }
@@ -162,7 +173,7 @@ impl ReplicaManager {
         max_bytes: usize,
         reply: &mut ReplicaFetchPartitionReply,
     ) -> Result<(), ApiError> {
-        {
+        let in_isr = {
             let state = partition.replica.lock();
             if !state.is_leader() {
                 return Err(ApiError::new(ResponseError::NotLeaderOrFollower, ""));
@@ -174,7 +185,10 @@ impl ReplicaManager {
                     format!("broker {follower} is not a replica"),
                 ));
             }
-        }
+            state.isr.contains(&follower)
+        };
+        let (throttled, hold) =
+            throttle::leader_check(&self.registry, partition, self.node_id, in_isr);
         if let FetchAdmission::Refused(e) = admission {
             return Err(e.clone());
         }
@@ -194,14 +208,22 @@ impl ReplicaManager {
         if fp.fetch_offset < start || fp.fetch_offset > end {
             return Err(ApiError::new(ResponseError::OffsetOutOfRange, ""));
         }
-        let records = match log.read(fp.fetch_offset, max_bytes, end) {
-            Ok(r) => r,
-            Err(LogError::OffsetOutOfRange { .. }) => {
-                return Err(ApiError::new(ResponseError::OffsetOutOfRange, ""))
-            }
-            Err(e) => return Err(ApiError::from(e)),
-        };
-        reply.records = records.to_vec();
+        // A held-back follower gets nothing this time but still reports how far it got.
+        if !hold {
+            reply.records = match log.read(fp.fetch_offset, max_bytes, end) {
+                Ok(r) => r.to_vec(),
+                Err(LogError::OffsetOutOfRange { .. }) => {
+                    return Err(ApiError::new(ResponseError::OffsetOutOfRange, ""))
+                }
+                Err(e) => return Err(ApiError::from(e)),
+            };
+        }
+        if throttled {
+            self.registry
+                .replication_quotas()
+                .leader
+                .record(reply.records.len());
+        }
         if !matches!(admission, FetchAdmission::Counted) {
             reply.high_watermark = partition.high_watermark();
             return Ok(());

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::config::BrokerConfig;
 use crate::log::LogConfig;
+use crate::replication::throttle;
 
 /// Kafka's ConfigEntry config types (DescribeConfigs v3+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,8 @@ pub enum ConfigType {
 pub struct TopicConfigKey {
     /// Topic-level name, e.g. `retention.ms`.
     pub name: &'static str,
-    /// The broker-level setting it defaults to, e.g. `log.retention.ms`.
+    /// The broker-level setting it defaults to, e.g. `log.retention.ms`; empty when there is
+    /// none (the throttled-replica lists).
     pub broker_synonym: &'static str,
     /// Value type.
     pub kind: ConfigType,
@@ -158,12 +160,30 @@ pub static TOPIC_CONFIG_KEYS: &[TopicConfigKey] = &[
         long_at_least(0)
     ),
     key!(
+        "follower.replication.throttled.replicas",
+        "",
+        List,
+        "Replicas (partition:broker,... or *) whose fetching is throttled on the follower side \
+         to follower.replication.throttled.rate while they are out of sync.",
+        |_| String::new(),
+        throttle::check_replicas
+    ),
+    key!(
         "index.interval.bytes",
         "log.index.interval.bytes",
         Int,
         "Bytes between entries of the sparse offset index.",
         |b| b.log_index_interval_bytes.to_string(),
         int_at_least(0)
+    ),
+    key!(
+        "leader.replication.throttled.replicas",
+        "",
+        List,
+        "Replicas (partition:broker,... or *) whose leader serves out-of-ISR followers at most \
+         leader.replication.throttled.rate.",
+        |_| String::new(),
+        throttle::check_replicas
     ),
     key!(
         "max.message.bytes",
@@ -291,11 +311,15 @@ pub fn effective(
         .or_else(|| key(name).map(|k| k.default_value(broker)))
 }
 
-/// Broker settings an admin may change cluster-wide at runtime (IncrementalAlterConfigs on the
-/// BROKER resource ""): the broker-level defaults of topic configs that are broker flags, by
-/// Kafka name, in name order. A dynamic value replaces the flag as the default of every topic
-/// without an override of its own.
+/// Broker settings an admin may change at runtime, by Kafka name, in name order: cluster-wide
+/// (IncrementalAlterConfigs on the BROKER resource "") or for one broker (the resource named
+/// by its id; that value comes before the cluster-wide one, as in Kafka). Two are the
+/// replication throttles (bytes/s, only dynamic, as in Kafka); the others are the broker-level
+/// defaults of topic configs that are broker flags: a dynamic value replaces the flag as the
+/// default of every topic without an override of its own.
 pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
+    throttle::FOLLOWER_RATE,
+    throttle::LEADER_RATE,
     "log.cleaner.delete.retention.ms",
     "log.cleaner.min.cleanable.ratio",
     "log.cleaner.min.compaction.lag.ms",
@@ -311,7 +335,13 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "min.insync.replicas",
 ];
 
-/// Whether `name` is a broker setting that can change cluster-wide at runtime.
+/// Whether `name` is a replication throttle rate (bytes/s, a dynamic broker config that no
+/// topic config defaults to).
+pub fn is_throttle_rate_key(name: &str) -> bool {
+    name == throttle::LEADER_RATE || name == throttle::FOLLOWER_RATE
+}
+
+/// Whether `name` is a broker setting that can change at runtime.
 pub fn is_dynamic_broker_key(name: &str) -> bool {
     DYNAMIC_BROKER_KEYS.binary_search(&name).is_ok()
 }
@@ -339,9 +369,17 @@ pub fn set_dynamic(
     name: &str,
     value: &str,
 ) -> Result<(), InvalidConfig> {
+    if is_throttle_rate_key(name) {
+        // Not a flag: the replication throttles read it from the dynamic configs themselves.
+        return long_at_least(0)(value).map_err(|e| {
+            InvalidConfig(format!(
+                "Invalid value {value} for configuration {name}: {e}"
+            ))
+        });
+    }
     let key = topic_key_for_broker(name).ok_or_else(|| {
         InvalidConfig(format!(
-            "Cannot update config {name} dynamically: it is not a cluster-wide dynamic broker config"
+            "Cannot update config {name} dynamically: it is not a dynamic broker config"
         ))
     })?;
     (key.check)(value).map_err(|e| {
@@ -523,7 +561,10 @@ mod tests {
             assert!(w[0] < w[1], "{} before {}", w[0], w[1]);
         }
         let broker = BrokerConfig::for_tests("/tmp/x".into());
-        for k in DYNAMIC_BROKER_KEYS {
+        for k in DYNAMIC_BROKER_KEYS
+            .iter()
+            .filter(|k| !is_throttle_rate_key(k))
+        {
             let topic_key = topic_key_for_broker(k).unwrap();
             let mut b = broker.clone();
             set_dynamic(&mut b, k, &topic_key.default_value(&broker)).unwrap();
@@ -576,5 +617,33 @@ mod tests {
         let ratio = key("min.cleanable.dirty.ratio").unwrap();
         assert_eq!(ratio.default_value(&broker), "0.25");
         assert_eq!(ratio.broker_synonym, "log.cleaner.min.cleanable.ratio");
+    }
+
+    #[test]
+    fn throttle_configs_are_checked() {
+        for k in [
+            "leader.replication.throttled.replicas",
+            "follower.replication.throttled.replicas",
+        ] {
+            for ok in ["*", "0:1,1:2", ""] {
+                assert!(validate(k, ok).is_ok(), "{k}={ok}");
+            }
+            let e = validate(k, "0-1").unwrap_err();
+            assert!(e.0.contains(k) && e.0.contains("0-1"), "{e}");
+            assert_eq!(key(k).unwrap().broker_synonym, "");
+            assert!(topic_key_for_broker(k).is_none());
+        }
+        let broker = BrokerConfig::for_tests("/tmp/x".into());
+        for k in [throttle::LEADER_RATE, throttle::FOLLOWER_RATE] {
+            assert!(is_dynamic_broker_key(k) && is_throttle_rate_key(k));
+            let mut b = broker.clone();
+            set_dynamic(&mut b, k, "1048576").unwrap();
+            set_dynamic(&mut b, k, &i64::MAX.to_string()).unwrap();
+            let e = set_dynamic(&mut b, k, "-1").unwrap_err();
+            assert!(e.0.contains(k), "{e}");
+            let e = set_dynamic(&mut b, k, "fast").unwrap_err();
+            assert!(e.0.contains(k) && e.0.contains("fast"), "{e}");
+        }
+        assert!(!is_throttle_rate_key("log.retention.ms"));
     }
 }

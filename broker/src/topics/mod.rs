@@ -22,6 +22,7 @@ use crate::log::{Log, LogError};
 use crate::metrics::{Metrics, PartitionGauges};
 use crate::producer::{ProducerIdAllocator, ProducerStates};
 use crate::replication::state::{Progress, ReplicaState};
+use crate::replication::throttle::ReplicationQuotas;
 use store::{MetaFile, TopicRecord};
 
 /// Longest legal topic name, as Kafka.
@@ -180,9 +181,11 @@ impl Topic {
 pub struct TopicRegistry {
     /// The settings of the flags.
     broker: Arc<BrokerConfig>,
-    /// The cluster-wide dynamic defaults (Kafka names) and the flags with them applied: what
-    /// topics without an override of their own follow.
-    dynamic: RwLock<(BTreeMap<String, String>, Arc<BrokerConfig>)>,
+    /// The dynamic broker configs and the flags with them applied: what topics without an
+    /// override of their own follow.
+    dynamic: RwLock<DynamicConfigs>,
+    /// The replication throttles of this broker (bounds from the dynamic configs).
+    quotas: ReplicationQuotas,
     data_dir: PathBuf,
     cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -205,15 +208,31 @@ pub struct TopicRegistry {
     log_dir_failure: tokio::sync::watch::Sender<Option<String>>,
 }
 
+/// The dynamic broker configs (Kafka names) this broker follows.
+#[derive(Clone)]
+struct DynamicConfigs {
+    /// Cluster-wide defaults (the BROKER resource "").
+    defaults: BTreeMap<String, String>,
+    /// This broker's own (the BROKER resource named by its id), before the defaults.
+    own: BTreeMap<String, String>,
+    /// The flags with the defaults, then this broker's own configs, applied.
+    effective: Arc<BrokerConfig>,
+}
+
 /// High watermarks of every partition, written periodically and at clean shutdown.
 pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
-/// The flags with `defaults` applied; an entry that does not apply is skipped with a warning.
-fn effective_config(broker: &BrokerConfig, defaults: &BTreeMap<String, String>) -> BrokerConfig {
+/// The flags with `defaults`, then `own`, applied; an entry that does not apply is skipped
+/// with a warning.
+fn effective_config(
+    broker: &BrokerConfig,
+    defaults: &BTreeMap<String, String>,
+    own: &BTreeMap<String, String>,
+) -> BrokerConfig {
     let mut out = broker.clone();
-    for (k, v) in defaults {
+    for (k, v) in defaults.iter().chain(own) {
         if let Err(e) = config::set_dynamic(&mut out, k, v) {
-            tracing::warn!(key = %k, error = %e, "ignoring a dynamic broker default");
+            tracing::warn!(key = %k, error = %e, "ignoring a dynamic broker config");
         }
     }
     out
@@ -243,6 +262,7 @@ impl TopicRegistry {
                     node_id: broker.node_id,
                     topics: vec![],
                     broker_defaults: BTreeMap::new(),
+                    broker_configs: BTreeMap::new(),
                 };
                 store::save(&data_dir, &meta)?;
                 meta
@@ -277,11 +297,22 @@ impl TopicRegistry {
             Some(v) => store::cluster_id_for(&v.to_string()),
             None => meta.cluster_id.clone(),
         };
-        let effective = Arc::new(effective_config(&broker, &meta.broker_defaults));
+        let effective = Arc::new(effective_config(
+            &broker,
+            &meta.broker_defaults,
+            &meta.broker_configs,
+        ));
+        let quotas = ReplicationQuotas::new(metrics.clone());
+        quotas.configure(&meta.broker_configs, &meta.broker_defaults);
         let registry = TopicRegistry {
             clustered,
             hw_checkpoint,
-            dynamic: RwLock::new((meta.broker_defaults.clone(), effective)),
+            dynamic: RwLock::new(DynamicConfigs {
+                defaults: meta.broker_defaults.clone(),
+                own: meta.broker_configs.clone(),
+                effective,
+            }),
+            quotas,
             broker,
             data_dir: data_dir.clone(),
             cluster_id,
@@ -425,16 +456,17 @@ impl TopicRegistry {
                     configs: t.configs.read().clone(),
                 })
                 .collect(),
-            broker_defaults: self.dynamic.read().0.clone(),
+            broker_defaults: self.dynamic.read().defaults.clone(),
+            broker_configs: self.dynamic.read().own.clone(),
         };
         store::save(&self.data_dir, &meta)?;
         Ok(())
     }
 
     /// The broker's settings as topics follow them: the flags with the cluster-wide dynamic
-    /// defaults applied.
+    /// defaults and this broker's own dynamic configs applied.
     pub fn broker(&self) -> Arc<BrokerConfig> {
-        self.dynamic.read().1.clone()
+        self.dynamic.read().effective.clone()
     }
 
     /// The broker's settings as its flags gave them.
@@ -444,7 +476,17 @@ impl TopicRegistry {
 
     /// The cluster-wide dynamic defaults (Kafka names).
     pub fn dynamic_defaults(&self) -> BTreeMap<String, String> {
-        self.dynamic.read().0.clone()
+        self.dynamic.read().defaults.clone()
+    }
+
+    /// This broker's own dynamic configs (Kafka names).
+    pub fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
+        self.dynamic.read().own.clone()
+    }
+
+    /// The replication throttles of this broker.
+    pub fn replication_quotas(&self) -> &ReplicationQuotas {
+        &self.quotas
     }
 
     /// Replaces the cluster-wide dynamic defaults and applies them to the log of every topic
@@ -454,26 +496,45 @@ impl TopicRegistry {
         &self,
         defaults: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
+        let own = self.dynamic_broker_configs();
+        self.set_dynamic(defaults, own)
+    }
+
+    /// Replaces this broker's own dynamic configs (which come before the cluster-wide
+    /// defaults) and applies them as [`TopicRegistry::set_dynamic_defaults`] does.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        own: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let defaults = self.dynamic_defaults();
+        self.set_dynamic(defaults, own)
+    }
+
+    fn set_dynamic(
+        &self,
+        defaults: BTreeMap<String, String>,
+        own: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
         let _guard = self.change.lock();
-        let effective = Arc::new(effective_config(&self.broker, &defaults));
-        let previous = std::mem::replace(
-            &mut *self.dynamic.write(),
-            (defaults.clone(), effective.clone()),
-        );
+        let effective = Arc::new(effective_config(&self.broker, &defaults, &own));
+        let next = DynamicConfigs {
+            defaults: defaults.clone(),
+            own: own.clone(),
+            effective: effective.clone(),
+        };
+        let previous = std::mem::replace(&mut *self.dynamic.write(), next);
         if let Err(e) = self.save() {
             *self.dynamic.write() = previous;
             return Err(e);
         }
+        self.quotas.configure(&own, &defaults);
         for topic in self.all() {
             let log_config = config::log_config(&topic.configs.read(), &effective);
             for p in topic.partitions.read().iter() {
                 p.log.lock().set_config(log_config.clone());
             }
         }
-        tracing::info!(
-            ?defaults,
-            "changed the cluster-wide dynamic broker defaults"
-        );
+        tracing::info!(?defaults, ?own, "changed the dynamic broker configs");
         Ok(())
     }
 

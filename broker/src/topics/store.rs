@@ -43,6 +43,10 @@ pub struct MetaFile {
     /// the BROKER resource "".
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_defaults: BTreeMap<String, String>,
+    /// This broker's own dynamic configs (Kafka names), set with IncrementalAlterConfigs on the
+    /// BROKER resource named by its id; they come before the cluster-wide defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, String>,
 }
 
 /// Reads the metadata file, or `None` when the data dir is new.
@@ -129,6 +133,7 @@ mod tests {
             node_id: 1,
             topics: vec![],
             broker_defaults: BTreeMap::new(),
+            broker_configs: BTreeMap::new(),
         };
         assert_eq!(meta.cluster_id.len(), 22);
         meta.topics.push(TopicRecord {
@@ -139,6 +144,8 @@ mod tests {
         });
         meta.broker_defaults
             .insert("log.retention.ms".into(), "5000".into());
+        meta.broker_configs
+            .insert("follower.replication.throttled.rate".into(), "1000".into());
         save(dir.path(), &meta).unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap(), meta);
         assert!(!dir.path().join("samsa-meta.tmp").exists());

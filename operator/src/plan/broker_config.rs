@@ -17,16 +17,19 @@ pub enum UpdateMode {
 
 /// Broker settings by Kafka name, as `samsa-broker` takes them (`--help`), with their update
 /// mode: `Dynamic` exactly for the keys `samsa-broker` applies live (the broker-level defaults of
-/// topic configs), `Restart` for everything else, even where Kafka changes it live.
+/// topic configs, and the replication throttle rates, which have no flag and are only ever
+/// dynamic), `Restart` for everything else, even where Kafka changes it live.
 pub const BROKER_KEYS: &[(&str, UpdateMode)] = &[
     ("auto.create.topics.enable", UpdateMode::Restart),
     ("broker.heartbeat.interval.ms", UpdateMode::Restart),
     ("broker.session.timeout.ms", UpdateMode::Restart),
     ("controlled.shutdown.timeout.ms", UpdateMode::Restart),
     ("default.replication.factor", UpdateMode::Restart),
+    ("follower.replication.throttled.rate", UpdateMode::Dynamic),
     ("group.initial.rebalance.delay.ms", UpdateMode::Restart),
     ("group.max.session.timeout.ms", UpdateMode::Restart),
     ("group.min.session.timeout.ms", UpdateMode::Restart),
+    ("leader.replication.throttled.rate", UpdateMode::Dynamic),
     ("log.cleaner.backoff.ms", UpdateMode::Restart),
     ("log.cleaner.delete.retention.ms", UpdateMode::Dynamic),
     ("log.cleaner.enable", UpdateMode::Restart),
@@ -127,7 +130,7 @@ mod tests {
         for w in BROKER_KEYS.windows(2) {
             assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
         }
-        assert_eq!(BROKER_KEYS.len(), 33);
+        assert_eq!(BROKER_KEYS.len(), 35);
     }
 
     #[test]
@@ -135,6 +138,9 @@ mod tests {
         assert_eq!(update_mode("log.retention.ms"), Some(UpdateMode::Dynamic));
         assert_eq!(update_mode("num.partitions"), Some(UpdateMode::Restart));
         assert_eq!(update_mode("nope"), None);
+        // Only dynamic in Kafka too: applied live as the cluster-wide default.
+        assert!(!needs_restart("follower.replication.throttled.rate"));
+        assert!(!needs_restart("leader.replication.throttled.rate"));
         // Kafka changes it live; samsa-broker reads it once at start.
         assert_eq!(
             update_mode("log.cleaner.backoff.ms"),
@@ -155,6 +161,8 @@ mod tests {
         assert_eq!(
             dynamic,
             vec![
+                "follower.replication.throttled.rate",
+                "leader.replication.throttled.rate",
                 "log.cleaner.delete.retention.ms",
                 "log.cleaner.min.cleanable.ratio",
                 "log.cleaner.min.compaction.lag.ms",
