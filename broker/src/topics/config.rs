@@ -333,12 +333,19 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "log.segment.bytes",
     "message.max.bytes",
     "min.insync.replicas",
+    ALTER_LOG_DIRS_RATE,
 ];
+
+/// Kafka's throttle of moves between one broker's log directories (bytes/s). A broker here
+/// has one log directory, so nothing moves between them; the setting is accepted (and
+/// described) so that tools that set or clear it, such as `kafka-reassign-partitions
+/// --verify`, work.
+pub const ALTER_LOG_DIRS_RATE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
 
 /// Whether `name` is a replication throttle rate (bytes/s, a dynamic broker config that no
 /// topic config defaults to).
 pub fn is_throttle_rate_key(name: &str) -> bool {
-    name == throttle::LEADER_RATE || name == throttle::FOLLOWER_RATE
+    name == throttle::LEADER_RATE || name == throttle::FOLLOWER_RATE || name == ALTER_LOG_DIRS_RATE
 }
 
 /// Whether `name` is a broker setting that can change at runtime.
@@ -634,7 +641,11 @@ mod tests {
             assert!(topic_key_for_broker(k).is_none());
         }
         let broker = BrokerConfig::for_tests("/tmp/x".into());
-        for k in [throttle::LEADER_RATE, throttle::FOLLOWER_RATE] {
+        for k in [
+            throttle::LEADER_RATE,
+            throttle::FOLLOWER_RATE,
+            ALTER_LOG_DIRS_RATE,
+        ] {
             assert!(is_dynamic_broker_key(k) && is_throttle_rate_key(k));
             let mut b = broker.clone();
             set_dynamic(&mut b, k, "1048576").unwrap();

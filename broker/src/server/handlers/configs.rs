@@ -192,6 +192,7 @@ fn broker_entries(b: &BrokerConfig) -> Vec<(&'static str, String, ConfigType)> {
             i64::MAX.to_string(),
             Long,
         ),
+        (config::ALTER_LOG_DIRS_RATE, i64::MAX.to_string(), Long),
         ("node.id", b.node_id.to_string(), Int),
         ("num.partitions", b.num_partitions.to_string(), Int),
         (
