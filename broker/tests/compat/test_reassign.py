@@ -11,7 +11,9 @@ group, RF 3, min.insync.replicas 2, 12 partitions plus __consumer_offsets:
 4. a topic's replication factor 2 -> 3 -> 2 through plans of our own;
 5. decommission broker 1: `--generate` a plan without it for both topics, `--execute` it with
    `--throttle`, `--verify` until complete (which also removes the throttles); broker 1 then
-   holds no replica and no data, is stopped and unregistered (`kafka-cluster unregister`).
+   holds no replica and no data, is stopped and unregistered (`kafka-cluster unregister`);
+6. kafka-leader-election (preferred, all partitions), kafka-log-dirs and kafka-delete-records
+   on the same cluster and load.
 
 Throughout, a sampler reads every broker's samsa_under_min_isr_partitions every 200 ms: it never
 rises above 0. At the end every acknowledged record is read back exactly once at its offset,
@@ -210,7 +212,7 @@ def test_kafka_reassign_partitions_moves_replicas_under_load(cluster_factory):
         # 5. Decommission broker 1: a generated plan without it, executed with a throttle.
         gen = run_tool("kafka-reassign-partitions", cl.bootstrap,
                        ["--generate", "--broker-list", "2,3,4"],
-                       json_input={"version": 1, "topics": [{"topic": TOPIC},
+                       json_input={"version": 1, "topics": [{"topic": TOPIC}, {"topic": BULK},
                                                             {"topic": "__consumer_offsets"}]},
                        json_flag="--topics-to-move-json-file")
         assert gen.rc == 0, gen
@@ -223,7 +225,7 @@ def test_kafka_reassign_partitions_moves_replicas_under_load(cluster_factory):
         verify_until_done(cl, proposed, "the decommission of broker 1")
         figures.append(("decommission broker 1 (%d partitions)" % len(proposed["partitions"]),
                         time.monotonic() - start, moving_bytes))
-        for topic, n in ((TOPIC, PARTITIONS), ("__consumer_offsets", 6)):
+        for topic, n in ((TOPIC, PARTITIONS), (BULK, BULK_PARTITIONS), ("__consumer_offsets", 6)):
             for p, reps in replicas_of(cl, topic, n, via=2).items():
                 assert 1 not in reps, "%s-%d still on broker 1: %s" % (topic, p, reps)
         wait_until(lambda: log_bytes(cl, 1, TOPIC) == 0, 30, "broker 1 dropping its copies")
@@ -233,6 +235,30 @@ def test_kafka_reassign_partitions_moves_replicas_under_load(cluster_factory):
         wait_until(lambda: sorted(b.id for b in cl.admin().list_topics(timeout=10)
                                   .brokers.values()) == [2, 3, 4], 30,
                    "broker 1 gone from Metadata")
+
+        # 6. Kafka's other tools on the same load: preferred leaders back, log dirs described,
+        #    the bulk topic's records deleted up to its high watermark.
+        el = run_tool("kafka-leader-election", cl.addr(2),
+                      ["--election-type", "preferred", "--all-topic-partitions"])
+        # Every partition's preferred replica is live now that nothing is left on broker 1.
+        assert el.rc == 0, el
+
+        def preferred_leads():
+            parts = [cl.partition(TOPIC, p, via=2) for p in range(PARTITIONS)]
+            return all(leader == reps[0] for leader, reps, _ in parts)
+        wait_until(preferred_leads, 60, "every partition led by its preferred replica")
+        ld = run_tool("kafka-log-dirs", cl.addr(2), ["--describe", "--topic-list", TOPIC])
+        assert ld.rc == 0, ld
+        described = {p["partition"] for doc in ld.json_lines() for b in doc["brokers"]
+                     for d in b["logDirs"] for p in d["partitions"] if p["size"] > 0}
+        assert described == {"%s-%d" % (TOPIC, p) for p in range(PARTITIONS)}, described
+        dr = run_tool("kafka-delete-records", cl.addr(2), [],
+                      json_input={"version": 1, "partitions": [
+                          {"topic": BULK, "partition": p, "offset": -1}
+                          for p in range(BULK_PARTITIONS)]},
+                      json_flag="--offset-json-file")
+        assert dr.rc == 0 and dr.stdout.count("low_watermark: %d" % (BULK_BYTES // (512 * 1024))) \
+            == BULK_PARTITIONS, dr
         before = log.count()
         wait_until(lambda: log.count() >= before + 500, 60, "production going on")
     finally:
