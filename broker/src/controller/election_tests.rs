@@ -4,24 +4,8 @@
 
 use uuid::Uuid;
 
+use super::apply_tests::cluster;
 use super::*;
-
-fn cluster(n: i32) -> MetadataImage {
-    let mut image = MetadataImage::default();
-    for id in 1..=n {
-        let register = MetadataCommand::RegisterBroker {
-            id,
-            host: format!("b{id}"),
-            port: 9092,
-            rack: None,
-            incarnation_id: format!("inc-{id}"),
-            replication: String::new(),
-        };
-        apply(&mut image, &register).unwrap();
-        apply(&mut image, &MetadataCommand::UnfenceBroker { id }).unwrap();
-    }
-    image
-}
 
 fn create(image: &mut MetadataImage, assignment: Vec<Vec<i32>>) {
     let cmd = MetadataCommand::CreateTopic {

@@ -197,6 +197,11 @@ FAST = [
 ]
 
 
+def keyed_record(i):
+    """Record i of a test load: 64 keys in turn, the value its sequence number."""
+    return {"key": b"k%d" % (i % 64), "value": b"%08d" % i}
+
+
 def idempotent_producer(bootstrap, **extra):
     """An idempotent acks=all confluent-kafka producer that retries for two minutes."""
     config = {
@@ -400,8 +405,7 @@ def test_failover_keeps_every_acknowledged_record_once(cluster_factory):
     stop = threading.Event()
     sent = [0]
 
-    def record(i):
-        return {"key": b"k%d" % (i % 64), "value": b"%08d" % i}
+    record = keyed_record
 
     produce = produce_loop(producer, topic, log, stop, sent, record, per_tick=100)
 
@@ -521,8 +525,7 @@ def test_killed_leader_fails_over_before_the_session_timeout(cluster_factory):
     stop = threading.Event()
     sent = [0]
 
-    def record(i):
-        return {"key": b"k%d" % (i % 64), "value": b"%08d" % i}
+    record = keyed_record
 
     produce = produce_loop(producer, topic, log, stop, sent, record, per_tick=50)
     t = threading.Thread(target=produce, daemon=True)

@@ -20,7 +20,7 @@ import time
 from conftest import http_get
 from helpers import wait_until
 from test_cluster import (  # noqa: F401  (cluster_factory is a fixture)
-    AckLog, cluster_factory, idempotent_producer, produce_loop, read_all)
+    AckLog, cluster_factory, idempotent_producer, keyed_record, produce_loop, read_all)
 
 TOPIC, PARTITIONS = "shutdown", 6
 ARGS = ["--controlled-shutdown-timeout-ms=15000", "--group-initial-rebalance-delay-ms=0"]
@@ -68,8 +68,7 @@ def test_sigterm_moves_leadership_first_and_no_acknowledged_record_is_lost(clust
     stop = threading.Event()
     sent = [0]
 
-    def record(i):
-        return {"key": b"k%d" % (i % 64), "value": b"%08d" % i}
+    record = keyed_record
 
     # 10 records every 50 ms: about 200 records/s.
     run = produce_loop(producer, TOPIC, log, stop, sent, record, per_tick=10)
