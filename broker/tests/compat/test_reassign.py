@@ -163,8 +163,9 @@ def test_kafka_reassign_partitions_moves_replicas_under_load(cluster_factory):
         cl.run("start", str(ctrl))
         # Two failures at once could take a partition below min.insync.replicas whatever
         # moves: the second kill waits until the first broker is back in every ISR.
-        wait_until(lambda: all(len(cl.partition(TOPIC, p, via=2)[2]) >= 3
-                               for p in range(PARTITIONS)), 60,
+        wait_until(lambda: all(len(cl.partition(t, p, via=2)[2]) >= 3
+                               for t, n in ((TOPIC, PARTITIONS), (BULK, BULK_PARTITIONS))
+                               for p in range(n)), 60,
                    "broker %d back in every ISR" % ctrl)
         moving = second["partitions"][0]["partition"]
         other = next(b for b in (1, 2, 3, 4) if b != ctrl)
