@@ -210,6 +210,112 @@ pub struct UpgradeSpec {
     /// `Rolling` (default) or `BlueGreen`.
     #[serde(default)]
     pub strategy: UpgradeStrategy,
+    /// Holds a roll between brokers: the broker restarting finishes, no other starts.
+    #[serde(default)]
+    pub paused: bool,
+    /// How the operator restarts brokers one (or a few) at a time.
+    #[serde(default)]
+    pub rolling: RollingSpec,
+    /// The consumer-health gate: a roll waits while a consumer group is unhealthy.
+    #[serde(default)]
+    pub consumer_health: ConsumerHealthSpec,
+}
+
+/// Settings of a rolling restart.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingSpec {
+    /// Brokers restarted together, when they share no partition and at most one is a quorum
+    /// voter (default 1).
+    #[serde(default = "default_max_parallel")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("spec.upgrade.rolling.maxParallel must be between 1 and 1000"))]
+    pub max_parallel: i32,
+    /// In-sync replicas every partition must keep above its `min.insync.replicas` while a
+    /// broker is down (default 0).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100").message("spec.upgrade.rolling.minIsrHeadroom must be between 0 and 100"))]
+    pub min_isr_headroom: i32,
+    /// Seconds a restarted broker must stay healthy (registered, in every ISR) before the
+    /// next restart (default 0).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 86400").message("spec.upgrade.rolling.minReadySeconds must be between 0 and 86400"))]
+    pub min_ready_seconds: i32,
+    /// How long a restarted broker may take to be Ready and back in every ISR before the roll
+    /// halts (`Degraded`, reason `RolloutStuck`): a duration such as `5m`, `90s`, `1h30m`.
+    #[serde(default = "default_broker_ready_timeout")]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && size(self) > 0").message("spec.upgrade.rolling.brokerReadyTimeout must be a duration such as 5m, 90s or 1h30m"))]
+    pub broker_ready_timeout: String,
+}
+
+impl Default for RollingSpec {
+    fn default() -> Self {
+        RollingSpec {
+            max_parallel: default_max_parallel(),
+            min_isr_headroom: 0,
+            min_ready_seconds: 0,
+            broker_ready_timeout: default_broker_ready_timeout(),
+        }
+    }
+}
+
+/// The consumer-health gate of a roll.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerHealthSpec {
+    /// Evaluate consumer groups before each restart (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The groups to watch; empty (default): every consumer group of the cluster.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.size() <= 1000").message("spec.upgrade.consumerHealth.groups may name at most 1000 groups"))]
+    pub groups: Vec<String>,
+    /// A group further behind than this (in seconds of produced data) holds the roll
+    /// (default 300).
+    #[serde(default = "default_max_lag_seconds")]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.upgrade.consumerHealth.maxLagSeconds must be at least 1"))]
+    pub max_lag_seconds: i64,
+}
+
+impl Default for ConsumerHealthSpec {
+    fn default() -> Self {
+        ConsumerHealthSpec {
+            enabled: true,
+            groups: Vec::new(),
+            max_lag_seconds: default_max_lag_seconds(),
+        }
+    }
+}
+
+/// Parses a duration such as `5m`, `90s` or `1h30m` (hours, minutes, seconds, in that order).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut last_unit = 0u8;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let (rank, seconds) = match c {
+            'h' => (1, 3600),
+            'm' => (2, 60),
+            's' => (3, 1),
+            _ => return None,
+        };
+        if number.is_empty() || rank <= last_unit {
+            return None;
+        }
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(seconds)?)?;
+        number.clear();
+        last_unit = rank;
+    }
+    number
+        .is_empty()
+        .then_some(std::time::Duration::from_secs(total))
 }
 
 /// Metrics options.
@@ -274,6 +380,74 @@ pub struct KafkaClusterStatus {
     /// Kafka bootstrap address inside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<String>,
+    /// The operator's rolling restart: where it is, written before each step it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// Phase of a rolling restart.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum RolloutPhase {
+    /// Every broker runs the current pod template; no roll has run yet.
+    #[default]
+    Idle,
+    /// Brokers are being restarted.
+    Rolling,
+    /// `spec.upgrade.paused`: held between brokers.
+    Paused,
+    /// A gate holds the next restart (see `blockedReason`).
+    Blocked,
+    /// A restarted broker did not come back in time; the roll stopped.
+    Halted,
+    /// Every broker runs the current pod template.
+    Complete,
+}
+
+/// Progress of the operator's rolling restart.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// The StatefulSet revision being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<String>,
+    /// The version being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// Where the roll is.
+    #[serde(default)]
+    pub phase: RolloutPhase,
+    /// Brokers restarting now (their pods were deleted by the operator).
+    #[serde(default)]
+    pub in_progress: Vec<i32>,
+    /// Brokers restarted in this roll.
+    #[serde(default)]
+    pub restarted: Vec<i32>,
+    /// Brokers still to restart.
+    #[serde(default)]
+    pub pending: Vec<i32>,
+    /// Why the next restart waits (a CamelCase reason), while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_reason: Option<String>,
+    /// What holds the roll, for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_message: Option<String>,
+    /// When the roll began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the last broker was back (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Seconds each restarted broker took, from its pod's deletion to being back in every
+    /// ISR, by broker id.
+    #[serde(default)]
+    pub restart_seconds: BTreeMap<String, f64>,
+    /// When the restart of each broker in progress began (RFC 3339), by broker id.
+    #[serde(default)]
+    pub restart_started_at: BTreeMap<String, String>,
+    /// When each broker in progress was back in every ISR (RFC 3339), by broker id: it counts
+    /// as restarted `minReadySeconds` later.
+    #[serde(default)]
+    pub caught_up_at: BTreeMap<String, String>,
 }
 
 /// One broker's state.
@@ -336,6 +510,18 @@ fn default_metrics_port() -> i32 {
 }
 fn default_grace() -> i64 {
     120
+}
+fn default_max_parallel() -> i32 {
+    1
+}
+fn default_broker_ready_timeout() -> String {
+    "5m".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_lag_seconds() -> i64 {
+    300
 }
 
 impl Default for KafkaClusterSpec {
@@ -467,6 +653,52 @@ impl KafkaClusterSpec {
             errs.push(FieldError::new(
                 "spec.listeners",
                 "client, controller and replication must be different ports",
+            ));
+        }
+        let rolling = &self.upgrade.rolling;
+        if !(1..=MAX_BROKERS).contains(&rolling.max_parallel) {
+            errs.push(FieldError::new(
+                "spec.upgrade.rolling.maxParallel",
+                format!(
+                    "must be between 1 and {MAX_BROKERS} (is {})",
+                    rolling.max_parallel
+                ),
+            ));
+        }
+        if !(0..=100).contains(&rolling.min_isr_headroom) {
+            errs.push(FieldError::new(
+                "spec.upgrade.rolling.minIsrHeadroom",
+                format!(
+                    "must be between 0 and 100 (is {})",
+                    rolling.min_isr_headroom
+                ),
+            ));
+        }
+        if !(0..=86400).contains(&rolling.min_ready_seconds) {
+            errs.push(FieldError::new(
+                "spec.upgrade.rolling.minReadySeconds",
+                format!(
+                    "must be between 0 and 86400 (is {})",
+                    rolling.min_ready_seconds
+                ),
+            ));
+        }
+        if parse_duration(&rolling.broker_ready_timeout).is_none_or(|d| d.is_zero()) {
+            errs.push(FieldError::new(
+                "spec.upgrade.rolling.brokerReadyTimeout",
+                format!(
+                    "must be a duration such as 5m, 90s or 1h30m (is {:?})",
+                    rolling.broker_ready_timeout
+                ),
+            ));
+        }
+        if self.upgrade.consumer_health.max_lag_seconds < 1 {
+            errs.push(FieldError::new(
+                "spec.upgrade.consumerHealth.maxLagSeconds",
+                format!(
+                    "must be at least 1 (is {})",
+                    self.upgrade.consumer_health.max_lag_seconds
+                ),
             ));
         }
         if !(30..=3600).contains(&self.termination_grace_period_seconds) {
@@ -607,6 +839,36 @@ mod tests {
         assert_eq!(
             fields(&new.validate_update(&old)),
             vec!["spec.controllers", "spec.storage"]
+        );
+    }
+
+    #[test]
+    fn durations() {
+        for (s, secs) in [
+            ("5m", 300),
+            ("90s", 90),
+            ("1h30m", 5400),
+            ("1h2m3s", 3723),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                parse_duration(s),
+                Some(std::time::Duration::from_secs(secs)),
+                "{s}"
+            );
+        }
+        for bad in ["", "5", "m", "5x", "1m1h", "1m1m", "-1s", "1.5m"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let mut spec = KafkaClusterSpec::default();
+        spec.upgrade.rolling.broker_ready_timeout = "soon".into();
+        spec.upgrade.rolling.max_parallel = 0;
+        assert_eq!(
+            fields(&spec.validate()),
+            vec![
+                "spec.upgrade.rolling.maxParallel",
+                "spec.upgrade.rolling.brokerReadyTimeout"
+            ]
         );
     }
 

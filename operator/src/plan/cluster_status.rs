@@ -166,6 +166,7 @@ pub fn cluster_status(
         current_version,
         target_version,
         bootstrap: Some(bootstrap.to_string()),
+        rollout: previous.rollout.clone(),
     }
 }
 

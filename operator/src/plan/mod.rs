@@ -4,5 +4,6 @@
 pub mod broker_config;
 pub mod cluster;
 pub mod cluster_status;
+pub mod roll;
 pub mod scale;
 pub mod topic;
