@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +23,9 @@ pub struct Metrics {
     duration: HistogramVec,
     leader: IntGauge,
     healthy: AtomicBool,
+    restart_seconds: HistogramVec,
+    in_progress: IntGaugeVec,
+    blocked: IntGaugeVec,
 }
 
 impl Metrics {
@@ -60,6 +64,31 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        let restart_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "samsa_operator_rollout_broker_restart_seconds",
+                "Seconds from a broker pod's deletion in a roll until the broker is Ready, registered and in every ISR",
+            )
+            .buckets(vec![5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0]),
+            &["namespace", "cluster"],
+        )?;
+        let in_progress = IntGaugeVec::new(
+            Opts::new(
+                "samsa_operator_rollout_in_progress",
+                "Brokers of the cluster restarting in a roll now",
+            ),
+            &["namespace", "cluster"],
+        )?;
+        let blocked = IntGaugeVec::new(
+            Opts::new(
+                "samsa_operator_rollout_blocked",
+                "1 while a gate holds the cluster's roll, labelled with the reason (ConsumerLagging, MinInSyncReplicas, RolloutStuck, ...)",
+            ),
+            &["namespace", "cluster", "reason"],
+        )?;
+        registry.register(Box::new(restart_seconds.clone()))?;
+        registry.register(Box::new(in_progress.clone()))?;
+        registry.register(Box::new(blocked.clone()))?;
         // Every series exists from the start, so rates and alerts see zeros, not gaps.
         for kind in KINDS {
             errors.with_label_values(&[kind]);
@@ -74,6 +103,9 @@ impl Metrics {
             duration,
             leader,
             healthy: AtomicBool::new(true),
+            restart_seconds,
+            in_progress,
+            blocked,
         })
     }
 
@@ -88,6 +120,38 @@ impl Metrics {
         self.duration
             .with_label_values(&[kind])
             .observe(took.as_secs_f64());
+    }
+
+    /// Records a broker's restart in a roll.
+    pub fn broker_restarted(&self, namespace: &str, cluster: &str, seconds: f64) {
+        self.restart_seconds
+            .with_label_values(&[namespace, cluster])
+            .observe(seconds);
+    }
+
+    /// Sets a cluster's roll gauges: brokers restarting, and the reason that holds the roll
+    /// (`None`: nothing does). A reason no longer in force is removed.
+    pub fn set_rollout(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        in_progress: usize,
+        previous_reason: Option<&str>,
+        reason: Option<&str>,
+    ) {
+        self.in_progress
+            .with_label_values(&[namespace, cluster])
+            .set(i64::try_from(in_progress).unwrap_or(i64::MAX));
+        if let Some(old) = previous_reason {
+            if Some(old) != reason {
+                let _ = self.blocked.remove_label_values(&[namespace, cluster, old]);
+            }
+        }
+        if let Some(r) = reason {
+            self.blocked
+                .with_label_values(&[namespace, cluster, r])
+                .set(1);
+        }
     }
 
     /// Sets the leader gauge.

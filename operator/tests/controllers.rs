@@ -717,3 +717,82 @@ async fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// `status` is written by server-side apply: a field a later status leaves out is gone from
+/// the stored object (a JSON merge patch of the same struct, which skips absent fields, would
+/// leave it).
+#[tokio::test]
+async fn status_apply_clears_fields_it_no_longer_has() {
+    if let Some(why) = k8s::missing() {
+        if std::env::var("SAMSA_SKIP_K8S_TESTS").as_deref() == Ok("1") {
+            eprintln!("skipped (SAMSA_SKIP_K8S_TESTS=1): {why}");
+            return;
+        }
+        panic!("{why}; or set SAMSA_SKIP_K8S_TESTS=1 to skip this test");
+    }
+    let plane = k8s::start().await;
+    let client = plane.client.clone();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in samsa_operator::crd::all_crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), "default");
+    let created = common::wait_for(Duration::from_secs(60), "the KafkaCluster kind served", || {
+        let clusters = clusters.clone();
+        async move {
+            let kc = KafkaCluster::new("st", Default::default());
+            clusters.create(&PostParams::default(), &kc).await.is_ok()
+        }
+    })
+    .await;
+    assert!(created);
+
+    let mut status = samsa_operator::crd::KafkaClusterStatus {
+        target_version: Some("0.2.0".into()),
+        current_version: Some("0.1.0".into()),
+        rollout: Some(samsa_operator::crd::RolloutStatus {
+            blocked_reason: Some("ConsumerLagging".into()),
+            in_progress: vec![1],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    samsa_operator::reconcile::apply_status(&clusters, "st", &status)
+        .await
+        .unwrap();
+    let stored = clusters.get_status("st").await.unwrap().status.unwrap();
+    assert_eq!(stored.target_version.as_deref(), Some("0.2.0"));
+    assert_eq!(
+        stored.rollout.as_ref().unwrap().blocked_reason.as_deref(),
+        Some("ConsumerLagging")
+    );
+
+    // The roll is over: the target and the block are cleared.
+    status.target_version = None;
+    status.current_version = Some("0.2.0".into());
+    if let Some(r) = status.rollout.as_mut() {
+        r.blocked_reason = None;
+        r.in_progress.clear();
+    }
+    samsa_operator::reconcile::apply_status(&clusters, "st", &status)
+        .await
+        .unwrap();
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<KafkaCluster>(&()),
+    );
+    let stored = raw.get_status("st").await.unwrap();
+    let st = &stored.data["status"];
+    assert!(st.get("targetVersion").is_none(), "{st}");
+    assert_eq!(st["currentVersion"], "0.2.0");
+    assert!(st["rollout"].get("blockedReason").is_none(), "{st}");
+    assert_eq!(st["rollout"]["inProgress"], json!([]));
+}

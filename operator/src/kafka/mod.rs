@@ -4,6 +4,7 @@
 
 mod conn;
 mod error;
+mod roll;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
 
 pub use error::{code_name, AdminError, KafkaError};
+pub use roll::{ElectionResult, GroupListing, QuorumInfo, QuorumReplica, ELECTION_NOT_NEEDED};
 
 use crate::crd::{PartitionStatus, Replicas};
 use crate::plan::topic::ObservedTopic;

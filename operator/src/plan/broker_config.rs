@@ -74,6 +74,100 @@ pub fn needs_restart(key: &str) -> bool {
     update_mode(key) != Some(UpdateMode::Dynamic)
 }
 
+/// What values a setting takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ValueKind {
+    Bool,
+    /// A 32-bit integer at least this.
+    Int(i64),
+    /// A 64-bit integer at least this.
+    Long(i64),
+    /// A ratio in 0..=1.
+    Ratio,
+    /// `delete`, `compact` or both, comma-separated.
+    CleanupPolicy,
+}
+
+fn value_kind(key: &str) -> Option<ValueKind> {
+    use ValueKind::*;
+    Some(match key {
+        "auto.create.topics.enable" | "log.cleaner.enable" => Bool,
+        "log.cleaner.min.cleanable.ratio" => Ratio,
+        "log.cleanup.policy" => CleanupPolicy,
+        "log.retention.ms" | "log.retention.bytes" => Long(-1),
+        "controlled.shutdown.timeout.ms"
+        | "log.cleaner.delete.retention.ms"
+        | "log.cleaner.min.compaction.lag.ms"
+        | "follower.replication.throttled.rate"
+        | "leader.replication.throttled.rate" => Long(0),
+        "log.roll.ms"
+        | "log.flush.interval.messages"
+        | "log.flush.interval.ms"
+        | "log.cleaner.backoff.ms"
+        | "log.retention.check.interval.ms"
+        | "producer.id.expiration.ms"
+        | "producer.id.expiration.check.interval.ms"
+        | "replica.lag.time.max.ms" => Long(1),
+        "group.initial.rebalance.delay.ms" | "log.index.interval.bytes" | "message.max.bytes" => {
+            Int(0)
+        }
+        "log.segment.bytes" => Int(14),
+        "broker.heartbeat.interval.ms"
+        | "broker.session.timeout.ms"
+        | "default.replication.factor"
+        | "group.max.session.timeout.ms"
+        | "group.min.session.timeout.ms"
+        | "min.insync.replicas"
+        | "num.partitions"
+        | "offsets.topic.num.partitions"
+        | "offsets.topic.replication.factor"
+        | "replica.fetch.max.bytes"
+        | "replica.fetch.wait.max.ms"
+        | "socket.request.max.bytes" => Int(1),
+        _ => return None,
+    })
+}
+
+/// Checks a `spec.config` value against the setting's type and range; the error says what the
+/// setting takes. Keys without a known type pass (the broker judges them at start).
+pub fn check_value(key: &str, value: &str) -> Result<(), String> {
+    let Some(kind) = value_kind(key) else {
+        return Ok(());
+    };
+    let v = value.trim();
+    match kind {
+        ValueKind::Bool => match v {
+            "true" | "false" => Ok(()),
+            _ => Err("must be true or false".into()),
+        },
+        ValueKind::Int(min) | ValueKind::Long(min) => {
+            let max = if matches!(kind, ValueKind::Int(_)) {
+                i64::from(i32::MAX)
+            } else {
+                i64::MAX
+            };
+            match v.parse::<i64>() {
+                Ok(n) if n >= min && n <= max => Ok(()),
+                _ => Err(format!("must be an integer between {min} and {max}")),
+            }
+        }
+        ValueKind::Ratio => match v.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+            _ => Err("must be a number between 0 and 1".into()),
+        },
+        ValueKind::CleanupPolicy => {
+            let ok = !v.is_empty()
+                && v.split(',')
+                    .all(|p| matches!(p.trim(), "delete" | "compact"));
+            if ok {
+                Ok(())
+            } else {
+                Err("must be delete, compact or compact,delete".into())
+            }
+        }
+    }
+}
+
 /// The environment variable `samsa-broker` reads a setting from: `log.retention.ms` →
 /// `SAMSA_LOG_RETENTION_MS`.
 pub fn env_name(key: &str) -> String {
@@ -177,6 +271,34 @@ mod tests {
                 "message.max.bytes",
                 "min.insync.replicas",
             ]
+        );
+    }
+
+    #[test]
+    fn every_key_has_a_value_type() {
+        for (key, _) in BROKER_KEYS {
+            assert!(value_kind(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked_by_type_and_range() {
+        assert_eq!(check_value("min.insync.replicas", "2"), Ok(()));
+        assert!(check_value("min.insync.replicas", "two")
+            .unwrap_err()
+            .contains("integer between 1 and 2147483647"));
+        assert!(check_value("min.insync.replicas", "0").is_err());
+        assert!(check_value("message.max.bytes", "99999999999").is_err());
+        assert_eq!(check_value("log.retention.ms", "-1"), Ok(()));
+        assert!(check_value("log.retention.ms", "-2").is_err());
+        assert_eq!(check_value("log.cleanup.policy", "compact,delete"), Ok(()));
+        assert!(check_value("log.cleanup.policy", "forever").is_err());
+        assert_eq!(check_value("log.cleaner.enable", "true"), Ok(()));
+        assert!(check_value("log.cleaner.enable", "yes").is_err());
+        assert!(check_value("log.cleaner.min.cleanable.ratio", "1.5").is_err());
+        assert_eq!(
+            check_value("log.cleaner.min.cleanable.ratio", "0.5"),
+            Ok(())
         );
     }
 

@@ -167,6 +167,14 @@ pub fn check_spec(spec: &KafkaClusterSpec) -> Vec<FieldError> {
             });
         }
     }
+    for (key, value) in &spec.config {
+        if let Err(message) = crate::plan::broker_config::check_value(key, value) {
+            errs.push(FieldError {
+                field: format!("spec.config[{key}]"),
+                message: format!("is {value:?}, which is not valid: {message}"),
+            });
+        }
+    }
     errs
 }
 
@@ -523,8 +531,17 @@ pub fn desired_objects(
             selector: pod_selector.clone(),
             // All quorum voters must start together: none is ready until a quorum is up.
             pod_management_policy: Some("Parallel".into()),
+            // The operator rolls the brokers itself (plan::roll), deleting one pod when it is
+            // safe; the StatefulSet only makes the deleted pod again from the new template.
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
+                type_: Some(
+                    if operator_rolls(kc) {
+                        "OnDelete"
+                    } else {
+                        "RollingUpdate"
+                    }
+                    .into(),
+                ),
                 rolling_update: None,
             }),
             template,
@@ -551,6 +568,22 @@ pub fn desired_objects(
         stateful_set,
         pdb,
     })
+}
+
+/// Test-only annotation: with the value `"true"` on a KafkaCluster, the StatefulSet's own
+/// RollingUpdate restarts the brokers (the next pod goes as soon as the previous one is Ready)
+/// instead of the operator's gated roll. It exists so the e2e tests can compare the two; never
+/// use it in production.
+pub const TEST_STATEFULSET_ROLL_ANNOTATION: &str = "samsa.dev/test-statefulset-rolling-update";
+
+/// True when the operator rolls the brokers itself (the default), false under the test-only
+/// annotation [`TEST_STATEFULSET_ROLL_ANNOTATION`].
+pub fn operator_rolls(kc: &KafkaCluster) -> bool {
+    kc.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TEST_STATEFULSET_ROLL_ANNOTATION))
+        .is_none_or(|v| v != "true")
 }
 
 /// Group, version and kind of the Prometheus Operator's ServiceMonitor.

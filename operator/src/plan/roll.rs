@@ -27,6 +27,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::crd::{RolloutPhase, RolloutStatus};
+use crate::health::partitions::{
+    brokers_share_partition, classify, would_set_drop_below_min_isr, MinIsr, PartitionReplicas,
+    PartitionState,
+};
 
 /// How many items a message lists before "and N more".
 const LISTED: usize = 5;
@@ -60,36 +64,15 @@ pub struct PodView {
     pub waiting: Option<String>,
 }
 
-/// One partition as the brokers report it, with its `min.insync.replicas`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PartitionView {
-    /// Topic name.
-    pub topic: String,
-    /// Partition index.
-    pub partition: i32,
-    /// Leader id, -1 when none.
-    pub leader: i32,
-    /// Replica ids.
-    pub replicas: Vec<i32>,
-    /// In-sync replica ids.
-    pub isr: Vec<i32>,
-    /// The topic's `min.insync.replicas`.
-    pub min_isr: i32,
-}
-
-impl PartitionView {
-    fn name(&self) -> String {
-        format!("{}-{}", self.topic, self.partition)
-    }
-}
-
 /// What the brokers report.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KafkaView {
     /// Registered, unfenced brokers (Metadata's broker list).
     pub live: BTreeSet<i32>,
     /// Every partition of every topic.
-    pub partitions: Vec<PartitionView>,
+    pub partitions: Vec<PartitionReplicas>,
+    /// `min.insync.replicas` of the topics.
+    pub min_isr: MinIsr,
 }
 
 /// The metadata quorum as the brokers report it.
@@ -246,27 +229,32 @@ fn ids(list: &[i32]) -> String {
         .join(", ")
 }
 
+fn pname(p: &PartitionReplicas) -> String {
+    format!("{}-{}", p.topic, p.partition)
+}
+
 /// Partitions holding a replica on `id` that it is not in sync for.
 fn missing_from_isr(kafka: &KafkaView, id: i32) -> Vec<String> {
     kafka
         .partitions
         .iter()
         .filter(|p| p.replicas.contains(&id) && !p.isr.contains(&id))
-        .map(PartitionView::name)
+        .map(pname)
         .collect()
 }
 
-/// Partitions that would fall below min ISR + headroom without the brokers of `set`.
+/// Partitions that would fall below min ISR + headroom because the brokers of `set` stop (a
+/// partition already short without them in its ISR is not made worse by their restart).
 fn below_min_isr_without(kafka: &KafkaView, set: &[i32], headroom: i32) -> Vec<String> {
-    kafka
-        .partitions
-        .iter()
-        .filter(|p| p.replicas.iter().any(|r| set.contains(r)))
-        .filter_map(|p| {
-            let left = p.isr.iter().filter(|r| !set.contains(r)).count();
-            let left = i32::try_from(left).unwrap_or(i32::MAX);
-            let needed = p.min_isr.max(1).saturating_add(headroom);
-            (left < needed).then(|| format!("{} (ISR {left} of {needed} needed)", p.name()))
+    let headroom = usize::try_from(headroom).unwrap_or(0);
+    would_set_drop_below_min_isr(&kafka.partitions, set, &kafka.min_isr, headroom)
+        .into_iter()
+        .filter(|s| s.stopping_reduces_isr)
+        .map(|s| {
+            format!(
+                "{}-{} (ISR {} of {} needed)",
+                s.topic, s.partition, s.isr_without, s.needed
+            )
         })
         .collect()
 }
@@ -277,24 +265,16 @@ fn unhealthy_elsewhere(kafka: &KafkaView, set: &[i32]) -> Vec<String> {
         .partitions
         .iter()
         .filter(|p| !p.replicas.iter().any(|r| set.contains(r)))
-        .filter_map(|p| {
-            if p.leader < 0 {
-                Some(format!("{} offline", p.name()))
-            } else if p.isr.len() < p.replicas.len() {
-                Some(format!("{} under-replicated", p.name()))
-            } else {
-                None
-            }
+        .filter_map(|p| match classify(p, kafka.min_isr.for_topic(&p.topic)) {
+            PartitionState::Healthy => None,
+            PartitionState::Offline => Some(format!("{} offline", pname(p))),
+            _ => Some(format!("{} under-replicated", pname(p))),
         })
         .collect()
 }
 
-/// True when brokers `a` and `b` both hold a replica of one partition.
 fn share_partition(kafka: &KafkaView, a: i32, b: i32) -> bool {
-    kafka
-        .partitions
-        .iter()
-        .any(|p| p.replicas.contains(&a) && p.replicas.contains(&b))
+    brokers_share_partition(&kafka.partitions, a, b)
 }
 
 fn pod_stuck(pod: &PodView) -> bool {

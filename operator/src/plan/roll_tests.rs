@@ -17,14 +17,13 @@ fn pods(revs: &[&str]) -> Vec<PodView> {
         .collect()
 }
 
-fn part(topic: &str, p: i32, replicas: &[i32], isr: &[i32], min_isr: i32) -> PartitionView {
-    PartitionView {
+fn part(topic: &str, p: i32, replicas: &[i32], isr: &[i32]) -> PartitionReplicas {
+    PartitionReplicas {
         topic: topic.into(),
         partition: p,
         leader: *isr.first().unwrap_or(&-1),
         replicas: replicas.to_vec(),
         isr: isr.to_vec(),
-        min_isr,
     }
 }
 
@@ -33,8 +32,9 @@ fn healthy3() -> KafkaView {
     KafkaView {
         live: [0, 1, 2].into(),
         partitions: (0..3)
-            .map(|p| part("t", p, &[0, 1, 2], &[0, 1, 2], 2))
+            .map(|p| part("t", p, &[0, 1, 2], &[0, 1, 2]))
             .collect(),
+        min_isr: MinIsr::new(2),
     }
 }
 
@@ -230,7 +230,8 @@ fn under_replicated_elsewhere_blocks() {
     let mut c = Case::new(&[OLD, OLD, OLD, NEW]);
     c.kafka.live.insert(3);
     // Partitions on brokers 0-2 are fine; one on broker 3 alone lacks a follower.
-    c.kafka.partitions.push(part("u", 0, &[3, 4], &[3], 1));
+    c.kafka.partitions.push(part("u", 0, &[3, 4], &[3]));
+    c.kafka.min_isr = MinIsr::new(2).with_topic("u", 1);
     let plan = c.plan();
     assert!(deleted(&plan).is_empty());
     assert_eq!(
@@ -481,11 +482,12 @@ fn parallel_only_for_brokers_sharing_no_partition() {
     c.kafka = KafkaView {
         live: (0..6).collect(),
         partitions: vec![
-            part("t", 0, &[0, 3], &[0, 3], 1),
-            part("t", 1, &[1, 4], &[1, 4], 1),
-            part("t", 2, &[2, 5], &[2, 5], 1),
-            part("t", 3, &[3, 4], &[3, 4], 1),
+            part("t", 0, &[0, 3], &[0, 3]),
+            part("t", 1, &[1, 4], &[1, 4]),
+            part("t", 2, &[2, 5], &[2, 5]),
+            part("t", 3, &[3, 4], &[3, 4]),
         ],
+        min_isr: MinIsr::new(1),
     };
     c.quorum = quorum(2);
     c.settings.max_parallel = 3;

@@ -5,13 +5,17 @@ pub mod cluster;
 pub mod topic;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::health::groups::GroupTracker;
 use crate::kafka::{AdminClient, AdminError};
 use crate::metrics::Metrics;
 use crate::plan::cluster::{bootstrap_address, PlanContext, PlanError};
@@ -36,6 +40,7 @@ pub struct Context {
     pub kafka_timeout: Duration,
     admins: Mutex<HashMap<String, Arc<AdminClient>>>,
     failures: Mutex<HashMap<String, u32>>,
+    trackers: Mutex<HashMap<String, (i64, GroupTracker)>>,
 }
 
 impl Context {
@@ -57,6 +62,7 @@ impl Context {
             kafka_timeout,
             admins: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            trackers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,6 +83,15 @@ impl Context {
             .entry(bootstrap.to_string())
             .or_insert_with(|| Arc::new(AdminClient::new(bootstrap, self.kafka_timeout)))
             .clone()
+    }
+
+    /// The consumer-group trackers, by `namespace/cluster`, each with the time (ms) it began
+    /// watching: the in-memory history Burrow's rules read.
+    pub fn group_trackers(&self) -> MutexGuard<'_, HashMap<String, (i64, GroupTracker)>> {
+        match self.trackers.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
@@ -167,6 +182,29 @@ where
         "reconcile failed"
     );
     Action::requeue(delay)
+}
+
+/// Writes `status` as the object's whole status by server-side apply on `/status`, with the
+/// operator's field manager: a field the status no longer has (a cleared `targetVersion`, a
+/// finished roll's `blockedReason`) is removed, which a JSON merge patch of a struct that skips
+/// absent fields cannot do.
+pub async fn apply_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The current time as RFC 3339, for condition transition times.

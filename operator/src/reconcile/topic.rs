@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
-use serde_json::json;
 use tracing::Instrument;
 
 use super::{name_ns, now_rfc3339, Context, Error};
@@ -307,13 +306,7 @@ async fn set_status(
         status.topic_id = o.topic_id.clone();
         status.partitions = o.partitions.clone();
     }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await?;
-    Ok(())
+    super::apply_status(api, name, &status).await
 }
 
 async fn cleanup(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {

@@ -1,0 +1,346 @@
+//! KafkaCluster reconcile: one pass of ordered steps, each a file here asking its pure planner
+//! in `plan`: validate → objects (ConfigMap, Services, StatefulSet, PDB, ServiceMonitor) →
+//! scale guard → dynamic config → racks → rollout → status. A step either lets the next go on
+//! or holds with a condition; the status is written once, by server-side apply, before the
+//! rollout's actions (pod deletions), so a restarted operator finds every step it took.
+
+mod config;
+mod monitor;
+mod racks;
+mod rollout;
+mod scale;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::{apply_status, name_ns, now_rfc3339, Context, Error, FIELD_MANAGER};
+use crate::crd::{
+    describe_errors, merge_conditions, Condition, FieldError, KafkaCluster, KafkaClusterStatus,
+    UpgradeStrategy,
+};
+use crate::plan::cluster::{
+    check_spec, desired_objects, operator_rolls, selector_labels, RESTART_HASH_ANNOTATION,
+};
+use crate::plan::cluster_status::cluster_status;
+use crate::plan::roll::restart_summary;
+
+pub use config::dynamic_delta;
+
+/// Kind label of the metrics.
+pub const KIND: &str = "KafkaCluster";
+
+/// Reconciles one KafkaCluster.
+pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = KIND,
+        namespace = kc.metadata.namespace.as_deref().unwrap_or_default(),
+        cluster = kc.metadata.name.as_deref().unwrap_or_default(),
+        generation = kc.metadata.generation.unwrap_or_default(),
+    );
+    let result = apply(&kc, &ctx).instrument(span).await;
+    ctx.metrics.observe(KIND, start.elapsed(), result.is_ok());
+    if result.is_ok() {
+        ctx.succeeded(kc.as_ref());
+    }
+    result
+}
+
+async fn ssa<K>(api: &Api<K>, name: &str, obj: &K) -> Result<K, Error>
+where
+    K: Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(api.patch(name, &params, &Patch::Apply(obj)).await?)
+}
+
+fn template_hash(sts: &StatefulSet) -> Option<String> {
+    sts.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(RESTART_HASH_ANNOTATION)
+        .cloned()
+}
+
+async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
+    let (name, ns) = name_ns(kc)?;
+    let client = ctx.client.clone();
+    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let previous = kc.status.clone().unwrap_or_default();
+    let controllers = previous
+        .controllers
+        .unwrap_or_else(|| kc.spec.initial_controllers());
+    let bootstrap = ctx.bootstrap(&name, &ns, kc.spec.listeners.client);
+
+    // Step: validate. An invalid spec changes nothing, and no pod restarts for it.
+    let mut errs = check_spec(&kc.spec);
+    if let (Some(fixed), Some(asked)) = (previous.controllers, kc.spec.controllers) {
+        if fixed != asked {
+            errs.push(FieldError {
+                field: "spec.controllers".into(),
+                message: format!(
+                    "is {asked} but the cluster's quorum has {fixed} voters, fixed at creation"
+                ),
+            });
+        }
+    }
+    if kc.spec.brokers < controllers {
+        errs.push(FieldError {
+            field: "spec.brokers".into(),
+            message: format!(
+                "is {} but the metadata quorum has {controllers} voters (pods 0..{controllers}); the cluster cannot have fewer brokers",
+                kc.spec.brokers
+            ),
+        });
+    }
+    if !errs.is_empty() {
+        let message = describe_errors(&errs);
+        tracing::warn!(%message, "invalid KafkaCluster spec");
+        let said = previous
+            .conditions
+            .iter()
+            .any(|c| c.reason == "InvalidSpec" && c.message == message);
+        if !said {
+            ctx.event(kc, EventType::Warning, "InvalidSpec", message.clone())
+                .await;
+        }
+        let mut status = previous.clone();
+        status.observed_generation = kc.metadata.generation;
+        status.conditions = merge_conditions(
+            &previous.conditions,
+            vec![
+                Condition::new("Ready", false, "InvalidSpec", message.clone()),
+                Condition::new("Progressing", false, "InvalidSpec", ""),
+                Condition::new("Degraded", true, "InvalidSpec", message),
+            ],
+            &now_rfc3339(),
+            kc.metadata.generation,
+        );
+        apply_status(&clusters, &name, &status).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Step: objects.
+    let mut desired = desired_objects(kc, controllers, &ctx.plan)?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+
+    let old_sts = sets.get_opt(&name).await?;
+    ssa(
+        &config_maps,
+        &crate::plan::cluster::config_map_name(&name),
+        &desired.config_map,
+    )
+    .await?;
+    ssa(
+        &services,
+        &crate::plan::cluster::headless_name(&name),
+        &desired.headless,
+    )
+    .await?;
+    ssa(
+        &services,
+        &crate::plan::cluster::bootstrap_name(&name),
+        &desired.bootstrap,
+    )
+    .await?;
+
+    // Step: scale guard.
+    let old_replicas = old_sts
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas);
+    let blocked = match old_replicas {
+        Some(old) if old > kc.spec.brokers => {
+            scale::scale_down_blocked(ctx, &bootstrap, old, kc).await
+        }
+        _ => None,
+    };
+    if let (Some(old), Some(_)) = (old_replicas, &blocked) {
+        // Keep the brokers that still hold replicas.
+        if let Some(spec) = desired.stateful_set.spec.as_mut() {
+            spec.replicas = Some(old);
+        }
+    }
+    let sts = ssa(&sets, &name, &desired.stateful_set).await?;
+    ssa(&pdbs, &name, &desired.pdb).await?;
+    monitor::sync_service_monitor(kc, ctx, &name, &ns).await?;
+
+    match &old_sts {
+        None => {
+            ctx.event(
+                kc,
+                EventType::Normal,
+                "Created",
+                format!(
+                    "created StatefulSet {name} with {} brokers ({controllers} controllers)",
+                    kc.spec.brokers
+                ),
+            )
+            .await;
+        }
+        Some(old) => {
+            let old_replicas = old.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            if let Some(message) = &blocked {
+                let said = previous
+                    .conditions
+                    .iter()
+                    .any(|c| c.reason == "ScaleDownBlocked" && &c.message == message);
+                if !said {
+                    ctx.event(kc, EventType::Warning, "ScaleDownBlocked", message.clone())
+                        .await;
+                }
+            } else if old_replicas != kc.spec.brokers {
+                ctx.event(
+                    kc,
+                    EventType::Normal,
+                    "Scaling",
+                    format!("brokers {old_replicas} → {}", kc.spec.brokers),
+                )
+                .await;
+            }
+            if template_hash(old) != template_hash(&desired.stateful_set)
+                && kc.spec.upgrade.strategy == UpgradeStrategy::BlueGreen
+            {
+                ctx.event(
+                    kc,
+                    EventType::Warning,
+                    "BlueGreenNotSupported",
+                    "spec.upgrade.strategy is BlueGreen, which this operator version does not do yet: the brokers restart one at a time instead".to_string(),
+                )
+                .await;
+            }
+        }
+    }
+
+    // Step: dynamic config, from the spec and what the brokers report; retried until applied.
+    let config_pending = if old_sts.is_some() {
+        config::sync(kc, ctx, &bootstrap).await.err()
+    } else {
+        None
+    };
+
+    // Step: racks.
+    let selector = selector_labels(&name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut pod_list = pods.list(&ListParams::default().labels(&selector)).await?;
+    if let Some(rack) = &kc.spec.rack {
+        racks::assign_racks(kc, ctx, &pods, &mut pod_list.items, &rack.topology_key).await?;
+    }
+
+    // Step: rollout (the operator's own, unless the test-only annotation leaves it to the
+    // StatefulSet).
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let roll = if operator_rolls(kc) {
+        rollout::decide(
+            kc,
+            ctx,
+            &sts,
+            &pod_list.items,
+            &bootstrap,
+            controllers,
+            previous.rollout.as_ref(),
+            now_ms,
+        )
+        .await
+    } else {
+        None
+    };
+
+    // Step: status, written before the roll's actions.
+    let mut status: KafkaClusterStatus =
+        cluster_status(kc, Some(&sts), &pod_list.items, controllers, &bootstrap);
+    if let Some(message) = &blocked {
+        for c in status.conditions.iter_mut() {
+            match c.type_.as_str() {
+                "Ready" => *c = Condition::new("Ready", false, "ScaleDownBlocked", message.clone()),
+                "Progressing" => {
+                    *c = Condition::new("Progressing", false, "ScaleDownBlocked", message.clone())
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(roll) = &roll {
+        status.rollout = Some(roll.status.clone());
+        if blocked.is_none() {
+            for rc in &roll.conditions {
+                if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == rc.type_) {
+                    *c = Condition::new(rc.type_, rc.status, &rc.reason, rc.message.clone());
+                }
+            }
+        }
+        ctx.metrics.set_rollout(
+            &ns,
+            &name,
+            roll.status.in_progress.len(),
+            previous
+                .rollout
+                .as_ref()
+                .and_then(|r| r.blocked_reason.as_deref()),
+            roll.status.blocked_reason.as_deref(),
+        );
+    }
+    status.conditions = merge_conditions(
+        &previous.conditions,
+        status.conditions,
+        &now_rfc3339(),
+        kc.metadata.generation,
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.is_true());
+    let was_ready = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.is_true());
+    apply_status(&clusters, &name, &status).await?;
+    if let Some(roll) = &roll {
+        rollout::act(kc, ctx, &bootstrap, roll).await;
+    }
+    if ready && !was_ready {
+        let mut note = format!("all {} brokers ready", kc.spec.brokers);
+        if let Some(r) = status
+            .rollout
+            .as_ref()
+            .filter(|r| !r.restart_seconds.is_empty())
+        {
+            note.push_str(&format!("; last roll: {}", restart_summary(r)));
+        }
+        ctx.event(kc, EventType::Normal, "Ready", note).await;
+    }
+    let mut requeue = if ready {
+        Duration::from_secs(300)
+    } else {
+        Duration::from_secs(15)
+    };
+    if let Some(r) = roll.as_ref().and_then(|r| r.requeue) {
+        requeue = requeue.min(r);
+    }
+    if config_pending.is_some() {
+        requeue = requeue.min(Duration::from_secs(30));
+    }
+    Ok(Action::requeue(requeue))
+}
