@@ -744,15 +744,16 @@ async fn status_apply_clears_fields_it_no_longer_has() {
         .unwrap();
     }
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), "default");
-    let created = common::wait_for(Duration::from_secs(60), "the KafkaCluster kind served", || {
-        let clusters = clusters.clone();
-        async move {
+    common::wait_for(
+        "the KafkaCluster kind is served",
+        Duration::from_secs(60),
+        async || {
             let kc = KafkaCluster::new("st", Default::default());
             clusters.create(&PostParams::default(), &kc).await.is_ok()
-        }
-    })
+                || clusters.get_opt("st").await.ok().flatten().is_some()
+        },
+    )
     .await;
-    assert!(created);
 
     let mut status = samsa_operator::crd::KafkaClusterStatus {
         target_version: Some("0.2.0".into()),
