@@ -196,3 +196,26 @@ fn cluster_config_keys_must_be_broker_settings() {
     let ok = cluster(json!({"config": {"log.retention.ms": "5", "num.partitions": "3"}}));
     assert!(check::<KafkaCluster>(ok, None).is_empty());
 }
+
+#[test]
+fn cluster_upgrade_settings() {
+    let ok = cluster(json!({"upgrade": {"paused": true,
+        "rolling": {"maxParallel": 2, "minIsrHeadroom": 1, "minReadySeconds": 30,
+                    "brokerReadyTimeout": "1h30m"},
+        "consumerHealth": {"enabled": false, "groups": ["billing"], "maxLagSeconds": 60}}}));
+    assert_eq!(check::<KafkaCluster>(ok, None), Vec::<String>::new());
+    let bad = cluster(json!({"upgrade": {
+        "rolling": {"maxParallel": 0, "minIsrHeadroom": -1, "brokerReadyTimeout": "soon"},
+        "consumerHealth": {"maxLagSeconds": 0}}}));
+    let mut errs = check::<KafkaCluster>(bad, None);
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.upgrade.consumerHealth.maxLagSeconds must be at least 1",
+            "spec.upgrade.rolling.brokerReadyTimeout must be a duration such as 5m, 90s or 1h30m",
+            "spec.upgrade.rolling.maxParallel must be between 1 and 1000",
+            "spec.upgrade.rolling.minIsrHeadroom must be between 0 and 100",
+        ]
+    );
+}
