@@ -133,6 +133,9 @@ pub struct RollInput<'a> {
     /// Consumer groups that hold the roll, each with a sentence (empty: none; always empty
     /// when the gate is off).
     pub lagging_groups: &'a [String],
+    /// Why the consumer-health gate cannot judge yet (reason, sentence): the groups are being
+    /// sampled, or cannot be read. It holds the roll like a lagging group, without a Warning.
+    pub consumer_unknown: Option<(&'static str, String)>,
     /// Settings.
     pub settings: &'a RollSettings,
     /// The progress recorded so far.
@@ -769,6 +772,11 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
                 listed(input.lagging_groups)
             ),
         ));
+    } else if let (false, Some((reason, message))) =
+        (chosen.is_empty(), input.consumer_unknown.as_ref())
+    {
+        chosen.clear();
+        first_refusal = Some((reason, message.clone()));
     }
     if chosen.is_empty() {
         let (reason, message) =

@@ -51,6 +51,7 @@ struct Case {
     kafka: KafkaView,
     quorum: QuorumView,
     lagging: Vec<String>,
+    unknown: Option<(&'static str, String)>,
     settings: RollSettings,
     voters: i32,
     previous: Option<RolloutStatus>,
@@ -64,6 +65,7 @@ impl Case {
             kafka: healthy3(),
             quorum: quorum(0),
             lagging: Vec::new(),
+            unknown: None,
             settings: RollSettings::default(),
             voters: 3,
             previous: None,
@@ -81,6 +83,7 @@ impl Case {
             kafka: Ok(&self.kafka),
             quorum: Ok(&self.quorum),
             lagging_groups: &self.lagging,
+            consumer_unknown: self.unknown.clone(),
             settings: &self.settings,
             previous: self.previous.as_ref(),
         })
@@ -305,6 +308,21 @@ fn consumer_lagging_holds_and_warns_once() {
 }
 
 #[test]
+fn consumers_not_judged_yet_hold_without_a_warning() {
+    let mut c = Case::new(&[OLD, OLD, OLD]);
+    c.unknown = Some(("SamplingConsumerGroups", "sampling (4 s of 10 s)".into()));
+    let plan = c.step(1000);
+    assert!(deleted(&plan).is_empty());
+    assert_eq!(
+        plan.status.blocked_reason.as_deref(),
+        Some("SamplingConsumerGroups")
+    );
+    assert!(events(&plan).is_empty());
+    c.unknown = None;
+    assert_eq!(deleted(&c.plan()), vec![1]);
+}
+
+#[test]
 fn paused_holds_between_brokers() {
     let mut c = Case::new(&[OLD, OLD, OLD]);
     c.quorum = quorum(2);
@@ -403,6 +421,7 @@ fn reverting_replaces_the_stuck_broker_at_once() {
         kafka: Ok(&c.kafka),
         quorum: Ok(&c.quorum),
         lagging_groups: &[],
+        consumer_unknown: None,
         settings: &c.settings,
         previous: c.previous.as_ref(),
     });
@@ -465,6 +484,7 @@ fn a_new_target_mid_roll_sends_up_brokers_through_the_gates() {
         kafka: Ok(&c.kafka),
         quorum: Ok(&c.quorum),
         lagging_groups: &[],
+        consumer_unknown: None,
         settings: &c.settings,
         previous: c.previous.as_ref(),
     });
@@ -513,6 +533,7 @@ fn unreadable_brokers_block_gated_restarts() {
         kafka: Err("connection refused".into()),
         quorum: Err("connection refused".into()),
         lagging_groups: &[],
+        consumer_unknown: None,
         settings: &c.settings,
         previous: None,
     });

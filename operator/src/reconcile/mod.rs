@@ -23,6 +23,17 @@ use crate::plan::cluster::{bootstrap_address, PlanContext, PlanError};
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "samsa-operator";
 
+/// The consumer groups of one cluster as the operator has watched them.
+#[derive(Debug, Default)]
+pub struct GroupWatch {
+    /// When this watch began (ms since the epoch).
+    pub since_ms: i64,
+    /// The last poll (ms since the epoch).
+    pub last_ms: i64,
+    /// The samples.
+    pub tracker: GroupTracker,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     /// Kubernetes client.
@@ -40,7 +51,7 @@ pub struct Context {
     pub kafka_timeout: Duration,
     admins: Mutex<HashMap<String, Arc<AdminClient>>>,
     failures: Mutex<HashMap<String, u32>>,
-    trackers: Mutex<HashMap<String, (i64, GroupTracker)>>,
+    trackers: Mutex<HashMap<String, GroupWatch>>,
 }
 
 impl Context {
@@ -85,9 +96,9 @@ impl Context {
             .clone()
     }
 
-    /// The consumer-group trackers, by `namespace/cluster`, each with the time (ms) it began
-    /// watching: the in-memory history Burrow's rules read.
-    pub fn group_trackers(&self) -> MutexGuard<'_, HashMap<String, (i64, GroupTracker)>> {
+    /// The consumer-group watches, by `namespace/cluster`: the in-memory history Burrow's rules
+    /// read.
+    pub fn group_trackers(&self) -> MutexGuard<'_, HashMap<String, GroupWatch>> {
         match self.trackers.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::events::EventType;
 
-use super::super::Context;
+use super::super::{Context, GroupWatch};
 use crate::crd::{parse_duration, KafkaCluster, RolloutStatus};
 use crate::health::groups::lagging_groups;
 use crate::health::partitions::{MinIsr, PartitionReplicas};
@@ -25,6 +25,8 @@ const BROKER_CONTAINER: &str = "broker";
 const VOTER_LAG_MS: i64 = 5_000;
 /// The consumer-health gate needs samples over at least this long before it lets a roll start.
 const GATE_WARMUP_MS: i64 = 10_000;
+/// A watch not polled for this long starts over.
+const WATCH_GAP_MS: i64 = 60_000;
 
 fn pod_view(pod: &Pod, id: i32) -> PodView {
     let status = pod.status.as_ref();
@@ -129,19 +131,21 @@ async fn quorum_view(admin: &AdminClient) -> Result<QuorumView, String> {
     })
 }
 
-/// Polls the consumer groups into the cluster's tracker and returns those that hold the roll.
-/// Until the tracker has watched for `GATE_WARMUP_MS`, the gate holds with a sentence saying so.
+/// Polls the consumer groups into the cluster's tracker and returns those that hold the roll;
+/// `Err` (reason, sentence) while the gate cannot judge: the groups cannot be read, or the
+/// tracker has watched for less than `GATE_WARMUP_MS`.
 async fn lagging(
     kc: &KafkaCluster,
     ctx: &Context,
     admin: &AdminClient,
     key: &str,
     now_ms: i64,
-) -> Vec<String> {
+) -> Result<Vec<String>, (&'static str, String)> {
+    let unreadable = |m: String| ("ConsumerGroupsUnreadable", m);
     let spec = &kc.spec.upgrade.consumer_health;
     let groups = match admin.list_groups().await {
         Ok(g) => g,
-        Err(e) => return vec![format!("consumer groups cannot be listed: {e}")],
+        Err(e) => return Err(unreadable(format!("consumer groups cannot be listed: {e}"))),
     };
     let watched: Vec<String> = groups
         .into_iter()
@@ -152,15 +156,19 @@ async fn lagging(
     for group in &watched {
         let committed = match admin.committed_offsets(group).await {
             Ok(c) => c,
-            Err(e) => return vec![format!("group {group}: offsets cannot be read: {e}")],
+            Err(e) => {
+                return Err(unreadable(format!(
+                    "group {group}: offsets cannot be read: {e}"
+                )))
+            }
         };
         let parts: Vec<(String, i32)> = committed.keys().cloned().collect();
         let ends = match admin.end_offsets(&parts).await {
             Ok(e) => e,
             Err(e) => {
-                return vec![format!(
+                return Err(unreadable(format!(
                     "group {group}: log end offsets cannot be read: {e}"
-                )]
+                )))
             }
         };
         let offsets: Vec<(String, i32, i64, i64)> = committed
@@ -170,27 +178,40 @@ async fn lagging(
         polled.push((group.clone(), offsets));
     }
     let mut trackers = ctx.group_trackers();
-    let entry = trackers
-        .entry(key.to_string())
-        .or_insert_with(|| (now_ms, Default::default()));
-    let (since, tracker) = entry;
+    let watch = trackers.entry(key.to_string()).or_default();
+    // Samples older than a minute (the last roll's) say nothing about now: start over.
+    if now_ms - watch.last_ms > WATCH_GAP_MS {
+        *watch = GroupWatch {
+            since_ms: now_ms,
+            ..Default::default()
+        };
+    }
+    watch.last_ms = now_ms;
     for (group, offsets) in &polled {
-        tracker.observe(now_ms, group, offsets);
+        watch.tracker.observe(now_ms, group, offsets);
     }
-    tracker.retain_groups(|g| watched.iter().any(|w| w == g));
-    if now_ms - *since < GATE_WARMUP_MS {
-        return vec![format!(
-            "the consumer groups are being sampled ({} s of {} s)",
-            (now_ms - *since) / 1000,
-            GATE_WARMUP_MS / 1000
-        )];
+    watch
+        .tracker
+        .retain_groups(|g| watched.iter().any(|w| w == g));
+    if now_ms - watch.since_ms < GATE_WARMUP_MS {
+        return Err((
+            "SamplingConsumerGroups",
+            format!(
+                "the consumer groups are being sampled before the first restart ({} s of {} s)",
+                (now_ms - watch.since_ms) / 1000,
+                GATE_WARMUP_MS / 1000
+            ),
+        ));
     }
+    let tracker = &watch.tracker;
     let evaluations = tracker.evaluate_all(now_ms);
     let only = (!spec.groups.is_empty()).then_some(spec.groups.as_slice());
-    lagging_groups(&evaluations, spec.max_lag_seconds as f64, only)
-        .into_iter()
-        .map(|(_, reason)| reason)
-        .collect()
+    Ok(
+        lagging_groups(&evaluations, spec.max_lag_seconds as f64, only)
+            .into_iter()
+            .map(|(_, reason)| reason)
+            .collect(),
+    )
 }
 
 /// The roll's next decision; `None` when the StatefulSet rolls by itself (the test-only
@@ -227,11 +248,15 @@ pub(super) async fn decide(
         let groups = if kc.spec.upgrade.consumer_health.enabled {
             lagging(kc, ctx, &admin, &format!("{namespace}/{name}"), now_ms).await
         } else {
-            Vec::new()
+            Ok(Vec::new())
         };
         (kafka, quorum, groups)
     } else {
-        (Err("not read".into()), Err("not read".into()), Vec::new())
+        (
+            Err("not read".into()),
+            Err("not read".into()),
+            Ok(Vec::new()),
+        )
     };
     let rolling = &kc.spec.upgrade.rolling;
     let settings = RollSettings {
@@ -253,7 +278,8 @@ pub(super) async fn decide(
         pods: &views,
         kafka: kafka.as_ref().map_err(Clone::clone),
         quorum: quorum.as_ref().map_err(Clone::clone),
-        lagging_groups: &groups,
+        lagging_groups: groups.as_deref().unwrap_or_default(),
+        consumer_unknown: groups.as_ref().err().cloned(),
         settings: &settings,
         previous,
     }))
