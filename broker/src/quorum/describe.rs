@@ -108,9 +108,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
-    use openraft::{
-        CommittedLeaderId, LogId, Membership, RaftMetrics, ReplicationMetrics, StoredMembership,
-    };
+    use openraft::{CommittedLeaderId, LogId, Membership, RaftMetrics, StoredMembership};
 
     use super::*;
 
@@ -133,7 +131,7 @@ mod tests {
     #[test]
     fn the_leader_knows_every_voter() {
         let mut m = metrics(1, 1);
-        let replication: ReplicationMetrics<NodeId> =
+        let replication: BTreeMap<NodeId, Option<LogId<NodeId>>> =
             [(1, Some(log_id(41))), (2, Some(log_id(41))), (3, None)]
                 .into_iter()
                 .collect();
