@@ -7,7 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use samsa_operator::kafka::{AdminClient, AdminError, NewTopic, RESOURCE_TOPIC};
+use samsa_operator::kafka::{
+    Admin, AdminClient, AdminError, NewTopic, ELECTION_NOT_NEEDED, RESOURCE_TOPIC,
+};
 use samsa_operator::plan::topic::{plan_topic, TopicAction};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -222,4 +224,158 @@ async fn three_broker_cluster_replicates_as_asked() {
         .await
         .unwrap_err();
     assert_eq!(code_of(&err), "INVALID_REPLICATION_FACTOR", "{err}");
+}
+
+fn offsets(pairs: &[(&str, i32, i64)]) -> BTreeMap<(String, i32), i64> {
+    pairs
+        .iter()
+        .map(|(t, p, o)| ((t.to_string(), *p), *o))
+        .collect()
+}
+
+#[tokio::test]
+async fn groups_offsets_elections_and_quorum_on_three_brokers() {
+    let brokers = common::cluster(3).await;
+    // One bootstrap only: leaders and coordinators are reached over per-broker connections.
+    let bootstrap = brokers[0].addr();
+    let admin = AdminClient::new(&bootstrap, Duration::from_secs(15));
+
+    admin
+        .create_topic(&new_topic("events", 3, 3))
+        .await
+        .unwrap();
+    common::wait_for(
+        "every partition of events has its preferred leader",
+        Duration::from_secs(30),
+        async || {
+            admin
+                .metadata(Some(&["events".to_string()]))
+                .await
+                .is_ok_and(|m| {
+                    m.topics.get("events").is_some_and(|t| {
+                        t.partitions.len() == 3
+                            && t.partitions
+                                .iter()
+                                .all(|p| p.replicas.first() == Some(&p.leader))
+                    })
+                })
+        },
+    )
+    .await;
+
+    // Log end offsets after producing 5 and 3 records (and none to partition 2).
+    assert_eq!(common::produce(&admin, "events", 0, 5).await, 0);
+    assert_eq!(common::produce(&admin, "events", 1, 3).await, 0);
+    let all = [
+        ("events".to_string(), 0),
+        ("events".to_string(), 1),
+        ("events".to_string(), 2),
+    ];
+    let ends = admin.end_offsets(&all).await.unwrap();
+    assert_eq!(
+        ends,
+        offsets(&[("events", 0, 5), ("events", 1, 3), ("events", 2, 0)])
+    );
+    assert_eq!(common::produce(&admin, "events", 0, 2).await, 5);
+    let ends = Admin::end_offsets(&admin, &all[..1]).await.unwrap();
+    assert_eq!(ends, offsets(&[("events", 0, 7)]));
+    let err = admin
+        .end_offsets(&[("events".to_string(), 9)])
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), "UNKNOWN_TOPIC_OR_PARTITION", "{err}");
+
+    // A simple consumer's commits: the group is listed, described and its offsets read back.
+    common::commit_offsets(&bootstrap, "billing", &[("events", 0, 4), ("events", 1, 1)]).await;
+    let groups = admin.list_groups().await.unwrap();
+    let billing = groups
+        .iter()
+        .find(|g| g.group_id == "billing")
+        .unwrap_or_else(|| panic!("billing not in {groups:?}"));
+    assert_eq!(billing.protocol_type, "");
+    assert_eq!(billing.state.as_deref(), Some("Empty"));
+    assert_eq!(
+        admin.committed_offsets("billing").await.unwrap(),
+        offsets(&[("events", 0, 4), ("events", 1, 1)])
+    );
+    assert!(admin.committed_offsets("nobody").await.unwrap().is_empty());
+    let described = admin
+        .describe_groups(&["billing".to_string(), "nobody".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(described.len(), 2);
+    assert_eq!(described[0].group_id, "billing");
+    assert_eq!(described[0].state, "Empty");
+    assert_eq!(described[0].members, 0);
+    assert_eq!(described[1].state, "Dead");
+
+    // Preferred elections on healthy partitions are not needed; an unknown partition is named.
+    let results = admin
+        .elect_leaders(
+            true,
+            Some(&[("events".to_string(), 0), ("events".to_string(), 2)]),
+        )
+        .await
+        .unwrap();
+    let mut codes: Vec<(String, i32, i16)> = results
+        .iter()
+        .map(|r| (r.topic.clone(), r.partition, r.error_code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("events".to_string(), 0, ELECTION_NOT_NEEDED),
+            ("events".to_string(), 2, ELECTION_NOT_NEEDED)
+        ]
+    );
+    assert!(results.iter().all(|r| r.is_ok()));
+    let unknown = admin
+        .elect_leaders(true, Some(&[("missing".to_string(), 0)]))
+        .await
+        .unwrap();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].error_code, 3);
+    assert!(!unknown[0].is_ok());
+
+    // No reassignment runs.
+    assert!(admin
+        .list_partition_reassignments()
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The quorum: one leader among the three voters, every log end known; every broker
+    // answers the same (the others forward to the leader).
+    let mut leader = None;
+    common::wait_for(
+        "every voter's log end is known",
+        Duration::from_secs(30),
+        async || {
+            admin.describe_quorum().await.is_ok_and(|q| {
+                leader = Some(q.leader_id);
+                q.voters.iter().all(|v| v.log_end_offset >= 0)
+            })
+        },
+    )
+    .await;
+    let leader = leader.unwrap();
+    for b in &brokers {
+        let q = AdminClient::new(&b.addr(), Duration::from_secs(15))
+            .describe_quorum()
+            .await
+            .unwrap();
+        assert_eq!(q.leader_id, leader, "asked broker {}", b.id);
+        assert!(q.leader_epoch >= 1);
+        let ids: Vec<i32> = q.voters.iter().map(|v| v.replica_id).collect();
+        assert_eq!(ids, vec![0, 1, 2]);
+        assert!(q.high_watermark > 0);
+        let lead = q.voters.iter().find(|v| v.replica_id == leader).unwrap();
+        assert!(lead.log_end_offset >= q.high_watermark, "{q:?}");
+        assert!(
+            q.voters.iter().all(|v| v.last_caught_up_ms.is_some()),
+            "{q:?}"
+        );
+        assert!(q.observers.is_empty());
+    }
 }

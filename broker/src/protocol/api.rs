@@ -58,6 +58,7 @@ pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::UnregisterBroker, 0, 0),
+    api(ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// Produce versions below this are advertised (for librdkafka's feature detection) but answered

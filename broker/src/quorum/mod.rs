@@ -7,8 +7,10 @@
 //! [`QuorumHandle::image`] subscribes to the applied [`MetadataImage`]. Broker-only processes use
 //! [`ControllerClient`] instead. This module never touches partition logs or the Kafka front end.
 
+mod activity;
 mod client;
 mod controller_service;
+mod describe;
 mod liveness;
 mod log_store;
 mod network;
@@ -29,7 +31,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use activity::Activity;
 pub use client::{BrokerRegistration, ControllerClient, Heartbeat};
+pub use describe::{QuorumDescription, ReplicaProgress};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 pub use voters::Voters;
@@ -175,6 +179,8 @@ pub(crate) struct Shared {
     image: watch::Receiver<Arc<MetadataImage>>,
     sessions: Mutex<Sessions>,
     request_timeout: Duration,
+    /// Replies of the voters to this node's AppendEntries, for DescribeQuorum.
+    activity: Arc<activity::PeerActivity>,
 }
 
 impl Shared {
@@ -298,15 +304,19 @@ pub async fn start(
     }
     .validate()
     .map_err(|e| QuorumError::Config(e.to_string()))?;
+    let activity = Arc::new(activity::PeerActivity::default());
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config),
-        network::Network,
+        network::Network {
+            activity: activity.clone(),
+        },
         log,
         sm,
     )
     .await
     .map_err(|e| QuorumError::Raft(e.to_string()))?;
+    activity.attach(raft.metrics());
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -328,6 +338,7 @@ pub async fn start(
         image,
         sessions: Mutex::new(Sessions::new(config.session_timeout, Instant::now())),
         request_timeout: config.request_timeout,
+        activity,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
@@ -421,6 +432,13 @@ impl QuorumHandle {
     /// Whether this node is the leader.
     pub fn is_leader(&self) -> bool {
         self.shared.is_leader()
+    }
+
+    /// A cheap handle that describes the quorum (DescribeQuorum) while this node runs.
+    pub fn view(&self) -> QuorumView {
+        QuorumView {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The Raft node, for its metrics and waits.
@@ -558,5 +576,31 @@ impl QuorumHandle {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Reads the quorum's state for DescribeQuorum; cloned into the Kafka request handlers.
+#[derive(Clone)]
+pub struct QuorumView {
+    shared: Arc<Shared>,
+}
+
+impl QuorumView {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// The configured voters and their controller addresses.
+    pub fn voters(&self) -> &Voters {
+        &self.shared.voters
+    }
+
+    /// The quorum as this node sees it now: complete on the leader, the leader's id and this
+    /// node's own log elsewhere.
+    pub fn describe(&self) -> QuorumDescription {
+        let metrics = self.shared.raft.metrics().borrow().clone();
+        let activity = self.shared.activity.in_term(metrics.current_term);
+        describe::describe(&metrics, &activity, activity::wall_ms())
     }
 }

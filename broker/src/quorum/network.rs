@@ -2,6 +2,7 @@
 //! types travel as JSON inside protobuf bytes. This module only moves messages; it never decides
 //! anything about them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+use super::activity::{wall_ms, PeerActivity};
 use super::controller_service::MAX_MESSAGE;
 use super::{NodeId, TypeConfig};
 
@@ -44,7 +46,10 @@ pub(super) async fn timeout_now(addr: &str, timeout: Duration) -> Result<(), Str
     }
 }
 
-pub(super) struct Network;
+pub(super) struct Network {
+    /// Where replies to AppendEntries are recorded, for DescribeQuorum.
+    pub(super) activity: Arc<PeerActivity>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -60,7 +65,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 tracing::warn!(target, addr = %node.addr, "bad voter address: {e}");
                 e.to_string()
             });
-        Peer { target, client }
+        Peer {
+            target,
+            client,
+            activity: self.activity.clone(),
+        }
     }
 }
 
@@ -68,6 +77,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub(super) struct Peer {
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
+    activity: Arc<PeerActivity>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +143,30 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Rpc::Append, &rpc, &option).await
+        let sent_ms = wall_ms();
+        let leader_last = self.activity.local_last_index();
+        let term = rpc.vote.leader_id().term;
+        let sent_end = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .or(rpc.prev_log_id.map(|l| l.index));
+        let result = self.call(Rpc::Append, &rpc, &option).await;
+        if let Ok(reply) = &result {
+            // The last entry the voter holds in agreement with this leader, as far as the
+            // reply tells.
+            let held = match reply {
+                AppendEntriesResponse::Success => Some(sent_end),
+                AppendEntriesResponse::PartialSuccess(matching) => Some(matching.map(|l| l.index)),
+                AppendEntriesResponse::Conflict => Some(None),
+                AppendEntriesResponse::HigherVote(_) => None,
+            };
+            if let Some(held) = held {
+                let caught_up = held.is_some() && held >= leader_last;
+                self.activity.record(self.target, term, sent_ms, caught_up);
+            }
+        }
+        result
     }
 
     async fn install_snapshot(

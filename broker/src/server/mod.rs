@@ -151,13 +151,16 @@ pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         let registry = registry.clone();
         Arc::new(tokio::task::spawn_blocking(move || Groups::open(registry)).await??)
     };
-    let broker = Arc::new(Broker::new(
-        registry.clone(),
-        groups.clone(),
-        metrics.clone(),
-        advertised.clone(),
-        replication.as_ref().map(|r| r.manager.clone()),
-    ));
+    let broker = Arc::new(
+        Broker::new(
+            registry.clone(),
+            groups.clone(),
+            metrics.clone(),
+            advertised.clone(),
+            replication.as_ref().map(|r| r.manager.clone()),
+        )
+        .with_quorum(quorum.as_ref().map(QuorumHandle::view)),
+    );
     let health = Arc::new(Health::new());
     {
         let registry = registry.clone();

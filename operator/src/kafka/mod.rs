@@ -1,10 +1,16 @@
 //! A small Kafka admin client on the `kafka-protocol` crate: the requests the operator needs
 //! (Metadata, CreateTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs,
-//! DeleteTopics), with timeouts and typed errors. It owns no policy: callers decide.
+//! DeleteTopics; groups and offsets in `groups`, leaders, quorum and reassignments in
+//! `cluster`), with timeouts and typed errors. Requests go to the bootstrap connection, or to a
+//! given broker (leader, coordinator) over `nodes`. It owns no policy: callers decide; the
+//! [`Admin`] trait is the seam that lets planners be tested with a fake.
 
+mod admin;
+mod cluster;
 mod conn;
 mod error;
-mod roll;
+mod groups;
+mod nodes;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,8 +34,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
 
+pub use admin::Admin;
+pub use cluster::{ElectionResult, QuorumInfo, Reassignments, ReplicaState, ELECTION_NOT_NEEDED};
 pub use error::{code_name, AdminError, KafkaError};
-pub use roll::{ElectionResult, GroupListing, QuorumInfo, QuorumReplica, ELECTION_NOT_NEEDED};
+pub use groups::{GroupDescription, GroupListing, PartitionOffsets};
 
 use crate::crd::{PartitionStatus, Replicas};
 use crate::plan::topic::ObservedTopic;
@@ -109,11 +117,13 @@ pub struct NewTopic {
     pub config: BTreeMap<String, String>,
 }
 
-/// Admin client over one lazily (re)opened connection to any bootstrap address.
+/// Admin client over one lazily (re)opened connection to any bootstrap address, and one to
+/// each broker a request must reach (partition leaders, group coordinators).
 pub struct AdminClient {
     bootstrap: Vec<String>,
     timeout: Duration,
     conn: Mutex<Option<Conn>>,
+    nodes: Mutex<nodes::NodeConns>,
 }
 
 fn s(v: &str) -> StrBytes {
@@ -141,6 +151,7 @@ impl AdminClient {
                 .collect(),
             timeout,
             conn: Mutex::new(None),
+            nodes: Mutex::new(nodes::NodeConns::default()),
         }
     }
 
@@ -217,6 +228,12 @@ impl AdminClient {
                 .collect(),
             topics: BTreeMap::new(),
         };
+        {
+            let mut nodes = self.nodes.lock().await;
+            for b in &out.brokers {
+                nodes.learn(b.id, format!("{}:{}", b.host, b.port));
+            }
+        }
         for t in response.topics {
             let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
             if t.error_code == UNKNOWN_TOPIC_OR_PARTITION {

@@ -205,3 +205,180 @@ pub async fn wait_for(what: &str, limit: Duration, mut cond: impl AsyncFnMut() -
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// One request on a fresh connection to `addr`, decoded at `version`: for what the admin client
+/// does not do itself (producing, committing offsets).
+pub async fn raw_call<R: kafka_protocol::protocol::Request>(
+    addr: &str,
+    version: i16,
+    body: &R,
+) -> R::Response {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("operator-tests")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    encode_request_header_into_buffer(&mut buf, &header).unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    stream.write_all(&buf).await.unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut frame).await.unwrap();
+    let mut frame = bytes::Bytes::from(frame);
+    let header = ResponseHeader::decode(
+        &mut frame,
+        <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version),
+    )
+    .unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let response = R::Response::decode(&mut frame, version).unwrap();
+    assert_eq!(frame.remaining(), 0);
+    response
+}
+
+/// Produces `n` records (acks=all) to `topic`-`partition` at its leader, as Metadata names it;
+/// returns the base offset.
+pub async fn produce(admin: &AdminClient, topic: &str, partition: i32, n: usize) -> i64 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    let md = admin.metadata(Some(&[topic.to_string()])).await.unwrap();
+    let leader = md.topics[topic].partitions[partition as usize].leader;
+    let b = md.brokers.iter().find(|b| b.id == leader).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // No producer id: the broker takes the batch's base sequence as -1.
+            sequence: i as i32 - 1,
+            timestamp: now + i as i64,
+            key: None,
+            value: Some(bytes::Bytes::from(format!("record {i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch.freeze()))])]);
+    let response = raw_call(&format!("{}:{}", b.host, b.port), 9, &request).await;
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "produce to {topic}-{partition}");
+    p.base_offset
+}
+
+/// Commits `offsets` ((topic, partition, offset)) for `group` as a simple consumer would:
+/// generation -1, no member id, at the group's coordinator; retried (30 s at most) while the
+/// coordinator is not ready (the offsets topic is created on first use).
+pub async fn commit_offsets(bootstrap: &str, group: &str, offsets: &[(&str, i32, i64)]) {
+    let mut last = Vec::new();
+    wait_for(
+        &format!("the coordinator of {group} takes a commit"),
+        Duration::from_secs(30),
+        async || {
+            last = try_commit_offsets(bootstrap, group, offsets).await;
+            let retriable = [14, 15, 16];
+            assert!(
+                last.iter().all(|c| *c == 0 || retriable.contains(c)),
+                "commit {group}: {last:?}"
+            );
+            last.iter().all(|c| *c == 0)
+        },
+    )
+    .await;
+}
+
+/// One OffsetCommit at the coordinator; the error code of each partition (or of
+/// FindCoordinator).
+async fn try_commit_offsets(
+    bootstrap: &str,
+    group: &str,
+    offsets: &[(&str, i32, i64)],
+) -> Vec<i16> {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, GroupId, OffsetCommitRequest, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_string()))
+        .with_key_type(0);
+    let found = raw_call(bootstrap, 3, &find).await;
+    if found.error_code != 0 {
+        return vec![found.error_code];
+    }
+    let coordinator = format!("{}:{}", found.host, found.port);
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<(i32, i64)>> = Default::default();
+    for (t, p, o) in offsets {
+        by_topic.entry(t).or_default().push((*p, *o));
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|(p, o)| {
+                                    OffsetCommitRequestPartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(o)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let response = raw_call(&coordinator, 8, &request).await;
+    response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}

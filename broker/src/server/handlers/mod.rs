@@ -15,6 +15,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer;
+mod quorum;
 mod reassign;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::protocol::codec::{self, Request};
 use crate::protocol::errors;
 use crate::protocol::fetch_wire;
 use crate::protocol::reply::Reply;
+use crate::quorum::QuorumView;
 use crate::replication::ReplicaManager;
 use crate::topics::TopicRegistry;
 
@@ -49,6 +51,8 @@ pub struct Broker {
     rack: Option<StrBytes>,
     /// Cluster mode: metadata, leadership and proposals.
     cluster: Option<Arc<ReplicaManager>>,
+    /// The controller quorum when this process is a voter (DescribeQuorum).
+    quorum: Option<QuorumView>,
 }
 
 /// What the connection does after a request: write this frame (empty for acks=0), or close
@@ -87,6 +91,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::DeleteRecords => "DeleteRecords",
         ApiKey::UnregisterBroker => "UnregisterBroker",
+        ApiKey::DescribeQuorum => "DescribeQuorum",
         _ => "Other",
     }
 }
@@ -115,7 +120,14 @@ impl Broker {
             node_id,
             rack,
             cluster,
+            quorum: None,
         }
+    }
+
+    /// Lets DescribeQuorum read this process's controller quorum (a voter).
+    pub fn with_quorum(mut self, quorum: Option<QuorumView>) -> Broker {
+        self.quorum = quorum;
+        self
     }
 
     /// The metrics.
@@ -349,6 +361,15 @@ impl Broker {
                         (
                             ApiKey::UnregisterBroker,
                             Some(ResponseKind::UnregisterBroker(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::DescribeQuorum(r) => {
+                        let client_id = header.client_id.as_ref().map(|c| c.as_str());
+                        let (b, c) = self.describe_quorum(r, version, client_id).await;
+                        (
+                            ApiKey::DescribeQuorum,
+                            Some(ResponseKind::DescribeQuorum(b)),
                             c,
                         )
                     }

@@ -13,7 +13,7 @@ use super::super::{Context, GroupWatch};
 use crate::crd::{parse_duration, KafkaCluster, RolloutStatus};
 use crate::health::groups::lagging_groups;
 use crate::health::partitions::{MinIsr, PartitionReplicas};
-use crate::kafka::{AdminClient, RESOURCE_TOPIC};
+use crate::kafka::{Admin, RESOURCE_TOPIC};
 use crate::plan::cluster_status::REVISION_LABEL;
 use crate::plan::roll::{
     plan_roll, KafkaView, PodView, QuorumView, RollAction, RollInput, RollPlan, RollSettings,
@@ -77,7 +77,7 @@ pub(super) fn pod_views(cluster: &str, pods: &[Pod], brokers: i32) -> Vec<PodVie
 }
 
 /// Partitions, ISRs and live brokers, with each topic's `min.insync.replicas`.
-async fn kafka_view(admin: &AdminClient) -> Result<KafkaView, String> {
+async fn kafka_view(admin: &impl Admin) -> Result<KafkaView, String> {
     let meta = admin.metadata(None).await.map_err(|e| e.to_string())?;
     let mut partitions = Vec::new();
     let mut min_isr = MinIsr::new(1);
@@ -108,7 +108,7 @@ async fn kafka_view(admin: &AdminClient) -> Result<KafkaView, String> {
 }
 
 /// The quorum's leader and the voters that are behind it.
-async fn quorum_view(admin: &AdminClient) -> Result<QuorumView, String> {
+async fn quorum_view(admin: &impl Admin) -> Result<QuorumView, String> {
     let q = admin.describe_quorum().await.map_err(|e| e.to_string())?;
     let leader_caught_up = q
         .voters
@@ -137,7 +137,7 @@ async fn quorum_view(admin: &AdminClient) -> Result<QuorumView, String> {
 async fn lagging(
     kc: &KafkaCluster,
     ctx: &Context,
-    admin: &AdminClient,
+    admin: &impl Admin,
     key: &str,
     now_ms: i64,
 ) -> Result<Vec<String>, (&'static str, String)> {
@@ -241,12 +241,13 @@ pub(super) async fn decide(
         .any(|p| p.revision.as_deref() != Some(target.as_str()))
         || previous.is_some_and(|p| !p.in_progress.is_empty());
     let admin = ctx.admin(bootstrap);
+    let admin = admin.as_ref();
     // The brokers are asked only while there is something to roll.
     let (kafka, quorum, groups) = if work {
-        let kafka = kafka_view(&admin).await;
-        let quorum = quorum_view(&admin).await;
+        let kafka = kafka_view(admin).await;
+        let quorum = quorum_view(admin).await;
         let groups = if kc.spec.upgrade.consumer_health.enabled {
-            lagging(kc, ctx, &admin, &format!("{namespace}/{name}"), now_ms).await
+            lagging(kc, ctx, admin, &format!("{namespace}/{name}"), now_ms).await
         } else {
             Ok(Vec::new())
         };
