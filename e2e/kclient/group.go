@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -140,6 +141,7 @@ func group(ctx context.Context, opts []kgo.Opt, a groupArgs) error {
 		return err
 	}
 	defer cl.Close()
+	adm := kadm.NewClient(cl)
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
@@ -209,7 +211,22 @@ loop:
 		}
 		if now.Sub(lastReport) >= time.Second {
 			lastReport = now
+			// The high watermarks of partitions whose fetches stall (a leader moving) are
+			// only as fresh as their last fetch: ask for the end offsets too.
+			lctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
+			ends, err := adm.ListEndOffsets(lctx, a.topic)
+			cancel()
 			st.mu.Lock()
+			if err == nil {
+				ends.Each(func(o kadm.ListedOffset) {
+					if _, mine := st.hw[o.Partition]; mine && o.Err == nil && o.Offset > st.hw[o.Partition] {
+						st.hw[o.Partition] = o.Offset
+					}
+				})
+				if st.caughtUp {
+					st.maxLag = max(st.maxLag, st.lag())
+				}
+			}
 			fmt.Fprintf(os.Stderr, "group t=%.0fs consumed=%d lag=%d max_lag_records=%d max_lag_ms=%d commits=%d commit_errors=%d fetch_errors=%d assignments=%d paused=%v caught_up=%v partitions=%v\n",
 				now.Sub(start).Seconds(), st.consumed, st.lag(), st.maxLag, st.maxLagTime.Milliseconds(),
 				st.commits, st.commitErrs, st.fetchErrs, st.rebalances, p, st.caughtUp, st.partitions())

@@ -73,7 +73,8 @@ type retryLog struct {
 	counts map[string]int
 }
 
-func (l *retryLog) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+// Level is debug: one of the retries ("retrying without a metadata update") is logged at debug.
+func (l *retryLog) Level() kgo.LogLevel { return kgo.LogLevelDebug }
 
 func (l *retryLog) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
 	var name string
@@ -207,8 +208,9 @@ loop:
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	fmt.Printf("load sent %d acked %d errors %d longest_pause_ms %d at %.1fs retries %s\n",
-		sent, st.acked, st.errors, st.maxPause.Milliseconds(), st.maxAt.Seconds(), retries)
+	fmt.Printf("load sent %d acked %d errors %d longest_pause_ms %d at %.1fs retries %s started %.3f\n",
+		sent, st.acked, st.errors, st.maxPause.Milliseconds(), st.maxAt.Seconds(), retries,
+		float64(st.start.UnixMilli())/1000)
 	if st.errors > 0 {
 		return fmt.Errorf("%d records failed, first: %v", st.errors, st.firstErrs)
 	}

@@ -26,7 +26,8 @@
 //	                                              acknowledgements, and when; R counts the
 //	                                              produce errors the client retried, by Kafka
 //	                                              error name, e.g. NOT_ENOUGH_REPLICAS=3, and
-//	                                              "request" for failed requests); -acks writes
+//	                                              "request" for failed requests) started U (the
+//	                                              start, Unix seconds); -acks writes
 //	                                              "partition offset key" per acknowledgement
 //	                                              (the key is the record's sequence number);
 //	                                              -produce-max-version caps the Produce version
