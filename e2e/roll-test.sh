@@ -609,9 +609,9 @@ watch_check() {
     FNR == 1 { file++ }
     file == 1 {
       # ISR samples: "t=EPOCH ... meta_under_replicated=N ..."
-      split($0, f, " "); t = ""; u = ""
-      for (i in f) { split(f[i], kv, "="); if (kv[1] == "t") t = kv[2]; if (kv[1] == "meta_under_replicated") u = kv[2] }
-      if (t != "" && u != "-" && u != "") { ns++; st[ns] = t; su[ns] = u }
+      split($0, f, " "); t = ""; u = "-"; q = "-"
+      for (i in f) { split(f[i], kv, "="); if (kv[1] == "t") t = kv[2]; if (kv[1] == "meta_under_replicated") u = kv[2]; if (kv[1] == "quorum_leader") q = kv[2] }
+      if (t != "") { ns++; st[ns] = t; su[ns] = u; sq[ns] = q }
       next
     }
     {
@@ -631,11 +631,14 @@ watch_check() {
       printf "maxdown %d\n", maxd
       for (i = 1; i <= ni; i++) {
         back = ""
-        if (iend[i] != "") for (s = 1; s <= ns; s++) if (st[s] >= iend[i] && su[s] == 0) { back = st[s]; break }
-        printf "interval %s %.1f %s %s %s %s\n", iname[i], istart[i] - t0, (iend[i] == "" ? "-" : sprintf("%.1f", iend[i] - istart[i])), (back == "" ? "-" : sprintf("%.1f", back - iend[i])), inew[i] ? "new-pod" : "same-pod", (iend[i] == "" ? "-" : sprintf("%.1f", iend[i] - t0))
+        if (iend[i] != "") for (s = 1; s <= ns; s++) if (st[s] >= iend[i] && su[s] == "0") { back = st[s]; break }
+        # the quorum leader at the last sample before it went down
+        ql = "-"; for (s = 1; s <= ns && st[s] <= istart[i]; s++) if (sq[s] != "-") ql = sq[s]
+        n = split(iname[i], parts, "-")
+        printf "interval %s %.1f %s %s %s %s %s\n", iname[i], istart[i] - t0, (iend[i] == "" ? "-" : sprintf("%.1f", iend[i] - istart[i])), (back == "" ? "-" : sprintf("%.1f", back - iend[i])), inew[i] ? "new-pod" : "same-pod", (iend[i] == "" ? "-" : sprintf("%.1f", iend[i] - t0)), (ql == parts[n] ? "quorum-leader" : "follower")
         if (i > 1) {
           ok = 0
-          if (iend[i-1] != "" && iend[i-1] <= istart[i]) for (s = 1; s <= ns; s++) if (st[s] > iend[i-1] && st[s] <= istart[i] + 0.5 && su[s] == 0) ok = 1
+          if (iend[i-1] != "" && iend[i-1] <= istart[i]) for (s = 1; s <= ns; s++) if (st[s] > iend[i-1] && st[s] <= istart[i] + 0.5 && su[s] == "0") ok = 1
           printf "isrwait %s %s %d\n", iname[i-1], iname[i], ok
         }
       }
@@ -644,10 +647,10 @@ watch_check() {
   local maxdown
   maxdown="$(sed -n 's/^maxdown //p' <<<"$out")"
   FIG[$name,down]="$maxdown"
-  local per="" line iv_name iv_start iv_down iv_isr iv_kind iv_end
-  while read -r _ iv_name iv_start iv_down iv_isr iv_kind iv_end; do
-    say "$name: $iv_name down at +${iv_start}s for ${iv_down}s ($iv_kind), back in every ISR ${iv_isr}s after Ready"
-    per+="${per:+ }${iv_name##*-}:$iv_down"
+  local per="" iv_name iv_start iv_down iv_isr iv_kind iv_end iv_role
+  while read -r _ iv_name iv_start iv_down iv_isr iv_kind iv_end iv_role; do
+    say "$name: $iv_name down at +${iv_start}s for ${iv_down}s ($iv_kind, $iv_role of the metadata quorum), back in every ISR ${iv_isr}s after Ready"
+    per+="${per:+ }${iv_name##*-}:$iv_down$([[ $iv_role == quorum-leader ]] && echo '*')"
   done < <(grep '^interval ' <<<"$out")
   FIG[$name,restart_watch]="${per:--}"
   if [[ "$maxdown" == 0 ]]; then
@@ -1027,7 +1030,7 @@ throttle_in_force() {
 print_table() {
   ((${#SCENARIOS_RUN[@]})) || return 0
   echo
-  echo "Rolls under load ($RATE records/s of $SIZE B, $MEMBERS group members; restart s: broker:seconds):"
+  echo "Rolls under load ($RATE records/s of $SIZE B, $MEMBERS group members):"
   local row s
   printf '  %-30s' figure
   for s in "${SCENARIOS_RUN[@]}"; do printf ' | %-26s' "$s"; done
@@ -1037,7 +1040,8 @@ print_table() {
     for s in "${SCENARIOS_RUN[@]}"; do printf ' | %-26s' "${FIG[$s,$row]:--}"; done
     echo
   done
-  echo "  (baseline: the StatefulSet's RollingUpdate; consumer lag: records behind / oldest record's age in ms)"
+  echo "  (baseline: the StatefulSet's RollingUpdate; restart s: broker:seconds down, * the quorum leader when it went down;"
+  echo "   consumer lag: records behind / the oldest record's age when read, ms, producer stalls included)"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ type isrArgs struct {
 type brokerGauges struct {
 	ok                              bool
 	underMinISR, underRepl, offline int64
+	quorumLeader                    int64 // -1: not known
 }
 
 var isrGauges = []string{"samsa_under_min_isr_partitions", "samsa_under_replicated_partitions", "samsa_offline_partitions"}
@@ -50,7 +51,7 @@ func scrape(ctx context.Context, hc *http.Client, url string) brokerGauges {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return brokerGauges{}
 	}
-	var g brokerGauges
+	g := brokerGauges{quorumLeader: -1}
 	seen := 0
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -70,6 +71,8 @@ func scrape(ctx context.Context, hc *http.Client, url string) brokerGauges {
 			g.underRepl, seen = int64(v), seen+1
 		case isrGauges[2]:
 			g.offline, seen = int64(v), seen+1
+		case "samsa_quorum_leader_id":
+			g.quorumLeader = int64(v)
 		}
 	}
 	g.ok = sc.Err() == nil && seen == len(isrGauges)
@@ -81,10 +84,11 @@ func scrape(ctx context.Context, hc *http.Client, url string) brokerGauges {
 // per sample to -out:
 //
 //	t=UNIX.MS up=U/N under_min_isr=S under_replicated=S offline=M meta_min_isr=I
-//	meta_under_min_isr=C meta_under_replicated=C meta_no_leader=C
+//	meta_under_min_isr=C meta_under_replicated=C meta_no_leader=C quorum_leader=ID
 //
 // (S: the sum over the brokers that answered, M: their maximum; "-" when no broker answered or
-// Metadata failed), then a summary on stdout.
+// Metadata failed; ID: the metadata quorum's leader as most brokers' samsa_quorum_leader_id
+// says), then a summary on stdout.
 func isr(ctx context.Context, opts []kgo.Opt, a isrArgs) error {
 	if len(a.metrics) == 0 || a.out == "" {
 		return errors.New("-metrics and -out are required")
@@ -175,6 +179,7 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 	wg.Wait()
 	up := 0
 	var sumMin, sumURP, maxOff int64
+	votes := map[int64]int{}
 	for _, g := range gauges {
 		if !g.ok {
 			continue
@@ -183,11 +188,21 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 		sumMin += g.underMinISR
 		sumURP += g.underRepl
 		maxOff = max(maxOff, g.offline)
+		if g.quorumLeader >= 0 {
+			votes[g.quorumLeader]++
+		}
+	}
+	// The quorum leader most answering brokers name.
+	leader, best := "-", 0
+	for id, n := range votes {
+		if n > best {
+			leader, best = strconv.FormatInt(id, 10), n
+		}
 	}
 	st.underMin = sumMin
 	gaugeText := "under_min_isr=- under_replicated=- offline=-"
 	if up > 0 {
 		gaugeText = fmt.Sprintf("under_min_isr=%d under_replicated=%d offline=%d", sumMin, sumURP, maxOff)
 	}
-	return fmt.Sprintf("t=%.3f up=%d/%d %s %s", float64(now.UnixMilli())/1000, up, len(a.metrics), gaugeText, meta), st
+	return fmt.Sprintf("t=%.3f up=%d/%d %s %s quorum_leader=%s", float64(now.UnixMilli())/1000, up, len(a.metrics), gaugeText, meta, leader), st
 }

@@ -43,7 +43,8 @@
 //	                                              SIGTERM/SIGINT or the stop file, then "group
 //	                                              consumed N max_lag_records L max_lag_ms M
 //	                                              commits C ..." (L: records behind the high
-//	                                              watermarks, M: the oldest record's age when
+//	                                              watermarks of the fetches and of ListOffsets
+//	                                              each second, M: the oldest record's age when
 //	                                              read; both from the first time the member
 //	                                              caught up on, not the backlog it started with)
 //	kclient lag -b ADDR -t TOPIC -g GROUP         the group's committed lag: "partition P end E
@@ -51,7 +52,8 @@
 //	kclient isr -b ADDR -t TOPIC -metrics URL,URL -out FILE [-min-isr 2] [-interval 1s]
 //	            [-stop-file F]
 //	                                              samples every interval the brokers' replication
-//	                                              gauges (/metrics) and the topic's ISR
+//	                                              gauges and quorum leader (/metrics) and the
+//	                                              topic's ISR
 //	                                              (Metadata) into FILE, one line each, until
 //	                                              SIGTERM/SIGINT or F appears; then a summary
 //	kclient touch|rm|cat FILE                     file helpers (the image has no shell)
