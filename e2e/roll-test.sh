@@ -609,9 +609,9 @@ watch_check() {
     FNR == 1 { file++ }
     file == 1 {
       # ISR samples: "t=EPOCH ... meta_under_replicated=N ..."
-      split($0, f, " "); t = ""; u = "-"; q = "-"
-      for (i in f) { split(f[i], kv, "="); if (kv[1] == "t") t = kv[2]; if (kv[1] == "meta_under_replicated") u = kv[2]; if (kv[1] == "quorum_leader") q = kv[2] }
-      if (t != "") { ns++; st[ns] = t; su[ns] = u; sq[ns] = q }
+      split($0, f, " "); t = ""; u = "-"; q = "-"; o = "-"
+      for (i in f) { split(f[i], kv, "="); if (kv[1] == "t") t = kv[2]; if (kv[1] == "meta_under_replicated") u = kv[2]; if (kv[1] == "quorum_leader") q = kv[2]; if (kv[1] == "out_of_isr") o = kv[2] }
+      if (t != "") { ns++; st[ns] = t; su[ns] = u; sq[ns] = q; so[ns] = "," o "," }
       next
     }
     {
@@ -631,10 +631,11 @@ watch_check() {
       printf "maxdown %d\n", maxd
       for (i = 1; i <= ni; i++) {
         back = ""
-        if (iend[i] != "") for (s = 1; s <= ns; s++) if (st[s] >= iend[i] && su[s] == "0") { back = st[s]; break }
+        n = split(iname[i], parts, "-")
+        # back in the ISR of every partition: the first sample after Ready that does not list it
+        if (iend[i] != "") for (s = 1; s <= ns; s++) if (st[s] >= iend[i] && so[s] != ",-," && index(so[s], "," parts[n] ",") == 0) { back = st[s]; break }
         # the quorum leader at the last sample before it went down
         ql = "-"; for (s = 1; s <= ns && st[s] <= istart[i]; s++) if (sq[s] != "-") ql = sq[s]
-        n = split(iname[i], parts, "-")
         printf "interval %s %.1f %s %s %s %s %s\n", iname[i], istart[i] - t0, (iend[i] == "" ? "-" : sprintf("%.1f", iend[i] - istart[i])), (back == "" ? "-" : sprintf("%.1f", back - iend[i])), inew[i] ? "new-pod" : "same-pod", (iend[i] == "" ? "-" : sprintf("%.1f", iend[i] - t0)), (ql == parts[n] ? "quorum-leader" : "follower")
         if (i > 1) {
           ok = 0
@@ -649,7 +650,7 @@ watch_check() {
   FIG[$name,down]="$maxdown"
   local per="" iv_name iv_start iv_down iv_isr iv_kind iv_end iv_role
   while read -r _ iv_name iv_start iv_down iv_isr iv_kind iv_end iv_role; do
-    say "$name: $iv_name down at +${iv_start}s for ${iv_down}s ($iv_kind, $iv_role of the metadata quorum), back in every ISR ${iv_isr}s after Ready"
+    say "$name: $iv_name down at +${iv_start}s for ${iv_down}s ($iv_kind, $iv_role of the metadata quorum), in every ISR of $TOPIC ${iv_isr}s after Ready"
     per+="${per:+ }${iv_name##*-}:$iv_down$([[ $iv_role == quorum-leader ]] && echo '*')"
   done < <(grep '^interval ' <<<"$out")
   FIG[$name,restart_watch]="${per:--}"
@@ -991,7 +992,10 @@ scenario_slow() {
   local out
   out="$(kn patch kafkatopic "$TOPIC" --type merge -p '{"spec":{"config":{"follower.replication.throttled.replicas":"*"}}}' 2>&1)" ||
     fail "$name: throttle every replica of $TOPIC" "$out"
-  eventually 90 "$name: every broker throttles its follower fetches at $THROTTLE B/s" throttle_in_force "$THROTTLE"
+  if ! eventually 90 "$name: every broker throttles its follower fetches at $THROTTLE B/s" throttle_in_force "$THROTTLE"; then
+    say "the operator's events about it: $(kq get events --field-selector "involvedObject.kind=KafkaCluster,involvedObject.name=$CLUSTER" \
+      -o jsonpath='{range .items[*]}{.reason}: {.message}{"\n"}{end}' | grep -F follower.replication.throttled.rate | sort -u | tr '\n' ';')"
+  fi
   begin "$mode" "$name" || return 1
   trigger "$(restart_setting_patch)" || return 1
   wait_roll "$image" "$REV0" "$mode"

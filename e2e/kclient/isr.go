@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,10 +85,11 @@ func scrape(ctx context.Context, hc *http.Client, url string) brokerGauges {
 // per sample to -out:
 //
 //	t=UNIX.MS up=U/N under_min_isr=S under_replicated=S offline=M meta_min_isr=I
-//	meta_under_min_isr=C meta_under_replicated=C meta_no_leader=C quorum_leader=ID
+//	meta_under_min_isr=C meta_under_replicated=C meta_no_leader=C out_of_isr=IDS quorum_leader=ID
 //
 // (S: the sum over the brokers that answered, M: their maximum; "-" when no broker answered or
-// Metadata failed; ID: the metadata quorum's leader as most brokers' samsa_quorum_leader_id
+// Metadata failed; IDS: the brokers missing from the ISR of some partition of the topic, "none"
+// when every ISR is whole; ID: the metadata quorum's leader as most brokers' samsa_quorum_leader_id
 // says), then a summary on stdout.
 func isr(ctx context.Context, opts []kgo.Opt, a isrArgs) error {
 	if len(a.metrics) == 0 || a.out == "" {
@@ -154,10 +156,16 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 		}()
 	}
 	st := isrStats{metaISR: -1}
-	meta := "meta_min_isr=- meta_under_min_isr=- meta_under_replicated=- meta_no_leader=-"
+	meta := "meta_min_isr=- meta_under_min_isr=- meta_under_replicated=- meta_no_leader=- out_of_isr=-"
 	if topics, err := adm.ListTopics(sctx, a.topic); err == nil && topics[a.topic].Err == nil && len(topics[a.topic].Partitions) > 0 {
 		var under, urp, noLeader int64
+		outOfISR := map[int32]bool{}
 		for _, p := range topics[a.topic].Partitions {
+			for _, r := range p.Replicas {
+				if !slices.Contains(p.ISR, r) {
+					outOfISR[r] = true
+				}
+			}
 			n := int64(len(p.ISR))
 			if st.metaISR < 0 || n < st.metaISR {
 				st.metaISR = n
@@ -173,8 +181,17 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 			}
 		}
 		st.metaUnderMin = under
-		meta = fmt.Sprintf("meta_min_isr=%d meta_under_min_isr=%d meta_under_replicated=%d meta_no_leader=%d",
-			st.metaISR, under, urp, noLeader)
+		out := "none"
+		if len(outOfISR) > 0 {
+			ids := make([]string, 0, len(outOfISR))
+			for r := range outOfISR {
+				ids = append(ids, strconv.Itoa(int(r)))
+			}
+			slices.Sort(ids)
+			out = strings.Join(ids, ",")
+		}
+		meta = fmt.Sprintf("meta_min_isr=%d meta_under_min_isr=%d meta_under_replicated=%d meta_no_leader=%d out_of_isr=%s",
+			st.metaISR, under, urp, noLeader, out)
 	}
 	wg.Wait()
 	up := 0
