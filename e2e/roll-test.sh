@@ -36,12 +36,14 @@
 # errors, ISR dips and stalls (the StatefulSet does not look at the ISR), but it must lose no
 # acknowledged record either. At the end a table puts the scenarios' figures side by side.
 #
-# Scenarios (SAMSA_E2E_ROLL_SCENARIOS, in the order given; default "baseline 1 2 3 4 5 6"):
+# Scenarios (SAMSA_E2E_ROLL_SCENARIOS, in the order given; default "baseline 1 3 4 5 6", and
+# "baseline 1 2 3 4 5 6 baseline-6" with SAMSA_E2E_SOAK=1):
 #   baseline    spec.version changes (two tags of one broker image) with the annotation
 #               samsa.dev/test-statefulset-rolling-update: "true": the StatefulSet's own
 #               RollingUpdate rolls the brokers, as before the operator did it
 #   1           spec.version changes: the operator rolls all three brokers
 #   2           a restart-class setting changes (log.retention.check.interval.ms): a roll again
+#               (left out by default for time: 4, 5 and 6 roll on such a change too)
 #   3           spec.image names a tag that does not exist: the roll halts after one broker
 #               (Degraded=True RolloutStuck naming ImagePullBackOff, phase Halted, one broker
 #               down, the producer still acknowledged); removing spec.image recovers it
@@ -72,16 +74,16 @@
 #   SAMSA_E2E_ROLL_REQUIRE=1  the operator's scenarios FAIL instead of SKIP with an operator
 #                             that leaves the roll to the StatefulSet
 #   SAMSA_E2E_SOAK=1          the longer variant: 1000 records/s, 30 s of load before and after
-#                             each roll, baseline-6 in the default scenarios
+#                             each roll, scenarios 2 and baseline-6 in the default list
 #   SAMSA_E2E_ROLL_RATE       records/s of the producer (default 200; 1000 with SOAK)
 #   SAMSA_E2E_ROLL_SIZE       bytes per record (default 512)
 #   SAMSA_E2E_ROLL_MEMBERS    consumer group members (default 2)
-#   SAMSA_E2E_ROLL_SETTLE     seconds of load before and after each roll (default 5; 30 with SOAK)
+#   SAMSA_E2E_ROLL_SETTLE     seconds of load before and after each roll (default 3; 30 with SOAK)
 #   SAMSA_E2E_ROLL_STALL_MS   the longest produce stall allowed in the operator's rolls (1000)
 #   SAMSA_E2E_ROLL_WAIT       seconds a roll may take (default 360)
-#   SAMSA_E2E_ROLL_BAD_TIMEOUT  brokerReadyTimeout of scenario 3 (default 45s)
+#   SAMSA_E2E_ROLL_BAD_TIMEOUT  brokerReadyTimeout of scenario 3 (default 30s)
 #   SAMSA_E2E_ROLL_THROTTLE   follower.replication.throttled.rate of scenario 6, bytes/s
-#                             (default 2 x the produced bytes/s)
+#                             (default 1.5 x the produced bytes/s)
 #   SAMSA_E2E_TAG_IMAGE       command that tags an image on every node, called with SOURCE and
 #                             TARGET (default on the project's cluster: e2e/cluster tag-image;
 #                             kind: "docker exec samsa-e2e-control-plane ctr -n k8s.io images tag")
@@ -110,8 +112,9 @@ if [[ "$SOAK" == 1 ]]; then
   DEFAULT_SCENARIOS="baseline 1 2 3 4 5 6 baseline-6"
   DEFAULT_RATE=1000 DEFAULT_SETTLE=30
 else
-  DEFAULT_SCENARIOS="baseline 1 2 3 4 5 6"
-  DEFAULT_RATE=200 DEFAULT_SETTLE=5
+  # Scenario 2 is left out for time: 4, 5 and 6 roll on a restart-class change too.
+  DEFAULT_SCENARIOS="baseline 1 3 4 5 6"
+  DEFAULT_RATE=200 DEFAULT_SETTLE=3
 fi
 read -ra SCENARIOS <<<"${SAMSA_E2E_ROLL_SCENARIOS:-$DEFAULT_SCENARIOS}"
 REQUIRE="${SAMSA_E2E_ROLL_REQUIRE:-0}"
@@ -121,8 +124,9 @@ MEMBERS="${SAMSA_E2E_ROLL_MEMBERS:-2}"
 SETTLE="${SAMSA_E2E_ROLL_SETTLE:-$DEFAULT_SETTLE}"
 STALL_MS="${SAMSA_E2E_ROLL_STALL_MS:-1000}"
 ROLL_WAIT="${SAMSA_E2E_ROLL_WAIT:-360}"
-BAD_TIMEOUT="${SAMSA_E2E_ROLL_BAD_TIMEOUT:-45s}"
-THROTTLE="${SAMSA_E2E_ROLL_THROTTLE:-$((2 * RATE * (SIZE + 70)))}"
+BAD_TIMEOUT="${SAMSA_E2E_ROLL_BAD_TIMEOUT:-30s}"
+# 1.5 x the produced bytes/s: a restarted broker catches up at about half the produce rate.
+THROTTLE="${SAMSA_E2E_ROLL_THROTTLE:-$((3 * RATE * (SIZE + 70) / 2))}"
 CLIENT_IMAGE="${SAMSA_E2E_KCLIENT_IMAGE:-samsa.local/e2e/kclient:1}"
 PULL="${SAMSA_E2E_PULL_POLICY:-Never}"
 WAIT="${SAMSA_E2E_WAIT:-300}"
@@ -930,11 +934,11 @@ scenario_consumer() {
   patch_kc "{\"spec\":{\"upgrade\":{\"consumerHealth\":{\"enabled\":true,\"groups\":[\"$GROUP\"],\"maxLagSeconds\":10}}}}" || return 1
   begin operator 5 || return 1
   files touch /work/pause-commits >/dev/null || fail "5: pause the group's commits"
-  eventually 60 "5: the group's committed lag passes 15 s of records" committed_lag_over $((RATE * 15))
+  eventually 60 "5: the group's committed lag passes 12 s of records" committed_lag_over $((RATE * 12))
   trigger "$(restart_setting_patch)" || return 1
   eventually 120 "5: Progressing=False ConsumerLagging naming $GROUP" lagging_condition
   check "5: status.rollout.phase Blocked, blockedReason ConsumerLagging" blocked_lagging
-  holds_for 15 "5: no broker restarted while the group lags" same_uids
+  holds_for 10 "5: no broker restarted while the group lags" same_uids
   files rm /work/pause-commits >/dev/null || fail "5: resume the group's commits"
   say "the group commits again"
   wait_roll "$image" "$REV0" operator
@@ -1089,6 +1093,7 @@ spec:
     min.insync.replicas: "2"
     offsets.topic.replication.factor: "3"
     auto.create.topics.enable: "false"
+    group.initial.rebalance.delay.ms: "0"   # each scenario's group members join at once
   terminationGracePeriodSeconds: 60
 ---
 apiVersion: samsa.dev/v1alpha1
