@@ -24,7 +24,10 @@
 #   - deleting the KafkaTopic deletes the topic on the brokers;
 #   - the operator's per-reconcile latency from its /metrics (through the apiserver's service
 #     proxy) is printed per kind, and its log shows no request refused by RBAC;
-#   - deleting the KafkaCluster removes what it became; `helm uninstall` leaves nothing of the
+#   - deleting the KafkaCluster removes what it became;
+#   - e2e/roll-test.sh, with the same operator: rolling restarts of a KafkaCluster of its own
+#     under load (SAMSA_E2E_ROLL=0 leaves it out);
+#   - `helm uninstall` leaves nothing of the
 #     release (Deployment, pods, ServiceAccount, roles, bindings, Service, Lease). The CRDs stay,
 #     as Helm keeps a chart's crds/ by design; the test removes them at the end if it installed
 #     them.
@@ -51,6 +54,9 @@
 #   SAMSA_E2E_KEEP_NS=1      keep the namespaces, the release and the CRs afterwards
 #   SAMSA_E2E_WATCH_NAMESPACE=1  install with watchNamespace set to the cluster namespace: the
 #                            operator watches only it, with a Role there instead of a ClusterRole
+#                            (roll-test.sh is then left out: its cluster lives in another namespace)
+#   SAMSA_E2E_ROLL=0         leave out e2e/roll-test.sh (default 1; its SAMSA_E2E_ROLL_* settings
+#                            pass through)
 set -uo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -598,6 +604,18 @@ cluster_objects_gone() {
   echo "no StatefulSet, Service, ConfigMap, PDB or pod of $CLUSTER left"
 }
 eventually "$WAIT" "what the KafkaCluster became is garbage-collected" cluster_objects_gone
+
+# ---------------------------------------------------------------------------------------------
+# Rolling restarts under load, with this operator (e2e/roll-test.sh: a cluster and namespace of
+# its own; its checks count here). Its output streams; its counts come back through a file.
+if [[ "${SAMSA_E2E_ROLL:-1}" == 1 && "${SAMSA_E2E_WATCH_NAMESPACE:-0}" != 1 ]]; then
+  say "e2e/roll-test.sh with the operator in $OP_NS"
+  SAMSA_E2E_OPERATOR_NS="$OP_NS" SAMSA_E2E_RESULTS="$TMP/roll" "$E2E_DIR/roll-test.sh"
+  read -r p f <"$TMP/roll" 2>/dev/null || { p=0; f=1; }
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+  ((f == 0)) || FAILED_NAMES+=("e2e/roll-test.sh: $f failed (above)")
+fi
 
 start=$SECONDS
 if out="$(timeout 180 "$HELM" uninstall "$RELEASE" -n "$OP_NS" --wait --timeout 150s 2>&1)"; then

@@ -3,13 +3,15 @@
 # fresh clone on a fresh machine (root, Debian, Go installed).
 #
 #   e2e/run.sh [TEST...]     TEST: scripts under e2e/ to run (default: smoke-test.sh
-#                            operator-test.sh)
+#                            operator-test.sh, which runs roll-test.sh with its operator before
+#                            uninstalling it)
 #
 # On the project's own cluster (the default), the phases are:
 #   deps        e2e/deps.sh: the Debian packages of the node (apt-get only if one is missing)
 #   binaries    e2e/build-binaries.sh etcd kubernetes coredns helm (cached: ~1 s warm, ~23 min cold with the volume provisioner)
 #   images      scripts/build-images.sh (`make images`) -> target/images/samsa-{broker,operator}.tar
-#               (only when operator-test.sh is among the tests; cargo's incremental build)
+#               (only when operator-test.sh or roll-test.sh is among the tests; cargo's
+#               incremental build)
 #   test-image  e2e/build-test-image.sh -> target/images/samsa-e2e-{probe,kclient}.tar
 #   cleanup     e2e/cluster down: whatever a crashed earlier run left behind
 #   cluster-up  e2e/cluster up --node
@@ -143,7 +145,7 @@ fi
 unset KUBECONFIG
 phase deps "$E2E_DIR/deps.sh"
 phase binaries "$E2E_DIR/build-binaries.sh" etcd kubernetes coredns helm
-if [[ " ${TESTS[*]} " == *" operator-test.sh "* ]]; then
+if [[ " ${TESTS[*]} " == *" operator-test.sh "* || " ${TESTS[*]} " == *" roll-test.sh "* ]]; then
   phase images "$(dirname "$E2E_DIR")/scripts/build-images.sh"
 fi
 phase test-image "$E2E_DIR/build-test-image.sh"

@@ -1,5 +1,6 @@
-// kclient: the Kafka client the operator e2e test (e2e/operator-test.sh) runs in a pod, through
-// `kubectl exec`, against a KafkaCluster's bootstrap Service. A static Go program on
+// kclient: the Kafka client the operator e2e tests (e2e/operator-test.sh, e2e/roll-test.sh) run
+// in pods, through `kubectl exec` or as a container's command, against a KafkaCluster's
+// bootstrap Service. A static Go program on
 // franz-go (a Kafka client nobody here wrote), packed FROM scratch by e2e/build-test-image.sh.
 //
 //	kclient sleep                                 wait for SIGTERM (the pod's main process)
@@ -15,16 +16,47 @@
 //	                                              N records P-0..P-(N-1) (key = value), acks=all;
 //	                                              prints "produced N"
 //	kclient load -b ADDR -t TOPIC [-rate 200] [-size 1024] [-duration 0] [-acks FILE]
-//	             [-produce-max-version V]
+//	             [-produce-max-version V] [-stop-file F]
 //	                                              an idempotent acks=all producer at a steady
-//	                                              rate (records/s) until -duration passes or
-//	                                              SIGTERM/SIGINT; a progress line each second
-//	                                              on stderr, then "load sent S acked A errors
-//	                                              E longest_pause_ms P at T" (the longest time
-//	                                              between two acknowledgements, and when);
-//	                                              -acks writes "partition offset value" per
-//	                                              acknowledgement; -produce-max-version caps
-//	                                              the Produce version the client uses
+//	                                              rate (records/s) until -duration passes,
+//	                                              SIGTERM/SIGINT or F appears; a progress line
+//	                                              each second on stderr, then "load sent S
+//	                                              acked A errors E longest_pause_ms P at T
+//	                                              retries R" (the longest time between two
+//	                                              acknowledgements, and when; R counts the
+//	                                              produce errors the client retried, by Kafka
+//	                                              error name, e.g. NOT_ENOUGH_REPLICAS=3, and
+//	                                              "request" for failed requests) started U (the
+//	                                              start, Unix seconds); -acks writes
+//	                                              "partition offset key" per acknowledgement
+//	                                              (the key is the record's sequence number);
+//	                                              -produce-max-version caps the Produce version
+//	kclient group -b ADDR -t TOPIC -g GROUP -out FILE [-commit-interval 1s]
+//	              [-pause-file F] [-stop-file F]
+//	                                              a consumer group member: writes "partition
+//	                                              offset key" per record read to FILE and
+//	                                              commits every interval (FILE flushed first);
+//	                                              committing pauses while the pause file exists
+//	                                              or after SIGUSR1 (again: resumes); a progress
+//	                                              line each second on stderr with its lag (from
+//	                                              the fetches' high watermarks); runs until
+//	                                              SIGTERM/SIGINT or the stop file, then "group
+//	                                              consumed N max_lag_records L max_lag_ms M
+//	                                              commits C ..." (L: records behind the high
+//	                                              watermarks of the fetches and of ListOffsets
+//	                                              each second, M: the oldest record's age when
+//	                                              read; both from the first time the member
+//	                                              caught up on, not the backlog it started with)
+//	kclient lag -b ADDR -t TOPIC -g GROUP         the group's committed lag: "partition P end E
+//	                                              committed C lag L" each, then "lag total N"
+//	kclient isr -b ADDR -t TOPIC -metrics URL,URL -out FILE [-min-isr 2] [-interval 1s]
+//	            [-stop-file F]
+//	                                              samples every interval the brokers' replication
+//	                                              gauges and quorum leader (/metrics) and the
+//	                                              topic's ISR
+//	                                              (Metadata) into FILE, one line each, until
+//	                                              SIGTERM/SIGINT or F appears; then a summary
+//	kclient touch|rm|cat FILE                     file helpers (the image has no shell)
 //	kclient consume -b ADDR -t TOPIC -n N [-timeout 60s]
 //	                                              reads every partition from the start until N
 //	                                              records came back; prints each value, then
@@ -55,6 +87,14 @@ func main() {
 		usage()
 	}
 	cmd, args := os.Args[1], os.Args[2:]
+	switch cmd {
+	case "touch", "rm", "cat":
+		if err := fileCmd(cmd, args); err != nil {
+			fmt.Fprintf(os.Stderr, "kclient %s: %v\n", cmd, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if cmd == "sleep" {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
@@ -73,11 +113,19 @@ func main() {
 	duration := fs.Duration("duration", 0, "load: how long (0: until SIGTERM or SIGINT)")
 	acksFile := fs.String("acks", "", "load: file for one \"partition offset value\" line per acknowledgement")
 	produceMax := fs.Int("produce-max-version", -1, "load: highest Produce version to use (-1: the newest both sides know)")
+	stopFile := fs.String("stop-file", "", "load, group, isr: stop when this file exists")
+	groupName := fs.String("g", "", "group, lag: consumer group")
+	out := fs.String("out", "", "group, isr: output file")
+	pauseFile := fs.String("pause-file", "", "group: do not commit while this file exists")
+	commitEvery := fs.Duration("commit-interval", time.Second, "group: time between commits")
+	metrics := fs.String("metrics", "", "isr: comma-separated /metrics URLs of the brokers")
+	minISR := fs.Int("min-isr", 2, "isr: the topic's min.insync.replicas")
+	interval := fs.Duration("interval", time.Second, "isr: time between samples")
 	_ = fs.Parse(args)
 	if *bootstrap == "" || (*topic == "" && cmd != "brokers") {
 		usage()
 	}
-	if cmd == "load" {
+	if cmd == "load" || cmd == "group" || cmd == "isr" {
 		*timeout = 24 * time.Hour
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -100,7 +148,17 @@ func main() {
 	case "consume":
 		err = consume(ctx, opts, *topic, *n)
 	case "load":
-		err = load(ctx, opts, loadArgs{*topic, *rate, *size, *duration, *acksFile, *produceMax})
+		err = load(ctx, opts, loadArgs{*topic, *rate, *size, *duration, *acksFile, *produceMax, *stopFile})
+	case "group":
+		err = group(ctx, opts, groupArgs{*topic, *groupName, *out, *stopFile, *pauseFile, *commitEvery})
+	case "lag":
+		err = lag(ctx, opts, *topic, *groupName)
+	case "isr":
+		var urls []string
+		if *metrics != "" {
+			urls = strings.Split(*metrics, ",")
+		}
+		err = isr(ctx, opts, isrArgs{*topic, urls, *out, *stopFile, *minISR, *interval})
 	default:
 		usage()
 	}
@@ -111,7 +169,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kclient sleep | brokers -b BOOTSTRAP | {describe|absent|produce|consume|load} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D] [-rate R -size B -duration D -acks FILE -produce-max-version V]")
+	fmt.Fprintln(os.Stderr, "usage: kclient sleep | touch|rm|cat FILE | brokers -b BOOTSTRAP | {describe|absent|produce|consume|load|group|lag|isr} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D] [-rate R -size B -duration D -acks FILE -produce-max-version V -stop-file F] [-g GROUP -out FILE -pause-file F -commit-interval D] [-metrics URL,URL -min-isr N -interval D]")
 	os.Exit(2)
 }
 
