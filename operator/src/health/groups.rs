@@ -416,7 +416,9 @@ impl PartitionWindow {
 }
 
 /// Appends a log-end sample: same instant → keep the larger offset; older than the last →
-/// ignored; lower offset → the log was truncated or recreated, the table restarts; a plateau
+/// ignored; lower than the last but not below the table's oldest → ignored (a new leader's
+/// high watermark catching up); below the oldest → the log was truncated or recreated, the
+/// table restarts; a plateau
 /// keeps only its first and last sample; the oldest samples go beyond `cap`.
 fn record_log_end(table: &mut VecDeque<(i64, i64)>, offset: i64, at_ms: i64, cap: usize) {
     if let Some(back) = table.back_mut() {
@@ -428,7 +430,15 @@ fn record_log_end(table: &mut VecDeque<(i64, i64)>, offset: i64, at_ms: i64, cap
             return;
         }
         if offset < back.0 {
-            table.clear();
+            // A lower log end than the last seen: a new partition leader whose high watermark
+            // has not caught up yet (brief, and not news), or a truncated or recreated topic.
+            // Only an offset below everything the table holds starts it over; anything else is
+            // ignored, so a leader change cannot wipe the history that lag in seconds reads.
+            if table.front().is_some_and(|f| offset < f.0) {
+                table.clear();
+            } else {
+                return;
+            }
         }
     }
     let n = table.len();

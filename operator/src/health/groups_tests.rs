@@ -276,6 +276,9 @@ fn log_end_table_restarts_after_truncation_and_merges_same_instant() {
     record_log_end(&mut table, 150, 2 * S, 8); // same instant, another group's older read
     record_log_end(&mut table, 300, S / 2, 8); // out of order
     assert_eq!(table, VecDeque::from([(100, S), (200, 2 * S)]));
+    // A new leader's high watermark a little behind: ignored, the history stays.
+    record_log_end(&mut table, 180, 3 * S, 8);
+    assert_eq!(table, VecDeque::from([(100, S), (200, 2 * S)]));
     record_log_end(&mut table, 10, 3 * S, 8); // topic recreated
     assert_eq!(table, VecDeque::from([(10, 3 * S)]));
 }

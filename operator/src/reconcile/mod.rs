@@ -32,6 +32,8 @@ pub struct GroupWatch {
     pub last_ms: i64,
     /// The samples.
     pub tracker: GroupTracker,
+    /// When each group was last seen with commits (ms since the epoch).
+    pub seen_ms: HashMap<String, i64>,
 }
 
 /// What every reconcile shares.

@@ -27,6 +27,8 @@ const VOTER_LAG_MS: i64 = 5_000;
 const GATE_WARMUP_MS: i64 = 10_000;
 /// A watch not polled for this long starts over.
 const WATCH_GAP_MS: i64 = 60_000;
+/// A group not seen (listed with commits) for this long is forgotten.
+const GROUP_FORGET_MS: i64 = 30_000;
 
 fn pod_view(pod: &Pod, id: i32) -> PodView {
     let status = pod.status.as_ref();
@@ -143,15 +145,16 @@ async fn lagging(
 ) -> Result<Vec<String>, (&'static str, String)> {
     let unreadable = |m: String| ("ConsumerGroupsUnreadable", m);
     let spec = &kc.spec.upgrade.consumer_health;
-    let groups = match admin.list_groups().await {
-        Ok(g) => g,
-        Err(e) => return Err(unreadable(format!("consumer groups cannot be listed: {e}"))),
+    // Named groups are asked for directly (a group briefly missing from ListGroups while its
+    // coordinator moves must not pass the gate); otherwise every listed group.
+    let watched: Vec<String> = if spec.groups.is_empty() {
+        match admin.list_groups().await {
+            Ok(g) => g.into_iter().map(|g| g.group_id).collect(),
+            Err(e) => return Err(unreadable(format!("consumer groups cannot be listed: {e}"))),
+        }
+    } else {
+        spec.groups.clone()
     };
-    let watched: Vec<String> = groups
-        .into_iter()
-        .map(|g| g.group_id)
-        .filter(|g| spec.groups.is_empty() || spec.groups.contains(g))
-        .collect();
     let mut polled = Vec::new();
     for group in &watched {
         let committed = match admin.committed_offsets(group).await {
@@ -162,6 +165,11 @@ async fn lagging(
                 )))
             }
         };
+        if committed.is_empty() {
+            // No commit (yet, or no more): nothing new to judge it by; what was seen of it
+            // stays until it is forgotten below.
+            continue;
+        }
         let parts: Vec<(String, i32)> = committed.keys().cloned().collect();
         let ends = match admin.end_offsets(&parts).await {
             Ok(e) => e,
@@ -189,10 +197,15 @@ async fn lagging(
     watch.last_ms = now_ms;
     for (group, offsets) in &polled {
         watch.tracker.observe(now_ms, group, offsets);
+        watch.seen_ms.insert(group.clone(), now_ms);
     }
-    watch
-        .tracker
-        .retain_groups(|g| watched.iter().any(|w| w == g));
+    // A group gone from the listing (deleted, or its offsets expired) is forgotten once it has
+    // been away for GROUP_FORGET_MS, not at once: a listing taken while a coordinator moves
+    // can miss it.
+    let seen = &mut watch.seen_ms;
+    seen.retain(|_, at| now_ms - *at <= GROUP_FORGET_MS);
+    let keep: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
+    watch.tracker.retain_groups(|g| keep.contains(g));
     if now_ms - watch.since_ms < GATE_WARMUP_MS {
         return Err((
             "SamplingConsumerGroups",
@@ -205,6 +218,16 @@ async fn lagging(
     }
     let tracker = &watch.tracker;
     let evaluations = tracker.evaluate_all(now_ms);
+    for g in &evaluations {
+        tracing::info!(
+            group = %g.group,
+            status = %g.status,
+            max_lag = g.max_lag,
+            max_lag_seconds = g.max_lag_seconds.unwrap_or(-1.0),
+            partitions = g.partitions.len(),
+            "consumer group health"
+        );
+    }
     let only = (!spec.groups.is_empty()).then_some(spec.groups.as_slice());
     Ok(
         lagging_groups(&evaluations, spec.max_lag_seconds as f64, only)
