@@ -126,7 +126,7 @@ STALL_MS="${SAMSA_E2E_ROLL_STALL_MS:-1000}"
 ROLL_WAIT="${SAMSA_E2E_ROLL_WAIT:-360}"
 BAD_TIMEOUT="${SAMSA_E2E_ROLL_BAD_TIMEOUT:-30s}"
 # 1.5 x the produced bytes/s: a restarted broker catches up at about half the produce rate.
-THROTTLE="${SAMSA_E2E_ROLL_THROTTLE:-$((3 * RATE * (SIZE + 70) / 2))}"
+THROTTLE="${SAMSA_E2E_ROLL_THROTTLE:-$((RATE * (SIZE + 70)))}"
 CLIENT_IMAGE="${SAMSA_E2E_KCLIENT_IMAGE:-samsa.local/e2e/kclient:1}"
 PULL="${SAMSA_E2E_PULL_POLICY:-Never}"
 WAIT="${SAMSA_E2E_WAIT:-300}"

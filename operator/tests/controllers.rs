@@ -39,21 +39,20 @@ fn ready(conditions: Option<&Vec<samsa_operator::crd::Condition>>) -> Option<(St
         .map(|c| (c.status.clone(), c.message.clone()))
 }
 
-#[tokio::test]
-async fn operator_reconciles_against_a_real_api_server() {
+/// A real control plane with the CRDs installed and established; `None` (the test returns)
+/// where the Kubernetes binaries are not built and SAMSA_SKIP_K8S_TESTS=1 says to skip.
+async fn plane_with_crds() -> Option<k8s::ControlPlane> {
     if let Some(why) = k8s::missing() {
         // `make test` builds the binaries first (e2e/build-binaries.sh, cached); skipping
         // takes an explicit SAMSA_SKIP_K8S_TESTS=1.
         if std::env::var("SAMSA_SKIP_K8S_TESTS").as_deref() == Ok("1") {
             eprintln!("skipped (SAMSA_SKIP_K8S_TESTS=1): {why}");
-            return;
+            return None;
         }
         panic!("{why}; or set SAMSA_SKIP_K8S_TESTS=1 to skip this test");
     }
     let plane = k8s::start().await;
-    let client = plane.client.clone();
-
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(plane.client.clone());
     for (_, crd) in samsa_operator::crd::all_crds() {
         let name = crd.metadata.name.clone().unwrap();
         crds.patch(
@@ -77,6 +76,16 @@ async fn operator_reconciles_against_a_real_api_server() {
         )
         .await;
     }
+    Some(plane)
+}
+
+#[tokio::test]
+async fn operator_reconciles_against_a_real_api_server() {
+    let Some(plane) = plane_with_crds().await else {
+        return;
+    };
+    let client = plane.client.clone();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
 
     // Node id 2, so that a scale-down below three brokers would remove the broker holding
     // the test's topics.
@@ -723,26 +732,10 @@ async fn http_get(port: u16, path: &str) -> String {
 /// leave it).
 #[tokio::test]
 async fn status_apply_clears_fields_it_no_longer_has() {
-    if let Some(why) = k8s::missing() {
-        if std::env::var("SAMSA_SKIP_K8S_TESTS").as_deref() == Ok("1") {
-            eprintln!("skipped (SAMSA_SKIP_K8S_TESTS=1): {why}");
-            return;
-        }
-        panic!("{why}; or set SAMSA_SKIP_K8S_TESTS=1 to skip this test");
-    }
-    let plane = k8s::start().await;
+    let Some(plane) = plane_with_crds().await else {
+        return;
+    };
     let client = plane.client.clone();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, crd) in samsa_operator::crd::all_crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-    }
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), "default");
     common::wait_for(
         "the KafkaCluster kind is served",

@@ -7,3 +7,20 @@ pub mod cluster_status;
 pub mod roll;
 pub mod scale;
 pub mod topic;
+
+/// How many items a message lists before "and N more".
+const LISTED: usize = 5;
+
+/// `a, b, c, d, e and 3 more`: the first few items of a list for a message.
+pub(crate) fn listed(items: &[String]) -> String {
+    let mut out = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > LISTED {
+        out.push_str(&format!(" and {} more", items.len() - LISTED));
+    }
+    out
+}

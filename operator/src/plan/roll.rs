@@ -26,14 +26,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::listed;
 use crate::crd::{RolloutPhase, RolloutStatus};
 use crate::health::partitions::{
     brokers_share_partition, classify, would_set_drop_below_min_isr, MinIsr, PartitionReplicas,
     PartitionState,
 };
-
-/// How many items a message lists before "and N more".
-const LISTED: usize = 5;
 
 /// Container waiting reasons that mean a pod will not become Ready by itself.
 const STUCK_REASONS: &[&str] = &[
@@ -212,19 +210,6 @@ pub fn parse_ms(s: &str) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
-fn listed(items: &[String]) -> String {
-    let mut out = items
-        .iter()
-        .take(LISTED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > LISTED {
-        out.push_str(&format!(" and {} more", items.len() - LISTED));
-    }
-    out
-}
-
 fn ids(list: &[i32]) -> String {
     list.iter()
         .map(ToString::to_string)
@@ -321,6 +306,31 @@ fn not_back(input: &RollInput<'_>, id: i32, pod: Option<&PodView>) -> Option<Str
         ));
     }
     None
+}
+
+/// A plan that looks again in `secs` seconds.
+fn after(
+    status: RolloutStatus,
+    actions: Vec<RollAction>,
+    conditions: Vec<RollCondition>,
+    secs: u64,
+) -> RollPlan {
+    RollPlan {
+        status,
+        actions,
+        conditions,
+        requeue: Some(Duration::from_secs(secs)),
+    }
+}
+
+/// `Progressing=True`, reason `RollingOut`.
+fn rolling_out(message: String) -> RollCondition {
+    RollCondition {
+        type_: "Progressing",
+        status: true,
+        reason: "RollingOut".into(),
+        message,
+    }
 }
 
 fn key(id: i32) -> String {
@@ -513,60 +523,35 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
             reason: "RolloutStuck".into(),
             message,
         });
-        return RollPlan {
-            status: st,
-            actions,
-            conditions,
-            requeue: Some(Duration::from_secs(10)),
-        };
+        return after(st, actions, conditions, 10);
     }
     if !st.in_progress.is_empty() {
         st.phase = RolloutPhase::Rolling;
-        conditions.push(RollCondition {
-            type_: "Progressing",
-            status: true,
-            reason: "RollingOut".into(),
-            message: format!(
-                "restarting broker(s) {}: {}; {} restarted, {} to go",
-                ids(&st.in_progress),
-                if waiting_for.is_empty() {
-                    "deleting the pod".to_string()
-                } else {
-                    waiting_for.join("; ")
-                },
-                st.restarted.len(),
-                pending.len()
-            ),
-        });
-        return RollPlan {
-            status: st,
-            actions,
-            conditions,
-            requeue: Some(Duration::from_secs(3)),
-        };
+        conditions.push(rolling_out(format!(
+            "restarting broker(s) {}: {}; {} restarted, {} to go",
+            ids(&st.in_progress),
+            if waiting_for.is_empty() {
+                "deleting the pod".to_string()
+            } else {
+                waiting_for.join("; ")
+            },
+            st.restarted.len(),
+            pending.len()
+        )));
+        return after(st, actions, conditions, 3);
     }
 
     // A broker just came back and its leaderships are being restored: the next restart is
     // the next decision's, on what the brokers report then.
     if finished_now && !pending.is_empty() {
         st.phase = RolloutPhase::Rolling;
-        conditions.push(RollCondition {
-            type_: "Progressing",
-            status: true,
-            reason: "RollingOut".into(),
-            message: format!(
-                "{} of {} brokers restarted; brokers {} to go",
-                st.restarted.len(),
-                input.brokers,
-                ids(&pending)
-            ),
-        });
-        return RollPlan {
-            status: st,
-            actions,
-            conditions,
-            requeue: Some(Duration::from_secs(2)),
-        };
+        conditions.push(rolling_out(format!(
+            "{} of {} brokers restarted; brokers {} to go",
+            st.restarted.len(),
+            input.brokers,
+            ids(&pending)
+        )));
+        return after(st, actions, conditions, 2);
     }
 
     // 3. Nothing in progress and nothing left: the roll is over.
@@ -618,12 +603,6 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
             message,
         });
     };
-    let plan = |st: RolloutStatus, actions, conditions, secs| RollPlan {
-        status: st,
-        actions,
-        conditions,
-        requeue: Some(Duration::from_secs(secs)),
-    };
     if input.settings.paused {
         blocked(
             &mut st,
@@ -635,7 +614,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
                 ids(&pending)
             ),
         );
-        return plan(st, actions, conditions, 30);
+        return after(st, actions, conditions, 30);
     }
     let kafka = match &input.kafka {
         Ok(k) => k,
@@ -647,7 +626,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
                 "BrokersUnreachable",
                 format!("the brokers' partitions cannot be read: {e}"),
             );
-            return plan(st, actions, conditions, 10);
+            return after(st, actions, conditions, 10);
         }
     };
     let down: Vec<String> = (0..input.brokers)
@@ -666,7 +645,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
             "BrokerNotReady",
             format!("no restart while a broker is down: {}", listed(&down)),
         );
-        return plan(st, actions, conditions, 5);
+        return after(st, actions, conditions, 5);
     }
 
     // Candidates in order: brokers that are not voters, then voters, the quorum leader last.
@@ -799,7 +778,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
             reason,
             message,
         );
-        return plan(st, actions, conditions, 5);
+        return after(st, actions, conditions, 5);
     }
     st.phase = RolloutPhase::Rolling;
     for &id in &chosen {
@@ -821,23 +800,13 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
     }
     st.in_progress.sort_unstable();
     st.pending.retain(|id| !chosen.contains(id));
-    conditions.push(RollCondition {
-        type_: "Progressing",
-        status: true,
-        reason: "RollingOut".into(),
-        message: format!(
-            "restarting broker(s) {}; {} restarted, {} to go",
-            ids(&chosen),
-            st.restarted.len(),
-            st.pending.len()
-        ),
-    });
-    RollPlan {
-        status: st,
-        actions,
-        conditions,
-        requeue: Some(Duration::from_secs(3)),
-    }
+    conditions.push(rolling_out(format!(
+        "restarting broker(s) {}; {} restarted, {} to go",
+        ids(&chosen),
+        st.restarted.len(),
+        st.pending.len()
+    )));
+    after(st, actions, conditions, 3)
 }
 
 /// Brokers restarting together can be at most this many given the assignment: the size of the

@@ -6,9 +6,6 @@ use std::collections::BTreeMap;
 
 use crate::crd::PartitionStatus;
 
-/// How many partitions a message lists per broker before "and N more".
-const LISTED: usize = 5;
-
 /// The partitions (`topic-partition`, in topic then partition order) with a replica on each
 /// broker that a scale-down to `brokers` removes (ids `brokers` and above). Empty: safe.
 pub fn replicas_on_removed<'a>(
@@ -39,16 +36,7 @@ pub fn blocked_message(from: i32, to: i32, blocking: &BTreeMap<i32, Vec<String>>
     let holders = blocking
         .iter()
         .map(|(broker, parts)| {
-            let mut listed = parts
-                .iter()
-                .take(LISTED)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if parts.len() > LISTED {
-                listed.push_str(&format!(" and {} more", parts.len() - LISTED));
-            }
-            format!("broker {broker} holds replicas of {listed}")
+            format!("broker {broker} holds replicas of {}", super::listed(parts))
         })
         .collect::<Vec<_>>()
         .join("; ");
