@@ -72,10 +72,11 @@ impl Case {
         }
     }
 
-    fn plan(&self) -> RollPlan {
-        plan_roll(&RollInput {
+    /// The input of a decision towards `target`.
+    fn input<'a>(&'a self, target: &'a str) -> RollInput<'a> {
+        RollInput {
             now_ms: self.now,
-            target_revision: NEW,
+            target_revision: target,
             target_version: "0.2.0",
             brokers: self.pods.len() as i32,
             voters: self.voters,
@@ -86,7 +87,11 @@ impl Case {
             consumer_unknown: self.unknown.clone(),
             settings: &self.settings,
             previous: self.previous.as_ref(),
-        })
+        }
+    }
+
+    fn plan(&self) -> RollPlan {
+        plan_roll(&self.input(NEW))
     }
 
     /// Plans, then takes the result as the recorded progress and moves the clock.
@@ -411,20 +416,7 @@ fn reverting_replaces_the_stuck_broker_at_once() {
     for p in &mut c.kafka.partitions {
         p.isr = vec![1, 2];
     }
-    let plan = plan_roll(&RollInput {
-        now_ms: c.now,
-        target_revision: OLD,
-        target_version: "0.1.0",
-        brokers: 3,
-        voters: 3,
-        pods: &c.pods,
-        kafka: Ok(&c.kafka),
-        quorum: Ok(&c.quorum),
-        lagging_groups: &[],
-        consumer_unknown: None,
-        settings: &c.settings,
-        previous: c.previous.as_ref(),
-    });
+    let plan = plan_roll(&c.input(OLD));
     assert_eq!(deleted(&plan), vec![0]);
     assert_eq!(plan.status.in_progress, vec![0]);
     assert_eq!(plan.status.target_revision.as_deref(), Some(OLD));
@@ -474,20 +466,7 @@ fn a_new_target_mid_roll_sends_up_brokers_through_the_gates() {
     c.restarted(0);
     // Before broker 0 counted as back, the target moved on to a third revision.
     let third = "rev-third";
-    let plan = plan_roll(&RollInput {
-        now_ms: c.now,
-        target_revision: third,
-        target_version: "0.3.0",
-        brokers: 3,
-        voters: 3,
-        pods: &c.pods,
-        kafka: Ok(&c.kafka),
-        quorum: Ok(&c.quorum),
-        lagging_groups: &[],
-        consumer_unknown: None,
-        settings: &c.settings,
-        previous: c.previous.as_ref(),
-    });
+    let plan = plan_roll(&c.input(third));
     assert_eq!(plan.status.target_revision.as_deref(), Some(third));
     assert!(plan.status.restarted.is_empty());
     // Broker 0 is up: it is pending again and goes first through the gates, alone.
@@ -524,18 +503,9 @@ fn parallel_only_for_brokers_sharing_no_partition() {
 fn unreadable_brokers_block_gated_restarts() {
     let c = Case::new(&[OLD, OLD, OLD]);
     let plan = plan_roll(&RollInput {
-        now_ms: c.now,
-        target_revision: NEW,
-        target_version: "0.2.0",
-        brokers: 3,
-        voters: 3,
-        pods: &c.pods,
         kafka: Err("connection refused".into()),
         quorum: Err("connection refused".into()),
-        lagging_groups: &[],
-        consumer_unknown: None,
-        settings: &c.settings,
-        previous: None,
+        ..c.input(NEW)
     });
     assert!(deleted(&plan).is_empty());
     assert_eq!(
