@@ -379,3 +379,75 @@ async fn groups_offsets_elections_and_quorum_on_three_brokers() {
         assert!(q.observers.is_empty());
     }
 }
+
+/// A partition moved from one broker to another with AlterPartitionReassignments: the move is
+/// listed, completes, and the data is on the new broker (DescribeLogDirs); cancelling when
+/// nothing moves is refused with NO_REASSIGNMENT_IN_PROGRESS.
+#[tokio::test]
+async fn reassignment_and_log_dirs_on_three_brokers() {
+    let brokers = common::cluster(3).await;
+    let admin = AdminClient::new(&brokers[0].addr(), Duration::from_secs(10));
+    let mut topic = new_topic("moving", 1, 1);
+    topic.assignment = Some(vec![vec![0]]);
+    admin.create_topic(&topic).await.unwrap();
+    common::wait_for(
+        "moving-0 led by broker 0",
+        Duration::from_secs(30),
+        async || {
+            admin
+                .metadata(Some(&["moving".to_string()]))
+                .await
+                .is_ok_and(|m| {
+                    m.topics
+                        .get("moving")
+                        .is_some_and(|t| t.partitions[0].leader == 0)
+                })
+        },
+    )
+    .await;
+    assert_eq!(common::produce(&admin, "moving", 0, 20).await, 0);
+
+    let key = ("moving".to_string(), 0);
+    let results = admin
+        .alter_partition_reassignments(&BTreeMap::from([(key.clone(), Some(vec![2]))]))
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        (results[0].partition, results[0].error_code),
+        (0, 0),
+        "{results:?}"
+    );
+    common::wait_for("the move completes", Duration::from_secs(60), async || {
+        let listed = admin.list_partition_reassignments().await.unwrap();
+        let md = admin.metadata(Some(&["moving".to_string()])).await.unwrap();
+        !listed.contains_key(&key) && md.topics["moving"].partitions[0].replicas == vec![2]
+    })
+    .await;
+
+    let dirs = admin.describe_log_dirs(2).await.unwrap();
+    let bytes: i64 = dirs
+        .iter()
+        .filter_map(|d| d.partition_bytes.get(&key))
+        .sum();
+    assert!(
+        bytes > 0,
+        "broker 2 holds moving-0 with its 20 records: {dirs:?}"
+    );
+    assert!(dirs.iter().all(|d| d.error_code == 0), "{dirs:?}");
+    let old = admin.describe_log_dirs(0).await.unwrap();
+    assert!(
+        old.iter().all(|d| !d.partition_bytes.contains_key(&key)),
+        "broker 0 no longer lists moving-0: {old:?}"
+    );
+
+    // Nothing moves now: a cancel is refused.
+    let results = admin
+        .alter_partition_reassignments(&BTreeMap::from([(key.clone(), None)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        results[0].error_code, 85,
+        "NO_REASSIGNMENT_IN_PROGRESS: {results:?}"
+    );
+}

@@ -1,12 +1,17 @@
 //! Cluster-wide requests of the admin client: ElectLeaders, DescribeQuorum (the controller
-//! quorum) and ListPartitionReassignments. Asks and reports; deciding is the caller's.
+//! quorum), List/AlterPartitionReassignments and DescribeLogDirs (per broker). Asks and
+//! reports; deciding is the caller's.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    DescribeQuorumRequest, ElectLeadersRequest, ListPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsRequest, BrokerId, DescribeLogDirsRequest, DescribeQuorumRequest,
+    ElectLeadersRequest, ListPartitionReassignmentsRequest,
 };
 
 use super::{ms, topic_name, AdminClient, AdminError, KafkaError};
@@ -22,6 +27,34 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// Reassignments in progress: (topic, partition) → (adding replicas, removing replicas).
 pub type Reassignments = BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)>;
+
+/// One partition's outcome of AlterPartitionReassignments (`error_code` 0: accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReassignmentResult {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Kafka error code (0, NO_REASSIGNMENT_IN_PROGRESS, INVALID_REPLICA_ASSIGNMENT, ...).
+    pub error_code: i16,
+    /// The broker's message, when it sent one.
+    pub message: Option<String>,
+}
+
+/// One log directory of a broker, as DescribeLogDirs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirInfo {
+    /// The directory.
+    pub path: String,
+    /// Kafka error code of the directory (0: online; KAFKA_STORAGE_ERROR: offline).
+    pub error_code: i16,
+    /// Bytes of each partition in it, by (topic, partition).
+    pub partition_bytes: BTreeMap<(String, i32), i64>,
+    /// The volume's size and free bytes (-1 when unknown).
+    pub total_bytes: i64,
+    /// Free bytes of the volume (-1 when unknown).
+    pub usable_bytes: i64,
+}
 
 /// One partition's outcome of ElectLeaders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +210,93 @@ impl AdminClient {
             voters: p.current_voters.iter().map(replica).collect(),
             observers: p.observers.iter().map(replica).collect(),
         })
+    }
+
+    /// AlterPartitionReassignments v0: each `(topic, partition) → Some(target replicas)`
+    /// starts (or replaces) a move, `None` cancels the one in progress. Per-partition results.
+    pub async fn alter_partition_reassignments(
+        &self,
+        moves: &BTreeMap<(String, i32), Option<Vec<i32>>>,
+    ) -> Result<Vec<ReassignmentResult>, AdminError> {
+        let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for ((topic, partition), target) in moves {
+            by_topic.entry(topic.as_str()).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(*partition)
+                    .with_replicas(
+                        target
+                            .as_ref()
+                            .map(|r| r.iter().map(|b| BrokerId(*b)).collect()),
+                    ),
+            );
+        }
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(ms(self.timeout))
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        ReassignableTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let (response, _) = self
+            .with_conn(async |c| c.call("AlterPartitionReassignments", 0, 0, &request).await)
+            .await?;
+        if let Some(e) = KafkaError::from_code(
+            "AlterPartitionReassignments",
+            None,
+            response.error_code,
+            response.error_message.as_deref(),
+        ) {
+            return Err(e.into());
+        }
+        Ok(response
+            .responses
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| ReassignmentResult {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    error_code: p.error_code,
+                    message: p.error_message.map(|m| m.to_string()),
+                })
+            })
+            .collect())
+    }
+
+    /// DescribeLogDirs of broker `node` for every partition it holds: its log directories
+    /// with the bytes of each partition (what a plan weighs partitions by).
+    pub async fn describe_log_dirs(&self, node: i32) -> Result<Vec<LogDirInfo>, AdminError> {
+        let request = DescribeLogDirsRequest::default().with_topics(None);
+        let (response, _) = self
+            .call_node(node, "DescribeLogDirs", 1, 4, &request)
+            .await?;
+        if let Some(e) = KafkaError::from_code("DescribeLogDirs", None, response.error_code, None) {
+            return Err(e.into());
+        }
+        Ok(response
+            .results
+            .into_iter()
+            .map(|d| LogDirInfo {
+                path: d.log_dir.to_string(),
+                error_code: d.error_code,
+                partition_bytes: d
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .map(|p| ((t.name.0.to_string(), p.partition_index), p.partition_size))
+                    })
+                    .collect(),
+                total_bytes: d.total_bytes,
+                usable_bytes: d.usable_bytes,
+            })
+            .collect())
     }
 
     /// Every partition reassignment in progress (ListPartitionReassignments v0, all topics).

@@ -35,7 +35,10 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
 
 pub use admin::Admin;
-pub use cluster::{ElectionResult, QuorumInfo, Reassignments, ReplicaState, ELECTION_NOT_NEEDED};
+pub use cluster::{
+    ElectionResult, LogDirInfo, QuorumInfo, ReassignmentResult, Reassignments, ReplicaState,
+    ELECTION_NOT_NEEDED,
+};
 pub use error::{code_name, AdminError, KafkaError};
 pub use groups::{GroupDescription, GroupListing, PartitionOffsets};
 
