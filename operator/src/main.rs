@@ -12,8 +12,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{predicates, watcher, Controller, Predicate, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use samsa_operator::crd::{KafkaCluster, KafkaTopic};
 use samsa_operator::leader::LeaseLock;
@@ -340,27 +340,40 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=samsa-operator");
-    let clusters = Controller::new(
+    // A KafkaCluster triggers a reconcile when its spec (generation) or annotations change,
+    // not when only its status does: the operator's own status writes (a roll's progress and
+    // its gates' figures change on every pass) would otherwise start the next pass at once.
+    // Rolls are driven by the requeue each decision asks for and by pod events.
+    let (cluster_store, cluster_writer) = reflector::store();
+    let cluster_changes = watcher(
         api::<KafkaCluster>(&client, &args.namespace),
         watcher::Config::default(),
     )
-    .owns(api::<StatefulSet>(&client, &args.namespace), owned.clone())
-    .owns(api::<Service>(&client, &args.namespace), owned.clone())
-    .owns(api::<ConfigMap>(&client, &args.namespace), owned.clone())
-    // Broker pods (the StatefulSet's, so not owned by the KafkaCluster): a pod's scheduling gives
-    // it a node whose rack the broker waits for, and its readiness is in the status.
-    .watches(api::<Pod>(&client, &args.namespace), owned, |pod: Pod| {
-        let cluster = pod.labels().get(CLUSTER_LABEL)?.clone();
-        let ns = pod.namespace()?;
-        Some(ObjectRef::<KafkaCluster>::new(&cluster).within(&ns))
-    })
-    .graceful_shutdown_on(stopped(stop_rx.clone()))
-    .run(
-        reconcile::cluster::reconcile,
-        reconcile::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| async {});
+    .default_backoff()
+    .reflect(cluster_writer)
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation.combine(predicates::annotations),
+        PredicateConfig::default(),
+    );
+    let clusters = Controller::for_stream(cluster_changes, cluster_store)
+        .owns(api::<StatefulSet>(&client, &args.namespace), owned.clone())
+        .owns(api::<Service>(&client, &args.namespace), owned.clone())
+        .owns(api::<ConfigMap>(&client, &args.namespace), owned.clone())
+        // Broker pods (the StatefulSet's, so not owned by the KafkaCluster): a pod's scheduling gives
+        // it a node whose rack the broker waits for, and its readiness is in the status.
+        .watches(api::<Pod>(&client, &args.namespace), owned, |pod: Pod| {
+            let cluster = pod.labels().get(CLUSTER_LABEL)?.clone();
+            let ns = pod.namespace()?;
+            Some(ObjectRef::<KafkaCluster>::new(&cluster).within(&ns))
+        })
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            reconcile::cluster::reconcile,
+            reconcile::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
     let topics = Controller::new(
         api::<KafkaTopic>(&client, &args.namespace),
         watcher::Config::default(),

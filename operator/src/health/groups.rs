@@ -141,6 +141,11 @@ pub struct PartitionHealth {
     /// Set only when `lag_seconds` is `None` for want of history: the age of the oldest
     /// log-end sample, a lower bound of the lag in seconds.
     pub lag_seconds_at_least: Option<f64>,
+    /// Set only when `lag_seconds` is `None` for want of history: the lag in seconds the
+    /// produce rate the table shows would give (the lag in records over that rate, from the
+    /// oldest sample back). An estimate, not a bound: a consumer stopped long before the
+    /// operator began watching shows its real age here, not the age of the watch.
+    pub lag_seconds_estimate: Option<f64>,
     /// Committed offset at the latest observation.
     pub committed: i64,
     /// Log end offset at the latest observation.
@@ -151,6 +156,17 @@ impl PartitionHealth {
     /// The lag in seconds if known, else its lower bound: never an overestimate.
     pub fn lag_seconds_floor(&self) -> Option<f64> {
         self.lag_seconds.or(self.lag_seconds_at_least)
+    }
+
+    /// The lag in seconds a gate judges by: the known value, else the larger of the lower
+    /// bound and the estimate from the produce rate.
+    pub fn lag_seconds_judged(&self) -> Option<f64> {
+        self.lag_seconds.or(
+            match (self.lag_seconds_at_least, self.lag_seconds_estimate) {
+                (Some(a), Some(e)) => Some(a.max(e)),
+                (a, e) => a.or(e),
+            },
+        )
     }
 }
 
@@ -165,8 +181,9 @@ pub struct GroupHealth {
     pub partitions: Vec<PartitionHealth>,
     /// The largest `current_lag` (0 without partitions).
     pub max_lag: i64,
-    /// The largest [`PartitionHealth::lag_seconds_floor`]: a lower bound when some partition's
-    /// exact value is unknown, `None` when no partition has either.
+    /// The largest [`PartitionHealth::lag_seconds_judged`]: the known value, else the larger of
+    /// the lower bound and the estimate from the produce rate; `None` when no partition has
+    /// any.
     pub max_lag_seconds: Option<f64>,
     /// Whether every partition's window is full (and there is at least one partition).
     pub complete: bool,
@@ -303,12 +320,16 @@ impl GroupTracker {
             .iter()
             .map(|((topic, partition), w)| {
                 let last = w.last_seen;
-                let (lag_seconds, lag_seconds_at_least) =
-                    match self.log_end.get(&(topic.clone(), *partition)) {
-                        Some(t) => lag_seconds(t, last, now_ms),
-                        None if last.lag() == 0 => (Some(0.0), None),
-                        None => (None, None),
-                    };
+                let table = self.log_end.get(&(topic.clone(), *partition));
+                let (lag_seconds, lag_seconds_at_least) = match table {
+                    Some(t) => lag_seconds(t, last, now_ms),
+                    None if last.lag() == 0 => (Some(0.0), None),
+                    None => (None, None),
+                };
+                let lag_seconds_estimate = match (lag_seconds, table) {
+                    (None, Some(t)) => estimate_lag_seconds(t, last, now_ms),
+                    _ => None,
+                };
                 PartitionHealth {
                     topic: topic.clone(),
                     partition: *partition,
@@ -316,6 +337,7 @@ impl GroupTracker {
                     current_lag: last.lag(),
                     lag_seconds,
                     lag_seconds_at_least,
+                    lag_seconds_estimate,
                     committed: last.committed,
                     log_end: last.log_end,
                 }
@@ -334,7 +356,7 @@ impl GroupTracker {
             max_lag: partitions.iter().map(|p| p.current_lag).max().unwrap_or(0),
             max_lag_seconds: partitions
                 .iter()
-                .filter_map(PartitionHealth::lag_seconds_floor)
+                .filter_map(PartitionHealth::lag_seconds_judged)
                 .max_by(f64::total_cmp),
             complete: !entry.partitions.is_empty()
                 && entry
@@ -415,6 +437,9 @@ impl PartitionWindow {
     }
 }
 
+/// The smallest time between two log-end samples kept.
+const LOG_END_MIN_SPACING_MS: i64 = 1_000;
+
 /// Appends a log-end sample: same instant → keep the larger offset; older than the last →
 /// ignored; lower than the last but not below the table's oldest → ignored (a new leader's
 /// high watermark catching up); below the oldest → the log was truncated or recreated, the
@@ -441,6 +466,15 @@ fn record_log_end(table: &mut VecDeque<(i64, i64)>, offset: i64, at_ms: i64, cap
             }
         }
     }
+    // Samples at least a second apart, and further apart as the table's span grows, so a
+    // burst of polls cannot shrink the history the cap leaves to a few seconds.
+    if let (Some(front), Some(back)) = (table.front(), table.back()) {
+        let half = i64::try_from(cap / 2).unwrap_or(i64::MAX).max(1);
+        let spacing = ((back.1 - front.1) / half).max(LOG_END_MIN_SPACING_MS);
+        if table.len() >= 2 && at_ms - back.1 < spacing && offset != back.0 {
+            return;
+        }
+    }
     let n = table.len();
     if n >= 2 && table[n - 1].0 == offset && table[n - 2].0 == offset {
         table[n - 1].1 = at_ms;
@@ -450,6 +484,23 @@ fn record_log_end(table: &mut VecDeque<(i64, i64)>, offset: i64, at_ms: i64, cap
     while table.len() > cap {
         table.pop_front();
     }
+}
+
+/// The lag in seconds of `last` extrapolated from the produce rate over the log-end table,
+/// for a committed offset older than the table: the oldest sample's age plus the records
+/// between the committed offset and that sample at the table's rate. `None` without a rate.
+fn estimate_lag_seconds(
+    table: &VecDeque<(i64, i64)>,
+    last: OffsetSample,
+    now_ms: i64,
+) -> Option<f64> {
+    let (&(o0, t0), &(o1, t1)) = (table.front()?, table.back()?);
+    if o1 <= o0 || t1 <= t0 || last.committed >= o0 {
+        return None;
+    }
+    let per_ms = (o1 - o0) as f64 / (t1 - t0) as f64;
+    let before = (o0 - last.committed) as f64 / per_ms;
+    Some(((now_ms - t0) as f64 + before) / 1000.0)
 }
 
 /// (lag seconds, lower bound) of the latest observation `last`, from the log-end table.
@@ -501,7 +552,7 @@ pub fn lagging_groups(
             if !err && !over {
                 return None;
             }
-            let secs = |p: &PartitionHealth| p.lag_seconds_floor().unwrap_or(0.0);
+            let secs = |p: &PartitionHealth| p.lag_seconds_judged().unwrap_or(0.0);
             let worst = g.partitions.iter().max_by(|a, b| {
                 let severity = if err {
                     a.status.cmp(&b.status)
@@ -516,6 +567,12 @@ pub fn lagging_groups(
                 Some(p) => {
                     let age = match (p.lag_seconds, p.lag_seconds_at_least) {
                         (Some(s), _) => format!("{s:.0} s"),
+                        (None, Some(s)) if p.lag_seconds_estimate.is_some_and(|e| e > s) => {
+                            format!(
+                                "about {:.0} s at the current produce rate",
+                                p.lag_seconds_estimate.unwrap_or(s)
+                            )
+                        }
                         (None, Some(s)) => format!("at least {s:.0} s"),
                         (None, None) => "age unknown".to_owned(),
                     };

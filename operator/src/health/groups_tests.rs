@@ -252,7 +252,9 @@ fn lag_seconds_beyond_the_table_is_a_lower_bound() {
     let p = only(&h);
     assert_eq!((p.lag_seconds, p.lag_seconds_at_least), (None, Some(30.0)));
     assert_eq!(p.lag_seconds_floor(), Some(30.0));
-    assert_eq!(h.max_lag_seconds, Some(30.0));
+    // At the table's 1 record/s, the 4900 records before it are 4900 s more.
+    assert_eq!(p.lag_seconds_estimate, Some(4930.0));
+    assert_eq!(h.max_lag_seconds, Some(4930.0));
 }
 
 #[test]
@@ -262,10 +264,16 @@ fn log_end_table_is_capped() {
         ..GroupTrackerConfig::default()
     });
     polls(&mut t, "g", 0..20, |i| (0, 100 * (i + 1)));
-    assert_eq!(t.log_end[&("t".to_owned(), 0)].len(), 4);
-    // The oldest kept sample is poll 16 (160 s), at offset 1700 > 0.
+    let table = &t.log_end[&("t".to_owned(), 0)];
+    assert_eq!(table.len(), 4);
+    // Samples spread as the span grows: the oldest kept is older than the last four polls.
+    let oldest = table.front().unwrap().1;
+    assert!(oldest < 160 * S, "{table:?}");
     let p = t.evaluate(190 * S, "g").partitions[0].clone();
-    assert_eq!((p.lag_seconds, p.lag_seconds_at_least), (None, Some(30.0)));
+    assert_eq!(
+        (p.lag_seconds, p.lag_seconds_at_least),
+        (None, Some(((190 * S - oldest) / 1000) as f64))
+    );
 }
 
 #[test]
@@ -375,6 +383,7 @@ fn ph(
         current_lag: lag,
         lag_seconds: secs,
         lag_seconds_at_least: at_least,
+        lag_seconds_estimate: None,
         committed: 0,
         log_end: lag,
     }
@@ -509,4 +518,35 @@ proptest! {
         let floor = |x: (Option<f64>, Option<f64>)| x.0.or(x.1).unwrap_or(0.0);
         prop_assert!(floor(sl) + 1e-9 >= floor(sh), "{:?} < {:?}", sl, sh);
     }
+}
+
+#[test]
+fn a_consumer_stopped_before_the_watch_began_is_judged_by_the_produce_rate() {
+    // 100 records/s for 20 s of watching; the group committed 1000 records before the first
+    // log-end sample: about 10 s before the watch began, so about 30 s behind at its end.
+    let mut t = tracker();
+    for i in 0..=20 {
+        t.observe(i * S, "g", &[("t", 0, 500, 1500 + 100 * i)]);
+    }
+    let p = t.evaluate(20 * S, "g").partitions[0].clone();
+    assert_eq!(p.lag_seconds, None);
+    assert_eq!(p.lag_seconds_at_least, Some(20.0));
+    let e = p.lag_seconds_estimate.unwrap();
+    assert!((e - 30.0).abs() < 0.01, "{e}");
+    assert_eq!(p.lag_seconds_judged(), Some(e));
+    let lagging = lagging_groups(&[t.evaluate(20 * S, "g")], 25.0, None);
+    assert_eq!(lagging.len(), 1, "{lagging:?}");
+    assert!(lagging[0].1.contains("about 30 s"), "{}", lagging[0].1);
+}
+
+#[test]
+fn a_burst_of_polls_keeps_the_log_end_history() {
+    // Polls every 100 ms for a minute: the table still reaches back to the start.
+    let mut table = VecDeque::new();
+    for i in 0..600 {
+        record_log_end(&mut table, 1000 + 10 * i, i * 100, 64);
+    }
+    assert!(table.len() <= 64);
+    assert_eq!(table.front(), Some(&(1000, 0)));
+    assert!(table.back().unwrap().1 >= 58_000, "{table:?}");
 }
