@@ -434,6 +434,11 @@ impl QuorumHandle {
         self.shared.is_leader()
     }
 
+    /// Watches whether the local Raft log holds entries not applied yet.
+    pub fn log_progress(&self) -> LogProgress {
+        LogProgress(self.shared.raft.metrics())
+    }
+
     /// A cheap handle that describes the quorum (DescribeQuorum) while this node runs.
     pub fn view(&self) -> QuorumView {
         QuorumView {
@@ -576,6 +581,27 @@ impl QuorumHandle {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Whether this voter's Raft log holds entries its state machine has not applied yet: metadata
+/// it has received, perhaps committed already (a follower learns a commit with the leader's
+/// next message), that its image does not show. Read through the Raft metrics; cheap to clone.
+#[derive(Clone)]
+pub struct LogProgress(watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>);
+
+impl LogProgress {
+    /// Waits until every entry of the local log is applied, until `deadline` at most (entries
+    /// of a deposed leader wait for the next leader to overwrite them); true when they are.
+    pub async fn wait_applied(&self, deadline: tokio::time::Instant) -> bool {
+        let mut metrics = self.0.clone();
+        let applied = tokio::time::timeout_at(
+            deadline,
+            metrics.wait_for(|m| m.last_log_index <= m.last_applied.map(|l| l.index)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        applied
     }
 }
 

@@ -31,7 +31,9 @@ use crate::controller::{
 };
 use crate::metrics::Metrics;
 use crate::protocol::errors::ApiError;
-use crate::quorum::{BrokerRegistration, ControllerClient, ControllerError, Heartbeat};
+use crate::quorum::{
+    BrokerRegistration, ControllerClient, ControllerError, Heartbeat, LogProgress,
+};
 use crate::topics::{config, Partition, TopicRegistry};
 use fetcher::Fetcher;
 use state::ReplicaState;
@@ -60,6 +62,8 @@ pub struct ReplicaManager {
     metrics: Arc<Metrics>,
     config: Arc<BrokerConfig>,
     image: watch::Receiver<Arc<MetadataImage>>,
+    /// On a voter: whether its Raft log holds metadata not yet in `image`.
+    log: Option<LogProgress>,
     controller: ControllerClient,
     fetchers: Mutex<BTreeMap<i32, Fetcher>>,
     /// The version of the last image applied to the local partitions.
@@ -110,12 +114,13 @@ impl Replication {
 }
 
 /// Starts replication: binds the replication listener, registers the broker with the
-/// controllers (advertising `advertised` for clients), follows the metadata image.
+/// controllers (advertising `advertised` for clients), follows the metadata image (and, on a
+/// voter, knows from its Raft log when more of it is on the way).
 pub async fn start(
     config: Arc<BrokerConfig>,
     registry: Arc<TopicRegistry>,
     metrics: Arc<Metrics>,
-    image: watch::Receiver<Arc<MetadataImage>>,
+    (image, log): (watch::Receiver<Arc<MetadataImage>>, Option<LogProgress>),
     advertised: (String, i32),
 ) -> anyhow::Result<Replication> {
     let listener = TcpListener::bind(config.replication_listen)
@@ -154,6 +159,7 @@ pub async fn start(
         metrics,
         config,
         image,
+        log,
         controller,
         fetchers: Mutex::new(BTreeMap::new()),
         applied: watch::channel(0).0,
@@ -294,6 +300,27 @@ impl ReplicaManager {
         let id = block.0;
         block.0 += 1;
         Ok(id)
+    }
+
+    /// Waits, until `deadline` at most, until the local partitions reflect every metadata change
+    /// this broker has received; true when they do. When a leadership moves, the old leader may
+    /// name the new one to clients (NOT_LEADER_OR_FOLLOWER with its KIP-951 hint) before the new
+    /// one has applied the change: the controller leader applies a commit before the other
+    /// voters learn of it, and a broker applies an image partition by partition, taking over a
+    /// leadership (a leader-epoch checkpoint written) more slowly than giving one up. A produce
+    /// that finds a partition not led here waits for this before it is refused.
+    pub async fn settle(&self, deadline: tokio::time::Instant) -> bool {
+        if let Some(log) = &self.log {
+            if !log.wait_applied(deadline).await {
+                return false;
+            }
+        }
+        let received = self.image.borrow().version;
+        let mut applied = self.applied.subscribe();
+        let settled = tokio::time::timeout_at(deadline, applied.wait_for(|v| *v >= received))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        settled
     }
 
     /// Waits until the metadata knows this process as a live (registered, unfenced) broker.

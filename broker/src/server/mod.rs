@@ -266,7 +266,7 @@ async fn start_cluster(
         config.clone(),
         registry.clone(),
         metrics.clone(),
-        image,
+        (image, quorum.as_ref().map(QuorumHandle::log_progress)),
         advertised,
     )
     .await?;

@@ -2,7 +2,9 @@
 //!
 //! A batch is checked (size, CRC32C, structure) before it touches the log; nothing is appended
 //! for a partition whose batch is refused. acks=0 gets no response at all (the caller skips it).
-//! Only the leader appends; acks=all is refused with NOT_ENOUGH_REPLICAS when the ISR is below
+//! Only the leader appends; a partition not led here is refused NOT_LEADER_OR_FOLLOWER once the
+//! broker has applied the metadata it has received (a client sent on by the old leader may
+//! arrive first). acks=all is refused with NOT_ENOUGH_REPLICAS when the ISR is below
 //! `min.insync.replicas`, and otherwise answered once the high watermark passed the batch (every
 //! ISR member has it), or with REQUEST_TIMED_OUT after the request's timeout.
 
@@ -25,6 +27,10 @@ use crate::server::now_ms;
 use crate::topics::config;
 use crate::topics::Partition;
 
+/// Longest wait of a produce request for metadata this broker has received but not yet applied
+/// to its partitions, before a partition it does not lead is refused (NOT_LEADER_OR_FOLLOWER).
+const SETTLE_TIMEOUT: Duration = Duration::from_millis(500);
+
 impl Broker {
     pub(super) async fn produce(
         &self,
@@ -38,6 +44,14 @@ impl Broker {
                 format!("acks must be -1, 0 or 1, got {other}"),
             )),
         };
+        if let Some(cluster) = &self.cluster {
+            if self.leads_fewer_than_asked(&request) {
+                // Perhaps a leadership this broker has received but not applied yet.
+                let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
+                let wait = Duration::from_millis(timeout_ms).min(SETTLE_TIMEOUT);
+                cluster.settle(tokio::time::Instant::now() + wait).await;
+            }
+        }
         let mut any_appended = false;
         // acks=all: (topic index, partition index, partition, offset the high watermark must
         // pass, leader epoch of the append, min.insync.replicas).
@@ -167,6 +181,19 @@ impl Broker {
                 )
             })
             .collect();
+    }
+
+    /// Whether `request` names a partition of a local topic that this broker does not lead.
+    fn leads_fewer_than_asked(&self, request: &ProduceRequest) -> bool {
+        request.topic_data.iter().any(|t| {
+            self.registry.get(t.name.as_str()).is_some_and(|topic| {
+                t.partition_data.iter().any(|pd| {
+                    topic
+                        .partition(pd.index)
+                        .is_some_and(|p| !p.replica.lock().is_leader())
+                })
+            })
+        })
     }
 
     /// Appends one partition's batch (on the leader).
