@@ -129,6 +129,16 @@ fn events(plan: &RollPlan) -> Vec<&'static str> {
         .collect()
 }
 
+/// The decision deletes no pod and holds the roll for `reason`.
+fn assert_held(plan: &RollPlan, reason: &str) {
+    assert!(deleted(plan).is_empty(), "{plan:?}");
+    assert_eq!(
+        plan.status.blocked_reason.as_deref(),
+        Some(reason),
+        "{plan:?}"
+    );
+}
+
 fn condition<'a>(plan: &'a RollPlan, type_: &str) -> Option<&'a RollCondition> {
     plan.conditions.iter().find(|c| c.type_ == type_)
 }
@@ -225,12 +235,7 @@ fn never_below_min_isr() {
 fn headroom_asks_for_more() {
     let mut c = Case::new(&[OLD, OLD, OLD]);
     c.settings.min_isr_headroom = 1;
-    let plan = c.plan();
-    assert!(deleted(&plan).is_empty());
-    assert_eq!(
-        plan.status.blocked_reason.as_deref(),
-        Some("MinInSyncReplicas")
-    );
+    assert_held(&c.plan(), "MinInSyncReplicas");
 }
 
 #[test]
@@ -241,11 +246,7 @@ fn under_replicated_elsewhere_blocks() {
     c.kafka.partitions.push(part("u", 0, &[3, 4], &[3]));
     c.kafka.min_isr = MinIsr::new(2).with_topic("u", 1);
     let plan = c.plan();
-    assert!(deleted(&plan).is_empty());
-    assert_eq!(
-        plan.status.blocked_reason.as_deref(),
-        Some("PartitionsUnderReplicated")
-    );
+    assert_held(&plan, "PartitionsUnderReplicated");
     assert!(plan
         .status
         .blocked_message
@@ -279,12 +280,7 @@ fn a_down_broker_blocks() {
 fn voters_wait_for_the_quorum_to_catch_up() {
     let mut c = Case::new(&[NEW, OLD, NEW]);
     c.quorum.lagging.insert(2);
-    let plan = c.plan();
-    assert!(deleted(&plan).is_empty());
-    assert_eq!(
-        plan.status.blocked_reason.as_deref(),
-        Some("QuorumNotCaughtUp")
-    );
+    assert_held(&c.plan(), "QuorumNotCaughtUp");
     // A lagging voter that is the candidate itself does not hold it.
     c.quorum.lagging = [1].into();
     assert_eq!(deleted(&c.plan()), vec![1]);
@@ -433,12 +429,7 @@ fn a_stuck_pod_on_an_old_revision_is_replaced_without_gates() {
     assert_eq!(deleted(&c.plan()), vec![1]);
     // Not Ready but not stuck (starting): it is waited for, not deleted.
     c.pods[1].waiting = None;
-    let plan = c.plan();
-    assert!(deleted(&plan).is_empty());
-    assert_eq!(
-        plan.status.blocked_reason.as_deref(),
-        Some("BrokerNotReady")
-    );
+    assert_held(&c.plan(), "BrokerNotReady");
 }
 
 #[test]
