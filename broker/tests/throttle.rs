@@ -444,6 +444,14 @@ async fn a_throttled_move_copies_at_the_bound() {
     wait_leader(&cluster, 1, "moved", 1).await;
     produce(&mut c, "moved", BEHIND).await;
     let target = log_size(&cluster, 1, "moved").await;
+    // The in-sync follower first has everything (acks=1): its catch-up would otherwise count
+    // towards the leader's throttle once the partition is listed, and starve the added replica
+    // for as long as the 11 s window remembers it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_size(&cluster, 2, "moved").await < target {
+        assert!(Instant::now() < deadline, "broker 2 does not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // What `kafka-reassign-partitions --execute --throttle 1048576` sets for moving partition
     // 0 from [1, 2] to [1, 3]: the current replicas throttled on the leader side, the added one
