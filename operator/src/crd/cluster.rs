@@ -116,6 +116,11 @@ pub struct KafkaClusterSpec {
     #[serde(default)]
     pub upgrade: UpgradeSpec,
 
+    /// How partition replicas follow the brokers: spread onto added brokers, drained off
+    /// removed ones.
+    #[serde(default)]
+    pub rebalance: RebalanceSpec,
+
     /// Prometheus metrics endpoint of the brokers.
     #[serde(default)]
     pub metrics: MetricsSpec,
@@ -286,6 +291,44 @@ impl Default for ConsumerHealthSpec {
     }
 }
 
+/// Replica movement when the broker set changes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// After a scale-up, move replicas onto the new brokers until replicas and preferred
+    /// leaders are even over all brokers (default true). A scale-down always drains the brokers
+    /// it removes first.
+    #[serde(default = "default_true")]
+    pub on_scale_up: bool,
+    /// Replication throttle while replicas move, bytes/s, on the leader and the follower side of
+    /// every moving replica (default 10485760, 10 MiB/s; 0: unthrottled).
+    #[serde(default = "default_rebalance_throttle")]
+    #[x_kube(validation = Rule::new("self >= 0").message("spec.rebalance.throttleBytesPerSecond must be 0 or more"))]
+    pub throttle_bytes_per_second: i64,
+    /// Partitions moving at once (default 5).
+    #[serde(default = "default_max_concurrent_moves")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 10000").message("spec.rebalance.maxConcurrentMoves must be between 1 and 10000"))]
+    pub max_concurrent_moves: i32,
+}
+
+impl Default for RebalanceSpec {
+    fn default() -> Self {
+        RebalanceSpec {
+            on_scale_up: true,
+            throttle_bytes_per_second: default_rebalance_throttle(),
+            max_concurrent_moves: default_max_concurrent_moves(),
+        }
+    }
+}
+
+fn default_rebalance_throttle() -> i64 {
+    10 << 20
+}
+
+fn default_max_concurrent_moves() -> i32 {
+    5
+}
+
 /// Parses a duration such as `5m`, `90s` or `1h30m` (hours, minutes, seconds, in that order).
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     if s.is_empty() {
@@ -383,6 +426,101 @@ pub struct KafkaClusterStatus {
     /// The operator's rolling restart: where it is, written before each step it takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// Replica movement after a change of the broker set: the plan and its progress, written
+    /// before each batch of moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// Phase of a replica movement.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum RebalancePhase {
+    /// Nothing to move: the status records the broker set the replicas are spread over.
+    #[default]
+    Idle,
+    /// Waiting for the brokers a plan needs: every pod Ready and every broker registered.
+    Waiting,
+    /// Replicas are moving (`inProgress`), batch after batch.
+    Moving,
+    /// Something stops the movement (see `message`); it resumes by itself once it clears.
+    Blocked,
+    /// Every planned replica moved; preferred leaders elected.
+    Complete,
+}
+
+/// Why replicas move.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RebalanceReason {
+    /// Brokers were added: replicas spread onto them.
+    ScaleUp,
+    /// Brokers are to be removed: drained first.
+    ScaleDown,
+}
+
+/// One partition of a plan: where its replicas go.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The target replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// Bytes this partition's move copies (its size times the replicas added).
+    #[serde(default)]
+    pub bytes: i64,
+}
+
+/// Progress of a replica movement.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    /// Where it is.
+    #[serde(default)]
+    pub phase: RebalancePhase,
+    /// Why replicas move (absent while `Idle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RebalanceReason>,
+    /// The brokers that hold replicas once the plan is done.
+    #[serde(default)]
+    pub brokers: Vec<i32>,
+    /// Brokers being drained before their pods are removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
+    /// Partitions the plan moves.
+    #[serde(default)]
+    pub partitions_total: i32,
+    /// Partitions already where the plan puts them.
+    #[serde(default)]
+    pub partitions_done: i32,
+    /// Replicas the plan adds to brokers that did not hold them.
+    #[serde(default)]
+    pub replica_moves: i32,
+    /// Bytes the plan copies.
+    #[serde(default)]
+    pub bytes_total: i64,
+    /// Bytes of the partitions done.
+    #[serde(default)]
+    pub bytes_moved: i64,
+    /// Partitions moving now (`topic-partition`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<String>,
+    /// The plan: partitions still to move, with their targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlannedPartition>,
+    /// When the movement started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Seconds from start to finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// What it waits for or why it is blocked; the last partition errors.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Phase of a rolling restart.
@@ -537,6 +675,7 @@ impl Default for KafkaClusterSpec {
             rack: None,
             listeners: ListenersSpec::default(),
             upgrade: UpgradeSpec::default(),
+            rebalance: RebalanceSpec::default(),
             metrics: MetricsSpec::default(),
             pod_anti_affinity: AntiAffinity::default(),
             termination_grace_period_seconds: default_grace(),

@@ -167,6 +167,7 @@ pub fn cluster_status(
         target_version,
         bootstrap: Some(bootstrap.to_string()),
         rollout: previous.rollout.clone(),
+        rebalance: previous.rebalance.clone(),
     }
 }
 

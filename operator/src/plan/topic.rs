@@ -123,6 +123,12 @@ impl TopicAction {
     }
 }
 
+/// Topic configs set while replicas move, never removed for being absent from the spec.
+pub const MOVE_THROTTLE_KEYS: &[&str] = &[
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
 /// The actions that bring `observed` (absent: no such topic) to `spec`, in the order to run
 /// them. Refusals come last and do not stop the other actions.
 pub fn plan_topic(spec: &KafkaTopicSpec, observed: Option<&ObservedTopic>) -> Vec<TopicAction> {
@@ -180,10 +186,12 @@ pub fn plan_topic(spec: &KafkaTopicSpec, observed: Option<&ObservedTopic>) -> Ve
         .filter(|(k, v)| observed.config.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // The throttled-replica lists belong to whoever moves replicas (the cluster's rebalance,
+    // `kafka-reassign-partitions --throttle`): kept unless the spec names them.
     let delete: Vec<String> = observed
         .config
         .keys()
-        .filter(|k| !spec.config.contains_key(*k))
+        .filter(|k| !spec.config.contains_key(*k) && !MOVE_THROTTLE_KEYS.contains(&k.as_str()))
         .cloned()
         .collect();
     if !set.is_empty() || !delete.is_empty() {
@@ -331,7 +339,10 @@ mod tests {
             ("segment.bytes", "1048576"),
             ("cleanup.policy", "compact"),
             ("max.message.bytes", "100"),
+            ("leader.replication.throttled.replicas", "0:1,0:2"),
+            ("follower.replication.throttled.replicas", "0:3"),
         ]);
+        // The throttle lists of a move in progress stay.
         assert_eq!(
             plan_topic(&s, Some(&o)),
             vec![TopicAction::AlterConfigs {

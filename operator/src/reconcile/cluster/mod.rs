@@ -7,6 +7,7 @@
 mod config;
 mod monitor;
 mod racks;
+mod rebalance;
 mod rollout;
 mod scale;
 
@@ -199,16 +200,7 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         }
         Some(old) => {
             let old_replicas = old.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            if let Some(message) = &blocked {
-                let said = previous
-                    .conditions
-                    .iter()
-                    .any(|c| c.reason == "ScaleDownBlocked" && &c.message == message);
-                if !said {
-                    ctx.event(kc, EventType::Warning, "ScaleDownBlocked", message.clone())
-                        .await;
-                }
-            } else if old_replicas != kc.spec.brokers {
+            if blocked.is_none() && old_replicas != kc.spec.brokers {
                 ctx.event(
                     kc,
                     EventType::Normal,
@@ -249,9 +241,40 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         racks::assign_racks(kc, ctx, &pods, &mut pod_list.items, &rack.topology_key).await?;
     }
 
+    // Step: rebalance (replicas follow the brokers: spread onto added ones, drained off those
+    // a scale-down removes).
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let moves = match old_replicas {
+        Some(running) => Some(
+            rebalance::decide_step(
+                kc,
+                ctx,
+                &bootstrap,
+                running,
+                &pod_list.items,
+                now_ms,
+                &now_rfc3339(),
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let draining = moves
+        .as_ref()
+        .is_some_and(|m| m.draining && m.blocked.is_none());
+    if let Some(message) = blocked.as_ref().filter(|_| !draining) {
+        let said = previous
+            .conditions
+            .iter()
+            .any(|c| c.reason == "ScaleDownBlocked" && &c.message == message);
+        if !said {
+            ctx.event(kc, EventType::Warning, "ScaleDownBlocked", message.clone())
+                .await;
+        }
+    }
+
     // Step: rollout (the operator's own, unless the test-only annotation leaves it to the
     // StatefulSet).
-    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let roll = if operator_rolls(kc) {
         rollout::decide(
             kc,
@@ -271,15 +294,49 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     // Step: status, written before the roll's actions.
     let mut status: KafkaClusterStatus =
         cluster_status(kc, Some(&sts), &pod_list.items, controllers, &bootstrap);
+    if let Some(m) = &moves {
+        if let Some(r) = &m.status {
+            status.rebalance = Some(r.clone());
+        }
+    }
+    let rebalance_message = status
+        .rebalance
+        .as_ref()
+        .map(|r| r.message.clone())
+        .unwrap_or_default();
     if let Some(message) = &blocked {
+        let (reason, progressing, message) = if draining {
+            ("Draining", true, rebalance_message.clone())
+        } else {
+            ("ScaleDownBlocked", false, message.clone())
+        };
         for c in status.conditions.iter_mut() {
             match c.type_.as_str() {
-                "Ready" => *c = Condition::new("Ready", false, "ScaleDownBlocked", message.clone()),
+                "Ready" => *c = Condition::new("Ready", false, reason, message.clone()),
                 "Progressing" => {
-                    *c = Condition::new("Progressing", false, "ScaleDownBlocked", message.clone())
+                    *c = Condition::new("Progressing", progressing, reason, message.clone())
                 }
                 _ => {}
             }
+        }
+    } else if let Some(m) = moves.as_ref().filter(|m| {
+        m.status
+            .as_ref()
+            .is_some_and(|r| r.phase == crate::crd::RebalancePhase::Moving)
+            || m.blocked.is_some()
+    }) {
+        let (reason, progressing) = if m.blocked.is_some() {
+            ("RebalanceBlocked", false)
+        } else {
+            ("Rebalancing", true)
+        };
+        let message = m.blocked.clone().unwrap_or(rebalance_message);
+        if let Some(c) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Progressing")
+        {
+            *c = Condition::new("Progressing", progressing, reason, message);
         }
     }
     if let Some(roll) = &roll {
@@ -317,6 +374,9 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .any(|c| c.type_ == "Ready" && c.is_true());
     apply_status(&clusters, &name, &status).await?;
+    if let Some(m) = &moves {
+        rebalance::act(kc, ctx, &bootstrap, m).await;
+    }
     if let Some(roll) = &roll {
         rollout::act(kc, ctx, &bootstrap, roll).await;
     }
@@ -337,6 +397,9 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         Duration::from_secs(15)
     };
     if let Some(r) = roll.as_ref().and_then(|r| r.requeue) {
+        requeue = requeue.min(r);
+    }
+    if let Some(r) = moves.as_ref().and_then(|m| m.requeue) {
         requeue = requeue.min(r);
     }
     if config_pending.is_some() {
