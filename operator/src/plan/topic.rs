@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::rebalance::{change_replication_factor, BrokerInfo};
 use crate::crd::{KafkaTopic, KafkaTopicSpec, PartitionStatus, Replicas};
 
 /// A topic as observed through Metadata and DescribeConfigs.
@@ -83,18 +84,19 @@ pub enum TopicAction {
         /// Partitions the spec asks for.
         desired: i32,
     },
-    /// The spec asks for another replication factor: needs reassignment, not done yet.
-    RefuseReplicationChange {
+    /// The spec asks for another replication factor: replicas are added or removed by
+    /// reassignment (the reconcile picks the brokers, [`replication_targets`]).
+    ChangeReplicationFactor {
         /// The topic's replication factor.
         observed: i32,
         /// The spec's replication factor.
         desired: i32,
     },
-    /// `spec.assignment` places existing partitions' replicas elsewhere than they are: needs a
-    /// reassignment, not done yet.
-    RefuseReassignment {
-        /// The existing partitions whose replicas differ from `spec.assignment`, in order.
-        partitions: Vec<i32>,
+    /// `spec.assignment` places existing partitions' replicas elsewhere than they are: they
+    /// move by reassignment.
+    Reassign {
+        /// Partition → its replicas as `spec.assignment` lists them.
+        partitions: BTreeMap<i32, Vec<i32>>,
     },
     /// The topic matches the spec.
     Nothing,
@@ -106,17 +108,6 @@ impl TopicAction {
         match self {
             TopicAction::RefuseDecrease { observed, desired } => Some(format!(
                 "spec.partitions is {desired} but the topic has {observed} partitions: Kafka cannot remove partitions"
-            )),
-            TopicAction::RefuseReplicationChange { observed, desired } => Some(format!(
-                "spec.replicationFactor is {desired} but the topic's is {observed}: changing it needs a replica reassignment, which is not supported yet"
-            )),
-            TopicAction::RefuseReassignment { partitions } => Some(format!(
-                "spec.assignment places the replicas of existing partitions {} elsewhere than they are: moving replicas needs a reassignment, which is not supported yet",
-                partitions
-                    .iter()
-                    .map(i32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
             )),
             _ => None,
         }
@@ -160,24 +151,24 @@ pub fn plan_topic(spec: &KafkaTopicSpec, observed: Option<&ObservedTopic>) -> Ve
             desired: spec.partitions,
         });
     }
-    if let Some(rf) = observed.replication_factor() {
-        if rf != spec.replication_factor {
-            refusals.push(TopicAction::RefuseReplicationChange {
-                observed: rf,
-                desired: spec.replication_factor,
-            });
-        }
-    }
     if let Some(assignment) = &spec.assignment {
-        let moved: Vec<i32> = observed
+        // The assignment names every replica (its lists have the spec's replication factor).
+        let moved: BTreeMap<i32, Vec<i32>> = observed
             .partitions
             .iter()
             .zip(assignment)
             .filter(|(p, wanted)| &p.replicas != *wanted)
-            .map(|(p, _)| p.partition)
+            .map(|(p, wanted)| (p.partition, wanted.clone()))
             .collect();
         if !moved.is_empty() {
-            refusals.push(TopicAction::RefuseReassignment { partitions: moved });
+            actions.push(TopicAction::Reassign { partitions: moved });
+        }
+    } else if let Some(rf) = observed.replication_factor() {
+        if rf != spec.replication_factor {
+            actions.push(TopicAction::ChangeReplicationFactor {
+                observed: rf,
+                desired: spec.replication_factor,
+            });
         }
     }
     let set: BTreeMap<String, String> = spec
@@ -202,6 +193,43 @@ pub fn plan_topic(spec: &KafkaTopicSpec, observed: Option<&ObservedTopic>) -> Ve
         actions.push(TopicAction::Nothing);
     }
     actions
+}
+
+/// The replicas of each partition of `observed` at replication factor `rf` over `brokers`:
+/// growing adds the least-loaded brokers (racks not used yet first), shrinking drops replicas
+/// but keeps the leader; the load counts this topic's replicas as they are placed. Only the
+/// partitions that change are listed. `Err` names what is wrong (for a condition).
+pub fn replication_targets(
+    observed: &ObservedTopic,
+    rf: i32,
+    brokers: &[BrokerInfo],
+) -> Result<BTreeMap<i32, Vec<i32>>, String> {
+    let rf = usize::try_from(rf).map_err(|_| format!("replication factor {rf} is negative"))?;
+    let mut load: BTreeMap<i32, usize> = brokers.iter().map(|b| (b.id, 0)).collect();
+    for p in &observed.partitions {
+        for r in &p.replicas {
+            *load.entry(*r).or_default() += 1;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for p in &observed.partitions {
+        if p.replicas.len() == rf {
+            continue;
+        }
+        let leader = (p.leader >= 0).then_some(p.leader);
+        let target = change_replication_factor(&p.replicas, leader, rf, brokers, &load)
+            .map_err(|e| format!("partition {}: {e}", p.partition))?;
+        for r in &p.replicas {
+            if let Some(n) = load.get_mut(r) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        for r in &target {
+            *load.entry(*r).or_default() += 1;
+        }
+        out.insert(p.partition, target);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -314,19 +342,16 @@ mod tests {
     }
 
     #[test]
-    fn replication_change_is_refused() {
+    fn a_replication_change_is_carried_out() {
         let actions = plan_topic(&spec(1, 3), Some(&observed(1, 2)));
         assert_eq!(
             actions,
-            vec![TopicAction::RefuseReplicationChange {
+            vec![TopicAction::ChangeReplicationFactor {
                 observed: 2,
                 desired: 3
             }]
         );
-        assert!(actions[0]
-            .refusal()
-            .unwrap()
-            .starts_with("spec.replicationFactor is 3"));
+        assert_eq!(actions[0].refusal(), None);
     }
 
     #[test]
@@ -372,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_assignment_of_existing_partitions_is_refused_not_ignored() {
+    fn a_changed_assignment_of_existing_partitions_moves_them() {
         let mut s = spec(3, 2);
         // Partitions 0 and 1 exist as [0, 1]; the spec moves partition 1 and adds partition 2.
         s.assignment = Some(vec![vec![0, 1], vec![1, 2], vec![2, 0]]);
@@ -384,23 +409,18 @@ mod tests {
                     total: 3,
                     assignment: Some(vec![vec![2, 0]]),
                 },
-                TopicAction::RefuseReassignment {
-                    partitions: vec![1]
+                TopicAction::Reassign {
+                    partitions: BTreeMap::from([(1, vec![1, 2])]),
                 },
             ]
-        );
-        let message = actions[1].refusal().unwrap();
-        assert!(
-            message.starts_with("spec.assignment places the replicas of existing partitions 1 "),
-            "{message}"
         );
         // Replica order is the preferred leader: a reordering is a change too.
         s.assignment = Some(vec![vec![1, 0], vec![0, 1]]);
         s.partitions = 2;
         assert_eq!(
             plan_topic(&s, Some(&observed(2, 2))),
-            vec![TopicAction::RefuseReassignment {
-                partitions: vec![0]
+            vec![TopicAction::Reassign {
+                partitions: BTreeMap::from([(0, vec![1, 0])]),
             }]
         );
         // The assignment as it is: nothing to do.

@@ -2,6 +2,7 @@
 //! protocol, report its partitions, and on deletion honour the deletion policy (finalizer).
 //! Topics no KafkaTopic names are never touched.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,11 @@ use crate::crd::{
     describe_errors, merge_conditions, Condition, DeletionPolicy, FieldError, KafkaCluster,
     KafkaTopic, KafkaTopicStatus,
 };
-use crate::kafka::{AdminError, NewTopic, RESOURCE_TOPIC};
-use crate::plan::topic::{managed_by_other, plan_topic, TopicAction};
+use crate::kafka::{AdminError, KafkaError, NewTopic, RESOURCE_TOPIC};
+use crate::plan::rebalance::{next_batch, Assignment, BrokerInfo};
+use crate::plan::topic::{
+    managed_by_other, plan_topic, replication_targets, ObservedTopic, TopicAction,
+};
 
 /// Kind label of the metrics.
 pub const KIND: &str = "KafkaTopic";
@@ -25,6 +29,8 @@ pub const KIND: &str = "KafkaTopic";
 pub const FINALIZER: &str = "samsa.dev/topic";
 /// Kafka error code of a topic that already exists.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Ready=False reason while replicas move to where the spec puts them.
+const REASSIGNING: &str = "Reassigning";
 
 /// Reconciles one KafkaTopic.
 pub async fn reconcile(kt: Arc<KafkaTopic>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -128,6 +134,18 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     let admin = ctx.admin(&bootstrap);
     let observed = admin.describe_topic(&topic).await?;
     let actions = plan_topic(&kt.spec, observed.as_ref());
+    let max_moves = usize::try_from(cluster.spec.rebalance.max_concurrent_moves)
+        .unwrap_or(1)
+        .max(1);
+    let moves = actions.iter().any(|a| {
+        matches!(
+            a,
+            TopicAction::Reassign { .. } | TopicAction::ChangeReplicationFactor { .. }
+        )
+    }) || previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.reason == REASSIGNING);
     let mut refusals = Vec::new();
     for action in &actions {
         let outcome = match action {
@@ -197,9 +215,54 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
                 }
                 r
             }
-            TopicAction::RefuseDecrease { .. }
-            | TopicAction::RefuseReplicationChange { .. }
-            | TopicAction::RefuseReassignment { .. } => {
+            TopicAction::ChangeReplicationFactor {
+                observed: from,
+                desired,
+            } => {
+                let targets = match (&observed, admin.metadata(Some(&[])).await) {
+                    (Some(o), Ok(meta)) => {
+                        let brokers: Vec<BrokerInfo> = meta
+                            .brokers
+                            .iter()
+                            .map(|b| BrokerInfo {
+                                id: b.id,
+                                rack: b.rack.clone(),
+                            })
+                            .collect();
+                        replication_targets(o, *desired, &brokers)
+                    }
+                    (None, _) => Ok(BTreeMap::new()),
+                    (_, Err(e)) => return Err(e.into()),
+                };
+                match targets {
+                    Ok(targets) => {
+                        let why = format!("replication factor {from} → {desired}");
+                        start_moves(ctx, kt, &admin, &topic, &observed, &targets, max_moves, &why)
+                            .await
+                    }
+                    Err(message) => {
+                        let message = format!("spec.replicationFactor: {message}");
+                        ctx.event(kt, EventType::Warning, "ChangeRefused", message.clone())
+                            .await;
+                        refusals.push(message);
+                        Ok(())
+                    }
+                }
+            }
+            TopicAction::Reassign { partitions } => {
+                start_moves(
+                    ctx,
+                    kt,
+                    &admin,
+                    &topic,
+                    &observed,
+                    partitions,
+                    max_moves,
+                    "spec.assignment",
+                )
+                .await
+            }
+            TopicAction::RefuseDecrease { .. } => {
                 if let Some(message) = action.refusal() {
                     ctx.event(kt, EventType::Warning, "ChangeRefused", message.clone())
                         .await;
@@ -222,6 +285,51 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     }
 
     let observed = admin.describe_topic(&topic).await?;
+    // Replicas still moving: not Ready until they are where the spec puts them.
+    let moving: Vec<String> = if moves && refusals.is_empty() {
+        admin
+            .list_partition_reassignments()
+            .await?
+            .keys()
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, p)| p.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let pending = observed
+        .as_ref()
+        .map(|o| {
+            plan_topic(&kt.spec, Some(o)).iter().any(|a| {
+                matches!(
+                    a,
+                    TopicAction::Reassign { .. } | TopicAction::ChangeReplicationFactor { .. }
+                )
+            })
+        })
+        .unwrap_or(false);
+    if refusals.is_empty() && (!moving.is_empty() || pending) {
+        let message = format!(
+            "topic {topic}: moving replicas of partitions {} to where the spec puts them",
+            if moving.is_empty() {
+                "(next batch)".to_string()
+            } else {
+                crate::plan::listed(&moving)
+            }
+        );
+        set_status(
+            &api,
+            &name,
+            kt,
+            &previous,
+            observed.as_ref(),
+            false,
+            REASSIGNING,
+            &message,
+        )
+        .await?;
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     // The brokers' refusals come first: a topic they refused to create is missing because of
     // them, and the condition must say why.
     let (ready, reason, message) = match (&observed, refusals.is_empty()) {
@@ -257,6 +365,68 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     } else {
         Duration::from_secs(30)
     }))
+}
+
+/// Submits the next batch of `targets` (partition → replicas) of `topic` not moving yet, at
+/// most `max` moving at once, and says so in an event.
+#[allow(clippy::too_many_arguments)]
+async fn start_moves(
+    ctx: &Context,
+    kt: &KafkaTopic,
+    admin: &crate::kafka::AdminClient,
+    topic: &str,
+    observed: &Option<ObservedTopic>,
+    targets: &BTreeMap<i32, Vec<i32>>,
+    max: usize,
+    why: &str,
+) -> Result<(), AdminError> {
+    let in_progress: BTreeSet<(String, i32)> = admin
+        .list_partition_reassignments()
+        .await?
+        .into_keys()
+        .filter(|(t, _)| t == topic)
+        .collect();
+    let target: Assignment = targets
+        .iter()
+        .map(|(p, r)| ((topic.to_string(), *p), r.clone()))
+        .collect();
+    let current: Assignment = observed
+        .iter()
+        .flat_map(|o| o.partitions.iter())
+        .map(|p| ((topic.to_string(), p.partition), p.replicas.clone()))
+        .collect();
+    let batch = next_batch(&target, &current, &in_progress, &BTreeMap::new(), max);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = batch
+        .iter()
+        .map(|((_, p), r)| format!("{p} → {r:?}"))
+        .collect();
+    let moves = batch.into_iter().map(|(k, r)| (k, Some(r))).collect();
+    let results = admin.alter_partition_reassignments(&moves).await?;
+    for r in &results {
+        let resource = format!("{}-{}", r.topic, r.partition);
+        if let Some(e) = KafkaError::from_code(
+            "AlterPartitionReassignments",
+            Some(&resource),
+            r.error_code,
+            r.message.as_deref(),
+        ) {
+            return Err(e.into());
+        }
+    }
+    ctx.event(
+        kt,
+        EventType::Normal,
+        "ReassignmentStarted",
+        format!(
+            "topic {topic} ({why}): moving partitions {}",
+            crate::plan::listed(&described)
+        ),
+    )
+    .await;
+    Ok(())
 }
 
 /// Not Ready for a reason the user must fix: the condition, a Warning the first time this
