@@ -104,6 +104,10 @@ pub struct KafkaClusterSpec {
         validation = known_keys_rule())]
     pub config: BTreeMap<String, String>,
 
+    /// What happens to a broker's volume when its pod goes for good.
+    #[serde(default)]
+    pub volume_claims: VolumeClaimsSpec,
+
     /// Rack awareness: spread brokers over a node topology domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<RackSpec>,
@@ -156,6 +160,57 @@ impl Default for StorageSpec {
             storage_class_name: None,
         }
     }
+}
+
+/// Keep or delete a volume claim (the StatefulSet's PVC retention policy).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ClaimRetention {
+    /// The claim and its data stay.
+    Retain,
+    /// The claim is deleted (and its volume, per the storage class's reclaim policy).
+    Delete,
+}
+
+impl ClaimRetention {
+    /// The StatefulSet's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimRetention::Retain => "Retain",
+            ClaimRetention::Delete => "Delete",
+        }
+    }
+}
+
+/// The brokers' volume claims after their pods go.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeClaimsSpec {
+    /// A scale-down removes a broker only once it holds no replica (drained); its claim then
+    /// holds nothing anyone needs. `Delete` (default) removes it, `Retain` keeps it (a later
+    /// scale-up reuses it).
+    #[serde(default = "default_when_scaled")]
+    pub when_scaled: ClaimRetention,
+    /// When the KafkaCluster is deleted: `Retain` (default) keeps every broker's data,
+    /// `Delete` removes it.
+    #[serde(default = "default_when_deleted")]
+    pub when_deleted: ClaimRetention,
+}
+
+impl Default for VolumeClaimsSpec {
+    fn default() -> Self {
+        VolumeClaimsSpec {
+            when_scaled: default_when_scaled(),
+            when_deleted: default_when_deleted(),
+        }
+    }
+}
+
+fn default_when_scaled() -> ClaimRetention {
+    ClaimRetention::Delete
+}
+
+fn default_when_deleted() -> ClaimRetention {
+    ClaimRetention::Retain
 }
 
 /// Rack awareness.
@@ -672,6 +727,7 @@ impl Default for KafkaClusterSpec {
             storage: StorageSpec::default(),
             resources: None,
             config: BTreeMap::new(),
+            volume_claims: VolumeClaimsSpec::default(),
             rack: None,
             listeners: ListenersSpec::default(),
             upgrade: UpgradeSpec::default(),

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort,
     DownwardAPIVolumeFile, DownwardAPIVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
@@ -546,6 +549,12 @@ pub fn desired_objects(
             }),
             template,
             volume_claim_templates: Some(vec![pvc]),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_scaled: Some(spec.volume_claims.when_scaled.as_str().into()),
+                    when_deleted: Some(spec.volume_claims.when_deleted.as_str().into()),
+                },
+            ),
             ..Default::default()
         }),
         status: None,

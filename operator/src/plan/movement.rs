@@ -179,6 +179,7 @@ pub fn need(
         }
         _ if running > wanted => Need::Plan,
         Some(p) if spec.on_scale_up && grew(&p.brokers, &wanted_set) => Need::Plan,
+        None if spec.on_scale_up && running < wanted => Need::Plan,
         _ => Need::Nothing,
     }
 }
@@ -204,9 +205,23 @@ pub fn decide(input: &MoveInput) -> MoveDecision {
     let reason = if !removing.is_empty() {
         Some(RebalanceReason::ScaleDown)
     } else if let Some(p) = previous.filter(|p| active(p)) {
+        if p.reason == Some(RebalanceReason::ScaleDown) {
+            // The StatefulSet shrank before anything had to move (nothing was on the brokers
+            // it removed): drained.
+            let status = RebalanceStatus {
+                brokers: wanted_set,
+                ..p.clone()
+            };
+            return finish(input, status, Vec::new(), RebalanceReason::ScaleDown);
+        }
         p.reason
-    } else if previous
-        .is_some_and(|p| input.spec.on_scale_up && grew(&p.brokers, &wanted_set))
+    } else if input.spec.on_scale_up
+        && match previous {
+            Some(p) => grew(&p.brokers, &wanted_set),
+            // Nothing recorded yet (a new cluster, or one from before the operator moved
+            // replicas): the brokers the StatefulSet had are the ones that hold replicas.
+            None => input.running < input.wanted,
+        }
     {
         Some(RebalanceReason::ScaleUp)
     } else {

@@ -259,10 +259,23 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         ),
         None => None,
     };
-    let draining = moves
+    // A drain under way is progress, not a blocked scale-down.
+    let drain_status = moves
         .as_ref()
-        .is_some_and(|m| m.draining && m.blocked.is_none());
-    if let Some(message) = blocked.as_ref().filter(|_| !draining) {
+        .and_then(|m| m.status.as_ref())
+        .or(previous.rebalance.as_ref());
+    let draining = moves.as_ref().is_some_and(|m| {
+        m.draining
+            && m.blocked.is_none()
+            && drain_status.is_some_and(|r| r.phase == crate::crd::RebalancePhase::Moving)
+    });
+    let scale_blocked = blocked.as_ref().filter(|_| !draining).map(|guard| {
+        match drain_status.filter(|r| !r.message.is_empty() && !r.removing.is_empty()) {
+            Some(r) => format!("{guard}; the drain: {}", r.message),
+            None => guard.clone(),
+        }
+    });
+    if let Some(message) = &scale_blocked {
         let said = previous
             .conditions
             .iter()
@@ -304,11 +317,10 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .map(|r| r.message.clone())
         .unwrap_or_default();
-    if let Some(message) = &blocked {
-        let (reason, progressing, message) = if draining {
-            ("Draining", true, rebalance_message.clone())
-        } else {
-            ("ScaleDownBlocked", false, message.clone())
+    if blocked.is_some() {
+        let (reason, progressing, message) = match &scale_blocked {
+            Some(m) => ("ScaleDownBlocked", false, m.clone()),
+            None => ("Draining", true, rebalance_message.clone()),
         };
         for c in status.conditions.iter_mut() {
             match c.type_.as_str() {
