@@ -21,6 +21,9 @@
 #     decrease, replication factor 0, min.insync.replicas not below the replication factor,
 #     brokers 0), and those only the operator can judge get Ready=False naming it (replication
 #     factor above the brokers, a config the brokers do not know);
+#   - a KafkaTopic's explicit assignment change and replication-factor change (2 -> 3) are
+#     carried out by reassignment: the brokers list exactly the replicas expected, every ISR
+#     whole, the topic Ready again, and every record produced before is read back once;
 #   - deleting the KafkaTopic deletes the topic on the brokers;
 #   - the operator's per-reconcile latency from its /metrics (through the apiserver's service
 #     proxy) is printed per kind, and its log shows no request refused by RBAC;
@@ -541,6 +544,55 @@ eventually 60 "unknown topic config: the Ready condition names not.a.topic.confi
   not_ready unknown-config not.a.topic.config
 out="$(kn delete kt too-many-replicas unknown-config --wait=true --timeout=60s 2>&1)" ||
   fail "delete the refused KafkaTopics" "$out"
+
+# ---------------------------------------------------------------------------------------------
+# Moving replicas of a KafkaTopic: a replication-factor change and an explicit assignment
+# change are carried out by reassignment, with the records kept.
+# replicas_are NAME WANT: the brokers list exactly WANT ("p:r,r p:r,r ...", replica order kept)
+# for the topic NAME, every partition with its whole ISR and a leader.
+replicas_are() {
+  local out got
+  out="$(kc describe -t "$1")" || { echo "$out"; return 1; }
+  got="$(awk '/^partition /{gsub(/[\[\]]/, ""); r=""; i=6; while ($i != "isr") {r = r (r == "" ? "" : ",") $i; i++}
+    isr = NF - i; if (isr != i - 6 || $4 < 0) bad = bad " " $2; printf "%s%s:%s", sep, $2, r; sep=" "}
+    END {if (bad != "") printf " (not whole ISR or no leader:%s)", bad}' <<<"$out")"
+  [[ "$got" == "$2" ]] || { echo "replicas: $got, expected $2"; echo "$out"; return 1; }
+  echo "replicas $got"
+}
+printf 'apiVersion: samsa.dev/v1alpha1\nkind: KafkaTopic\nmetadata: {name: moves}\nspec:\n  clusterRef: {name: %s}\n  partitions: 2\n  replicationFactor: 2\n  assignment: [[0, 1], [1, 2]]\n' \
+  "$CLUSTER" >"$TMP/moves.yaml"
+check "kubectl apply: KafkaTopic moves, 2 partitions on [0 1] [1 2]" kn apply -f "$TMP/moves.yaml"
+eventually 90 "moves: replicas as assigned" replicas_are moves "0:0,1 1:1,2"
+if out="$(kc produce -t moves -n 200 -prefix "mv-$TOKEN" 2>&1)"; then
+  pass "moves: produced 200 records"
+else
+  fail "moves: produce 200 records" "$out"
+fi
+sed -e 's/assignment: \[\[0, 1\], \[1, 2\]\]/assignment: [[2, 0], [1, 0]]/' "$TMP/moves.yaml" >"$TMP/moves-2.yaml"
+check "kubectl apply: assignment [[0 1] [1 2]] -> [[2 0] [1 0]]" kn apply -f "$TMP/moves-2.yaml"
+eventually 120 "moves: replicas moved to [2 0] [1 0]" replicas_are moves "0:2,0 1:1,0"
+check "moves: Ready again after the move" kn wait kt/moves --for=condition=Ready --timeout=60s
+moved_event() {
+  kn get events --field-selector "involvedObject.kind=KafkaTopic,involvedObject.name=moves,reason=ReassignmentStarted" \
+    -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' | grep -F "spec.assignment" | head -n 1 | grep .
+}
+check "moves: a ReassignmentStarted event for the assignment" moved_event
+# Replication factor 2 -> 3 (the assignment removed: the operator picks the brokers).
+printf 'apiVersion: samsa.dev/v1alpha1\nkind: KafkaTopic\nmetadata: {name: moves}\nspec:\n  clusterRef: {name: %s}\n  partitions: 2\n  replicationFactor: 3\n' \
+  "$CLUSTER" >"$TMP/moves-3.yaml"
+check "kubectl apply: moves replicationFactor 2 -> 3" kn apply -f "$TMP/moves-3.yaml"
+eventually 120 "moves: 3 replicas of each partition, leaders kept" replicas_are moves "0:2,0,1 1:1,0,2"
+check "moves: Ready again after the replication-factor change" kn wait kt/moves --for=condition=Ready --timeout=60s
+mv_consumed() {
+  local out
+  out="$(kc consume -t moves -n 200 -timeout 60s)" || { echo "$out"; return 1; }
+  grep -v '^consumed ' <<<"$out" | sort >"$TMP/mv-got"
+  for ((i = 0; i < 200; i++)); do echo "mv-$TOKEN-$i"; done | sort >"$TMP/mv-want"
+  cmp -s "$TMP/mv-got" "$TMP/mv-want" || { echo "got $(wc -l <"$TMP/mv-got") records"; diff "$TMP/mv-got" "$TMP/mv-want" | head -n 5; return 1; }
+  echo "200 records back after two moves, each exactly once"
+}
+check "moves: every record kept through the moves" mv_consumed
+out="$(kn delete kt moves --wait=true --timeout=60s 2>&1)" || fail "delete KafkaTopic moves" "$out"
 
 # ---------------------------------------------------------------------------------------------
 # Delete the topic
