@@ -4,6 +4,7 @@
 pub mod broker_config;
 pub mod cluster;
 pub mod cluster_status;
+pub mod rebalance;
 pub mod roll;
 pub mod scale;
 pub mod topic;
