@@ -559,7 +559,9 @@ fn progress(
             .max(1);
         let batch = rebalance::next_batch(&target, &view.current, &in_progress, &view.sizes, max);
         if !batch.is_empty() {
-            status.in_progress.extend(batch.iter().map(|(k, _)| key_name(k)));
+            status
+                .in_progress
+                .extend(batch.iter().map(|(k, _)| key_name(k)));
             status.in_progress.sort();
             actions.push(MoveAction::Reassign(
                 batch.into_iter().map(|(k, r)| (k, Some(r))).collect(),
@@ -567,10 +569,7 @@ fn progress(
         }
         status.message = format!(
             "{} of {} partitions moved, {} of {} bytes",
-            status.partitions_done,
-            status.partitions_total,
-            status.bytes_moved,
-            status.bytes_total
+            status.partitions_done, status.partitions_total, status.bytes_moved, status.bytes_total
         );
     }
     MoveDecision {
@@ -636,7 +635,11 @@ fn restart(input: &MoveInput, previous: &RebalanceStatus, wanted_set: &[i32]) ->
         previous.brokers,
         cancel.len()
     );
-    actions.push(MoveAction::Event(false, "RebalanceReplanned", message.clone()));
+    actions.push(MoveAction::Event(
+        false,
+        "RebalanceReplanned",
+        message.clone(),
+    ));
     if !cancel.is_empty() {
         actions.push(MoveAction::Reassign(cancel));
     }
@@ -710,15 +713,26 @@ fn finish(
         status.partitions_total, status.replica_moves, status.bytes_total
     );
     status.message = match reason {
-        RebalanceReason::ScaleUp => format!("replicas spread over brokers {:?}: {summary}", status.brokers),
+        RebalanceReason::ScaleUp => format!(
+            "replicas spread over brokers {:?}: {summary}",
+            status.brokers
+        ),
         RebalanceReason::ScaleDown => {
             format!("brokers {:?} drained: {summary}", status.removing)
         }
     };
     if reason == RebalanceReason::ScaleDown {
-        actions.push(MoveAction::Event(false, "BrokersDrained", status.message.clone()));
+        actions.push(MoveAction::Event(
+            false,
+            "BrokersDrained",
+            status.message.clone(),
+        ));
     }
-    actions.push(MoveAction::Event(false, "RebalanceComplete", status.message.clone()));
+    actions.push(MoveAction::Event(
+        false,
+        "RebalanceComplete",
+        status.message.clone(),
+    ));
     MoveDecision {
         status: Some(status),
         actions,

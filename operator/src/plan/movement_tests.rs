@@ -26,10 +26,7 @@ fn three_brokers() -> Assignment {
     let mut a = Assignment::new();
     for p in 0..6 {
         let first = p % 3;
-        a.insert(
-            key("t", p),
-            vec![first, (first + 1) % 3, (first + 2) % 3],
-        );
+        a.insert(key("t", p), vec![first, (first + 1) % 3, (first + 2) % 3]);
     }
     a.insert(key("one", 0), vec![0]);
     a
@@ -110,7 +107,10 @@ fn events(d: &MoveDecision) -> Vec<&'static str> {
 }
 
 /// The current assignment once the given moves completed.
-fn applied(mut current: Assignment, moves: &BTreeMap<PartitionKey, Option<Vec<i32>>>) -> Assignment {
+fn applied(
+    mut current: Assignment,
+    moves: &BTreeMap<PartitionKey, Option<Vec<i32>>>,
+) -> Assignment {
     for (k, target) in moves {
         if let Some(t) = target {
             current.insert(k.clone(), t.clone());
@@ -161,7 +161,10 @@ fn scale_up_waits_for_the_new_broker_then_spreads_replicas_in_batches() {
     assert_eq!(s.brokers, vec![0, 1, 2, 3]);
     assert!(s.partitions_total > 0);
     assert_eq!(s.partitions_total as usize, s.plan.len());
-    assert!(s.replica_moves >= 4, "19 replicas over 4 brokers: 4 at least on broker 3");
+    assert!(
+        s.replica_moves >= 4,
+        "19 replicas over 4 brokers: 4 at least on broker 3"
+    );
     assert_eq!(s.bytes_total, 1000 * i64::from(s.replica_moves));
     assert_eq!(s.started_at.as_deref(), Some(NOW));
     assert!(s.plan.iter().any(|p| p.replicas.contains(&3)));
@@ -197,7 +200,9 @@ fn scale_up_waits_for_the_new_broker_then_spreads_replicas_in_batches() {
         for b in p.replicas.iter().filter(|b| !before.contains(b)) {
             let follower = &throttle.2[&p.topic].1;
             assert!(
-                follower.split(',').any(|e| e == format!("{}:{b}", p.partition)),
+                follower
+                    .split(',')
+                    .any(|e| e == format!("{}:{b}", p.partition)),
                 "{follower}"
             );
         }
@@ -324,7 +329,11 @@ fn scale_down_drains_the_removed_broker_and_keeps_the_replication_factor() {
         set.dedup();
         assert_eq!(set.len(), three_brokers()[k].len(), "{k:?} keeps its RF");
     }
-    assert!(status.message.contains("brokers [3] drained"), "{}", status.message);
+    assert!(
+        status.message.contains("brokers [3] drained"),
+        "{}",
+        status.message
+    );
 }
 
 #[test]
@@ -356,8 +365,14 @@ fn no_new_moves_while_a_broker_is_away_or_the_brokers_cannot_be_read() {
     let mut case = Case::new(4, 4, Some(&v));
     case.previous = Some(moving.clone());
     let d = case.decide();
-    assert_eq!(d.status.as_ref().map(|s| s.phase), Some(RebalancePhase::Blocked));
-    assert!(d.blocked.as_deref().is_some_and(|m| m.contains("brokers 1")));
+    assert_eq!(
+        d.status.as_ref().map(|s| s.phase),
+        Some(RebalancePhase::Blocked)
+    );
+    assert!(d
+        .blocked
+        .as_deref()
+        .is_some_and(|m| m.contains("brokers 1")));
     assert!(reassigned(&d).is_empty());
 
     // A pod not Ready: the same.
@@ -414,7 +429,10 @@ fn a_changed_broker_set_cancels_the_moves_in_progress_and_plans_again() {
     let mut case = Case::new(3, 4, Some(&v2));
     case.previous = Some(s.clone());
     let d = case.decide();
-    assert_eq!(d.status.as_ref().map(|s| s.phase), Some(RebalancePhase::Waiting));
+    assert_eq!(
+        d.status.as_ref().map(|s| s.phase),
+        Some(RebalancePhase::Waiting)
+    );
     let v3 = view(three_brokers(), &[0, 1, 2, 3]);
     let mut case = Case::new(3, 4, Some(&v3));
     case.previous = Some(s);
@@ -431,13 +449,21 @@ fn a_topic_deleted_mid_way_counts_as_done() {
     let mut case = Case::new(4, 4, Some(&v));
     case.previous = Some(idle(&[0, 1, 2]));
     let moving = case.decide().status.expect("a status");
+    let of_t = moving.plan.iter().filter(|p| p.topic == "t").count();
+    assert!(of_t > 0);
     let mut gone = three_brokers();
     gone.retain(|(t, _), _| t != "t");
     let v = view(gone, &[0, 1, 2, 3]);
     let mut case = Case::new(4, 4, Some(&v));
     case.previous = Some(moving);
     let s = case.decide().status.expect("a status");
-    assert_eq!(s.partitions_done, s.partitions_total);
+    assert_eq!(s.partitions_done as usize, of_t);
+    // Nothing of a deleted topic is submitted.
+    assert!(
+        s.in_progress.iter().all(|k| !k.starts_with("t-")),
+        "{:?}",
+        s.in_progress
+    );
 }
 
 #[test]

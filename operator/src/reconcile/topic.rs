@@ -237,8 +237,10 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
                 match targets {
                     Ok(targets) => {
                         let why = format!("replication factor {from} → {desired}");
-                        start_moves(ctx, kt, &admin, &topic, &observed, &targets, max_moves, &why)
-                            .await
+                        start_moves(
+                            ctx, kt, &admin, &topic, &observed, &targets, max_moves, &why,
+                        )
+                        .await
                     }
                     Err(message) => {
                         let message = format!("spec.replicationFactor: {message}");

@@ -111,7 +111,12 @@ pub(super) async fn decide_step(
 
 /// Carries out the requests of a decision whose status is written. Failures are logged and
 /// retried by a later reconcile (the status says what is left).
-pub(super) async fn act(kc: &KafkaCluster, ctx: &Context, bootstrap: &str, decision: &MoveDecision) {
+pub(super) async fn act(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    bootstrap: &str,
+    decision: &MoveDecision,
+) {
     let admin = ctx.admin(bootstrap);
     for action in &decision.actions {
         match action {
