@@ -96,7 +96,9 @@
 # StatefulSet has updateStrategy OnDelete. With an older operator they are skipped (SKIP,
 # counted neither way) with SAMSA_E2E_ROLL_REQUIRE=0; they FAIL by default. up and down need
 # the operator's replica rebalancing (spec.rebalance, status.rebalance): with an operator
-# without it, the scale itself works (up) or is refused (down) and the rebalance checks FAIL.
+# without it the CRD prunes spec.rebalance, the scales themselves work (such an operator refuses
+# a scale-down only while broker 3 holds replicas, and it gave it none), the records and ISR
+# checks pass, and the rebalance checks FAIL (each wait gives up after 120 s without a rebalance).
 #
 #   e2e/roll-test.sh       uses $KUBECONFIG, else the e2e/cluster admin kubeconfig
 #
@@ -428,11 +430,12 @@ group_lag_zero() {
   echo "committed lag 0"
 }
 
-# pod_watch_start FILE: every change of the broker pods, "epoch|name|uid|ready|deleting|image".
+# pod_watch_start FILE: every change of the broker pods, "epoch|name|uid|ready|deleting|image|grace"
+# (deleting: the deletionTimestamp, which is the deletion plus grace, its deletionGracePeriodSeconds).
 pod_watch_start() {
   stop_watch
   timeout $((ROLL_WAIT * 4)) "${K[@]}" -n "$NS" get pods -l "samsa.dev/cluster=$CLUSTER" -w \
-    -o jsonpath='{.metadata.name}|{.metadata.uid}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.deletionTimestamp}|{.spec.containers[0].image}{"\n"}' \
+    -o jsonpath='{.metadata.name}|{.metadata.uid}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.deletionTimestamp}|{.spec.containers[0].image}|{.metadata.deletionGracePeriodSeconds}{"\n"}' \
     2>"$1.err" > >(while IFS= read -r line; do printf '%s|%s\n' "$EPOCHREALTIME" "$line"; done >"$1") &
   WATCH_PID=$!
 }
@@ -1401,12 +1404,21 @@ scale_events_check() {
     fail "$name: events $* since the change (missing:$missing)" "$msgs"
   fi
 }
+# deleted_at POD: when POD was deleted (UTC, to the second), from the pod watch: its
+# deletionTimestamp less its deletionGracePeriodSeconds.
+deleted_at() {
+  local dts grace e
+  IFS='|' read -r dts grace < <(awk -F'|' -v p="$1" '$2 == p && $5 != "" {print $5 "|" $7; exit}' "$SCEN_DIR/pods")
+  [[ -n "$dts" ]] || return 0
+  e="$(date -u -d "$dts" +%s 2>/dev/null)" || { ts19 "$dts"; return 0; }
+  date -u -d "@$((e - ${grace:-0}))" +%Y-%m-%dT%H:%M:%S
+}
 # drained_before_delete: the event BrokersDrained came no later than the deletion of
-# $CLUSTER-3 (its deletionTimestamp in the pod watch; both to the second).
+# $CLUSTER-3 (deleted_at; both to the second).
 drained_before_delete() {
   local drained deleted
   drained="$(events_since BrokersDrained | cut -d'|' -f1 | sort | head -n 1)"
-  deleted="$(awk -F'|' -v p="$CLUSTER-3" '$2 == p && $5 != "" {print substr($5, 1, 19); exit}' "$SCEN_DIR/pods")"
+  deleted="$(deleted_at "$CLUSTER-3")"
   [[ -n "$drained" ]] || { echo "no event BrokersDrained since the change${deleted:+ ($CLUSTER-3 deleted at $deleted)}"; return 1; }
   [[ -n "$deleted" ]] || { echo "the pod watch saw no deletion of $CLUSTER-3 (BrokersDrained at $drained)"; return 1; }
   [[ ! "$deleted" < "$drained" ]] || { echo "$CLUSTER-3 deleted at $deleted, before BrokersDrained at $drained"; return 1; }
@@ -1422,7 +1434,7 @@ scale_watch_report() {
     $2 == extra {
       if (seen == "") seen = $1
       if ($4 == "True" && $5 == "" && ready == "") ready = $1
-      if ($5 != "" && deleted == "") { deleted = $1; dts = $5 }
+      if ($5 != "" && deleted == "") { deleted = $1; dts = $5; grace = $7 }
       next
     }
     { up = ($4 == "True" && $5 == ""); cur[$2] = up; if (!up) went[$2] = 1
@@ -1432,7 +1444,7 @@ scale_watch_report() {
       printf "maxdown %d\n", maxd
       for (x in went) list = list " " x
       printf "others%s\n", list
-      printf "extra first seen %s, Ready %s, deleted %s (deletionTimestamp %s)\n", (seen == "" ? "never" : sprintf("%+.1fs", seen - t0)), (ready == "" ? "never" : sprintf("%+.1fs", ready - t0)), (deleted == "" ? "never" : sprintf("%+.1fs", deleted - t0)), (dts == "" ? "-" : dts)
+      printf "extra first seen %s, Ready %s, deleted %s%s\n", (seen == "" ? "never" : sprintf("%+.1fs", seen - t0)), (ready == "" ? "never" : sprintf("%+.1fs", ready - t0)), (deleted == "" ? "never" : sprintf("%+.1fs", deleted - t0)), (dts == "" ? "" : " (deletionTimestamp " dts ", grace " grace " s)")
     }' "$2")"
   maxdown="$(sed -n 's/^maxdown //p' <<<"$out")"
   others="$(sed -n 's/^others *//p' <<<"$out")"
