@@ -1501,18 +1501,24 @@ scenario_scale_down() {
     TRIGGER_UTC="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     patch_kc '{"spec":{"brokers":4}}' || return 1
     eventually "$SCALE_WAIT" "down: (preparation) the StatefulSet at 4 replicas, $CLUSTER-0..3 Ready" scale_pods 4 || return 1
-    local start=$SECONDS st phase r started
+    # The scale-up's rebalance, bounded as in wait_scale (given up after SCALE_START_GRACE s
+    # without one).
+    local start=$SECONDS st phase r started seen=0
+    REB_REASON=ScaleUp
     while ((SECONDS - start < SCALE_WAIT)); do
       st="$(rebalance_state 2>&1)"
       IFS='|' read -r phase r started _ <<<"$st"
-      REB_REASON=ScaleUp
-      rebalance_of_change "$r" "$started" && [[ "$phase" == Complete ]] && break
+      if rebalance_of_change "$r" "$started"; then
+        seen=1
+        [[ "$phase" == Complete ]] && break
+      fi
+      ((seen || SECONDS - start < SCALE_START_GRACE)) || break
       sleep 2
     done
     if [[ "$phase" == Complete ]] && rebalance_of_change "$r" "$started"; then
       say "down: (preparation) the scale-up's rebalance Complete after $((SECONDS - start))s"
     else
-      say "NOTE down: (preparation) no complete rebalance of the scale-up after $((SECONDS - start))s: status.rebalance $st"
+      say "NOTE down: (preparation) no complete rebalance of the scale-up after $((SECONDS - start))s: status.rebalance (phase|reason|startedAt|...) $st"
     fi
   fi
   LOAD_BROKERS="0 1 2 3"
