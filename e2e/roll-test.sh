@@ -1288,6 +1288,7 @@ kc_conditions() {
 # Complete, or "-") and PODS_SECONDS (the change to the brokers at N, or "-").
 SCALE_SECONDS=-
 PODS_SECONDS=-
+REB_REASON=
 wait_scale() {
   local name="$1" n="$2" start=$SECONDS pods_at="" seen_at="" phases="" reported=$SECONDS pods_out st why=""
   local phase r started pdone ptotal moved btotal inprog msg
