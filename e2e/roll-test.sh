@@ -2,7 +2,8 @@
 # Rolling restarts of a three-broker KafkaCluster under load: the e2e test of the operator's
 # roll (updateStrategy OnDelete; the operator deletes one broker pod at a time when the ISR,
 # the consumer groups and the quorum allow it), and the baseline it replaces, the
-# StatefulSet's own RollingUpdate.
+# StatefulSet's own RollingUpdate. Then scaling under the same load: 3 -> 4 brokers, the
+# operator moving replicas onto the new broker, and back to 3, the operator draining it first.
 #
 # For each scenario a pod `roll-load-<scenario>` runs, from the kclient image (e2e/kclient):
 #   load     an idempotent acks=all producer, SAMSA_E2E_ROLL_RATE records/s of
@@ -12,9 +13,10 @@
 #            "partition offset key" per record read, committing every second;
 #   isr      every 250 ms: the brokers' samsa_under_min_isr_partitions,
 #            samsa_under_replicated_partitions and samsa_offline_partitions from /metrics
-#            (port 9404), and the topic's ISR from Metadata;
+#            (port 9404; brokers 0-2, 0-3 in up and down), and the topic's ISR from Metadata;
 #   files    `kclient sleep`, through which the test steers the others (stop and pause files
-#            in the shared emptyDir /work) and reads their files.
+#            in the shared emptyDir /work) and reads their files; up and down also run
+#            `kclient assignment` in it (every topic's replicas, leader and ISR from Metadata).
 # and on this machine a `kubectl get pods -w` of the broker pods, time-stamped, from which the
 # test knows when each broker went down (deletion or not Ready) and came back (a Ready pod).
 #
@@ -23,21 +25,26 @@
 #     no key acknowledged twice (the idempotent producer), no key at two offsets in the log;
 #     acknowledged offsets increase per partition; 0 delivery errors at the producer;
 #   - the ISR never fell below min.insync.replicas (gauges and Metadata, every 250 ms);
-#   - at most one broker down at any time;
+#   - at most one broker down at any time (rolls only);
 #   - (a figure, not a check) the longest produce stall (longest time between two
 #     acknowledgements), against the goal SAMSA_E2E_ROLL_STALL_MS (1000);
 #   - for the operator's roll: status.rollout (phase Complete, restarted [0 1 2], pending and
 #     inProgress empty, startedAt, finishedAt, restartSeconds per broker), the events
 #     BrokerRestarting, BrokerRestarted and RolloutComplete, and each broker deleted only once
-#     the previous one was back in every ISR.
+#     the previous one was back in every ISR;
+#   - for up and down (below): status.rebalance, the events, and the assignment of every
+#     topic (__consumer_offsets included) from Metadata afterwards.
 # and it prints the roll time, each broker's restart seconds (from the pod watch, and from
 # status.rollout.restartSeconds), the longest stall, the consumers' maximum lag and the
 # produce errors the client retried (NOT_ENOUGH_REPLICAS...). The baseline only reports
 # errors, ISR dips and stalls (the StatefulSet does not look at the ISR), but it must lose no
-# acknowledged record either. At the end a table puts the scenarios' figures side by side.
+# acknowledged record either. For up and down it prints the scale time (the patch of
+# spec.brokers to status.rebalance Complete, and status.rebalance.seconds), the bytes moved and
+# replica moves (status.rebalance), the longest stall and the consumers' maximum lag. At the
+# end a table puts the scenarios' figures side by side.
 #
-# Scenarios (SAMSA_E2E_ROLL_SCENARIOS, in the order given; default "baseline 1 3 4 5 6", and
-# "baseline 1 2 3 4 5 6 baseline-6" with SAMSA_E2E_SOAK=1):
+# Scenarios (SAMSA_E2E_ROLL_SCENARIOS, in the order given; default "baseline 1 3 4 5 6 up
+# down", and "baseline 1 2 3 4 5 6 baseline-6 up down" with SAMSA_E2E_SOAK=1):
 #   baseline    spec.version changes (two tags of one broker image) with the annotation
 #               samsa.dev/test-statefulset-rolling-update: "true": the StatefulSet's own
 #               RollingUpdate rolls the brokers, as before the operator did it
@@ -57,9 +64,43 @@
 #               the ISR; the operator must wait for the ISR
 #   baseline-6  scenario 6 rolled by the StatefulSet: what readiness alone does (reports only;
 #               in the default list with SAMSA_E2E_SOAK=1)
+#   up          spec.brokers 3 -> 4 under load, with spec.rebalance {onScaleUp: true,
+#               throttleBytesPerSecond: SAMSA_E2E_SCALE_THROTTLE, maxConcurrentMoves: 10}: the
+#               StatefulSet grows at once, then the operator moves replicas of every topic onto
+#               broker 3 and elects the preferred leaders. Checks: the StatefulSet at 4, roll-0..3
+#               Ready; status.rebalance phase Complete, reason ScaleUp, brokers [0 1 2 3],
+#               partitionsDone == partitionsTotal > 0, bytesMoved > 0, inProgress empty, started
+#               after the change; the events RebalanceStarted and RebalanceComplete; from
+#               Metadata (kclient assignment, all topics): every partition still there with its
+#               replication factor (load: 3), no broker twice in a partition, broker 3 (and every
+#               broker) holding floor..ceil of the replicas / 4, broker 3 leading at least
+#               floor(partitions / 4) (waits up to 60 s for the leaders), every ISR whole
+#   down        spec.brokers 4 -> 3 under load: the operator drains broker 3 (StatefulSet still
+#               at 4), then the StatefulSet shrinks. Checks: broker 3 holds replicas before (the
+#               premise); the StatefulSet at 3, roll-0..2 Ready, roll-3 gone; status.rebalance
+#               Complete, ScaleDown, brokers [0 1 2], removing [3], partitionsDone ==
+#               partitionsTotal > 0; the events RebalanceStarted, BrokersDrained and
+#               RebalanceComplete, roll-3 deleted no earlier than BrokersDrained (to the
+#               second, 1 s slack: the operator shrinks the StatefulSet and records the drain in
+#               one reconcile); every partition
+#               still there with its replication factor, no broker twice in a partition, none
+#               naming broker 3 (replica, ISR or leader), every ISR whole again. It runs after up:
+#               when the cluster is not at 4 Ready brokers (up did not run, or failed before the
+#               brokers were Ready) it first scales to 4 itself, before the load starts, and
+#               waits (bounded) for that rebalance.
+#               Both wait for the brokers and a Complete rebalance of the change at most
+#               SAMSA_E2E_SCALE_WAIT seconds, and give up after 120 s without a rebalance of the
+#               change in status.rebalance (from the change for down, from the fourth broker's
+#               Ready for up). No timing is asserted. The pod watch reports when roll-3 came or
+#               went and whether a broker that stays went down (a NOTE, not a check). Run up and
+#               down last: the roll scenarios expect three brokers.
 # The operator's scenarios (1-6) need an operator that rolls the brokers itself: one whose
 # StatefulSet has updateStrategy OnDelete. With an older operator they are skipped (SKIP,
-# counted neither way) with SAMSA_E2E_ROLL_REQUIRE=0; they FAIL by default.
+# counted neither way) with SAMSA_E2E_ROLL_REQUIRE=0; they FAIL by default. up and down need
+# the operator's replica rebalancing (spec.rebalance, status.rebalance): with an operator
+# without it the CRD prunes spec.rebalance, the scales themselves work (such an operator refuses
+# a scale-down only while broker 3 holds replicas, and it gave it none), the records and ISR
+# checks pass, and the rebalance checks FAIL (each wait gives up after 120 s without a rebalance).
 #
 #   e2e/roll-test.sh       uses $KUBECONFIG, else the e2e/cluster admin kubeconfig
 #
@@ -84,6 +125,11 @@
 #   SAMSA_E2E_ROLL_BAD_TIMEOUT  brokerReadyTimeout of scenario 3 (default 30s)
 #   SAMSA_E2E_ROLL_THROTTLE   follower.replication.throttled.rate of scenario 6, bytes/s
 #                             (default 1.5 x the produced bytes/s)
+#   SAMSA_E2E_SCALE_WAIT      seconds up and down may each take, the patch of spec.brokers to
+#                             the brokers at the new count and status.rebalance Complete
+#                             (default 420)
+#   SAMSA_E2E_SCALE_THROTTLE  spec.rebalance.throttleBytesPerSecond of up and down (default
+#                             20971520, 20 MiB/s: seconds for the test's data)
 #   SAMSA_E2E_TAG_IMAGE       command that tags an image on every node, called with SOURCE and
 #                             TARGET (default on the project's cluster: e2e/cluster tag-image;
 #                             kind: "docker exec samsa-e2e-control-plane ctr -n k8s.io images tag")
@@ -109,11 +155,11 @@ HELM="$BIN/helm"
 
 SOAK="${SAMSA_E2E_SOAK:-0}"
 if [[ "$SOAK" == 1 ]]; then
-  DEFAULT_SCENARIOS="baseline 1 2 3 4 5 6 baseline-6"
+  DEFAULT_SCENARIOS="baseline 1 2 3 4 5 6 baseline-6 up down"
   DEFAULT_RATE=1000 DEFAULT_SETTLE=30
 else
   # Scenario 2 is left out for time: 4, 5 and 6 roll on a restart-class change too.
-  DEFAULT_SCENARIOS="baseline 1 3 4 5 6"
+  DEFAULT_SCENARIOS="baseline 1 3 4 5 6 up down"
   DEFAULT_RATE=200 DEFAULT_SETTLE=3
 fi
 read -ra SCENARIOS <<<"${SAMSA_E2E_ROLL_SCENARIOS:-$DEFAULT_SCENARIOS}"
@@ -127,6 +173,13 @@ ROLL_WAIT="${SAMSA_E2E_ROLL_WAIT:-360}"
 BAD_TIMEOUT="${SAMSA_E2E_ROLL_BAD_TIMEOUT:-30s}"
 # 1.5 x the produced bytes/s: a restarted broker catches up at about half the produce rate.
 THROTTLE="${SAMSA_E2E_ROLL_THROTTLE:-$((RATE * (SIZE + 70)))}"
+SCALE_WAIT="${SAMSA_E2E_SCALE_WAIT:-420}"
+# spec.rebalance of the scale scenarios: fast enough for the test's data (tens of MB).
+SCALE_THROTTLE="${SAMSA_E2E_SCALE_THROTTLE:-20971520}"
+SCALE_MOVES=10
+# Seconds a scale may go without a rebalance of its own in status.rebalance (from the change
+# for a scale-down, from the new broker's Ready for a scale-up) before the wait gives up.
+SCALE_START_GRACE=120
 CLIENT_IMAGE="${SAMSA_E2E_KCLIENT_IMAGE:-samsa.local/e2e/kclient:1}"
 PULL="${SAMSA_E2E_PULL_POLICY:-Never}"
 WAIT="${SAMSA_E2E_WAIT:-300}"
@@ -180,7 +233,8 @@ diagnostics() {
     "-n $NS get kafkacluster $CLUSTER -o yaml" "-n $NS get statefulset $CLUSTER -o yaml" \
     "-n $NS describe pods" "-n $NS get events --sort-by=.lastTimestamp" \
     "-n $OP_NS get pods -o wide" "-n $OP_NS logs deployment/$FULLNAME --tail=120" \
-    "-n $NS logs $CLUSTER-0 --tail=30" "-n $NS logs $CLUSTER-1 --tail=30" "-n $NS logs $CLUSTER-2 --tail=30"; do
+    "-n $NS logs $CLUSTER-0 --tail=30" "-n $NS logs $CLUSTER-1 --tail=30" "-n $NS logs $CLUSTER-2 --tail=30" \
+    "-n $NS logs $CLUSTER-3 --tail=30"; do
     echo "\$ kubectl $cmd"
     # shellcheck disable=SC2086 # cmd is a list of words
     timeout 60 "${K[@]}" $cmd 2>&1 | tail -n 150
@@ -285,13 +339,16 @@ tag_image() {
 
 LOAD_POD=
 LOAD_START=
+# The brokers whose /metrics the ISR sampler reads (the scale scenarios add broker 3; a broker
+# that does not exist only counts as not answering).
+LOAD_BROKERS="0 1 2"
 # load_start NAME: the load pod roll-load-NAME, Ready, the producer acknowledging and every group
 # member caught up; then SETTLE seconds of load.
 load_start() {
   LOAD_POD="roll-load-$1"
   local port urls="" i groups=""
   port="$(kq get statefulset "$CLUSTER" -o jsonpath='{.spec.template.spec.containers[0].ports[?(@.name=="metrics")].containerPort}')"
-  for i in 0 1 2; do urls+="${urls:+,}http://$CLUSTER-$i.$CLUSTER-headless.$NS.svc:${port:-9404}/metrics"; done
+  for i in $LOAD_BROKERS; do urls+="${urls:+,}http://$CLUSTER-$i.$CLUSTER-headless.$NS.svc:${port:-9404}/metrics"; done
   for ((i = 0; i < MEMBERS; i++)); do
     groups+="
   - name: group-$i
@@ -375,11 +432,12 @@ group_lag_zero() {
   echo "committed lag 0"
 }
 
-# pod_watch_start FILE: every change of the broker pods, "epoch|name|uid|ready|deleting|image".
+# pod_watch_start FILE: every change of the broker pods, "epoch|name|uid|ready|deleting|image|grace"
+# (deleting: the deletionTimestamp, which is the deletion plus grace, its deletionGracePeriodSeconds).
 pod_watch_start() {
   stop_watch
   timeout $((ROLL_WAIT * 4)) "${K[@]}" -n "$NS" get pods -l "samsa.dev/cluster=$CLUSTER" -w \
-    -o jsonpath='{.metadata.name}|{.metadata.uid}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.deletionTimestamp}|{.spec.containers[0].image}{"\n"}' \
+    -o jsonpath='{.metadata.name}|{.metadata.uid}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.deletionTimestamp}|{.spec.containers[0].image}|{.metadata.deletionGracePeriodSeconds}{"\n"}' \
     2>"$1.err" > >(while IFS= read -r line; do printf '%s|%s\n' "$EPOCHREALTIME" "$line"; done >"$1") &
   WATCH_PID=$!
 }
@@ -438,9 +496,12 @@ holds_for() {
 # Ending a scenario: stop the load, wait for the group, collect, check, record the figures.
 
 declare -A FIG
-FIG_ROWS=(roll restart_watch restart_status stall lag retries errors records min_isr under_min down)
+FIG_ROWS=(roll restart_watch restart_status scale bytes moves stall lag retries errors records min_isr under_min down)
 declare -A FIG_LABEL=(
   [roll]="roll time (s)"
+  [scale]="scale to Complete s (status)"
+  [bytes]="bytes moved (status)"
+  [moves]="replica moves (status)"
   [restart_watch]="restart s per broker (pods)"
   [restart_status]="restartSeconds (status)"
   [stall]="longest produce stall (ms)"
@@ -454,7 +515,8 @@ declare -A FIG_LABEL=(
 )
 SCENARIOS_RUN=()
 
-# load_stop NAME MODE: MODE operator (every check) or sts (errors, ISR and stalls reported only).
+# load_stop NAME MODE: MODE operator (every check), sts (errors, ISR and stalls reported only) or
+# scale (every check but the roll's: the pod watch is reported by scale_watch_report).
 load_stop() {
   local name="$1" mode="$2" dir="$SCEN_DIR"
   local settle_from
@@ -526,7 +588,11 @@ load_stop() {
   # --- the ISR
   isr_check "$name" "$dir/isr" "$soft"
   # --- brokers down
-  watch_check "$name" "$dir/pods" "$dir/isr" "$mode"
+  if [[ "$mode" == scale ]]; then
+    scale_watch_report "$name" "$dir/pods"
+  else
+    watch_check "$name" "$dir/pods" "$dir/isr" "$mode"
+  fi
   local row line=""
   for row in "${FIG_ROWS[@]}"; do line+="${line:+; }${FIG_LABEL[$row]} ${FIG[$name,$row]:--}"; done
   say "$name figures: $line"
@@ -1040,11 +1106,455 @@ throttle_in_force() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Scaling under load: spec.brokers 3 -> 4 (up), then 4 -> 3 (down); the operator moves replicas
+# onto the added broker, and off the removed one before the StatefulSet shrinks.
+
+# id_list TEXT: the numbers in TEXT (e.g. "[0,1,2]"), sorted, space-separated.
+id_list() { grep -o '[0-9][0-9]*' <<<"$1" | sort -n | paste -sd' '; }
+# ts19 TIME: an RFC 3339 time to the second (its first 19 characters), for string comparisons.
+ts19() { printf '%s' "${1:0:19}"; }
+
+# set_rebalance NAME: spec.rebalance for the test's data size (tens of MB): throttle
+# SCALE_THROTTLE B/s, SCALE_MOVES moves at once. A CRD without spec.rebalance prunes it: FAIL.
+set_rebalance() {
+  patch_kc "{\"spec\":{\"rebalance\":{\"onScaleUp\":true,\"throttleBytesPerSecond\":$SCALE_THROTTLE,\"maxConcurrentMoves\":$SCALE_MOVES}}}" || return 1
+  check "$1: spec.rebalance kept (onScaleUp, throttleBytesPerSecond $SCALE_THROTTLE, maxConcurrentMoves $SCALE_MOVES)" rebalance_spec_kept
+  return 0
+}
+rebalance_spec_kept() {
+  local s
+  s="$(kc_get '{.spec.rebalance.onScaleUp}|{.spec.rebalance.throttleBytesPerSecond}|{.spec.rebalance.maxConcurrentMoves}')"
+  [[ "$s" == "true|$SCALE_THROTTLE|$SCALE_MOVES" ]] || {
+    echo "spec.rebalance reads back as '$s' (onScaleUp|throttleBytesPerSecond|maxConcurrentMoves):"
+    echo "the KafkaCluster CRD has no spec.rebalance (pruned): an operator without replica rebalancing"
+    return 1
+  }
+  echo "spec.rebalance $s"
+}
+
+# The awk function that splits a line of `kclient assignment` ("TOPIC PARTITION LEADER
+# REPLICA... isr ISR..."): t, p, leader; replicas r[1..nr] in Metadata's order; ISR s[1..ni].
+AWK_ASSIGNMENT='function parse(   i) {
+  t = $1; p = $2; leader = $3 + 0; nr = 0; ni = 0
+  for (i = 4; i <= NF && $i != "isr"; i++) if ($i != "-") r[++nr] = $i + 0
+  for (i++; i <= NF; i++) if ($i != "-") s[++ni] = $i + 0
+}'
+
+# assignment_get FILE: the assignment of every topic, internal ones included, from Metadata
+# (kclient assignment in the load pod).
+assignment_get() {
+  local out
+  if ! out="$(files assignment -b "$BOOTSTRAP" -timeout 20s 2>&1)"; then
+    echo "kclient assignment: $(tail -n 3 <<<"$out")"
+    [[ "$out" != *usage:* ]] || echo "(this kclient image has no assignment mode: e2e/build-test-image.sh kclient, then load the image)"
+    return 1
+  fi
+  grep -E '^[^ ]+ [0-9]+ -?[0-9]+ ' <<<"$out" >"$1"
+  [[ -s "$1" ]] || { echo "kclient assignment printed no partition: $(head -n 3 <<<"$out")"; return 1; }
+}
+# assignment_figure FILE: topics, partitions, replicas; replicas and leaders per broker.
+assignment_figure() {
+  awk "$AWK_ASSIGNMENT"'
+    { parse(); parts++; if (!(t in topics)) { topics[t] = 1; nt++ }; lead[leader]++; for (i = 1; i <= nr; i++) { c[r[i]]++; total++ } }
+    END {
+      for (b = 0; b < 10; b++) if ((b in c) || (b in lead)) { rp = rp sprintf(" %d:%d", b, c[b]); lp = lp sprintf(" %d:%d", b, lead[b]) }
+      if (-1 in lead) lp = lp sprintf(" none:%d", lead[-1])
+      printf "%d topics, %d partitions, %d replicas; replicas per broker%s; leaders per broker%s\n", nt, parts, total, rp, lp
+    }' "$1"
+}
+# assignment_intact BEFORE: every partition of BEFORE still there with its replication factor
+# (the topic $TOPIC: 3), no broker twice in a partition.
+assignment_intact() {
+  local f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk -v topic="$TOPIC" "$AWK_ASSIGNMENT"'
+    FNR == 1 { file++ }
+    { parse() }
+    file == 1 { rf[t, p] = nr; next }
+    {
+      after++; seen[t, p] = 1; if (!(t in trf)) { nt++; trf[t] = nr } else if (trf[t] != nr) trf[t] = trf[t] "/" nr
+      delete dup
+      for (i = 1; i <= nr; i++) { if (r[i] in dup) { if (nd++ < 5) de = de " " t "/" p ":" r[i] }; dup[r[i]] = 1 }
+      if (((t, p) in rf) && rf[t, p] != nr) { if (nc++ < 5) ce = ce " " t "/" p ":" rf[t, p] "->" nr }
+      if (t == topic && nr != 3) { if (n3++ < 5) te = te " " t "/" p ":" nr }
+    }
+    END {
+      for (k in rf) if (!(k in seen)) { split(k, tp, SUBSEP); if (nm++ < 5) me = me " " tp[1] "/" tp[2] }
+      bad = 0
+      if (nd) { printf "%d partitions with a broker twice, e.g.%s\n", nd, de; bad = 1 }
+      if (nc) { printf "%d partitions changed their replication factor, e.g.%s\n", nc, ce; bad = 1 }
+      if (n3) { printf "%d partitions of %s without 3 replicas, e.g.%s\n", n3, topic, te; bad = 1 }
+      if (nm) { printf "%d partitions missing from Metadata, e.g.%s\n", nm, me; bad = 1 }
+      if (!after) { print "no partition in Metadata"; bad = 1 }
+      if (bad) exit 1
+      for (tt in trf) rfs = rfs " " tt ":" trf[tt]
+      printf "%d partitions of %d topics as before, replication factor%s; no broker twice in a partition\n", after, nt, rfs
+    }' "$1" "$f"
+}
+# replicas_even N [B]: broker B (without B: every broker 0..N-1) holds floor(T/N)..ceil(T/N)
+# of the T replicas of all topics, and no broker beyond N-1 holds any.
+replicas_even() {
+  local n="$1" only="${2:-}" f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk -v n="$n" -v only="$only" "$AWK_ASSIGNMENT"'
+    { parse(); for (i = 1; i <= nr; i++) { c[r[i]]++; total++ } }
+    END {
+      lo = int(total / n); hi = (total % n) ? lo + 1 : lo
+      for (b = 0; b < n; b++) { per = per sprintf(" %d:%d", b, c[b]); if ((only == "" || b == only + 0) && (c[b] < lo || c[b] > hi)) bad = 1 }
+      for (b in c) if (b + 0 >= n) extra = extra sprintf(" %s:%d", b, c[b])
+      printf "%s of %d replicas (its share: %d..%d); replicas per broker%s%s\n", (only == "" ? "every broker holds its share" : "broker " only " holds " (c[only + 0] + 0)), total, lo, hi, per, (extra == "" ? "" : "; beyond broker " n - 1 ":" extra)
+      exit (bad || extra != "")
+    }' "$f"
+}
+# leads_share N B: broker B leads at least floor(P/N) of the P partitions of all topics.
+leads_share() {
+  local n="$1" b="$2" f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk -v n="$n" -v b="$b" "$AWK_ASSIGNMENT"'
+    { parse(); parts++; lead[leader]++; if (nr && leader == r[1]) pref++ }
+    END {
+      want = int(parts / n)
+      for (x = 0; x < n; x++) per = per sprintf(" %d:%d", x, lead[x])
+      if (-1 in lead) per = per sprintf(" none:%d", lead[-1])
+      printf "broker %d leads %d of %d partitions (at least %d); leaders per broker%s; %d led by their preferred (first) replica\n", b, lead[b], parts, want, per, pref
+      exit !(lead[b] + 0 >= want)
+    }' "$f"
+}
+# isr_full: every partition of every topic has a leader and all its replicas in its ISR.
+isr_full() {
+  local f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk "$AWK_ASSIGNMENT"'
+    { parse(); parts++
+      ok = (leader >= 0 && ni == nr)
+      if (ok) { delete in_isr; for (i = 1; i <= ni; i++) in_isr[s[i]] = 1; for (i = 1; i <= nr; i++) if (!(r[i] in in_isr)) ok = 0 }
+      if (!ok && bad++ < 5) ex = ex " " $0 ";" }
+    END {
+      if (bad) { printf "%d of %d partitions without a leader or with a replica out of the ISR, e.g.%s\n", bad, parts, ex; exit 1 }
+      printf "all %d partitions led, every replica in the ISR\n", parts
+    }' "$f"
+}
+# none_on B: no partition of any topic names broker B (replica, ISR or leader).
+none_on() {
+  local f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk -v b="$1" "$AWK_ASSIGNMENT"'
+    { parse(); parts++; on = (leader == b + 0)
+      for (i = 1; i <= nr; i++) if (r[i] == b + 0) on = 1
+      for (i = 1; i <= ni; i++) if (s[i] == b + 0) on = 1
+      if (on && n++ < 5) ex = ex " " $0 ";" }
+    END {
+      if (n) { printf "%d of %d partitions still name broker %d, e.g.%s\n", n, parts, b, ex; exit 1 }
+      printf "none of %d partitions names broker %d\n", parts, b
+    }' "$f"
+}
+# holds_replicas B: broker B holds at least one replica.
+holds_replicas() {
+  local f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk -v b="$1" "$AWK_ASSIGNMENT"'
+    { parse(); for (i = 1; i <= nr; i++) { total++; if (r[i] == b + 0) n++ } }
+    END { printf "broker %d holds %d of %d replicas\n", b, n, total; exit !(n > 0) }' "$f"
+}
+
+# scale_pods N: the StatefulSet at N replicas, N Ready, and the broker pods exactly
+# $CLUSTER-0..N-1, each Ready and not being deleted.
+scale_pods() {
+  local n="$1" sts have want="" i
+  sts="$(kq get statefulset "$CLUSTER" -o jsonpath='{.spec.replicas}/{.status.readyReplicas}')"
+  have="$(broker_pods | awk -F'|' 'NF {print $1 ":" ($3 == "True" ? "Ready" : "not-Ready") ($6 != "" ? ":deleting" : "")}' | sort | paste -sd' ')"
+  for ((i = 0; i < n; i++)); do want+="${want:+ }$CLUSTER-$i:Ready"; done
+  [[ "$sts" == "$n/$n" && "$have" == "$want" ]] ||
+    { echo "StatefulSet replicas/ready $sts, pods ${have:-none} (want $n/$n: $want)"; return 1; }
+  echo "StatefulSet replicas/ready $sts, pods $have"
+}
+# rebalance_state: "phase|reason|startedAt|partitionsDone|partitionsTotal|bytesMoved|bytesTotal|inProgress|message"
+rebalance_state() {
+  kc_get '{.status.rebalance.phase}|{.status.rebalance.reason}|{.status.rebalance.startedAt}|{.status.rebalance.partitionsDone}|{.status.rebalance.partitionsTotal}|{.status.rebalance.bytesMoved}|{.status.rebalance.bytesTotal}|{.status.rebalance.inProgress}|{.status.rebalance.message}'
+}
+# rebalance_of_change REASON STARTED_AT: true when status.rebalance is this change's: reason
+# REASON, started at or after the change (to the second).
+rebalance_of_change() {
+  [[ "$1" == "$REB_REASON" && -n "$2" && ! "$(ts19 "$2")" < "$(ts19 "$TRIGGER_UTC")" ]]
+}
+# kc_conditions: "type=status reason: message" per condition of the KafkaCluster.
+kc_conditions() {
+  kc_get '{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
+}
+
+# wait_scale NAME N REASON: waits up to SCALE_WAIT seconds for the brokers at N (scale_pods) and
+# a rebalance of this change (status.rebalance reason REASON, startedAt at or after the change)
+# in phase Complete, printing its phases and its progress every 30 s. It gives up early when no
+# rebalance of the change shows SCALE_START_GRACE seconds after the change (ScaleDown: the drain
+# comes first) or after the brokers reached N (ScaleUp). Sets SCALE_SECONDS (the change to
+# Complete, or "-") and PODS_SECONDS (the change to the brokers at N, or "-").
+SCALE_SECONDS=-
+PODS_SECONDS=-
+REB_REASON=
+wait_scale() {
+  local name="$1" n="$2" start=$SECONDS pods_at="" seen_at="" phases="" reported=$SECONDS pods_out st why=""
+  local phase r started pdone ptotal moved btotal inprog msg
+  REB_REASON="$3"
+  SCALE_SECONDS=- PODS_SECONDS=-
+  while :; do
+    if [[ -z "$pods_at" ]] && pods_out="$(scale_pods "$n" 2>&1)"; then
+      pods_at=$SECONDS
+      PODS_SECONDS="$(since "$TRIGGER_AT")"
+      say "$name: the brokers at $n ${PODS_SECONDS}s after the change: $pods_out"
+    fi
+    st="$(rebalance_state 2>&1)"
+    IFS='|' read -r phase r started pdone ptotal moved btotal inprog msg <<<"$st"
+    if rebalance_of_change "$r" "$started"; then
+      if [[ -z "$seen_at" ]]; then
+        seen_at=$SECONDS
+        say "$name: status.rebalance: $r started at $started ($(since "$TRIGGER_AT")s after the change)"
+      fi
+      if [[ " $phases " != *" $phase "* ]]; then
+        phases+="${phases:+ }$phase"
+        say "$name: status.rebalance phase $phase: partitions $pdone/$ptotal, bytes $moved/$btotal${msg:+: $msg}"
+      fi
+      if [[ "$phase" == Complete && -n "$pods_at" ]]; then
+        SCALE_SECONDS="$(since "$TRIGGER_AT")"
+        pass "$name: status.rebalance Complete ($r) ${SCALE_SECONDS}s after the change (phases seen: $phases), the brokers at $n after ${PODS_SECONDS}s"
+        return 0
+      fi
+    fi
+    if ((SECONDS - reported >= 30)); then
+      reported=$SECONDS
+      say "$name: $((SECONDS - start))s: ${pods_out:-brokers at $n}; status.rebalance ${phase:-absent} ${r:--} from ${started:--}: partitions ${pdone:--}/${ptotal:--}, bytes ${moved:--}/${btotal:--}, in progress ${inprog:--}${msg:+: $msg}"
+    fi
+    if ((SECONDS - start >= SCALE_WAIT)); then
+      why="not complete after ${SCALE_WAIT}s"
+      break
+    fi
+    if [[ -z "$seen_at" ]]; then
+      local from=$start
+      [[ "$REB_REASON" == ScaleUp ]] && from="$pods_at"
+      if [[ -n "$from" ]] && ((SECONDS - from >= SCALE_START_GRACE)); then
+        why="no rebalance of this change (reason $REB_REASON, startedAt from $TRIGGER_UTC) in status.rebalance ${SCALE_START_GRACE}s after $([[ $REB_REASON == ScaleUp ]] && echo "the brokers reached $n" || echo "the change"): an operator without replica rebalancing?"
+        break
+      fi
+    fi
+    sleep 2
+  done
+  [[ -n "$pods_at" ]] || pods_out="$(scale_pods "$n" 2>&1)"
+  fail "$name: status.rebalance Complete ($REB_REASON) within ${SCALE_WAIT}s of the change" \
+    "$why"$'\n'"brokers: $pods_out"$'\n'"status.rebalance (phase|reason|startedAt|partitionsDone|partitionsTotal|bytesMoved|bytesTotal|inProgress|message): $st"$'\n'"phases seen: ${phases:-none}"$'\n'"conditions:"$'\n'"$(kc_conditions)"$'\n'"the KafkaCluster's last events:"$'\n'"$(kq get events --sort-by=.lastTimestamp --field-selector "involvedObject.kind=KafkaCluster,involvedObject.name=$CLUSTER" -o jsonpath='{range .items[*]}{.reason}: {.message}{"\n"}{end}' 2>&1 | tail -n 8)"
+  return 1
+}
+
+# rebalance_status_check NAME REASON BROKERS REMOVING NEED_BYTES: status.rebalance after the
+# scale: Complete, REASON, brokers [BROKERS], removing [REMOVING], every partition done (more
+# than none), bytesMoved > 0 when NEED_BYTES is 1, nothing in progress, started at or after the
+# change and finished after it started. Records the figures.
+rebalance_status_check() {
+  local name="$1" reason="$2" brokers="$3" removing="$4" need_bytes="$5" s
+  s="$(kc_get '{.status.rebalance.phase}|{.status.rebalance.reason}|{.status.rebalance.brokers}|{.status.rebalance.removing}|{.status.rebalance.partitionsTotal}|{.status.rebalance.partitionsDone}|{.status.rebalance.bytesTotal}|{.status.rebalance.bytesMoved}|{.status.rebalance.replicaMoves}|{.status.rebalance.inProgress}|{.status.rebalance.startedAt}|{.status.rebalance.finishedAt}|{.status.rebalance.seconds}')"
+  local phase r b rm pt pd bt bm moves inprog started finished secs
+  IFS='|' read -r phase r b rm pt pd bt bm moves inprog started finished secs <<<"$s"
+  FIG[$name,bytes]="${bm:--}"
+  FIG[$name,moves]="${moves:--}"
+  [[ -z "$secs" ]] || FIG[$name,scale]="${FIG[$name,scale]:--} ($secs)"
+  local problems=""
+  [[ "$phase" == Complete ]] || problems+="phase '$phase'; "
+  [[ "$r" == "$reason" ]] || problems+="reason '$r', expected $reason; "
+  [[ "$(id_list "$b")" == "$brokers" ]] || problems+="brokers '$b', expected [$brokers]; "
+  [[ "$(id_list "$rm")" == "$removing" ]] || problems+="removing '$rm', expected [$removing]; "
+  if ! [[ "$pt" =~ ^[0-9]+$ && "$pd" == "$pt" ]] || ((pt == 0)); then
+    problems+="partitionsDone '$pd' of partitionsTotal '$pt' (want equal, more than 0); "
+  fi
+  if ((need_bytes)) && ! [[ "$bm" =~ ^[0-9]+$ && "$bm" != 0 ]]; then
+    problems+="bytesMoved '$bm' (want more than 0); "
+  fi
+  [[ -z "$inprog" || "$inprog" == "[]" ]] || problems+="inProgress '$inprog'; "
+  [[ -n "$started" && -n "$finished" && ! "$(ts19 "$finished")" < "$(ts19 "$started")" ]] ||
+    problems+="startedAt '$started', finishedAt '$finished'; "
+  [[ -z "$started" || ! "$(ts19 "$started")" < "$(ts19 "$TRIGGER_UTC")" ]] ||
+    problems+="startedAt $started before the change at $TRIGGER_UTC; "
+  if [[ -z "$problems" ]]; then
+    pass "$name: status.rebalance: Complete, $r, brokers [$(id_list "$b")], removing [$(id_list "$rm")], partitions $pd/$pt, bytes $bm/$bt, replicaMoves $moves, $started -> $finished (${secs}s)"
+  else
+    fail "$name: status.rebalance after the scale (Complete, $reason, brokers [$brokers], removing [$removing], partitionsDone == partitionsTotal > 0$( ((need_bytes)) && echo ", bytesMoved > 0"))" \
+      "$problems"$'\n'"phase|reason|brokers|removing|partitionsTotal|partitionsDone|bytesTotal|bytesMoved|replicaMoves|inProgress|startedAt|finishedAt|seconds: $s"$'\n'"message: $(kc_get '{.status.rebalance.message}')"
+  fi
+}
+
+# events_since REASON: "FIRST|LAST|message" (UTC, to the second) per event REASON on the
+# KafkaCluster at or after the change.
+events_since() {
+  kq get events --field-selector "involvedObject.kind=KafkaCluster,involvedObject.name=$CLUSTER,reason=$1" \
+    -o jsonpath='{range .items[*]}{.eventTime}|{.firstTimestamp}|{.lastTimestamp}|{.series.lastObservedTime}|{.message}{"\n"}{end}' 2>/dev/null |
+    awk -F'|' -v t="$(ts19 "$TRIGGER_UTC")" '
+      function ts(x) { return match(x, /[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]/) ? substr(x, RSTART, 19) : "" }
+      { first = ""; last = ""
+        for (i = 1; i <= 4; i++) { x = ts($i); if (x == "") continue; if (x >= t && (first == "" || x < first)) first = x; if (x > last) last = x }
+        msg = $5; for (i = 6; i <= NF; i++) msg = msg "|" $i
+        if (first != "") print first "|" last "|" msg }'
+}
+# scale_events_check NAME REASON...: each event REASON on the KafkaCluster since the change.
+scale_events_check() {
+  local name="$1" reason ev missing="" msgs=""
+  shift
+  for reason in "$@"; do
+    ev="$(events_since "$reason")"
+    [[ -n "$ev" ]] || missing+=" $reason"
+    msgs+="$reason: $(cut -d'|' -f3- <<<"$ev" | sort -u | head -n 3 | paste -sd';')"$'\n'
+  done
+  if [[ -z "$missing" ]]; then
+    pass "$name: events $* since the change"
+    printf '%s' "$msgs" | sed 's/^/      /'
+  else
+    fail "$name: events $* since the change (missing:$missing)" "$msgs"
+  fi
+}
+# deleted_at POD: when POD was deleted (UTC, to the second), from the pod watch: its
+# deletionTimestamp less its deletionGracePeriodSeconds.
+deleted_at() {
+  local dts grace e
+  IFS='|' read -r dts grace < <(awk -F'|' -v p="$1" '$2 == p && $5 != "" {print $5 "|" $7; exit}' "$SCEN_DIR/pods")
+  [[ -n "$dts" ]] || return 0
+  e="$(date -u -d "$dts" +%s 2>/dev/null)" || { ts19 "$dts"; return 0; }
+  date -u -d "@$((e - ${grace:-0}))" +%Y-%m-%dT%H:%M:%S
+}
+# drained_before_delete: $CLUSTER-3 was deleted (deleted_at) no earlier than 1 s before the event
+# BrokersDrained (both to the second). The operator shrinks the StatefulSet in the reconcile
+# whose Metadata shows broker 3 empty, and records the drain (status, then the event) later in
+# that same reconcile, so the two may fall into adjacent seconds either way; a StatefulSet that
+# shrank before the drain shows a deletion long before the event (the moves take seconds).
+drained_before_delete() {
+  local drained deleted d e
+  drained="$(events_since BrokersDrained | cut -d'|' -f1 | sort | head -n 1)"
+  deleted="$(deleted_at "$CLUSTER-3")"
+  [[ -n "$drained" ]] || { echo "no event BrokersDrained since the change${deleted:+ ($CLUSTER-3 deleted at $deleted)}"; return 1; }
+  [[ -n "$deleted" ]] || { echo "the pod watch saw no deletion of $CLUSTER-3 (BrokersDrained at $drained)"; return 1; }
+  d="$(date -u -d "${drained}Z" +%s)" && e="$(date -u -d "${deleted}Z" +%s)" ||
+    { echo "cannot read the times: BrokersDrained '$drained', deleted '$deleted'"; return 1; }
+  ((e >= d - 1)) || { echo "$CLUSTER-3 deleted at $deleted, $((d - e))s before BrokersDrained at $drained"; return 1; }
+  echo "BrokersDrained at $drained, $CLUSTER-3 deleted at $deleted"
+}
+
+# scale_watch_report NAME PODS_FILE: from the pod watch, when $CLUSTER-3 (the added or removed
+# broker) was first seen, Ready and deleted, and the most of the other brokers down at once (a
+# figure and a NOTE, not a check: the operator's interface does not promise it).
+scale_watch_report() {
+  local name="$1" out maxdown others extra
+  out="$(awk -F'|' -v t0="$TRIGGER_AT" -v extra="$CLUSTER-3" '
+    $2 == extra {
+      if (seen == "") seen = $1
+      if ($4 == "True" && $5 == "" && ready == "") ready = $1
+      if ($5 != "" && deleted == "") { deleted = $1; dts = $5; grace = $7 }
+      next
+    }
+    { up = ($4 == "True" && $5 == ""); cur[$2] = up; if (!up) went[$2] = 1
+      d = 0; for (x in cur) if (!cur[x]) d++
+      if (d > maxd) maxd = d }
+    END {
+      printf "maxdown %d\n", maxd
+      for (x in went) list = list " " x
+      printf "others%s\n", list
+      printf "extra first seen %s, Ready %s, deleted %s%s\n", (seen == "" ? "never" : sprintf("%+.1fs", seen - t0)), (ready == "" ? "never" : sprintf("%+.1fs", ready - t0)), (deleted == "" ? "never" : sprintf("%+.1fs", deleted - t0)), (dts == "" ? "" : " (deletionTimestamp " dts ", grace " grace " s)")
+    }' "$2")"
+  maxdown="$(sed -n 's/^maxdown //p' <<<"$out")"
+  others="$(sed -n 's/^others *//p' <<<"$out")"
+  extra="$(sed -n 's/^extra //p' <<<"$out")"
+  FIG[$name,down]="${maxdown:--}"
+  say "$name: pod watch: $CLUSTER-3 $extra (from the change)"
+  if [[ -n "$others" ]]; then
+    say "NOTE $name: brokers that stay went down or not Ready during the scale: $others (at most $maxdown at once)"
+  else
+    say "$name: none of the brokers that stay went down"
+  fi
+}
+
+# Scale-up under load: spec.brokers 3 -> 4. The StatefulSet grows at once; once broker 3 is
+# Ready the operator moves replicas of every topic onto it and elects the preferred leaders.
+scenario_scale_up() {
+  local name=up cur
+  say "=== scenario up: spec.brokers 3 -> 4 under load (spec.rebalance: $SCALE_THROTTLE B/s, $SCALE_MOVES moves at once)"
+  cur="$(kc_get '{.spec.brokers}')"
+  [[ "$cur" == 3 ]] || { fail "up: the cluster has 3 brokers before the scale-up" "spec.brokers is '$cur'"; return 1; }
+  set_rebalance up || return 1
+  LOAD_BROKERS="0 1 2 3"
+  begin scale up || return 1
+  local before="$SCEN_DIR/assignment.before" out
+  out="$(assignment_get "$before" 2>&1)" || { fail "up: the assignment before the scale-up (kclient assignment)" "$out"; return 1; }
+  say "up: before: $(assignment_figure "$before")"
+  trigger '{"spec":{"brokers":4}}' || return 1
+  wait_scale up 4 ScaleUp
+  FIG[up,scale]="$SCALE_SECONDS"
+  check "up: the StatefulSet at 4 replicas, $CLUSTER-0..3 Ready" scale_pods 4
+  rebalance_status_check up ScaleUp "0 1 2 3" "" 1
+  scale_events_check up RebalanceStarted RebalanceComplete
+  eventually 30 "up: every partition of every topic as before, no broker twice in a partition" assignment_intact "$before"
+  eventually 30 "up: broker 3 holds its share of all replicas" replicas_even 4 3
+  eventually 30 "up: every broker holds its share of all replicas" replicas_even 4
+  eventually 60 "up: broker 3 leads its share of all partitions (preferred leaders elected)" leads_share 4 3
+  eventually 60 "up: every partition led, every replica in its ISR" isr_full
+  [[ -s "$SCEN_DIR/assignment" ]] && say "up: after: $(assignment_figure "$SCEN_DIR/assignment")"
+  load_stop up scale
+}
+
+# Scale-down under load: spec.brokers 4 -> 3. The StatefulSet stays at 4 while broker 3 is
+# drained (its replicas moved to 0..2), then shrinks. Runs after `up`; when the cluster is not
+# at 4 Ready brokers (up did not run, or did not get that far) it scales to 4 first, without
+# load and without checks but that the brokers become Ready.
+scenario_scale_down() {
+  local name=down cur
+  say "=== scenario down: spec.brokers 4 -> 3 under load: broker 3 drained, then removed"
+  set_rebalance down || return 1
+  cur="$(kc_get '{.spec.brokers}')"
+  if [[ "$cur" != 4 ]] || ! scale_pods 4 >/dev/null 2>&1; then
+    say "down: the cluster is not at 4 Ready brokers (spec.brokers $cur; scenario up did not run or did not get that far): scaling to 4 first, without load"
+    TRIGGER_AT="$(now)"
+    TRIGGER_UTC="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    patch_kc '{"spec":{"brokers":4}}' || return 1
+    eventually "$SCALE_WAIT" "down: (preparation) the StatefulSet at 4 replicas, $CLUSTER-0..3 Ready" scale_pods 4 || return 1
+    # The scale-up's rebalance, bounded as in wait_scale (given up after SCALE_START_GRACE s
+    # without one).
+    local start=$SECONDS st phase r started seen=0
+    REB_REASON=ScaleUp
+    while ((SECONDS - start < SCALE_WAIT)); do
+      st="$(rebalance_state 2>&1)"
+      IFS='|' read -r phase r started _ <<<"$st"
+      if rebalance_of_change "$r" "$started"; then
+        seen=1
+        [[ "$phase" == Complete ]] && break
+      fi
+      ((seen || SECONDS - start < SCALE_START_GRACE)) || break
+      sleep 2
+    done
+    if [[ "$phase" == Complete ]] && rebalance_of_change "$r" "$started"; then
+      say "down: (preparation) the scale-up's rebalance Complete after $((SECONDS - start))s"
+    else
+      say "NOTE down: (preparation) no complete rebalance of the scale-up after $((SECONDS - start))s: status.rebalance (phase|reason|startedAt|...) $st"
+    fi
+  fi
+  LOAD_BROKERS="0 1 2 3"
+  begin scale down || return 1
+  local before="$SCEN_DIR/assignment.before" out
+  out="$(assignment_get "$before" 2>&1)" || { fail "down: the assignment before the scale-down (kclient assignment)" "$out"; return 1; }
+  say "down: before: $(assignment_figure "$before")"
+  check "down: broker 3 holds replicas before the scale-down (something to drain)" holds_replicas 3
+  trigger '{"spec":{"brokers":3}}' || return 1
+  wait_scale down 3 ScaleDown
+  FIG[down,scale]="$SCALE_SECONDS"
+  check "down: the StatefulSet at 3 replicas, $CLUSTER-0..2 Ready, $CLUSTER-3 gone" scale_pods 3
+  rebalance_status_check down ScaleDown "0 1 2" "3" 0
+  scale_events_check down RebalanceStarted BrokersDrained RebalanceComplete
+  check "down: $CLUSTER-3 deleted only once broker 3 was drained (not before BrokersDrained, to the second, 1 s slack)" drained_before_delete
+  eventually 30 "down: every partition of every topic as before, no broker twice in a partition" assignment_intact "$before"
+  eventually 30 "down: no partition names broker 3 (replica, ISR or leader)" none_on 3
+  eventually 60 "down: every partition led, every replica in its ISR again" isr_full
+  [[ -s "$SCEN_DIR/assignment" ]] && say "down: after: $(assignment_figure "$SCEN_DIR/assignment")"
+  load_stop down scale
+}
+
+# ---------------------------------------------------------------------------------------------
 # The figures, side by side
 print_table() {
   ((${#SCENARIOS_RUN[@]})) || return 0
   echo
-  echo "Rolls under load ($RATE records/s of $SIZE B, $MEMBERS group members):"
+  echo "Rolls and scaling under load ($RATE records/s of $SIZE B, $MEMBERS group members):"
   local row s
   printf '  %-30s' figure
   for s in "${SCENARIOS_RUN[@]}"; do printf ' | %-26s' "$s"; done
@@ -1055,7 +1565,9 @@ print_table() {
     echo
   done
   echo "  (baseline: the StatefulSet's RollingUpdate; restart s: broker:seconds down, * the quorum leader when it went down;"
-  echo "   consumer lag: records behind / the oldest record's age when read, ms, producer stalls included)"
+  echo "   consumer lag: records behind / the oldest record's age when read, ms, producer stalls included;"
+  echo "   scale: the patch of spec.brokers to status.rebalance Complete, (status.rebalance.seconds);"
+  echo "   max brokers down for up/down: of the brokers that stay, the added or removed one not counted)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1063,7 +1575,7 @@ print_table() {
 say "KUBECONFIG=$KUBECONFIG, namespace $NS, scenarios: ${SCENARIOS[*]}; $RATE records/s of $SIZE B"
 check "apiserver /readyz" k get --raw /readyz || stop
 for s in "${SCENARIOS[@]}"; do
-  case $s in baseline | baseline-6 | [1-6]) ;; *) fatal "SAMSA_E2E_ROLL_SCENARIOS: unknown scenario '$s' (baseline 1 2 3 4 5 6 baseline-6)" ;; esac
+  case $s in baseline | baseline-6 | [1-6] | up | down) ;; *) fatal "SAMSA_E2E_ROLL_SCENARIOS: unknown scenario '$s' (baseline 1 2 3 4 5 6 baseline-6 up down)" ;; esac
 done
 out="$(k create namespace "$NS" 2>&1)" || fatal "create namespace $NS" "$out"
 if ((OWN_OPERATOR)); then
@@ -1134,8 +1646,11 @@ for s in "${SCENARIOS[@]}"; do
     5) scenario_consumer ;;
     6) scenario_slow 6 operator ;;
     baseline-6) scenario_slow baseline-6 sts ;;
+    up) scenario_scale_up ;;
+    down) scenario_scale_down ;;
   esac
   stop_watch
+  LOAD_BROKERS="0 1 2"
   if [[ -n "$LOAD_POD" ]]; then
     kn delete pod "$LOAD_POD" --wait=false --ignore-not-found >/dev/null 2>&1
     LOAD_POD=

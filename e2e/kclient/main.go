@@ -12,6 +12,11 @@
 //	kclient absent -b ADDR -t TOPIC               exit 0 when the brokers do not know TOPIC
 //	kclient brokers -b ADDR                       one "broker ID HOST:PORT rack R" per broker in
 //	                                              Metadata, by id (R is "-" without a rack)
+//	kclient assignment -b ADDR [-t TOPIC,TOPIC]   the replica assignment of every topic,
+//	                                              internal ones included (or of the topics
+//	                                              named): one "TOPIC PARTITION LEADER
+//	                                              REPLICA... isr ISR..." per partition, replicas
+//	                                              in Metadata's order; see assignment.go
 //	kclient produce -b ADDR -t TOPIC -n N -prefix P
 //	                                              N records P-0..P-(N-1) (key = value), acks=all;
 //	                                              prints "produced N"
@@ -122,7 +127,7 @@ func main() {
 	minISR := fs.Int("min-isr", 2, "isr: the topic's min.insync.replicas")
 	interval := fs.Duration("interval", time.Second, "isr: time between samples")
 	_ = fs.Parse(args)
-	if *bootstrap == "" || (*topic == "" && cmd != "brokers") {
+	if *bootstrap == "" || (*topic == "" && cmd != "brokers" && cmd != "assignment") {
 		usage()
 	}
 	if cmd == "load" || cmd == "group" || cmd == "isr" {
@@ -143,6 +148,8 @@ func main() {
 		err = absent(ctx, opts, *topic)
 	case "brokers":
 		err = brokers(ctx, opts)
+	case "assignment":
+		err = assignment(ctx, opts, *topic)
 	case "produce":
 		err = produce(ctx, opts, *topic, *n, *prefix)
 	case "consume":
@@ -169,7 +176,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kclient sleep | touch|rm|cat FILE | brokers -b BOOTSTRAP | {describe|absent|produce|consume|load|group|lag|isr} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D] [-rate R -size B -duration D -acks FILE -produce-max-version V -stop-file F] [-g GROUP -out FILE -pause-file F -commit-interval D] [-metrics URL,URL -min-isr N -interval D]")
+	fmt.Fprintln(os.Stderr, "usage: kclient sleep | touch|rm|cat FILE | brokers -b BOOTSTRAP | assignment -b BOOTSTRAP [-t TOPIC,TOPIC] | {describe|absent|produce|consume|load|group|lag|isr} -b BOOTSTRAP -t TOPIC [-n N] [-prefix P] [-config K,K] [-timeout D] [-rate R -size B -duration D -acks FILE -produce-max-version V -stop-file F] [-g GROUP -out FILE -pause-file F -commit-interval D] [-metrics URL,URL -min-isr N -interval D]")
 	os.Exit(2)
 }
 
