@@ -650,6 +650,11 @@ fn restart(input: &MoveInput, previous: &RebalanceStatus, wanted_set: &[i32]) ->
     MoveDecision {
         status: Some(RebalanceStatus {
             phase: RebalancePhase::Waiting,
+            reason: Some(if input.running > input.wanted {
+                RebalanceReason::ScaleDown
+            } else {
+                RebalanceReason::ScaleUp
+            }),
             brokers: wanted_set.to_vec(),
             removing: (input.wanted..input.running).collect(),
             plan: Vec::new(),

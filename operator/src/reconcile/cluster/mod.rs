@@ -175,7 +175,18 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         }
         _ => None,
     };
-    if let (Some(old), Some(_)) = (old_replicas, &blocked) {
+    // A drain recorded as under way finishes (and says so) before the pods go.
+    let drain_open = previous.rebalance.as_ref().is_some_and(|r| {
+        r.reason == Some(crate::crd::RebalanceReason::ScaleDown)
+            && matches!(
+                r.phase,
+                crate::crd::RebalancePhase::Waiting
+                    | crate::crd::RebalancePhase::Moving
+                    | crate::crd::RebalancePhase::Blocked
+            )
+    });
+    let hold = blocked.is_some() || (drain_open && old_replicas > Some(kc.spec.brokers));
+    if let (Some(old), true) = (old_replicas, hold) {
         // Keep the brokers that still hold replicas.
         if let Some(spec) = desired.stateful_set.spec.as_mut() {
             spec.replicas = Some(old);
