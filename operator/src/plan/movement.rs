@@ -161,6 +161,15 @@ fn key_name((topic, partition): &PartitionKey) -> String {
     format!("{topic}-{partition}")
 }
 
+/// Whether `p` records the drain of `removing` as done (the StatefulSet shrinks next).
+fn drained(p: &RebalanceStatus, wanted_set: &[i32], removing: &[i32]) -> bool {
+    p.phase == RebalancePhase::Complete
+        && p.reason == Some(RebalanceReason::ScaleDown)
+        && p.brokers == wanted_set
+        && !removing.is_empty()
+        && removing.iter().all(|b| p.removing.contains(b))
+}
+
 /// What a reconcile must read before [`decide`].
 pub fn need(
     spec: &RebalanceSpec,
@@ -169,7 +178,9 @@ pub fn need(
     running: i32,
 ) -> Need {
     let wanted_set: Vec<i32> = (0..wanted).collect();
+    let removing: Vec<i32> = (wanted..running).collect();
     match previous {
+        Some(p) if drained(p, &wanted_set, &removing) => Need::Nothing,
         Some(p) if active(p) => {
             if p.brokers != wanted_set || p.plan.is_empty() {
                 Need::Plan
@@ -194,6 +205,9 @@ pub fn decide(input: &MoveInput) -> MoveDecision {
     let wanted_set: Vec<i32> = (0..input.wanted).collect();
     let removing: Vec<i32> = (input.wanted..input.running).collect();
     let previous = input.previous;
+    if previous.is_some_and(|p| drained(p, &wanted_set, &removing)) {
+        return MoveDecision::unchanged();
+    }
 
     // A movement under way for another broker set: cancel its moves, then plan again.
     if let Some(p) = previous.filter(|p| active(p) && p.brokers != wanted_set) {

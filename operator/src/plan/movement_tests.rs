@@ -322,6 +322,14 @@ fn scale_down_drains_the_removed_broker_and_keeps_the_replication_factor() {
         assert!(d.draining);
     }
     assert!(drained);
+    // Drained: the StatefulSet shrinks next; the figures of the drain stay as they are.
+    assert_eq!(need(&spec(), Some(&status), 3, 4), Need::Nothing);
+    let mut case = Case::new(3, 4, None);
+    case.previous = Some(status.clone());
+    assert_eq!(case.decide(), MoveDecision::unchanged());
+    let mut case = Case::new(3, 3, None);
+    case.previous = Some(status.clone());
+    assert_eq!(case.decide().status, None);
     for (k, replicas) in &current {
         assert!(!replicas.contains(&3), "{k:?} {replicas:?}");
         let mut set = replicas.clone();
