@@ -125,9 +125,12 @@ fn topic_transitions() {
     );
     let renamed = topic(json!({"clusterRef": {"name": "kc"}, "partitions": 4, "topicName": "x"}));
     assert_eq!(
-        check::<KafkaTopic>(renamed, Some(old)),
+        check::<KafkaTopic>(renamed, Some(old.clone())),
         vec!["spec.topicName is immutable"]
     );
+    // The operator moves replicas for a new replication factor.
+    let rf = topic(json!({"clusterRef": {"name": "kc"}, "partitions": 4, "replicationFactor": 2}));
+    assert!(check::<KafkaTopic>(rf, Some(old)).is_empty());
 }
 
 #[test]

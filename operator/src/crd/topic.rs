@@ -77,11 +77,11 @@ pub struct KafkaTopicSpec {
     )]
     pub partitions: i32,
 
-    /// Replicas of each partition. Must not exceed the cluster's brokers.
+    /// Replicas of each partition. Must not exceed the cluster's brokers. A change moves
+    /// replicas by reassignment.
     #[serde(default = "default_replication_factor")]
     #[x_kube(
-        validation = Rule::new("self >= 1 && self <= 32").message("spec.replicationFactor must be between 1 and 32"),
-        validation = Rule::new("self == oldSelf").message("spec.replicationFactor is immutable (replica reassignment is not supported yet)")
+        validation = Rule::new("self >= 1 && self <= 32").message("spec.replicationFactor must be between 1 and 32")
     )]
     pub replication_factor: i32,
 
@@ -327,12 +327,6 @@ impl KafkaTopicSpec {
                 ),
             ));
         }
-        if self.replication_factor != old.replication_factor {
-            errs.push(FieldError::new(
-                "spec.replicationFactor",
-                "is immutable (replica reassignment is not supported yet)",
-            ));
-        }
         errs
     }
 }
@@ -439,13 +433,12 @@ mod tests {
         new.replication_factor = 1;
         assert_eq!(
             fields(&new.validate_update(&grown)),
-            vec![
-                "spec.clusterRef",
-                "spec.topicName",
-                "spec.partitions",
-                "spec.replicationFactor"
-            ]
+            vec!["spec.clusterRef", "spec.topicName", "spec.partitions"]
         );
+        // A replication-factor change is carried out by reassignment.
+        let mut rf = grown.clone();
+        rf.replication_factor = 1;
+        assert_eq!(rf.validate_update(&grown), vec![]);
     }
 
     #[test]

@@ -355,6 +355,40 @@ mod tests {
     }
 
     #[test]
+    fn replication_targets_grow_onto_the_least_loaded_and_shrink_keeping_leaders() {
+        let brokers: Vec<BrokerInfo> = (0..4).map(|id| BrokerInfo { id, rack: None }).collect();
+        let part = |partition, leader, replicas: &[i32]| PartitionStatus {
+            partition,
+            leader,
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+        };
+        let o = ObservedTopic {
+            topic_id: None,
+            partitions: vec![part(0, 2, &[2, 0]), part(1, 1, &[1, 0])],
+            config: BTreeMap::new(),
+        };
+        // RF 3: partition 0 takes broker 1 or 3 (neither holds any of it), partition 1 then
+        // the broker partition 0 left; each keeps its replicas and their order.
+        let grown = replication_targets(&o, 3, &brokers).unwrap();
+        assert_eq!(grown.len(), 2);
+        for (p, before) in [(0, vec![2, 0]), (1, vec![1, 0])] {
+            let after = &grown[&p];
+            assert_eq!(after.len(), 3);
+            assert_eq!(&after[..2], &before[..], "kept in order");
+        }
+        assert_eq!(grown[&0][2], 3, "broker 3 holds nothing yet");
+        assert_eq!(grown[&1][2], 2, "then broker 2 is among the least loaded");
+        // RF 1: the leaders stay.
+        let shrunk = replication_targets(&o, 1, &brokers).unwrap();
+        assert_eq!(shrunk, BTreeMap::from([(0, vec![2]), (1, vec![1])]));
+        // Nothing to do at the same RF; too many replicas for the brokers is refused.
+        assert!(replication_targets(&o, 2, &brokers).unwrap().is_empty());
+        let err = replication_targets(&o, 5, &brokers).unwrap_err();
+        assert!(err.starts_with("partition 0: "), "{err}");
+    }
+
+    #[test]
     fn config_diff_sets_changed_and_deletes_removed() {
         let mut s = spec(1, 1);
         s.config = map(&[("retention.ms", "2000"), ("segment.bytes", "1048576")]);
