@@ -29,7 +29,8 @@
 #     proxy) is printed per kind, and its log shows no request refused by RBAC;
 #   - deleting the KafkaCluster removes what it became;
 #   - e2e/roll-test.sh, with the same operator: rolling restarts of a KafkaCluster of its own
-#     under load (SAMSA_E2E_ROLL=0 leaves it out);
+#     under load, then its scale-up 3 -> 4 (replicas spread onto the new broker) and scale-down
+#     4 -> 3 (the broker drained first) under the same load (SAMSA_E2E_ROLL=0 leaves it out);
 #   - `helm uninstall` leaves nothing of the
 #     release (Deployment, pods, ServiceAccount, roles, bindings, Service, Lease). The CRDs stay,
 #     as Helm keeps a chart's crds/ by design; the test removes them at the end if it installed
