@@ -307,26 +307,21 @@ fn start(
     wanted_set: &[i32],
     removing: &[i32],
 ) -> MoveDecision {
+    let hold = |phase, message| {
+        waiting(
+            input, previous, reason, wanted_set, removing, phase, message,
+        )
+    };
     let view = match input.view {
         Ok(Some(v)) => v,
         Ok(None) => {
-            return waiting(
-                input,
-                previous,
-                reason,
-                wanted_set,
-                removing,
+            return hold(
                 RebalancePhase::Waiting,
                 "reading the brokers' partitions".into(),
             )
         }
         Err(e) => {
-            return waiting(
-                input,
-                previous,
-                reason,
-                wanted_set,
-                removing,
+            return hold(
                 RebalancePhase::Blocked,
                 format!("the brokers' partitions cannot be read: {e}"),
             )
@@ -347,25 +342,12 @@ fn start(
                 listed(&missing)
             )
         };
-        return waiting(
-            input,
-            previous,
-            reason,
-            wanted_set,
-            removing,
-            RebalancePhase::Waiting,
-            message,
-        );
+        return hold(RebalancePhase::Waiting, message);
     }
     if !view.adding.is_empty() {
         // Someone else's moves (or ones from before a restart) finish first.
         let moving: Vec<String> = view.adding.keys().map(key_name).collect();
-        return waiting(
-            input,
-            previous,
-            reason,
-            wanted_set,
-            removing,
+        return hold(
             RebalancePhase::Waiting,
             format!(
                 "waiting for the reassignments in progress to finish: {}",
@@ -401,14 +383,7 @@ fn start(
         .map(|(k, _)| key_name(k))
         .collect();
     if !stranded.is_empty() {
-        return waiting(
-            input,
-            previous,
-            reason,
-            wanted_set,
-            removing,
-            RebalancePhase::Blocked,
-            format!(
+        return hold(RebalancePhase::Blocked, format!(
                 "partitions {} cannot leave brokers {removing:?}: their replication factor needs more brokers than the {} that stay",
                 listed(&stranded),
                 wanted_set.len()

@@ -103,6 +103,14 @@ pub enum TopicAction {
 }
 
 impl TopicAction {
+    /// Whether the action moves replicas (a reassignment).
+    pub fn moves_replicas(&self) -> bool {
+        matches!(
+            self,
+            TopicAction::Reassign { .. } | TopicAction::ChangeReplicationFactor { .. }
+        )
+    }
+
     /// A condition message for refusals; `None` for actions.
     pub fn refusal(&self) -> Option<String> {
         match self {

@@ -240,6 +240,16 @@ pub fn name_ns<K: Resource>(obj: &K) -> Result<(String, String), Error> {
     Ok((name, ns))
 }
 
+impl From<&crate::kafka::BrokerInfo> for crate::plan::rebalance::BrokerInfo {
+    /// A registered broker as the replica planner sees it: its id and rack.
+    fn from(b: &crate::kafka::BrokerInfo) -> Self {
+        crate::plan::rebalance::BrokerInfo {
+            id: b.id,
+            rack: b.rack.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

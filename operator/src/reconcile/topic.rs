@@ -137,15 +137,11 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     let max_moves = usize::try_from(cluster.spec.rebalance.max_concurrent_moves)
         .unwrap_or(1)
         .max(1);
-    let moves = actions.iter().any(|a| {
-        matches!(
-            a,
-            TopicAction::Reassign { .. } | TopicAction::ChangeReplicationFactor { .. }
-        )
-    }) || previous
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.reason == REASSIGNING);
+    let moves = actions.iter().any(TopicAction::moves_replicas)
+        || previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == REASSIGNING);
     let mut refusals = Vec::new();
     for action in &actions {
         let outcome = match action {
@@ -221,14 +217,8 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
             } => {
                 let targets = match (&observed, admin.metadata(Some(&[])).await) {
                     (Some(o), Ok(meta)) => {
-                        let brokers: Vec<BrokerInfo> = meta
-                            .brokers
-                            .iter()
-                            .map(|b| BrokerInfo {
-                                id: b.id,
-                                rack: b.rack.clone(),
-                            })
-                            .collect();
+                        let brokers: Vec<BrokerInfo> =
+                            meta.brokers.iter().map(BrokerInfo::from).collect();
                         replication_targets(o, *desired, &brokers)
                     }
                     (None, _) => Ok(BTreeMap::new()),
@@ -299,43 +289,29 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     } else {
         Vec::new()
     };
-    let pending = observed
-        .as_ref()
-        .map(|o| {
-            plan_topic(&kt.spec, Some(o)).iter().any(|a| {
-                matches!(
-                    a,
-                    TopicAction::Reassign { .. } | TopicAction::ChangeReplicationFactor { .. }
-                )
-            })
-        })
-        .unwrap_or(false);
-    if refusals.is_empty() && (!moving.is_empty() || pending) {
-        let message = format!(
-            "topic {topic}: moving replicas of partitions {} to where the spec puts them",
-            if moving.is_empty() {
-                "(next batch)".to_string()
-            } else {
-                crate::plan::listed(&moving)
-            }
-        );
-        set_status(
-            &api,
-            &name,
-            kt,
-            &previous,
-            observed.as_ref(),
-            false,
-            REASSIGNING,
-            &message,
-        )
-        .await?;
-        return Ok(Action::requeue(Duration::from_secs(5)));
-    }
+    let pending = observed.as_ref().is_some_and(|o| {
+        plan_topic(&kt.spec, Some(o))
+            .iter()
+            .any(TopicAction::moves_replicas)
+    });
+    let reassigning = refusals.is_empty() && (!moving.is_empty() || pending);
     // The brokers' refusals come first: a topic they refused to create is missing because of
     // them, and the condition must say why.
     let (ready, reason, message) = match (&observed, refusals.is_empty()) {
         (_, false) => (false, "ChangeRefused", refusals.join("; ")),
+        // Replicas still moving: not Ready until they are where the spec puts them.
+        (Some(_), true) if reassigning => (
+            false,
+            REASSIGNING,
+            format!(
+                "topic {topic}: moving replicas of partitions {} to where the spec puts them",
+                if moving.is_empty() {
+                    "(next batch)".to_string()
+                } else {
+                    crate::plan::listed(&moving)
+                }
+            ),
+        ),
         (None, true) => (
             false,
             "TopicMissing",
@@ -364,6 +340,8 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
     .await?;
     Ok(Action::requeue(if ready {
         Duration::from_secs(300)
+    } else if reassigning {
+        Duration::from_secs(5)
     } else {
         Duration::from_secs(30)
     }))

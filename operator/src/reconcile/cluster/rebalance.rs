@@ -36,14 +36,7 @@ async fn observe(ctx: &Context, bootstrap: &str, level: Need) -> Result<MoveView
                 .map(move |p| ((name.clone(), p.partition), p.replicas.clone()))
         })
         .collect();
-    let brokers: Vec<BrokerInfo> = meta
-        .brokers
-        .iter()
-        .map(|b| BrokerInfo {
-            id: b.id,
-            rack: b.rack.clone(),
-        })
-        .collect();
+    let brokers: Vec<BrokerInfo> = meta.brokers.iter().map(BrokerInfo::from).collect();
     let mut sizes: BTreeMap<(String, i32), u64> = BTreeMap::new();
     if level == Need::Plan {
         for b in &brokers {
