@@ -257,6 +257,21 @@ impl ReplicaManager {
         self.image.borrow().clone()
     }
 
+    /// The controller quorum's voters as the controllers last told this broker.
+    pub fn controller_voters(&self) -> crate::quorum::Voters {
+        self.controller.voters()
+    }
+
+    /// Adds or removes a controller quorum voter through the quorum's leader (AddRaftVoter,
+    /// RemoveRaftVoter), within `timeout`.
+    pub async fn change_voters(
+        &self,
+        change: &crate::quorum::VoterChange,
+        timeout: Duration,
+    ) -> Result<(), crate::quorum::VoterChangeError> {
+        self.controller.clone().change_voters(change, timeout).await
+    }
+
     /// Commits `command` through the controller quorum and waits (up to the propose timeout)
     /// until this broker applied the image containing it.
     pub async fn propose(&self, command: MetadataCommand) -> Result<u64, ControllerError> {
