@@ -199,6 +199,13 @@ pub struct BrokerConfig {
     #[arg(long, env = "SAMSA_CONTROLLER_LISTEN", default_value = "0.0.0.0:9093")]
     pub controller_listen: SocketAddr,
 
+    /// host:port other controllers reach this controller at (the CONTROLLER listener of
+    /// Kafka's advertised.listeners). Defaults to this node's entry in
+    /// --controller-quorum-voters, else the advertised host with the controller port. A
+    /// controller outside the bootstrap voters announces it when it joins the quorum.
+    #[arg(long, env = "SAMSA_ADVERTISED_CONTROLLER_LISTENER")]
+    pub advertised_controller_listener: Option<String>,
+
     /// How often a broker heartbeats to the controller leader, in milliseconds
     /// (broker.heartbeat.interval.ms).
     #[arg(long, env = "SAMSA_BROKER_HEARTBEAT_INTERVAL_MS", default_value_t = 2000,
@@ -404,6 +411,34 @@ impl BrokerConfig {
         };
         let id = u64::try_from(self.node_id).unwrap_or_default();
         Voters(std::collections::BTreeMap::from([(id, addr)]))
+    }
+
+    /// The controller address this node gives the quorum: --advertised-controller-listener,
+    /// else its entry among the bootstrap voters, else the advertised host with the controller
+    /// port (`port`: the bound one, for an ephemeral --controller-listen).
+    pub fn advertised_controller(&self, port: u16) -> String {
+        if let Some(a) = &self.advertised_controller_listener {
+            return a.clone();
+        }
+        let voters = self.voters();
+        if let Some(a) = u64::try_from(self.node_id)
+            .ok()
+            .and_then(|id| voters.address(id))
+        {
+            return a.to_string();
+        }
+        if !self.controller_listen.ip().is_unspecified() {
+            return std::net::SocketAddr::new(self.controller_listen.ip(), port).to_string();
+        }
+        let host = self
+            .advertised()
+            .map(|(h, _)| h)
+            .unwrap_or_else(|_| "localhost".to_string());
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
     }
 
     /// A configuration with every default, for tests.

@@ -218,6 +218,18 @@ impl ControllerClient {
         }
     }
 
+    /// Tells the client (and its clones) the voters of the membership at `version`, as a local
+    /// controller knows them, unless it knows a newer one.
+    pub fn seed(&self, voters: Voters, version: u64) {
+        if version == 0 || voters.0.is_empty() {
+            return;
+        }
+        let mut book = self.book.write();
+        if book.current.as_ref().is_none_or(|(_, v)| version > *v) {
+            book.current = Some((voters, version));
+        }
+    }
+
     /// The voters as this client knows them: those a controller last named, else the
     /// bootstrap voters.
     pub fn voters(&self) -> Voters {
@@ -358,9 +370,10 @@ impl ControllerClient {
         change: &VoterChange,
         timeout: Duration,
     ) -> Result<(), VoterChangeError> {
-        let (voter_id, address) = match change {
-            VoterChange::Add { id, address } => (*id, address.clone()),
-            VoterChange::Remove { id } => (*id, String::new()),
+        let (voter_id, address, learner) = match change {
+            VoterChange::Add { id, address } => (*id, address.clone(), false),
+            VoterChange::AddLearner { id, address } => (*id, address.clone(), true),
+            VoterChange::Remove { id } => (*id, String::new(), false),
         };
         let voter_id = i32::try_from(voter_id)
             .map_err(|_| VoterChangeError::Invalid(format!("voter id {voter_id} too large")))?;
@@ -373,6 +386,7 @@ impl ControllerClient {
                     voter_id,
                     address: address.clone(),
                     timeout_ms,
+                    learner,
                 };
                 async move {
                     let r = c.change_voters(req).await?.into_inner();

@@ -471,6 +471,11 @@ impl Controller for ControllerService {
             Ok(id) => {
                 let change = if r.address.is_empty() {
                     VoterChange::Remove { id }
+                } else if r.learner {
+                    VoterChange::AddLearner {
+                        id,
+                        address: r.address,
+                    }
                 } else {
                     VoterChange::Add {
                         id,

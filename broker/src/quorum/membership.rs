@@ -28,7 +28,16 @@ pub enum VoterChange {
         /// Its controller address.
         address: String,
     },
-    /// Remove voter `id`.
+    /// Add `id`, whose controller listens at `address`, as a learner: it follows the log
+    /// without a vote. Nothing happens when it is a member already.
+    AddLearner {
+        /// The node.
+        id: NodeId,
+        /// Its controller address.
+        address: String,
+    },
+    /// Remove voter `id`: it stays a learner, following the log (a broker keeps its metadata).
+    /// A learner named here leaves the membership altogether.
     Remove {
         /// The voter to remove.
         id: NodeId,
@@ -115,6 +124,7 @@ pub(super) fn version_of(metrics: &RaftMetrics<NodeId, BasicNode>) -> u64 {
 /// runs on its committed membership. Pure, for unit tests.
 pub(super) fn check_change(
     voters: &BTreeSet<NodeId>,
+    learners: &BTreeSet<NodeId>,
     change: &VoterChange,
 ) -> Result<(), VoterChangeError> {
     let list = || {
@@ -134,6 +144,8 @@ pub(super) fn check_change(
             }
             check_address(address)
         }
+        VoterChange::AddLearner { address, .. } => check_address(address),
+        VoterChange::Remove { id } if learners.contains(id) => Ok(()),
         VoterChange::Remove { id } => {
             if !voters.contains(id) {
                 return Err(VoterChangeError::VoterNotFound {
@@ -189,9 +201,10 @@ impl Shared {
         }
     }
 
-    /// Makes `change` on this node, which must lead the quorum, within `timeout`. One change
-    /// at a time: a change while another runs, or while the last one is not committed, is
-    /// refused as [`VoterChangeError::Pending`].
+    /// Makes `change` on this node, which must lead the quorum, within `timeout`. One voter
+    /// change at a time: one while another runs is refused as [`VoterChangeError::Pending`]
+    /// (Kafka answers it REQUEST_TIMED_OUT); a learner joining meanwhile, or a membership not
+    /// committed yet, is waited for (within `timeout`).
     pub(super) async fn change_voters(
         &self,
         change: VoterChange,
@@ -203,27 +216,78 @@ impl Shared {
                 leader: self.leader().filter(|l| *l != self.id),
             });
         }
-        let Ok(_one_at_a_time) = self.voter_change.try_lock() else {
-            return Err(VoterChangeError::Pending(
-                "another voter change is running".into(),
-            ));
+        let _one_voter_change = match &change {
+            VoterChange::AddLearner { .. } => None,
+            _ => match self.voter_change.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(_) => {
+                    return Err(VoterChangeError::Pending(
+                        "another voter change is running".into(),
+                    ))
+                }
+            },
         };
+        let busy = || VoterChangeError::TimedOut("the membership stayed busy".into());
+        let _one_write = tokio::time::timeout_at(deadline, self.membership_write.lock())
+            .await
+            .map_err(|_| busy())?;
+        let mut watch = self.raft.metrics();
+        let settled = tokio::time::timeout_at(
+            deadline,
+            watch.wait_for(|m| {
+                let at = m.membership_config.log_id().map(|l| l.index);
+                m.membership_config.membership().get_joint_config().len() == 1
+                    && at <= m.last_applied.map(|l| l.index)
+            }),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if !settled {
+            return Err(VoterChangeError::Pending(
+                "the last membership change is not committed yet".into(),
+            ));
+        }
+        if !self.is_leader() {
+            return Err(VoterChangeError::NotLeader {
+                leader: self.leader().filter(|l| *l != self.id),
+            });
+        }
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
-        let committed = metrics.last_applied.map(|l| l.index);
-        let membership_at = metrics.membership_config.log_id().map(|l| l.index);
-        if membership.get_joint_config().len() > 1 || membership_at > committed {
-            return Err(VoterChangeError::Pending(format!(
-                "the membership at log index {membership_at:?} is not committed yet"
-            )));
-        }
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        check_change(&voters, &change)?;
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        check_change(&voters, &learners, &change)?;
         match change {
             VoterChange::Add { id, address } => self.add_voter(id, address, deadline).await,
+            VoterChange::AddLearner { id, .. }
+                if voters.contains(&id) || learners.contains(&id) =>
+            {
+                Ok(())
+            }
+            VoterChange::AddLearner { id, address } => {
+                self.check_identity(id, &address, deadline).await?;
+                tracing::info!(node = id, %address, "a controller joins the quorum as a learner");
+                let node = BasicNode::new(address);
+                tokio::time::timeout_at(deadline, self.raft.add_learner(id, node, false))
+                    .await
+                    .map_err(|_| {
+                        VoterChangeError::TimedOut(format!("learner {id} not added in time"))
+                    })?
+                    .map_err(write_error)
+                    .map(|_| ())
+            }
+            VoterChange::Remove { id } if learners.contains(&id) => {
+                let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+                self.write_membership(change, false, deadline).await
+            }
             VoterChange::Remove { id } => {
+                // A removed follower stays a learner: its broker keeps following the metadata.
+                // openraft lets a leader lead as a learner, so a leader removing itself leaves
+                // the membership altogether, which makes it step down once that is committed;
+                // it then asks the next leader to take it back as a learner (join_as_learner).
+                let retain = id != self.id;
                 let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
-                self.write_membership(change, deadline).await
+                self.write_membership(change, retain, deadline).await
             }
         }
     }
@@ -236,20 +300,7 @@ impl Shared {
         address: String,
         deadline: tokio::time::Instant,
     ) -> Result<(), VoterChangeError> {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match super::client::node_id_at(&address, left).await {
-            Ok(answered) if answered == id => {}
-            Ok(other) => {
-                return Err(VoterChangeError::Invalid(format!(
-                    "the controller at {address} is node {other}, not {id}"
-                )))
-            }
-            Err(e) => {
-                return Err(VoterChangeError::TimedOut(format!(
-                    "new voter {id} at {address} is not ready to receive requests: {e}"
-                )))
-            }
-        }
+        self.check_identity(id, &address, deadline).await?;
         tracing::info!(node = id, %address, "adding a controller as a learner");
         let added = tokio::time::timeout_at(
             deadline,
@@ -279,7 +330,7 @@ impl Shared {
             );
             let remove = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
             let grace = tokio::time::Instant::now() + Duration::from_secs(2);
-            if let Err(e) = self.write_membership(remove, grace).await {
+            if let Err(e) = self.write_membership(remove, false, grace).await {
                 tracing::warn!(node = id, "removing the lagging learner: {e}");
             }
             return Err(VoterChangeError::TimedOut(format!(
@@ -287,15 +338,35 @@ impl Shared {
             )));
         }
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        self.write_membership(change, deadline).await
+        self.write_membership(change, false, deadline).await
+    }
+
+    /// Checks that the controller at `address` answers and is node `id`.
+    async fn check_identity(
+        &self,
+        id: NodeId,
+        address: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), VoterChangeError> {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match super::client::node_id_at(address, left).await {
+            Ok(answered) if answered == id => Ok(()),
+            Ok(other) => Err(VoterChangeError::Invalid(format!(
+                "the controller at {address} is node {other}, not {id}"
+            ))),
+            Err(e) => Err(VoterChangeError::TimedOut(format!(
+                "new voter {id} at {address} is not ready to receive requests: {e}"
+            ))),
+        }
     }
 
     async fn write_membership(
         &self,
         change: ChangeMembers<NodeId, BasicNode>,
+        retain: bool,
         deadline: tokio::time::Instant,
     ) -> Result<(), VoterChangeError> {
-        match tokio::time::timeout_at(deadline, self.raft.change_membership(change, false)).await {
+        match tokio::time::timeout_at(deadline, self.raft.change_membership(change, retain)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(write_error(e)),
             Err(_) => Err(VoterChangeError::TimedOut(
@@ -316,6 +387,60 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Vot
         other => VoterChangeError::Failed(other.to_string()),
     }
 }
+
+/// Keeps this controller a member of the quorum: while its membership does not name it (a
+/// controller outside the bootstrap voters, or one removed altogether and restarted), it asks
+/// the leader to add it as a learner at `address`, so that it follows the metadata log (Kafka's
+/// observers do the same) and can be made a voter quickly. A bootstrap voter waits for the
+/// quorum to be initialized instead.
+pub(super) async fn join_as_learner(
+    shared: Arc<Shared>,
+    address: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let me = shared.id;
+    let mut client = super::ControllerClient::new(shared.voters.clone(), JOIN_TIMEOUT);
+    let mut metrics = shared.raft.metrics();
+    loop {
+        let wants_to_join = {
+            let m = metrics.borrow_and_update();
+            let membership = m.membership_config.membership();
+            let member = membership.get_node(&me).is_some();
+            let empty = membership.voter_ids().next().is_none();
+            !member && !(empty && shared.voters.contains(me))
+        };
+        if wants_to_join {
+            let change = VoterChange::AddLearner {
+                id: me,
+                address: address.clone(),
+            };
+            match client.change_voters(&change, JOIN_TIMEOUT).await {
+                Ok(()) => {
+                    tracing::info!(node = me, %address, "asked to follow the controller quorum as a learner")
+                }
+                Err(e) => {
+                    tracing::info!(node = me, "joining the controller quorum as a learner: {e}")
+                }
+            }
+            // The leader's log reaches this node soon after; ask again if it does not.
+            let _ = tokio::time::timeout(JOIN_RETRY, shutdown.wait_for(|stop| *stop)).await;
+            if *shutdown.borrow() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// How long one request to join as a learner may take.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause between two requests to join as a learner.
+const JOIN_RETRY: Duration = Duration::from_secs(1);
 
 /// Logs every change of this node's membership at info, with the old and the new voters and
 /// learners, until `shutdown`.
@@ -373,15 +498,18 @@ mod tests {
 
     #[test]
     fn a_voter_is_added_once_at_a_real_address() {
-        assert_eq!(check_change(&set(&[1, 2, 3]), &add(4, "c4:9093")), Ok(()));
+        assert_eq!(
+            check_change(&set(&[1, 2, 3]), &set(&[]), &add(4, "c4:9093")),
+            Ok(())
+        );
         assert!(matches!(
-            check_change(&set(&[1, 2, 3]), &add(2, "c2:9093")),
+            check_change(&set(&[1, 2, 3]), &set(&[]), &add(2, "c2:9093")),
             Err(VoterChangeError::DuplicateVoter { id: 2, .. })
         ));
         for bad in ["", "c4", "c4:0", ":9093", "c4:99999"] {
             assert!(
                 matches!(
-                    check_change(&set(&[1]), &add(4, bad)),
+                    check_change(&set(&[1]), &set(&[]), &add(4, bad)),
                     Err(VoterChangeError::Invalid(_))
                 ),
                 "{bad:?}"
@@ -392,15 +520,15 @@ mod tests {
     #[test]
     fn only_a_voter_is_removed_and_never_the_last() {
         assert_eq!(
-            check_change(&set(&[1, 2]), &VoterChange::Remove { id: 1 }),
+            check_change(&set(&[1, 2]), &set(&[]), &VoterChange::Remove { id: 1 }),
             Ok(())
         );
         assert!(matches!(
-            check_change(&set(&[1, 2]), &VoterChange::Remove { id: 7 }),
+            check_change(&set(&[1, 2]), &set(&[]), &VoterChange::Remove { id: 7 }),
             Err(VoterChangeError::VoterNotFound { id: 7, .. })
         ));
         assert_eq!(
-            check_change(&set(&[5]), &VoterChange::Remove { id: 5 }),
+            check_change(&set(&[5]), &set(&[]), &VoterChange::Remove { id: 5 }),
             Err(VoterChangeError::LastVoter { id: 5 })
         );
     }

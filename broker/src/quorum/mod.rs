@@ -73,6 +73,8 @@ pub struct QuorumConfig {
     pub voters: Voters,
     /// Address the controller gRPC server binds to.
     pub listen: SocketAddr,
+    /// The address (host:port) other controllers reach this one at; port 0: the bound one.
+    pub advertised: String,
     /// Directory holding `quorum/quorum.redb`.
     pub data_dir: PathBuf,
     /// A broker not heard from for this long is fenced.
@@ -98,6 +100,7 @@ impl QuorumConfig {
             node_id,
             voters,
             listen: cfg.controller_listen,
+            advertised: cfg.advertised_controller(cfg.controller_listen.port()),
             data_dir: cfg.data_dir.clone(),
             session_timeout: Duration::from_millis(cfg.broker_session_timeout_ms),
             raft_heartbeat: Duration::from_millis(50),
@@ -182,8 +185,10 @@ pub(crate) struct Shared {
     request_timeout: Duration,
     /// Replies of the voters to this node's AppendEntries, for DescribeQuorum.
     activity: Arc<activity::PeerActivity>,
-    /// Held while a voter change runs on this leader: one change at a time.
+    /// Held while a voter change (AddRaftVoter, RemoveRaftVoter) runs on this leader.
     voter_change: tokio::sync::Mutex<()>,
+    /// Held while any membership change (a voter's or a learner's) is written.
+    membership_write: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -343,6 +348,7 @@ pub async fn start(
         request_timeout: config.request_timeout,
         activity,
         voter_change: tokio::sync::Mutex::new(()),
+        membership_write: tokio::sync::Mutex::new(()),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
@@ -362,7 +368,15 @@ pub async fn start(
             metrics,
             shutdown_rx.clone(),
         )),
-        tokio::spawn(membership::log_changes(shared.clone(), shutdown_rx)),
+        tokio::spawn(membership::log_changes(shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(membership::join_as_learner(
+            shared.clone(),
+            match config.advertised.strip_suffix(":0") {
+                Some(host) => format!("{host}:{}", local_addr.port()),
+                None => config.advertised.clone(),
+            },
+            shutdown_rx,
+        )),
     ];
     let handle = QuorumHandle {
         shared,
@@ -457,6 +471,12 @@ impl QuorumHandle {
         self.shared.is_leader()
     }
 
+    /// The voters as this node's Raft membership names them (the bootstrap voters before it
+    /// holds one), and the membership's version.
+    pub fn known_voters(&self) -> (Voters, u64) {
+        self.shared.current_voters()
+    }
+
     /// Watches whether the local Raft log holds entries not applied yet.
     pub fn log_progress(&self) -> LogProgress {
         LogProgress(self.shared.raft.metrics())
@@ -513,9 +533,10 @@ impl QuorumHandle {
             let (target, caught_up) = {
                 let m = metrics.borrow();
                 let last = m.last_log_index.unwrap_or(0);
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
                 let best = m.replication.as_ref().and_then(|r| {
                     r.iter()
-                        .filter(|(id, _)| **id != me)
+                        .filter(|(id, _)| **id != me && voters.contains(id))
                         .map(|(id, matched)| (*id, matched.map_or(0, |l| l.index)))
                         .max_by_key(|(_, index)| *index)
                 });

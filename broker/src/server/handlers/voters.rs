@@ -84,7 +84,9 @@ impl Broker {
                 "a single broker keeps its metadata itself: it has no controller quorum to change",
             ));
         }
-        if let Some(id) = cluster_id.filter(|id| *id != self.registry.cluster_id()) {
+        // Null (or empty) names no cluster: any will do.
+        let named = cluster_id.filter(|id| !id.is_empty());
+        if let Some(id) = named.filter(|id| *id != self.registry.cluster_id()) {
             return Err(ApiError::new(
                 ResponseError::InconsistentClusterId,
                 format!(
