@@ -258,6 +258,12 @@ async fn round_trip(nodes: &Nodes, via: i32, topic: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_quorum_moves_to_new_controllers_one_voter_at_a_time() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let mut nodes = Nodes::start(6, &[1, 2, 3]).await;
     nodes.wait_live(6, &[1, 2, 3, 4, 5, 6]).await;
     let (p, _) = wait_voters(&nodes, 4, &[1, 2, 3]).await;
@@ -319,6 +325,35 @@ async fn the_quorum_moves_to_new_controllers_one_voter_at_a_time() {
     nodes.wait_live(4, &[4, 5, 6]).await;
     wait_voters(&nodes, 4, &[4, 5, 6]).await;
     round_trip(&nodes, 6, "after-the-old-set", 10).await;
+
+    // A removed voter restarted with the old bootstrap list (its Raft log intact) comes back as
+    // an observer and does not disturb the quorum.
+    let epoch = wait_voters(&nodes, 4, &[4, 5, 6]).await.0.leader_epoch;
+    nodes.restart(2).await;
+    nodes.wait_live(2, &[2, 4, 5, 6]).await;
+    let (p, _) = wait_voters(&nodes, 2, &[4, 5, 6]).await;
+    assert_eq!(p.leader_epoch, epoch, "no election: {p:?}");
+    assert!(p.observers.iter().any(|o| o.replica_id.0 == 2), "{p:?}");
+    round_trip(&nodes, 2, "with-a-stale-node", 5).await;
+    nodes.stop(2).await;
+    // The old controllers, gone for good, leave the membership (they were learners).
+    for id in [1, 2, 3] {
+        let r = remove_voter(&mut nodes.client(4).await, id).await;
+        assert_eq!(r.error_code, 0, "{r:?}");
+    }
+    let mut c4 = nodes.client(4).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = describe(&mut c4).await;
+        let p = &r.topics[0].partitions[0];
+        if voters_of(p) == [4, 5, 6] && p.observers.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{p:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = remove_voter(&mut c4, 1).await;
+    assert_eq!(r.error_code, ResponseError::VoterNotFound.code(), "{r:?}");
 
     // A new voter restarts from its Raft log and is a voter again, with nobody adding it.
     nodes.stop(5).await;

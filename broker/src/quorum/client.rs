@@ -194,10 +194,26 @@ impl Book {
     }
 }
 
+impl std::fmt::Debug for ControllerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerClient")
+            .field("book", &self.book)
+            .field("leader", &self.leader)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a process that runs a controller itself reads the voters its Raft membership names,
+/// and the membership's version.
+pub type LocalVoters = Arc<dyn Fn() -> (Voters, u64) + Send + Sync>;
+
 /// A client of the controller quorum that finds and follows the leader.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControllerClient {
     book: Arc<RwLock<Book>>,
+    /// The local controller's view of the voters, read before each choice of a controller.
+    local: Option<LocalVoters>,
     leader: Option<NodeId>,
     next: usize,
     timeout: Duration,
@@ -212,15 +228,23 @@ impl ControllerClient {
                 current: None,
                 leaders: std::collections::BTreeMap::new(),
             })),
+            local: None,
             leader: None,
             next: 0,
             timeout,
         }
     }
 
+    /// Lets the client (and its clones made from now on) read the voters from the controller
+    /// of this process whenever it picks a controller: the bootstrap voters may all be gone.
+    pub fn with_local_voters(mut self, local: LocalVoters) -> ControllerClient {
+        self.local = Some(local);
+        self
+    }
+
     /// Tells the client (and its clones) the voters of the membership at `version`, as a local
     /// controller knows them, unless it knows a newer one.
-    pub fn seed(&self, voters: Voters, version: u64) {
+    fn seed(&self, voters: Voters, version: u64) {
         if version == 0 || voters.0.is_empty() {
             return;
         }
@@ -242,6 +266,10 @@ impl ControllerClient {
 
     /// The voter to ask next: the known leader, else the voters in turn.
     fn target(&mut self) -> Option<(NodeId, String)> {
+        if let Some(local) = &self.local {
+            let (voters, version) = local();
+            self.seed(voters, version);
+        }
         let book = self.book.read();
         if let Some(l) = self.leader {
             if let Some(addr) = book.address(l) {

@@ -211,11 +211,7 @@ impl Shared {
         timeout: Duration,
     ) -> Result<(), VoterChangeError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        if !self.is_leader() {
-            return Err(VoterChangeError::NotLeader {
-                leader: self.leader().filter(|l| *l != self.id),
-            });
-        }
+        self.check_leading()?;
         let _one_voter_change = match &change {
             VoterChange::AddLearner { .. } => None,
             _ => match self.voter_change.try_lock() {
@@ -247,11 +243,7 @@ impl Shared {
                 "the last membership change is not committed yet".into(),
             ));
         }
-        if !self.is_leader() {
-            return Err(VoterChangeError::NotLeader {
-                leader: self.leader().filter(|l| *l != self.id),
-            });
-        }
+        self.check_leading()?;
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -339,6 +331,28 @@ impl Shared {
         }
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
         self.write_membership(change, false, deadline).await
+    }
+
+    /// This node leads, and as a voter: a leader that removed itself leads on until the change
+    /// is committed and then steps down, and openraft must not be asked for a membership change
+    /// in between.
+    fn check_leading(&self) -> Result<(), VoterChangeError> {
+        let (leader, voter) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let voter = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == self.id);
+            (m.current_leader, voter)
+        };
+        if leader == Some(self.id) && voter {
+            return Ok(());
+        }
+        Err(VoterChangeError::NotLeader {
+            leader: leader.filter(|l| *l != self.id),
+        })
     }
 
     /// Checks that the controller at `address` answers and is node `id`.
@@ -531,6 +545,17 @@ mod tests {
             check_change(&set(&[5]), &set(&[]), &VoterChange::Remove { id: 5 }),
             Err(VoterChangeError::LastVoter { id: 5 })
         );
+    }
+
+    #[test]
+    fn a_learner_is_removed_and_joins_without_checks() {
+        let learner = VoterChange::Remove { id: 3 };
+        assert_eq!(check_change(&set(&[1]), &set(&[3]), &learner), Ok(()));
+        let join = VoterChange::AddLearner {
+            id: 1,
+            address: "c1:9093".into(),
+        };
+        assert_eq!(check_change(&set(&[1]), &set(&[]), &join), Ok(()));
     }
 
     #[test]

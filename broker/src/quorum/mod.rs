@@ -35,7 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use activity::Activity;
-pub use client::{BrokerRegistration, ControllerClient, Heartbeat};
+pub use client::{BrokerRegistration, ControllerClient, Heartbeat, LocalVoters};
 pub use describe::{QuorumDescription, ReplicaProgress};
 pub use log_store::LogStore;
 pub use membership::{VoterChange, VoterChangeError};
@@ -471,10 +471,15 @@ impl QuorumHandle {
         self.shared.is_leader()
     }
 
-    /// The voters as this node's Raft membership names them (the bootstrap voters before it
-    /// holds one), and the membership's version.
-    pub fn known_voters(&self) -> (Voters, u64) {
-        self.shared.current_voters()
+    /// Reads the voters as this node's Raft membership names them (the bootstrap voters before
+    /// it holds one), with the membership's version, for a [`ControllerClient`] of this process.
+    pub fn local_voters(&self) -> LocalVoters {
+        // Weak: a client outliving the controller must not keep its Raft node (and redb file).
+        let shared = Arc::downgrade(&self.shared);
+        Arc::new(move || match shared.upgrade() {
+            Some(s) => s.current_voters(),
+            None => (Voters(Default::default()), 0),
+        })
     }
 
     /// Watches whether the local Raft log holds entries not applied yet.

@@ -116,14 +116,14 @@ impl Replication {
 /// Starts replication: binds the replication listener, registers the broker with the
 /// controllers (advertising `advertised` for clients), follows the metadata image (and, on a
 /// voter, knows from its Raft log when more of it is on the way). `voters`: the controller
-/// quorum's voters as the local controller knows them (with its membership's version), when
-/// this process is a controller; the bootstrap voters may all be gone by now.
+/// quorum's voters as the local controller knows them, when this process is a controller; the
+/// bootstrap voters may all be gone by now.
 pub async fn start(
     config: Arc<BrokerConfig>,
     registry: Arc<TopicRegistry>,
     metrics: Arc<Metrics>,
     (image, log): (watch::Receiver<Arc<MetadataImage>>, Option<LogProgress>),
-    voters: Option<(crate::quorum::Voters, u64)>,
+    voters: Option<crate::quorum::LocalVoters>,
     advertised: (String, i32),
 ) -> anyhow::Result<Replication> {
     let listener = TcpListener::bind(config.replication_listen)
@@ -140,9 +140,9 @@ pub async fn start(
     } else {
         replication_addr.ip().to_string()
     };
-    let controller = ControllerClient::new(config.voters(), PROPOSE_TIMEOUT);
-    if let Some((voters, version)) = voters {
-        controller.seed(voters, version);
+    let mut controller = ControllerClient::new(config.voters(), PROPOSE_TIMEOUT);
+    if let Some(local) = voters {
+        controller = controller.with_local_voters(local);
     }
     let incarnation_id = uuid::Uuid::new_v4().to_string();
     let registration = BrokerRegistration {
