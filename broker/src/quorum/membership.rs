@@ -421,7 +421,9 @@ pub(super) async fn join_as_learner(
             let membership = m.membership_config.membership();
             let member = membership.get_node(&me).is_some();
             let empty = membership.voter_ids().next().is_none();
-            !member && !(empty && shared.voters.contains(me))
+            // An uninitialized bootstrap voter is made a member by the initializer.
+            let awaits_initialization = empty && shared.voters.contains(me);
+            !(member || awaits_initialization)
         };
         if wants_to_join {
             let change = VoterChange::AddLearner {
