@@ -2,7 +2,9 @@
 //! for the other voters, on one listener. Writes (register, broker sessions, propose) are served
 //! by the leader only; elsewhere they answer NOT_LEADER with the leader's id and address, never
 //! wait. Metadata reads are served by every controller from its applied image; a metadata watch
-//! sends the image once, then deltas.
+//! sends the image once, then deltas. Voter changes (ChangeVoters) are made by the leader only.
+//! Every reply names the voters of this controller's Raft membership, so that brokers follow
+//! the quorum as its voters change.
 //!
 //! A broker session is a stream of heartbeats: the leader fences the broker's incarnation as
 //! soon as its current stream closes or breaks (a crashed process closes its sockets), and never

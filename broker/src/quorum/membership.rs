@@ -415,6 +415,7 @@ pub(super) async fn join_as_learner(
     let me = shared.id;
     let mut client = super::ControllerClient::new(shared.voters.clone(), JOIN_TIMEOUT);
     let mut metrics = shared.raft.metrics();
+    let mut last_said: Option<String> = None;
     loop {
         let wants_to_join = {
             let m = metrics.borrow_and_update();
@@ -430,13 +431,17 @@ pub(super) async fn join_as_learner(
                 id: me,
                 address: address.clone(),
             };
-            match client.change_voters(&change, JOIN_TIMEOUT).await {
-                Ok(()) => {
-                    tracing::info!(node = me, %address, "asked to follow the controller quorum as a learner")
-                }
-                Err(e) => {
-                    tracing::info!(node = me, "joining the controller quorum as a learner: {e}")
-                }
+            let outcome = client.change_voters(&change, JOIN_TIMEOUT).await;
+            // Said once at info while the answer stays the same; retries go to debug.
+            let said = format!("{outcome:?}");
+            if last_said.as_deref() == Some(said.as_str()) {
+                tracing::debug!(
+                    node = me,
+                    "joining the controller quorum as a learner: {said}"
+                );
+            } else {
+                log_join(me, &address, &outcome);
+                last_said = Some(said);
             }
             // The leader's log reaches this node soon after; ask again if it does not.
             let _ = tokio::time::timeout(JOIN_RETRY, shutdown.wait_for(|stop| *stop)).await;
@@ -449,6 +454,15 @@ pub(super) async fn join_as_learner(
             changed = metrics.changed() => if changed.is_err() { return },
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+fn log_join(me: NodeId, address: &str, outcome: &Result<(), VoterChangeError>) {
+    match outcome {
+        Ok(()) => {
+            tracing::info!(node = me, %address, "asked to follow the controller quorum as a learner")
+        }
+        Err(e) => tracing::info!(node = me, "joining the controller quorum as a learner: {e}"),
     }
 }
 
