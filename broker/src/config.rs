@@ -178,14 +178,19 @@ pub struct BrokerConfig {
     /// (process.roles). A controller holds a vote in the metadata quorum; a controller-only
     /// process serves no Kafka clients. A single node (no --controller-quorum-voters) is
     /// always both. Unset in a cluster: `broker,controller` when --node-id is one of the
-    /// voters, else `broker` (so that every member of a cluster can share one setting).
+    /// voters, else `broker` (so that every member of a cluster can share one setting). A
+    /// controller whose id is not among --controller-quorum-voters starts as a non-voter and
+    /// waits to be added (AddRaftVoter, KIP-853); once it has joined, its Raft log keeps it a
+    /// voter across restarts.
     #[arg(long, env = "SAMSA_PROCESS_ROLES", value_parser = parse_roles)]
     pub process_roles: Option<ProcessRoles>,
 
     /// The controller quorum as ID@HOST:PORT,... (controller.quorum.voters), e.g.
     /// `1@c1:9093,2@c2:9093,3@c3:9093`. Set: this process is a cluster member (the quorum
     /// holds the metadata, partitions are replicated). Unset: a single broker whose metadata is
-    /// local. The lowest id initializes a new quorum.
+    /// local. These voters bootstrap a new quorum (the lowest id initializes it) and are the
+    /// controllers contacted first; once the quorum exists, its membership names the voters,
+    /// which AddRaftVoter and RemoveRaftVoter change.
     #[arg(long, env = "SAMSA_CONTROLLER_QUORUM_VOTERS")]
     pub controller_quorum_voters: Option<Voters>,
 
@@ -193,6 +198,13 @@ pub struct BrokerConfig {
     /// broker registration, heartbeats and metadata (controller listener of `listeners`).
     #[arg(long, env = "SAMSA_CONTROLLER_LISTEN", default_value = "0.0.0.0:9093")]
     pub controller_listen: SocketAddr,
+
+    /// host:port other controllers reach this controller at (the CONTROLLER listener of
+    /// Kafka's advertised.listeners). Defaults to this node's entry in
+    /// --controller-quorum-voters, else the advertised host with the controller port. A
+    /// controller outside the bootstrap voters announces it when it joins the quorum.
+    #[arg(long, env = "SAMSA_ADVERTISED_CONTROLLER_LISTENER")]
+    pub advertised_controller_listener: Option<String>,
 
     /// How often a broker heartbeats to the controller leader, in milliseconds
     /// (broker.heartbeat.interval.ms).
@@ -371,8 +383,6 @@ impl BrokerConfig {
         }
     }
 
-    /// The controller voters: --controller-quorum-voters, or this node alone at its controller
-    /// listener (localhost when it listens on every interface).
     /// The roles this process runs: --process-roles, or the default for its place (see there).
     pub fn roles(&self) -> ProcessRoles {
         if let Some(roles) = self.process_roles {
@@ -388,6 +398,8 @@ impl BrokerConfig {
         }
     }
 
+    /// The bootstrap voters: --controller-quorum-voters, or this node alone at its controller
+    /// listener (localhost when it listens on every interface).
     pub fn voters(&self) -> Voters {
         if let Some(v) = &self.controller_quorum_voters {
             return v.clone();
@@ -399,6 +411,34 @@ impl BrokerConfig {
         };
         let id = u64::try_from(self.node_id).unwrap_or_default();
         Voters(std::collections::BTreeMap::from([(id, addr)]))
+    }
+
+    /// The controller address this node gives the quorum: --advertised-controller-listener,
+    /// else its entry among the bootstrap voters, else the advertised host with the controller
+    /// port (`port`: the bound one, for an ephemeral --controller-listen).
+    pub fn advertised_controller(&self, port: u16) -> String {
+        if let Some(a) = &self.advertised_controller_listener {
+            return a.clone();
+        }
+        let voters = self.voters();
+        if let Some(a) = u64::try_from(self.node_id)
+            .ok()
+            .and_then(|id| voters.address(id))
+        {
+            return a.to_string();
+        }
+        if !self.controller_listen.ip().is_unspecified() {
+            return std::net::SocketAddr::new(self.controller_listen.ip(), port).to_string();
+        }
+        let host = self
+            .advertised()
+            .map(|(h, _)| h)
+            .unwrap_or_else(|_| "localhost".to_string());
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
     }
 
     /// A configuration with every default, for tests.
@@ -474,6 +514,17 @@ mod tests {
                 "node {id}"
             );
         }
+        // A controller outside the bootstrap voters (a voter to be added) is asked for.
+        let c = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--node-id",
+            "4",
+            "--process-roles",
+            "broker,controller",
+            "--controller-quorum-voters",
+            voters,
+        ]);
+        assert!(c.roles().broker && c.roles().controller);
         for bad in [
             ["--process-roles", "gateway"],
             ["--process-roles", ""],

@@ -59,6 +59,8 @@ pub const HANDLED_APIS: &[ApiRange] = &[
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::UnregisterBroker, 0, 0),
     api(ApiKey::DescribeQuorum, 0, 2),
+    api(ApiKey::AddRaftVoter, 0, 0),
+    api(ApiKey::RemoveRaftVoter, 0, 0),
 ];
 
 /// Produce versions below this are advertised (for librdkafka's feature detection) but answered

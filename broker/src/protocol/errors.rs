@@ -6,7 +6,7 @@ use crate::controller::{AssignError, Refusal};
 use crate::log::batch::BatchError;
 use crate::log::LogError;
 use crate::producer::SequenceError;
-use crate::quorum::ControllerError;
+use crate::quorum::{ControllerError, VoterChangeError};
 use crate::topics::TopicError;
 
 /// An error a client sees: a Kafka error code and a message (sent where the API has a field
@@ -105,6 +105,27 @@ impl From<ControllerError> for ApiError {
             ControllerError::Refused(r) => r.into(),
             other => ApiError::new(ResponseError::RequestTimedOut, other.to_string()),
         }
+    }
+}
+
+/// AddRaftVoter / RemoveRaftVoter, with the codes Kafka's quorum answers (KIP-853): a change
+/// while another is pending is REQUEST_TIMED_OUT; removing the last voter is VOTER_NOT_FOUND,
+/// as Kafka's voter set refuses to lose its last member; a non-leader is NOT_CONTROLLER.
+impl From<VoterChangeError> for ApiError {
+    fn from(e: VoterChangeError) -> Self {
+        let code = match &e {
+            VoterChangeError::DuplicateVoter { .. } => ResponseError::DuplicateVoter,
+            VoterChangeError::VoterNotFound { .. } | VoterChangeError::LastVoter { .. } => {
+                ResponseError::VoterNotFound
+            }
+            VoterChangeError::Pending(_) | VoterChangeError::TimedOut(_) => {
+                ResponseError::RequestTimedOut
+            }
+            VoterChangeError::NotLeader { .. } => ResponseError::NotController,
+            VoterChangeError::Invalid(_) => ResponseError::InvalidRequest,
+            VoterChangeError::Failed(_) => ResponseError::UnknownServerError,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -2,14 +2,20 @@
 //! stream to the controller leader), proposals (following NOT_LEADER redirects to the leader,
 //! bounded by a deadline) and a metadata watch that keeps a local copy of the image from one
 //! image and then deltas. Used by broker-only processes and to forward proposals.
+//!
+//! The client starts from the bootstrap voters (`--controller-quorum-voters`) and follows the
+//! voters as they change: every controller reply names the voters of its Raft membership (with
+//! the membership's log index; the newest wins) and the leader's address, which the clones of a
+//! client share.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use samsa_proto::v1::controller_client::ControllerClient as Grpc;
 use samsa_proto::v1::{
-    BrokerHeartbeatReply, BrokerHeartbeatRequest, FetchMetadataRequest, ProposeRequest,
-    RegisterBrokerRequest, ReplyStatus, StatusCode,
+    BrokerHeartbeatReply, BrokerHeartbeatRequest, ChangeVotersRequest, FetchMetadataRequest,
+    ProposeRequest, RegisterBrokerRequest, ReplyStatus, StatusCode,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -18,7 +24,7 @@ use tonic::transport::Channel;
 
 use super::controller_service::MAX_MESSAGE;
 use super::network::channel;
-use super::{ControllerError, NodeId, Voters};
+use super::{ControllerError, NodeId, VoterChange, VoterChangeError, Voters};
 use crate::controller::{apply_delta, MetadataCommand, MetadataDelta, MetadataImage, Refusal};
 
 /// What a broker tells the controller when it starts.
@@ -95,37 +101,194 @@ pub(super) async fn propose_at(
     Ok(reply.applied_index)
 }
 
+/// Asks the controller at `addr` who it is: its node id and the version (log index) of the
+/// membership it holds (0: none, it belongs to no quorum yet).
+pub(super) async fn probe(addr: &str, timeout: Duration) -> Result<(NodeId, u64), String> {
+    let call = async {
+        let reply = connect(addr)
+            .map_err(|e| e.to_string())?
+            .fetch_metadata(FetchMetadataRequest {
+                since_version: u64::MAX,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        let status = reply.status.ok_or("reply without status")?;
+        let id = NodeId::try_from(status.node_id)
+            .map_err(|_| format!("answered with node id {}", status.node_id))?;
+        Ok((id, status.voters_version))
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
+/// The node id of the controller at `addr`.
+pub(super) async fn node_id_at(addr: &str, timeout: Duration) -> Result<NodeId, String> {
+    probe(addr, timeout).await.map(|(id, _)| id)
+}
+
+/// Where the controllers are, shared by the clones of a client.
+#[derive(Debug)]
+struct Book {
+    /// The voters the process was started with.
+    bootstrap: Voters,
+    /// The voters of the newest membership a controller told of, and its version.
+    current: Option<(Voters, u64)>,
+    /// Addresses of leaders named in redirects.
+    leaders: std::collections::BTreeMap<NodeId, String>,
+}
+
+impl Book {
+    fn address(&self, id: NodeId) -> Option<String> {
+        self.current
+            .as_ref()
+            .and_then(|(v, _)| v.address(id))
+            .or_else(|| self.leaders.get(&id).map(String::as_str))
+            .or_else(|| self.bootstrap.address(id))
+            .map(str::to_string)
+    }
+
+    /// Whom to try in turn: the current voters, then bootstrap voters not among them.
+    fn candidates(&self) -> Vec<(NodeId, String)> {
+        let mut all: Vec<(NodeId, String)> = self
+            .current
+            .as_ref()
+            .map(|(v, _)| v.0.iter().map(|(i, a)| (*i, a.clone())).collect())
+            .unwrap_or_default();
+        for (id, addr) in &self.bootstrap.0 {
+            if !all.iter().any(|(i, _)| i == id) {
+                all.push((*id, addr.clone()));
+            }
+        }
+        all
+    }
+
+    /// Takes in what a controller's reply says about the voters and the leader.
+    fn learn(&mut self, status: &ReplyStatus) {
+        if let Ok(leader) = NodeId::try_from(status.leader_id) {
+            if !status.leader_address.is_empty() {
+                self.leaders.insert(leader, status.leader_address.clone());
+            }
+        }
+        if status.voters.is_empty() {
+            return;
+        }
+        let newer = self
+            .current
+            .as_ref()
+            .is_none_or(|(_, version)| status.voters_version > *version);
+        if !newer {
+            return;
+        }
+        match status.voters.parse::<Voters>() {
+            Ok(voters) => {
+                if self.current.as_ref().is_none_or(|(v, _)| *v != voters) {
+                    tracing::info!(voters = %voters, version = status.voters_version,
+                        "the controller quorum's voters, as a controller tells");
+                }
+                self.current = Some((voters, status.voters_version));
+            }
+            Err(e) => tracing::debug!("a controller named unreadable voters: {e}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ControllerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerClient")
+            .field("book", &self.book)
+            .field("leader", &self.leader)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a process that runs a controller itself reads the voters its Raft membership names,
+/// and the membership's version.
+pub type LocalVoters = Arc<dyn Fn() -> (Voters, u64) + Send + Sync>;
+
 /// A client of the controller quorum that finds and follows the leader.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ControllerClient {
-    voters: Voters,
+    book: Arc<RwLock<Book>>,
+    /// The local controller's view of the voters, read before each choice of a controller.
+    local: Option<LocalVoters>,
     leader: Option<NodeId>,
     next: usize,
     timeout: Duration,
 }
 
 impl ControllerClient {
-    /// A client of `voters`; each call gives up after `timeout`.
+    /// A client of `voters` (the bootstrap voters); each call gives up after `timeout`.
     pub fn new(voters: Voters, timeout: Duration) -> ControllerClient {
         ControllerClient {
-            voters,
+            book: Arc::new(RwLock::new(Book {
+                bootstrap: voters,
+                current: None,
+                leaders: std::collections::BTreeMap::new(),
+            })),
+            local: None,
             leader: None,
             next: 0,
             timeout,
         }
     }
 
+    /// Lets the client (and its clones made from now on) read the voters from the controller
+    /// of this process whenever it picks a controller: the bootstrap voters may all be gone.
+    pub fn with_local_voters(mut self, local: LocalVoters) -> ControllerClient {
+        self.local = Some(local);
+        self
+    }
+
+    /// Tells the client (and its clones) the voters of the membership at `version`, as a local
+    /// controller knows them, unless it knows a newer one.
+    fn seed(&self, voters: Voters, version: u64) {
+        if version == 0 || voters.0.is_empty() {
+            return;
+        }
+        let mut book = self.book.write();
+        if book.current.as_ref().is_none_or(|(_, v)| version > *v) {
+            book.current = Some((voters, version));
+        }
+    }
+
+    /// The voters as this client knows them: those a controller last named, else the
+    /// bootstrap voters.
+    pub fn voters(&self) -> Voters {
+        let book = self.book.read();
+        match &book.current {
+            Some((v, _)) => v.clone(),
+            None => book.bootstrap.clone(),
+        }
+    }
+
     /// The voter to ask next: the known leader, else the voters in turn.
     fn target(&mut self) -> Option<(NodeId, String)> {
+        if let Some(local) = &self.local {
+            let (voters, version) = local();
+            self.seed(voters, version);
+        }
+        let book = self.book.read();
         if let Some(l) = self.leader {
-            if let Some(addr) = self.voters.address(l) {
-                return Some((l, addr.to_string()));
+            if let Some(addr) = book.address(l) {
+                return Some((l, addr));
             }
         }
-        let n = self.voters.0.len();
-        let (id, addr) = self.voters.0.iter().nth(self.next % n.max(1))?;
+        let candidates = book.candidates();
+        let n = candidates.len();
+        let (id, addr) = candidates.into_iter().nth(self.next % n.max(1))?;
         self.next = self.next.wrapping_add(1);
-        Some((*id, addr.clone()))
+        Some((id, addr))
+    }
+
+    /// Maps a reply status to `Ok` or the error it carries, learning the voters it names.
+    fn check(&self, status: Option<ReplyStatus>) -> Result<(), ControllerError> {
+        if let Some(s) = &status {
+            self.book.write().learn(s);
+        }
+        check(status)
     }
 
     /// Runs `call` against the leader, following redirects and retrying unreachable voters
@@ -142,7 +305,7 @@ impl ControllerClient {
             };
             let result = match connect(&addr) {
                 Ok(client) => match call(client).await {
-                    Ok((status, value)) => check(status).map(|()| value),
+                    Ok((status, value)) => self.check(status).map(|()| value),
                     Err(e) => Err(unavailable(&addr, e)),
                 },
                 Err(e) => Err(e),
@@ -225,8 +388,52 @@ impl ControllerClient {
             .await
             .map_err(|e| unavailable(&addr, e))?
             .into_inner();
-        check(reply.status)?;
+        self.check(reply.status)?;
         decode_image(&reply.image)
+    }
+
+    /// Adds or removes a voter through the quorum's leader, within `timeout`.
+    pub async fn change_voters(
+        &mut self,
+        change: &VoterChange,
+        timeout: Duration,
+    ) -> Result<(), VoterChangeError> {
+        let (voter_id, address, learner) = match change {
+            VoterChange::Add { id, address } => (*id, address.clone(), false),
+            VoterChange::AddLearner { id, address } => (*id, address.clone(), true),
+            VoterChange::Remove { id } => (*id, String::new(), false),
+        };
+        let voter_id = i32::try_from(voter_id)
+            .map_err(|_| VoterChangeError::Invalid(format!("voter id {voter_id} too large")))?;
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let mut client = self.clone();
+        client.timeout = timeout;
+        let outcome = client
+            .on_leader(|mut c| {
+                let req = ChangeVotersRequest {
+                    voter_id,
+                    address: address.clone(),
+                    timeout_ms,
+                    learner,
+                };
+                async move {
+                    let r = c.change_voters(req).await?.into_inner();
+                    Ok((r.status, r.error))
+                }
+            })
+            .await;
+        self.leader = client.leader;
+        match outcome {
+            Ok(error) if error.is_empty() => Ok(()),
+            Ok(error) => Err(serde_json::from_slice(&error).unwrap_or_else(|e| {
+                VoterChangeError::Failed(format!("undecodable answer of the leader: {e}"))
+            })),
+            Err(ControllerError::NotLeader { leader }) => {
+                Err(VoterChangeError::NotLeader { leader })
+            }
+            Err(ControllerError::Unavailable(m)) => Err(VoterChangeError::TimedOut(m)),
+            Err(e) => Err(VoterChangeError::Failed(e.to_string())),
+        }
     }
 
     /// Keeps a broker registered and in session with the controller leader: a session stream
@@ -352,7 +559,7 @@ impl ControllerClient {
                 Err(e) => return SessionEnd::Failed(unavailable(&addr, e)),
             };
             sent = None;
-            match check(reply.status) {
+            match self.check(reply.status) {
                 Ok(()) => {
                     self.leader = Some(node);
                     backoff.reset();
@@ -419,7 +626,7 @@ impl ControllerClient {
             let Some(reply) = next.map_err(|e| unavailable(&addr, e))? else {
                 return Ok(());
             };
-            check(reply.status)?;
+            self.check(reply.status)?;
             if let Some(image) = decode_image(&reply.image)? {
                 if image.version > tx.borrow().version {
                     tx.send_replace(Arc::new(image));

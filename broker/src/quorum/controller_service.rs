@@ -2,7 +2,9 @@
 //! for the other voters, on one listener. Writes (register, broker sessions, propose) are served
 //! by the leader only; elsewhere they answer NOT_LEADER with the leader's id and address, never
 //! wait. Metadata reads are served by every controller from its applied image; a metadata watch
-//! sends the image once, then deltas.
+//! sends the image once, then deltas. Voter changes (ChangeVoters) are made by the leader only.
+//! Every reply names the voters of this controller's Raft membership, so that brokers follow
+//! the quorum as its voters change.
 //!
 //! A broker session is a stream of heartbeats: the leader fences the broker's incarnation as
 //! soon as its current stream closes or breaks (a crashed process closes its sockets), and never
@@ -15,9 +17,9 @@ use std::time::Instant;
 use samsa_proto::v1::controller_server::{Controller, ControllerServer};
 use samsa_proto::v1::raft_server::RaftServer;
 use samsa_proto::v1::{
-    BrokerHeartbeatReply, BrokerHeartbeatRequest, FetchMetadataRequest, MetadataReply,
-    ProposeReply, ProposeRequest, RegisterBrokerReply, RegisterBrokerRequest, ReplyStatus,
-    StatusCode,
+    BrokerHeartbeatReply, BrokerHeartbeatRequest, ChangeVotersReply, ChangeVotersRequest,
+    FetchMetadataRequest, MetadataReply, ProposeReply, ProposeRequest, RegisterBrokerReply,
+    RegisterBrokerRequest, ReplyStatus, StatusCode,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -26,7 +28,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::raft_service::RaftService;
-use super::{ControllerError, Shared};
+use super::{ControllerError, Shared, VoterChange, VoterChangeError};
 use crate::controller::{diff, MetadataCommand, MetadataImage, StreamEnd, StreamId};
 
 /// Largest gRPC message sent or accepted: a batch of log entries or a whole metadata image.
@@ -77,6 +79,20 @@ fn ok() -> Option<ReplyStatus> {
 }
 
 impl ControllerService {
+    /// Tells the caller the current voters and who answers, with every reply.
+    fn stamp(&self, status: &mut ReplyStatus) {
+        let (voters, version) = self.shared.current_voters();
+        status.voters = voters.to_string();
+        status.voters_version = version;
+        status.node_id = i32::try_from(self.shared.id).unwrap_or(-1);
+    }
+
+    fn ok(&self) -> Option<ReplyStatus> {
+        let mut status = ok().unwrap_or_default();
+        self.stamp(&mut status);
+        Some(status)
+    }
+
     fn status(&self, err: &ControllerError) -> Option<ReplyStatus> {
         let leader = match err {
             ControllerError::NotLeader { leader } => *leader,
@@ -93,16 +109,18 @@ impl ControllerService {
             ControllerError::Refused(r) => serde_json::to_vec(r).unwrap_or_default(),
             _ => Vec::new(),
         };
-        Some(ReplyStatus {
+        let mut status = ReplyStatus {
             code: code as i32,
             message: err.to_string(),
             leader_id: leader.and_then(|l| i32::try_from(l).ok()).unwrap_or(-1),
             leader_address: leader
-                .and_then(|l| self.shared.voters.address(l))
-                .unwrap_or_default()
-                .to_string(),
+                .and_then(|l| self.shared.address(l))
+                .unwrap_or_default(),
             refusal,
-        })
+            ..Default::default()
+        };
+        self.stamp(&mut status);
+        Some(status)
     }
 
     fn not_leader(&self) -> ControllerError {
@@ -171,7 +189,7 @@ impl ControllerService {
         );
         if !fenced {
             return BrokerHeartbeatReply {
-                status: ok(),
+                status: self.ok(),
                 fenced: false,
                 metadata_version: self.version(),
             };
@@ -185,7 +203,7 @@ impl ControllerService {
             .await
         {
             Ok(index) => BrokerHeartbeatReply {
-                status: ok(),
+                status: self.ok(),
                 fenced: false,
                 metadata_version: index,
             },
@@ -355,7 +373,7 @@ impl Controller for ControllerService {
                     .lock()
                     .heard(r.broker_id, Instant::now());
                 RegisterBrokerReply {
-                    status: ok(),
+                    status: self.ok(),
                     metadata_version: index,
                 }
             }
@@ -388,7 +406,9 @@ impl Controller for ControllerService {
     ) -> Result<Response<MetadataReply>, Status> {
         let since = req.into_inner().since_version;
         let image = self.shared.image.borrow().clone();
-        Ok(Response::new(metadata_reply(&image, since)))
+        let mut reply = metadata_reply(&image, since);
+        reply.status = self.ok();
+        Ok(Response::new(reply))
     }
 
     type WatchMetadataStream = MetadataStream;
@@ -399,8 +419,13 @@ impl Controller for ControllerService {
     ) -> Result<Response<MetadataStream>, Status> {
         let since = req.into_inner().since_version;
         let mut sent = None;
-        let stream = WatchStream::new(self.shared.image.clone())
-            .filter_map(move |image| watch_reply(&mut sent, image, since).map(Ok));
+        let service = self.clone();
+        let stream = WatchStream::new(self.shared.image.clone()).filter_map(move |image| {
+            watch_reply(&mut sent, image, since).map(|mut reply| {
+                reply.status = service.ok();
+                Ok(reply)
+            })
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -424,13 +449,61 @@ impl Controller for ControllerService {
         };
         let reply = match self.propose(command).await {
             Ok(index) => ProposeReply {
-                status: ok(),
+                status: self.ok(),
                 applied_index: index,
             },
             Err(e) => ProposeReply {
                 status: self.status(&e),
                 applied_index: 0,
             },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn change_voters(
+        &self,
+        req: Request<ChangeVotersRequest>,
+    ) -> Result<Response<ChangeVotersReply>, Status> {
+        let r = req.into_inner();
+        let result = match u64::try_from(r.voter_id) {
+            Err(_) => Err(VoterChangeError::Invalid(format!(
+                "voter id {} is negative",
+                r.voter_id
+            ))),
+            Ok(id) => {
+                let change = if r.address.is_empty() {
+                    VoterChange::Remove { id }
+                } else if r.learner {
+                    VoterChange::AddLearner {
+                        id,
+                        address: r.address,
+                    }
+                } else {
+                    VoterChange::Add {
+                        id,
+                        address: r.address,
+                    }
+                };
+                let timeout = std::time::Duration::from_millis(u64::from(r.timeout_ms));
+                self.shared.change_voters(change, timeout).await
+            }
+        };
+        let reply = match result {
+            Ok(()) => ChangeVotersReply {
+                status: self.ok(),
+                error: Vec::new(),
+            },
+            Err(VoterChangeError::NotLeader { leader }) => ChangeVotersReply {
+                status: self.status(&ControllerError::NotLeader { leader }),
+                error: Vec::new(),
+            },
+            Err(e) => {
+                tracing::info!(error = %e, "voter change refused");
+                ChangeVotersReply {
+                    status: self.ok(),
+                    error: serde_json::to_vec(&e).unwrap_or_default(),
+                }
+            }
         };
         Ok(Response::new(reply))
     }

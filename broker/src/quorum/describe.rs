@@ -39,6 +39,8 @@ pub struct QuorumDescription {
     pub is_leader: bool,
     /// The voters, in id order.
     pub voters: Vec<ReplicaProgress>,
+    /// The learners of the membership (controllers being added as voters), in id order.
+    pub learners: Vec<ReplicaProgress>,
 }
 
 /// Index of a log entry → Kafka offset one past it.
@@ -58,41 +60,39 @@ pub(super) fn describe(
     let me = metrics.id;
     let is_leader = metrics.current_leader == Some(me);
     let own_end = end_offset(metrics.last_log_index);
-    let voters = metrics
-        .membership_config
-        .membership()
-        .voter_ids()
-        .map(|id| {
-            if id == me {
-                let now = is_leader.then_some(now_ms);
-                return ReplicaProgress {
-                    id,
-                    log_end_offset: own_end,
-                    last_fetch_ms: now,
-                    last_caught_up_ms: now,
-                };
-            }
-            let matched = metrics
-                .replication
-                .as_ref()
-                .filter(|_| is_leader)
-                .and_then(|r| r.get(&id).copied());
-            let a = activity
-                .get(&id)
-                .filter(|_| is_leader)
-                .copied()
-                .unwrap_or_default();
-            ReplicaProgress {
+    let progress = |id: NodeId| {
+        if id == me {
+            let now = is_leader.then_some(now_ms);
+            return ReplicaProgress {
                 id,
-                log_end_offset: match matched {
-                    Some(Some(log_id)) => end_offset(Some(log_id.index)),
-                    _ => -1,
-                },
-                last_fetch_ms: a.last_fetch_ms,
-                last_caught_up_ms: a.last_caught_up_ms,
-            }
-        })
-        .collect();
+                log_end_offset: own_end,
+                last_fetch_ms: now,
+                last_caught_up_ms: now,
+            };
+        }
+        let matched = metrics
+            .replication
+            .as_ref()
+            .filter(|_| is_leader)
+            .and_then(|r| r.get(&id).copied());
+        let a = activity
+            .get(&id)
+            .filter(|_| is_leader)
+            .copied()
+            .unwrap_or_default();
+        ReplicaProgress {
+            id,
+            log_end_offset: match matched {
+                Some(Some(log_id)) => end_offset(Some(log_id.index)),
+                _ => -1,
+            },
+            last_fetch_ms: a.last_fetch_ms,
+            last_caught_up_ms: a.last_caught_up_ms,
+        }
+    };
+    let membership = metrics.membership_config.membership();
+    let voters = membership.voter_ids().map(progress).collect();
+    let learners = membership.learner_ids().map(progress).collect();
     QuorumDescription {
         node_id: me,
         leader_id: metrics.current_leader,
@@ -100,6 +100,7 @@ pub(super) fn describe(
         high_watermark: end_offset(metrics.last_applied.map(|l| l.index)),
         is_leader,
         voters,
+        learners,
     }
 }
 

@@ -98,11 +98,7 @@ pub(super) async fn run(
 /// refuses connections, its process is gone (a crash closes its sockets at once), so the broker
 /// of the same process is fenced now instead of after the grace.
 async fn fence_if_gone(shared: Arc<Shared>, previous: i32) {
-    let Some(addr) = u64::try_from(previous)
-        .ok()
-        .and_then(|p| shared.voters.address(p))
-        .map(str::to_string)
-    else {
+    let Some(addr) = u64::try_from(previous).ok().and_then(|p| shared.address(p)) else {
         return;
     };
     let probe = tokio::time::timeout(

@@ -1,6 +1,8 @@
 //! The KRaft-style metadata quorum: an openraft group of controllers whose log holds metadata
 //! commands, stored in `<data_dir>/quorum/quorum.redb`, talking gRPC (`samsa.v1.Raft`) to the
-//! static voters and serving brokers (`samsa.v1.Controller`).
+//! members of its Raft membership and serving brokers (`samsa.v1.Controller`). The static voter
+//! list bootstraps a new quorum; voters are then added and removed one at a time
+//! ([`VoterChange`], KIP-853), and a controller outside the list starts as a non-voter.
 //!
 //! [`start`] runs one controller node and returns a [`QuorumHandle`]: [`QuorumHandle::propose`]
 //! commits a [`MetadataCommand`] (forwarded to the leader when this node is not it) and
@@ -13,6 +15,7 @@ mod controller_service;
 mod describe;
 mod liveness;
 mod log_store;
+mod membership;
 mod network;
 mod raft_service;
 mod state_machine;
@@ -32,9 +35,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use activity::Activity;
-pub use client::{BrokerRegistration, ControllerClient, Heartbeat};
+pub use client::{BrokerRegistration, ControllerClient, Heartbeat, LocalVoters};
 pub use describe::{QuorumDescription, ReplicaProgress};
 pub use log_store::LogStore;
+pub use membership::{VoterChange, VoterChangeError};
 pub use state_machine::StateMachine;
 pub use voters::Voters;
 
@@ -61,12 +65,16 @@ pub type Entry = openraft::Entry<TypeConfig>;
 /// Settings of one controller node.
 #[derive(Debug, Clone)]
 pub struct QuorumConfig {
-    /// This node's id; must be a voter.
+    /// This node's id. A node that is not among `voters` starts as a non-voter: it waits to be
+    /// added (AddRaftVoter) and never initializes a quorum.
     pub node_id: NodeId,
-    /// Every voter and its controller address.
+    /// The voters that bootstrap a new quorum and are contacted first, with their controller
+    /// addresses; once the quorum exists its Raft membership names the voters.
     pub voters: Voters,
     /// Address the controller gRPC server binds to.
     pub listen: SocketAddr,
+    /// The address (host:port) other controllers reach this one at; port 0: the bound one.
+    pub advertised: String,
     /// Directory holding `quorum/quorum.redb`.
     pub data_dir: PathBuf,
     /// A broker not heard from for this long is fenced.
@@ -88,15 +96,11 @@ impl QuorumConfig {
         let node_id = NodeId::try_from(cfg.node_id)
             .map_err(|_| QuorumError::Config(format!("node id {} is negative", cfg.node_id)))?;
         let voters = cfg.voters();
-        if !voters.contains(node_id) {
-            return Err(QuorumError::Config(format!(
-                "node {node_id} is a controller but not in --controller-quorum-voters {voters}"
-            )));
-        }
         Ok(QuorumConfig {
             node_id,
             voters,
             listen: cfg.controller_listen,
+            advertised: cfg.advertised_controller(cfg.controller_listen.port()),
             data_dir: cfg.data_dir.clone(),
             session_timeout: Duration::from_millis(cfg.broker_session_timeout_ms),
             raft_heartbeat: Duration::from_millis(50),
@@ -181,6 +185,10 @@ pub(crate) struct Shared {
     request_timeout: Duration,
     /// Replies of the voters to this node's AppendEntries, for DescribeQuorum.
     activity: Arc<activity::PeerActivity>,
+    /// Held while a voter change (AddRaftVoter, RemoveRaftVoter) runs on this leader.
+    voter_change: tokio::sync::Mutex<()>,
+    /// Held while any membership change (a voter's or a learner's) is written.
+    membership_write: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -223,8 +231,8 @@ impl Shared {
         loop {
             let err = match self.propose_local(command.clone()).await {
                 Err(ControllerError::NotLeader { leader: Some(l) }) if l != self.id => {
-                    match self.voters.address(l) {
-                        Some(addr) => client::propose_at(addr, &command).await,
+                    match self.address(l) {
+                        Some(addr) => client::propose_at(&addr, &command).await,
                         None => Err(ControllerError::NotLeader { leader: None }),
                     }
                 }
@@ -339,6 +347,8 @@ pub async fn start(
         sessions: Mutex::new(Sessions::new(config.session_timeout, Instant::now())),
         request_timeout: config.request_timeout,
         activity,
+        voter_change: tokio::sync::Mutex::new(()),
+        membership_write: tokio::sync::Mutex::new(()),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
@@ -356,6 +366,15 @@ pub async fn start(
         tokio::spawn(liveness::export_metrics(
             shared.clone(),
             metrics,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(membership::log_changes(shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(membership::join_as_learner(
+            shared.clone(),
+            match config.advertised.strip_suffix(":0") {
+                Some(host) => format!("{host}:{}", local_addr.port()),
+                None => config.advertised.clone(),
+            },
             shutdown_rx,
         )),
     ];
@@ -370,8 +389,13 @@ pub async fn start(
     tracing::info!(
         node = config.node_id,
         addr = %local_addr,
-        voters = %config.voters,
-        "controller started"
+        bootstrap_voters = %config.voters,
+        "controller started{}",
+        if config.voters.contains(config.node_id) {
+            ""
+        } else {
+            " (not a bootstrap voter: a voter once added, or after a restart when it was one)"
+        }
     );
     Ok(handle)
 }
@@ -393,6 +417,19 @@ impl QuorumHandle {
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         if initialized {
             return Ok(());
+        }
+        // A bootstrap voter that lost its data must not found a second quorum beside the one
+        // the other voters still run.
+        for (id, addr) in s.voters.0.iter().filter(|(id, _)| **id != s.id) {
+            if let Ok((_, version)) = client::probe(addr, Duration::from_millis(500)).await {
+                if version > 0 {
+                    tracing::warn!(
+                        peer = id,
+                        "the controller quorum exists already: joining it"
+                    );
+                    return Ok(());
+                }
+            }
         }
         let members: std::collections::BTreeMap<NodeId, BasicNode> = s
             .voters
@@ -434,6 +471,17 @@ impl QuorumHandle {
         self.shared.is_leader()
     }
 
+    /// Reads the voters as this node's Raft membership names them (the bootstrap voters before
+    /// it holds one), with the membership's version, for a [`ControllerClient`] of this process.
+    pub fn local_voters(&self) -> LocalVoters {
+        // Weak: a client outliving the controller must not keep its Raft node (and redb file).
+        let shared = Arc::downgrade(&self.shared);
+        Arc::new(move || match shared.upgrade() {
+            Some(s) => s.current_voters(),
+            None => (Voters(Default::default()), 0),
+        })
+    }
+
     /// Watches whether the local Raft log holds entries not applied yet.
     pub fn log_progress(&self) -> LogProgress {
         LogProgress(self.shared.raft.metrics())
@@ -471,7 +519,7 @@ impl QuorumHandle {
     /// leader among themselves. Returns the new leader, if one took over in time.
     pub async fn hand_over_leadership(&self, timeout: Duration) -> Option<NodeId> {
         let s = &self.shared;
-        if s.voters.0.len() < 2 {
+        if s.current_voters().0 .0.len() < 2 {
             return None;
         }
         // Never stand again, leader or not: the process is going away.
@@ -490,9 +538,10 @@ impl QuorumHandle {
             let (target, caught_up) = {
                 let m = metrics.borrow();
                 let last = m.last_log_index.unwrap_or(0);
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
                 let best = m.replication.as_ref().and_then(|r| {
                     r.iter()
-                        .filter(|(id, _)| **id != me)
+                        .filter(|(id, _)| **id != me && voters.contains(id))
                         .map(|(id, matched)| (*id, matched.map_or(0, |l| l.index)))
                         .max_by_key(|(_, index)| *index)
                 });
@@ -502,13 +551,13 @@ impl QuorumHandle {
                 }
             };
             if let (Some(target), true) = (target, caught_up) {
-                if let Some(addr) = s.voters.address(target) {
+                if let Some(addr) = s.address(target) {
                     tracing::info!(
                         node = me,
                         peer = target,
                         "handing the controller quorum's leadership to an up-to-date peer"
                     );
-                    if let Err(e) = network::timeout_now(addr, Duration::from_millis(500)).await {
+                    if let Err(e) = network::timeout_now(&addr, Duration::from_millis(500)).await {
                         tracing::info!(peer = target, "TimeoutNow: {e}");
                     }
                 }
@@ -617,9 +666,15 @@ impl QuorumView {
         self.shared.id
     }
 
-    /// The configured voters and their controller addresses.
-    pub fn voters(&self) -> &Voters {
-        &self.shared.voters
+    /// The current voters and their controller addresses: the Raft membership once this node
+    /// holds one, else the bootstrap list.
+    pub fn voters(&self) -> Voters {
+        self.shared.current_voters().0
+    }
+
+    /// The controller address of node `id` (a voter or a learner of the membership).
+    pub fn address(&self, id: NodeId) -> Option<String> {
+        self.shared.address(id)
     }
 
     /// The quorum as this node sees it now: complete on the leader, the leader's id and this

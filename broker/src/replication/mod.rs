@@ -115,12 +115,15 @@ impl Replication {
 
 /// Starts replication: binds the replication listener, registers the broker with the
 /// controllers (advertising `advertised` for clients), follows the metadata image (and, on a
-/// voter, knows from its Raft log when more of it is on the way).
+/// voter, knows from its Raft log when more of it is on the way). `voters`: the controller
+/// quorum's voters as the local controller knows them, when this process is a controller; the
+/// bootstrap voters may all be gone by now.
 pub async fn start(
     config: Arc<BrokerConfig>,
     registry: Arc<TopicRegistry>,
     metrics: Arc<Metrics>,
     (image, log): (watch::Receiver<Arc<MetadataImage>>, Option<LogProgress>),
+    voters: Option<crate::quorum::LocalVoters>,
     advertised: (String, i32),
 ) -> anyhow::Result<Replication> {
     let listener = TcpListener::bind(config.replication_listen)
@@ -137,8 +140,10 @@ pub async fn start(
     } else {
         replication_addr.ip().to_string()
     };
-    let voters = config.voters();
-    let controller = ControllerClient::new(voters, PROPOSE_TIMEOUT);
+    let mut controller = ControllerClient::new(config.voters(), PROPOSE_TIMEOUT);
+    if let Some(local) = voters {
+        controller = controller.with_local_voters(local);
+    }
     let incarnation_id = uuid::Uuid::new_v4().to_string();
     let registration = BrokerRegistration {
         broker_id: config.node_id,
@@ -255,6 +260,21 @@ impl ReplicaManager {
     /// The latest metadata image received.
     pub fn current_image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
+    }
+
+    /// The controller quorum's voters as the controllers last told this broker.
+    pub fn controller_voters(&self) -> crate::quorum::Voters {
+        self.controller.voters()
+    }
+
+    /// Adds or removes a controller quorum voter through the quorum's leader (AddRaftVoter,
+    /// RemoveRaftVoter), within `timeout`.
+    pub async fn change_voters(
+        &self,
+        change: &crate::quorum::VoterChange,
+        timeout: Duration,
+    ) -> Result<(), crate::quorum::VoterChangeError> {
+        self.controller.clone().change_voters(change, timeout).await
     }
 
     /// Commits `command` through the controller quorum and waits (up to the propose timeout)

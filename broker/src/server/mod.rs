@@ -267,6 +267,7 @@ async fn start_cluster(
         registry.clone(),
         metrics.clone(),
         (image, quorum.as_ref().map(QuorumHandle::log_progress)),
+        quorum.as_ref().map(QuorumHandle::local_voters),
         advertised,
     )
     .await?;

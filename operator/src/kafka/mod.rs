@@ -11,6 +11,7 @@ mod conn;
 mod error;
 mod groups;
 mod nodes;
+mod quorum;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -17,6 +17,7 @@ mod produce;
 mod producer;
 mod quorum;
 mod reassign;
+mod voters;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -92,6 +93,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DeleteRecords => "DeleteRecords",
         ApiKey::UnregisterBroker => "UnregisterBroker",
         ApiKey::DescribeQuorum => "DescribeQuorum",
+        ApiKey::AddRaftVoter => "AddRaftVoter",
+        ApiKey::RemoveRaftVoter => "RemoveRaftVoter",
         _ => "Other",
     }
 }
@@ -370,6 +373,18 @@ impl Broker {
                         (
                             ApiKey::DescribeQuorum,
                             Some(ResponseKind::DescribeQuorum(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::AddRaftVoter(r) => {
+                        let (b, c) = self.add_raft_voter(r).await;
+                        (ApiKey::AddRaftVoter, Some(ResponseKind::AddRaftVoter(b)), c)
+                    }
+                    RequestKind::RemoveRaftVoter(r) => {
+                        let (b, c) = self.remove_raft_voter(r).await;
+                        (
+                            ApiKey::RemoveRaftVoter,
+                            Some(ResponseKind::RemoveRaftVoter(b)),
                             c,
                         )
                     }

@@ -128,7 +128,12 @@ impl Broker {
         let Some(cluster) = &self.cluster else {
             return self.single_node_answer();
         };
-        let voters = self.registry.static_broker().voters();
+        // The voters of the Raft membership (as this controller holds it, or as the controllers
+        // last told this broker), not only the bootstrap list.
+        let voters = match &self.quorum {
+            Some(q) => q.voters(),
+            None => cluster.controller_voters(),
+        };
         let own = self.quorum.as_ref().map(|q| q.describe());
         if let Some(d) = own.as_ref().filter(|d| d.is_leader) {
             return self.answer_from(d, &voters);
@@ -174,26 +179,32 @@ impl Broker {
             .iter()
             .filter_map(|v| i32::try_from(v.id).ok())
             .collect();
-        // Kafka lists the brokers that follow the metadata log as observers; Samsa's brokers
-        // receive it through their metadata stream, so their offsets are not known here.
-        let observers = self
-            .cluster
-            .as_ref()
-            .map(|c| {
+        // Kafka lists the replicas that follow the metadata log without a vote as observers:
+        // the controllers being added (Raft learners, with their progress), then the brokers,
+        // which receive the log through their metadata stream, so their offsets are not known.
+        let mut observers: Vec<ReplicaState> = d.learners.iter().map(replica_state).collect();
+        let learner_ids: Vec<i32> = d
+            .learners
+            .iter()
+            .filter_map(|v| i32::try_from(v.id).ok())
+            .collect();
+        if let Some(c) = &self.cluster {
+            observers.extend(
                 c.current_image()
                     .brokers
                     .iter()
-                    .filter(|(id, b)| !b.fenced && !voter_ids.contains(id))
+                    .filter(|(id, b)| {
+                        !b.fenced && !voter_ids.contains(id) && !learner_ids.contains(id)
+                    })
                     .map(|(id, _)| {
                         ReplicaState::default()
                             .with_replica_id(BrokerId(*id))
                             .with_log_end_offset(-1)
                             .with_last_fetch_timestamp(-1)
                             .with_last_caught_up_timestamp(-1)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+                    }),
+            );
+        }
         let partition = PartitionData::default()
             .with_partition_index(0)
             .with_leader_id(BrokerId(
