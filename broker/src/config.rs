@@ -33,6 +33,23 @@ pub struct BrokerConfig {
     #[arg(long, env = "SAMSA_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
 
+    /// Added to --node-id once at start (see [`BrokerConfig::resolve_node_id`]): a second set
+    /// of pods (a blue-green upgrade's new StatefulSet) takes its pod ordinal as --node-id and
+    /// gets ids of its own, e.g. 1000 + ordinal.
+    #[arg(long, env = "SAMSA_NODE_ID_OFFSET", default_value_t = 0)]
+    pub node_id_offset: i32,
+
+    /// When --process-roles is unset: a process whose --node-id before --node-id-offset (its pod
+    /// ordinal) is below this runs a controller too, joining the quorum as a non-voter until
+    /// AddRaftVoter makes it a voter. Unset: a process runs a controller when its id is one of
+    /// --controller-quorum-voters.
+    #[arg(long, env = "SAMSA_CONTROLLER_ORDINALS")]
+    pub controller_ordinals: Option<i32>,
+
+    /// --node-id as given, before --node-id-offset was added.
+    #[arg(skip)]
+    pub ordinal: Option<i32>,
+
     /// Address of the HTTP endpoint serving /metrics (Prometheus text), /healthz and /readyz.
     #[arg(long, env = "SAMSA_METRICS_LISTEN", default_value = "0.0.0.0:9404")]
     pub metrics_listen: SocketAddr,
@@ -383,10 +400,38 @@ impl BrokerConfig {
         }
     }
 
+    /// Adds --node-id-offset to --node-id (once: the offset is 0 afterwards) and remembers
+    /// the ordinal. Fails when the sum leaves the range of broker ids.
+    pub fn resolve_node_id(mut self) -> Result<BrokerConfig, String> {
+        if self.ordinal.is_some() {
+            return Ok(self);
+        }
+        let id = self
+            .node_id
+            .checked_add(self.node_id_offset)
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| {
+                format!(
+                    "--node-id {} plus --node-id-offset {} is not a valid broker id",
+                    self.node_id, self.node_id_offset
+                )
+            })?;
+        self.ordinal = Some(self.node_id);
+        self.node_id = id;
+        self.node_id_offset = 0;
+        Ok(self)
+    }
+
     /// The roles this process runs: --process-roles, or the default for its place (see there).
     pub fn roles(&self) -> ProcessRoles {
         if let Some(roles) = self.process_roles {
             return roles;
+        }
+        if let (Some(n), Some(_)) = (self.controller_ordinals, &self.controller_quorum_voters) {
+            return ProcessRoles {
+                broker: true,
+                controller: self.ordinal.unwrap_or(self.node_id) < n,
+            };
         }
         let voter = match &self.controller_quorum_voters {
             Some(v) => u64::try_from(self.node_id).is_ok_and(|id| v.contains(id)),
@@ -564,4 +609,49 @@ mod tests {
             assert!(BrokerConfig::try_parse_from(["samsa-broker", bad[0], bad[1]]).is_err());
         }
     }
+
+    #[test]
+    fn the_offset_is_added_once_and_ordinals_choose_controllers() {
+        let c = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--node-id",
+            "2",
+            "--node-id-offset",
+            "1000",
+            "--controller-ordinals",
+            "3",
+            "--controller-quorum-voters",
+            "0@a:9093",
+        ])
+        .resolve_node_id()
+        .unwrap();
+        assert_eq!((c.node_id, c.ordinal), (1002, Some(2)));
+        assert!(c.roles().controller, "ordinal 2 < 3");
+        let again = c.clone().resolve_node_id().unwrap();
+        assert_eq!(again.node_id, 1002, "applied once");
+        let c = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--node-id",
+            "3",
+            "--node-id-offset",
+            "1000",
+            "--controller-ordinals",
+            "3",
+            "--controller-quorum-voters",
+            "0@a:9093",
+        ])
+        .resolve_node_id()
+        .unwrap();
+        assert!(!c.roles().controller, "ordinal 3 is not below 3");
+        let e = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--node-id",
+            "5",
+            "--node-id-offset=-10",
+        ])
+        .resolve_node_id()
+        .unwrap_err();
+        assert!(e.contains("--node-id-offset -10"), "{e}");
+    }
+
 }

@@ -5,7 +5,13 @@ use samsa_broker::config::BrokerConfig;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let config = BrokerConfig::parse();
+    let config = match BrokerConfig::parse().resolve_node_id() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("samsa-broker: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()

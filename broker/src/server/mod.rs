@@ -105,7 +105,8 @@ impl RunningBroker {
 }
 
 /// Opens the data dir, binds both listeners and serves until [`RunningBroker::shutdown`].
-pub async fn start(mut config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
+    let mut config = config.resolve_node_id().map_err(anyhow::Error::msg)?;
     let roles = config.roles();
     if config.controller_quorum_voters.is_none() && !(roles.broker && roles.controller) {
         anyhow::bail!(
