@@ -279,7 +279,65 @@ pub struct UpgradeSpec {
     /// The consumer-health gate: a roll waits while a consumer group is unhealthy.
     #[serde(default)]
     pub consumer_health: ConsumerHealthSpec,
+    /// How a `BlueGreen` upgrade moves the data and when it promotes the new brokers.
+    #[serde(default)]
+    pub blue_green: BlueGreenSpec,
 }
+
+/// When a blue-green upgrade retires the old brokers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Promotion {
+    /// As soon as the verification window passes with every gate healthy.
+    #[default]
+    Automatic,
+    /// Once the window passed and the KafkaCluster carries the annotation
+    /// `samsa.dev/promote` (any value).
+    Manual,
+}
+
+/// Settings of a blue-green upgrade (`spec.upgrade.strategy: BlueGreen`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenSpec {
+    /// Replication throttle while the partitions move to the new brokers and, on a rollback,
+    /// back; bytes/s on both sides of every moving replica (default 10485760, 10 MiB/s; 0:
+    /// unthrottled). `spec.rebalance.maxConcurrentMoves` bounds the partitions moving at once.
+    #[serde(default = "default_rebalance_throttle")]
+    #[x_kube(validation = Rule::new("self >= 0").message("spec.upgrade.blueGreen.throttleBytesPerSecond must be 0 or more"))]
+    pub throttle_bytes_per_second: i64,
+    /// Seconds the new brokers must lead every partition with all health gates passing (no
+    /// under-replicated or offline partition, every watched consumer group healthy) before
+    /// promotion (default 300). A failing gate starts the window again.
+    #[serde(default = "default_verify_seconds")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 604800").message("spec.upgrade.blueGreen.verifySeconds must be between 0 and 604800"))]
+    pub verify_seconds: i64,
+    /// `Automatic` (default): promote after the window. `Manual`: also wait for the annotation
+    /// `samsa.dev/promote`.
+    #[serde(default)]
+    pub promotion: Promotion,
+}
+
+impl Default for BlueGreenSpec {
+    fn default() -> Self {
+        BlueGreenSpec {
+            throttle_bytes_per_second: default_rebalance_throttle(),
+            verify_seconds: default_verify_seconds(),
+            promotion: Promotion::Automatic,
+        }
+    }
+}
+
+fn default_verify_seconds() -> i64 {
+    300
+}
+
+/// Annotation on a KafkaCluster: promote a `Manual` blue-green upgrade once verified. The
+/// operator removes it when the promotion is done.
+pub const PROMOTE_ANNOTATION: &str = "samsa.dev/promote";
+/// Annotation on a KafkaCluster: roll the blue-green upgrade in progress back (before its
+/// promotion). The cluster then stays at its old version while the annotation is there; remove
+/// it (or change the version) to try again.
+pub const ROLLBACK_ANNOTATION: &str = "samsa.dev/rollback";
 
 /// Settings of a rolling restart.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -485,6 +543,131 @@ pub struct KafkaClusterStatus {
     /// before each batch of moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceStatus>,
+    /// The StatefulSet whose pods are the cluster's brokers (absent: the one named after the
+    /// cluster, broker ids 0..n). A promoted blue-green upgrade changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_set: Option<BrokerSet>,
+    /// The metadata quorum's voters (`id@host:port,...`) as the operator last moved them
+    /// (absent: pods 0..controllers of the first broker set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_voters: Option<String>,
+    /// The blue-green upgrade: where it is, written before each step it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+}
+
+/// A StatefulSet of brokers: its name and the id of its pod 0 (broker id = offset + ordinal).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerSet {
+    /// StatefulSet name.
+    pub name: String,
+    /// Broker id of ordinal 0.
+    #[serde(default)]
+    pub id_offset: i32,
+}
+
+impl BrokerSet {
+    /// The first broker set of cluster `name`: the StatefulSet `name`, ids from 0.
+    pub fn first(name: &str) -> BrokerSet {
+        BrokerSet {
+            name: name.to_string(),
+            id_offset: 0,
+        }
+    }
+
+    /// The broker ids of the set's ordinals `0..count`.
+    pub fn ids(&self, count: i32) -> Vec<i32> {
+        (0..count).map(|i| self.id_offset + i).collect()
+    }
+
+    /// The pod name of broker `id`.
+    pub fn pod(&self, id: i32) -> String {
+        format!("{}-{}", self.name, id - self.id_offset)
+    }
+}
+
+/// Phase of a blue-green upgrade.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum UpgradePhase {
+    /// The new StatefulSet is starting: waiting for each new broker to be Ready and registered.
+    #[default]
+    Provisioning,
+    /// Every partition moves to the new brokers (see `partitionsDone`, `bytesMoved`).
+    Moving,
+    /// The new brokers hold and lead everything; the verification window runs.
+    Verifying,
+    /// Verified; waiting for the annotation `samsa.dev/promote` (`promotion: Manual`).
+    AwaitingPromotion,
+    /// The quorum's voters move to the new brokers, then the old ones are removed.
+    Promoting,
+    /// The data moves back to the old brokers, then the new ones are removed.
+    RollingBack,
+    /// Promoted: the new brokers are the cluster.
+    Done,
+    /// Rolled back: the old brokers are the cluster again.
+    RolledBack,
+}
+
+/// Progress of a blue-green upgrade.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// Where it is.
+    #[serde(default)]
+    pub phase: UpgradePhase,
+    /// The brokers running before (blue).
+    pub from: BrokerSet,
+    /// Their image.
+    #[serde(default)]
+    pub from_image: String,
+    /// Their version.
+    #[serde(default)]
+    pub from_version: String,
+    /// Their ids.
+    #[serde(default)]
+    pub from_ids: Vec<i32>,
+    /// The new brokers (green).
+    pub to: BrokerSet,
+    /// Their image.
+    #[serde(default)]
+    pub to_image: String,
+    /// Their version.
+    #[serde(default)]
+    pub to_version: String,
+    /// Their ids.
+    #[serde(default)]
+    pub to_ids: Vec<i32>,
+    /// Partitions to move (this phase's movement).
+    #[serde(default)]
+    pub partitions_total: i32,
+    /// Partitions moved.
+    #[serde(default)]
+    pub partitions_done: i32,
+    /// Bytes to copy.
+    #[serde(default)]
+    pub bytes_total: i64,
+    /// Bytes copied.
+    #[serde(default)]
+    pub bytes_moved: i64,
+    /// When it began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the data was on the new brokers (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_at: Option<String>,
+    /// When the current verification window began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifying_since: Option<String>,
+    /// When it finished, promoted or rolled back (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Seconds from start to finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// What it waits for, or what went wrong.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Phase of a replica movement.
@@ -510,6 +693,10 @@ pub enum RebalanceReason {
     ScaleUp,
     /// Brokers are to be removed: drained first.
     ScaleDown,
+    /// A blue-green upgrade: everything moves to the new brokers.
+    BlueGreen,
+    /// A blue-green upgrade rolled back: everything moves back to the old brokers.
+    Rollback,
 }
 
 /// One partition of a plan: where its replicas go.

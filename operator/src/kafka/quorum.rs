@@ -3,7 +3,9 @@
 //! deciding when a voter comes or goes is the caller's.
 
 use kafka_protocol::messages::add_raft_voter_request::Listener;
-use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
+use kafka_protocol::messages::{
+    AddRaftVoterRequest, BrokerId, RemoveRaftVoterRequest, UnregisterBrokerRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{ms, AdminClient, AdminError, KafkaError};
@@ -50,6 +52,24 @@ impl AdminClient {
             .await?;
         match KafkaError::from_code(
             "RemoveRaftVoter",
+            None,
+            response.error_code,
+            response.error_message.as_deref(),
+        ) {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes broker `id` from the cluster's registered brokers (a decommissioned broker, as
+    /// `kafka-cluster unregister` does). Errors: BROKER_ID_NOT_REGISTERED when it is not.
+    pub async fn unregister_broker(&self, id: i32) -> Result<(), AdminError> {
+        let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+        let (response, _) = self
+            .with_conn(async |c| c.call("UnregisterBroker", 0, 0, &request).await)
+            .await?;
+        match KafkaError::from_code(
+            "UnregisterBroker",
             None,
             response.error_code,
             response.error_message.as_deref(),

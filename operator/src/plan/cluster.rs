@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 use super::broker_config::{env_name, static_config_hash, update_mode};
-use crate::crd::{AntiAffinity, FieldError, KafkaCluster, KafkaClusterSpec};
+use crate::crd::{AntiAffinity, BrokerSet, FieldError, KafkaCluster, KafkaClusterSpec};
 
 /// Operator-wide settings the plan needs besides the resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,10 @@ pub struct ClusterObjects {
 pub const RESTART_HASH_ANNOTATION: &str = "samsa.dev/restart-hash";
 /// Label on every object of a cluster, valued with the cluster name.
 pub const CLUSTER_LABEL: &str = "samsa.dev/cluster";
+/// Label on every broker pod, valued with the name of its StatefulSet (its broker set).
+pub const BROKER_SET_LABEL: &str = "samsa.dev/broker-set";
+/// Environment variable (in the ConfigMap) naming the quorum's voters.
+pub const VOTERS_ENV: &str = "SAMSA_CONTROLLER_QUORUM_VOTERS";
 /// Label Kubernetes puts on each StatefulSet pod: its ordinal.
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// Where the data volume is mounted in the broker container.
@@ -128,6 +132,40 @@ fn labels(cluster: &str, version: &str) -> BTreeMap<String, String> {
         "samsa-operator".into(),
     );
     l.insert("app.kubernetes.io/version".into(), version.to_string());
+    l
+}
+
+/// One StatefulSet of brokers as the plan makes it: which set, and the image and version its
+/// pods run (a blue-green upgrade keeps the old set at its old image while the new one runs the
+/// spec's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetTemplate {
+    /// The StatefulSet and its broker ids.
+    pub set: BrokerSet,
+    /// Broker image.
+    pub image: String,
+    /// Version label.
+    pub version: String,
+}
+
+impl SetTemplate {
+    /// The set the spec asks for as it is: its image and version.
+    pub fn from_spec(set: BrokerSet, spec: &KafkaClusterSpec, ctx: &PlanContext) -> SetTemplate {
+        SetTemplate {
+            set,
+            image: broker_image(spec, ctx),
+            version: spec.version.clone(),
+        }
+    }
+}
+
+/// Labels selecting the pods of one broker set. The first set (named after the cluster) keeps
+/// the cluster's selector, which its StatefulSet was created with (a selector is immutable).
+pub fn set_selector(cluster: &str, set: &BrokerSet) -> BTreeMap<String, String> {
+    let mut l = selector_labels(cluster);
+    if set.name != cluster {
+        l.insert(BROKER_SET_LABEL.to_string(), set.name.clone());
+    }
     l
 }
 
@@ -273,7 +311,9 @@ fn identity(kc: &KafkaCluster) -> Result<(String, String, OwnerReference), PlanE
 /// cluster (`status.controllers`, else the spec's initial value).
 pub fn desired_objects(
     kc: &KafkaCluster,
+    template: &SetTemplate,
     controllers: i32,
+    voters: &str,
     ctx: &PlanContext,
 ) -> Result<ClusterObjects, PlanError> {
     let (name, ns, owner) = identity(kc)?;
@@ -284,19 +324,28 @@ pub fn desired_objects(
     }
     let labels = labels(&name, &spec.version);
     let selector = selector_labels(&name);
+    let set = &template.set;
+    let mut set_labels = self::labels(&name, &template.version);
+    set_labels.insert(BROKER_SET_LABEL.to_string(), set.name.clone());
+    let set_selector = set_selector(&name, set);
+    let mut pod_affinity_selector = selector.clone();
+    pod_affinity_selector.insert(BROKER_SET_LABEL.to_string(), set.name.clone());
     let l = &spec.listeners;
     let metrics_port = spec.metrics.port;
-    let image = broker_image(spec, ctx);
+    let image = template.image.clone();
     let headless = headless_name(&name);
 
+    // The voters live in the ConfigMap, not the pod template: when a blue-green upgrade moves
+    // them, pods read the new list at their next start, and no pod restarts for it.
+    let mut data: BTreeMap<String, String> = spec
+        .config
+        .iter()
+        .map(|(k, v)| (env_name(k), v.clone()))
+        .collect();
+    data.insert(VOTERS_ENV.to_string(), voters.to_string());
     let config_map = ConfigMap {
         metadata: meta(config_map_name(&name), &ns, &labels, &owner),
-        data: Some(
-            spec.config
-                .iter()
-                .map(|(k, v)| (env_name(k), v.clone()))
-                .collect(),
-        ),
+        data: Some(data),
         ..Default::default()
     };
 
@@ -355,8 +404,14 @@ pub fn desired_objects(
         env("SAMSA_METRICS_LISTEN", format!("0.0.0.0:{metrics_port}")),
         env("SAMSA_DATA_DIR", DATA_DIR),
     ];
-    let voters = quorum_voters(&name, &ns, controllers, l.controller, ctx);
-    env_vars.push(env("SAMSA_CONTROLLER_QUORUM_VOTERS", voters.clone()));
+    if set.id_offset != 0 {
+        env_vars.push(env("SAMSA_NODE_ID_OFFSET", set.id_offset.to_string()));
+    }
+    if set.name != name {
+        // A later set's pods are not among the bootstrap voters: the first `controllers`
+        // ordinals run a controller and join the quorum, to be made voters at promotion.
+        env_vars.push(env("SAMSA_CONTROLLER_ORDINALS", controllers.to_string()));
+    }
     if !spec.config.contains_key(CONTROLLED_SHUTDOWN_KEY) {
         env_vars.push(env(
             &env_name(CONTROLLED_SHUTDOWN_KEY),
@@ -398,7 +453,7 @@ pub fn desired_objects(
 
     let restart_hash = static_config_hash(
         &spec.config,
-        &[("image", image.as_str()), ("voters", voters.as_str())],
+        &[("image", image.as_str())],
     );
 
     let container = Container {
@@ -439,8 +494,12 @@ pub fn desired_objects(
         match_labels: Some(selector.clone()),
         match_expressions: None,
     };
+    let same_set = LabelSelector {
+        match_labels: Some(pod_affinity_selector),
+        match_expressions: None,
+    };
     let anti_term = PodAffinityTerm {
-        label_selector: Some(pod_selector.clone()),
+        label_selector: Some(same_set.clone()),
         topology_key: "kubernetes.io/hostname".into(),
         ..Default::default()
     };
@@ -465,12 +524,12 @@ pub fn desired_objects(
             max_skew: 1,
             topology_key: rack.topology_key.clone(),
             when_unsatisfiable: "DoNotSchedule".into(),
-            label_selector: Some(pod_selector.clone()),
+            label_selector: Some(same_set.clone()),
             ..Default::default()
         }]
     });
 
-    let pod_labels = labels.clone();
+    let pod_labels = set_labels.clone();
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),
@@ -527,11 +586,14 @@ pub fn desired_objects(
     };
 
     let stateful_set = StatefulSet {
-        metadata: meta(name.clone(), &ns, &labels, &owner),
+        metadata: meta(set.name.clone(), &ns, &set_labels, &owner),
         spec: Some(StatefulSetSpec {
             replicas: Some(spec.brokers),
             service_name: Some(headless.clone()),
-            selector: pod_selector.clone(),
+            selector: LabelSelector {
+                match_labels: Some(set_selector),
+                match_expressions: None,
+            },
             // All quorum voters must start together: none is ready until a quorum is up.
             pod_management_policy: Some("Parallel".into()),
             // The operator rolls the brokers itself (plan::roll), deleting one pod when it is

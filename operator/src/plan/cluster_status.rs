@@ -4,7 +4,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::cluster::RACK_ANNOTATION;
-use crate::crd::{BrokerStatus, Condition, KafkaCluster, KafkaClusterStatus};
+use crate::crd::{BrokerSet, BrokerStatus, Condition, KafkaCluster, KafkaClusterStatus};
 
 /// Pod label holding the StatefulSet revision the pod was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
@@ -27,20 +27,22 @@ fn ids(list: &[i32]) -> String {
 /// Conditions carry no transition time yet (see `merge_conditions`).
 pub fn cluster_status(
     kc: &KafkaCluster,
+    set: &BrokerSet,
     sts: Option<&StatefulSet>,
     pods: &[Pod],
     controllers: i32,
     bootstrap: &str,
 ) -> KafkaClusterStatus {
-    let name = kc.metadata.name.clone().unwrap_or_default();
     let brokers = kc.spec.brokers.max(0);
     let previous = kc.status.clone().unwrap_or_default();
     let update_revision = sts
         .and_then(|s| s.status.as_ref())
         .and_then(|s| s.update_revision.clone());
-    let broker_states: Vec<BrokerStatus> = (0..brokers)
+    let broker_states: Vec<BrokerStatus> = set
+        .ids(brokers)
+        .into_iter()
         .map(|id| {
-            let pod_name = format!("{name}-{id}");
+            let pod_name = set.pod(id);
             let pod = pods
                 .iter()
                 .find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()));
@@ -168,6 +170,9 @@ pub fn cluster_status(
         bootstrap: Some(bootstrap.to_string()),
         rollout: previous.rollout.clone(),
         rebalance: previous.rebalance.clone(),
+        broker_set: previous.broker_set.clone(),
+        quorum_voters: previous.quorum_voters.clone(),
+        upgrade: previous.upgrade.clone(),
     }
 }
 
@@ -237,7 +242,7 @@ mod tests {
     #[test]
     fn all_ready() {
         let pods: Vec<Pod> = (0..3).map(|i| pod(i, true, "r1")).collect();
-        let s = cluster_status(&kc(3, None), Some(&sts(3, "r1")), &pods, 3, "b:9092");
+        let s = cluster_status(&kc(3, None), &BrokerSet::first("kc"), Some(&sts(3, "r1")), &pods, 3, "b:9092");
         assert_eq!(
             s.conditions
                 .iter()
@@ -264,7 +269,7 @@ mod tests {
 
     #[test]
     fn new_cluster_is_progressing_not_degraded() {
-        let s = cluster_status(&kc(3, None), None, &[], 3, "b:9092");
+        let s = cluster_status(&kc(3, None), &BrokerSet::first("kc"), None, &[], 3, "b:9092");
         assert!(!cond(&s, "Ready").is_true());
         assert_eq!(cond(&s, "Ready").reason, "BrokersNotReady");
         assert!(cond(&s, "Progressing").is_true());
@@ -277,7 +282,7 @@ mod tests {
     #[test]
     fn a_broker_down_after_rollout_is_degraded() {
         let pods = vec![pod(0, true, "r1"), pod(1, false, "r1"), pod(2, true, "r1")];
-        let s = cluster_status(&kc(3, Some("1.0.0")), Some(&sts(3, "r1")), &pods, 3, "b");
+        let s = cluster_status(&kc(3, Some("1.0.0")), &BrokerSet::first("kc"), Some(&sts(3, "r1")), &pods, 3, "b");
         assert!(!cond(&s, "Ready").is_true());
         assert_eq!(cond(&s, "Ready").message, "2/3 brokers ready; not ready: 1");
         assert!(!cond(&s, "Progressing").is_true());
@@ -289,7 +294,7 @@ mod tests {
     #[test]
     fn rolling_update_is_progressing() {
         let pods = vec![pod(0, true, "r1"), pod(1, true, "r1"), pod(2, false, "r2")];
-        let s = cluster_status(&kc(3, Some("0.9.0")), Some(&sts(3, "r2")), &pods, 3, "b");
+        let s = cluster_status(&kc(3, Some("0.9.0")), &BrokerSet::first("kc"), Some(&sts(3, "r2")), &pods, 3, "b");
         assert!(cond(&s, "Progressing").is_true());
         assert_eq!(
             cond(&s, "Progressing").message,
@@ -307,7 +312,7 @@ mod tests {
     #[test]
     fn ready_but_old_template_is_a_rollout() {
         let pods: Vec<Pod> = (0..3).map(|i| pod(i, true, "r1")).collect();
-        let s = cluster_status(&kc(3, Some("1.0.0")), Some(&sts(3, "r2")), &pods, 3, "b");
+        let s = cluster_status(&kc(3, Some("1.0.0")), &BrokerSet::first("kc"), Some(&sts(3, "r2")), &pods, 3, "b");
         assert_eq!(cond(&s, "Ready").reason, "RolloutInProgress");
         assert_eq!(
             cond(&s, "Ready").message,
@@ -322,7 +327,7 @@ mod tests {
             RACK_ANNOTATION.to_string(),
             "zone-b".to_string(),
         )]));
-        let s = cluster_status(&kc(2, None), Some(&sts(2, "r1")), &pods, 1, "b");
+        let s = cluster_status(&kc(2, None), &BrokerSet::first("kc"), Some(&sts(2, "r1")), &pods, 1, "b");
         assert_eq!(
             s.brokers
                 .iter()

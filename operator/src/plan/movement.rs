@@ -81,8 +81,13 @@ pub struct MoveInput<'a> {
     pub spec: &'a RebalanceSpec,
     /// `status.rebalance` so far.
     pub previous: Option<&'a RebalanceStatus>,
-    /// `spec.brokers`: the brokers wanted are 0..wanted.
+    /// `spec.brokers`: the brokers wanted are `offset..offset + wanted`.
     pub wanted: i32,
+    /// The broker id of the broker set's ordinal 0.
+    pub offset: i32,
+    /// A movement between two broker sets (a blue-green upgrade, or its rollback) instead of
+    /// the one a change of `spec.brokers` asks for.
+    pub forced: Option<&'a Forced>,
     /// The StatefulSet's replicas now (before this reconcile changes it).
     pub running: i32,
     /// Every broker pod (0..max(wanted, running)) exists and is Ready.
@@ -93,6 +98,33 @@ pub struct MoveInput<'a> {
     pub now: &'a str,
     /// Now, ms since the epoch.
     pub now_ms: i64,
+}
+
+/// A movement of every replica from one broker set to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forced {
+    /// `BlueGreen` or `Rollback`.
+    pub reason: RebalanceReason,
+    /// The brokers that hold every replica once done.
+    pub to: Vec<i32>,
+    /// The brokers every replica leaves.
+    pub from: Vec<i32>,
+}
+
+/// The brokers a movement spreads the replicas over, and those it drains.
+fn sets(
+    wanted: i32,
+    running: i32,
+    offset: i32,
+    forced: Option<&Forced>,
+) -> (Vec<i32>, Vec<i32>) {
+    match forced {
+        Some(f) => (f.to.clone(), f.from.clone()),
+        None => (
+            (offset..offset + wanted).collect(),
+            (offset + wanted..offset + running).collect(),
+        ),
+    }
 }
 
 /// A request the caller sends, in order, after writing the status.
@@ -176,9 +208,24 @@ pub fn need(
     previous: Option<&RebalanceStatus>,
     wanted: i32,
     running: i32,
+    offset: i32,
+    forced: Option<&Forced>,
 ) -> Need {
-    let wanted_set: Vec<i32> = (0..wanted).collect();
-    let removing: Vec<i32> = (wanted..running).collect();
+    let (wanted_set, removing) = sets(wanted, running, offset, forced);
+    if let Some(f) = forced {
+        return match previous {
+            Some(p) if p.reason == Some(f.reason) && p.brokers == wanted_set => {
+                if p.phase == RebalancePhase::Complete {
+                    Need::Nothing
+                } else if active(p) && !p.plan.is_empty() {
+                    Need::Progress
+                } else {
+                    Need::Plan
+                }
+            }
+            _ => Need::Plan,
+        };
+    }
     match previous {
         Some(p) if drained(p, &wanted_set, &removing) => Need::Nothing,
         Some(p) if active(p) => {
@@ -202,9 +249,24 @@ fn grew(before: &[i32], now: &[i32]) -> bool {
 
 /// The next step of replica movement.
 pub fn decide(input: &MoveInput) -> MoveDecision {
-    let wanted_set: Vec<i32> = (0..input.wanted).collect();
-    let removing: Vec<i32> = (input.wanted..input.running).collect();
+    let (wanted_set, removing) = sets(input.wanted, input.running, input.offset, input.forced);
     let previous = input.previous;
+    if let Some(f) = input.forced {
+        let same = |p: &&RebalanceStatus| p.reason == Some(f.reason) && p.brokers == wanted_set;
+        if previous
+            .filter(same)
+            .is_some_and(|p| p.phase == RebalancePhase::Complete)
+        {
+            return MoveDecision::unchanged();
+        }
+        if let Some(p) = previous.filter(|p| active(p) && !same(p)) {
+            return restart(input, p, &wanted_set);
+        }
+        if let Some(p) = previous.filter(|p| active(p) && !p.plan.is_empty()) {
+            return carry_on(input, p, &removing);
+        }
+        return start(input, previous, f.reason, &wanted_set, &removing);
+    }
     if previous.is_some_and(|p| drained(p, &wanted_set, &removing)) {
         return MoveDecision::unchanged();
     }
@@ -367,7 +429,7 @@ fn start(
         assignment: &assignment,
         sizes: &view.sizes,
     };
-    let plan = if input.spec.on_scale_up {
+    let plan = if input.spec.on_scale_up || input.forced.is_some() {
         rebalance::plan(&plan_input)
     } else {
         rebalance::drain(&plan_input)
@@ -415,6 +477,12 @@ fn start(
     let what = match reason {
         RebalanceReason::ScaleUp => format!("spreading replicas over brokers {wanted_set:?}"),
         RebalanceReason::ScaleDown => format!("draining brokers {removing:?}"),
+        RebalanceReason::BlueGreen => {
+            format!("moving every replica from brokers {removing:?} to the new brokers {wanted_set:?}")
+        }
+        RebalanceReason::Rollback => {
+            format!("moving every replica back from brokers {removing:?} to brokers {wanted_set:?}")
+        }
     };
     let mut status = RebalanceStatus {
         phase: RebalancePhase::Moving,
@@ -639,20 +707,20 @@ fn restart(input: &MoveInput, previous: &RebalanceStatus, wanted_set: &[i32]) ->
     MoveDecision {
         status: Some(RebalanceStatus {
             phase: RebalancePhase::Waiting,
-            reason: Some(if input.running > input.wanted {
-                RebalanceReason::ScaleDown
-            } else {
-                RebalanceReason::ScaleUp
+            reason: Some(match input.forced {
+                Some(f) => f.reason,
+                None if input.running > input.wanted => RebalanceReason::ScaleDown,
+                None => RebalanceReason::ScaleUp,
             }),
             brokers: wanted_set.to_vec(),
-            removing: (input.wanted..input.running).collect(),
+            removing: sets(input.wanted, input.running, input.offset, input.forced).1,
             plan: Vec::new(),
             in_progress: Vec::new(),
             message,
             ..previous.clone()
         }),
         actions,
-        draining: input.running > input.wanted,
+        draining: input.forced.is_none() && input.running > input.wanted,
         blocked: None,
         requeue: Some(Duration::from_secs(2)),
     }
@@ -714,6 +782,10 @@ fn finish(
         RebalanceReason::ScaleDown => {
             format!("brokers {:?} drained: {summary}", status.removing)
         }
+        RebalanceReason::BlueGreen | RebalanceReason::Rollback => format!(
+            "every replica moved from brokers {:?} to brokers {:?}: {summary}",
+            status.removing, status.brokers
+        ),
     };
     if reason == RebalanceReason::ScaleDown {
         actions.push(MoveAction::Event(

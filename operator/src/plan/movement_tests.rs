@@ -49,6 +49,7 @@ struct Case<'a> {
     running: i32,
     pods_ready: bool,
     view: Result<Option<&'a MoveView>, &'a str>,
+    forced: Option<Forced>,
 }
 
 impl<'a> Case<'a> {
@@ -60,6 +61,7 @@ impl<'a> Case<'a> {
             running,
             pods_ready: true,
             view: Ok(view),
+            forced: None,
         }
     }
 
@@ -69,6 +71,8 @@ impl<'a> Case<'a> {
             previous: self.previous.as_ref(),
             wanted: self.wanted,
             running: self.running,
+            offset: 0,
+            forced: self.forced.as_ref(),
             pods_ready: self.pods_ready,
             view: self.view,
             now: NOW,
@@ -121,14 +125,14 @@ fn applied(
 
 #[test]
 fn a_new_cluster_records_its_brokers_and_reads_nothing() {
-    assert_eq!(need(&spec(), None, 3, 3), Need::Nothing);
+    assert_eq!(need(&spec(), None, 3, 3, 0, None), Need::Nothing);
     let d = Case::new(3, 3, None).decide();
     let s = d.status.expect("a status");
     assert_eq!(s.phase, RebalancePhase::Idle);
     assert_eq!(s.brokers, vec![0, 1, 2]);
     assert!(d.actions.is_empty());
     // Recorded: nothing more to do.
-    assert_eq!(need(&spec(), Some(&s), 3, 3), Need::Nothing);
+    assert_eq!(need(&spec(), Some(&s), 3, 3, 0, None), Need::Nothing);
     let mut again = Case::new(3, 3, None);
     again.previous = Some(s);
     assert_eq!(again.decide().status, None);
@@ -137,7 +141,7 @@ fn a_new_cluster_records_its_brokers_and_reads_nothing() {
 #[test]
 fn scale_up_waits_for_the_new_broker_then_spreads_replicas_in_batches() {
     let before = idle(&[0, 1, 2]);
-    assert_eq!(need(&spec(), Some(&before), 4, 4), Need::Plan);
+    assert_eq!(need(&spec(), Some(&before), 4, 4, 0, None), Need::Plan);
 
     // Broker 3 not registered yet: waiting, nothing sent.
     let v = view(three_brokers(), &[0, 1, 2]);
@@ -222,7 +226,7 @@ fn scale_up_waits_for_the_new_broker_then_spreads_replicas_in_batches() {
             (k.clone(), added)
         })
         .collect();
-    assert_eq!(need(&spec(), Some(&s), 4, 4), Need::Progress);
+    assert_eq!(need(&spec(), Some(&s), 4, 4, 0, None), Need::Progress);
     let mut case = Case::new(4, 4, Some(&v2));
     case.previous = Some(s.clone());
     let d = case.decide();
@@ -260,7 +264,7 @@ fn scale_up_waits_for_the_new_broker_then_spreads_replicas_in_batches() {
     let on_3 = current.values().filter(|r| r.contains(&3)).count();
     assert!(on_3 >= 4, "broker 3 holds {on_3} replicas");
     // Done: nothing more is read or moved.
-    assert_eq!(need(&spec(), Some(&status), 4, 4), Need::Nothing);
+    assert_eq!(need(&spec(), Some(&status), 4, 4, 0, None), Need::Nothing);
 }
 
 #[test]
@@ -268,7 +272,7 @@ fn scale_up_moves_nothing_when_turned_off() {
     let mut s = spec();
     s.on_scale_up = false;
     let before = idle(&[0, 1, 2]);
-    assert_eq!(need(&s, Some(&before), 4, 4), Need::Nothing);
+    assert_eq!(need(&s, Some(&before), 4, 4, 0, None), Need::Nothing);
     let mut case = Case::new(4, 4, None);
     case.spec = s;
     case.previous = Some(before);
@@ -289,7 +293,7 @@ fn scale_down_drains_the_removed_broker_and_keeps_the_replication_factor() {
         brokers: vec![0, 1, 2, 3],
         ..RebalanceStatus::default()
     };
-    assert_eq!(need(&spec(), Some(&before), 3, 4), Need::Plan);
+    assert_eq!(need(&spec(), Some(&before), 3, 4, 0, None), Need::Plan);
     let v = view(a.clone(), &[0, 1, 2, 3]);
     let mut case = Case::new(3, 4, Some(&v));
     case.previous = Some(before);
@@ -323,7 +327,7 @@ fn scale_down_drains_the_removed_broker_and_keeps_the_replication_factor() {
     }
     assert!(drained);
     // Drained: the StatefulSet shrinks next; the figures of the drain stay as they are.
-    assert_eq!(need(&spec(), Some(&status), 3, 4), Need::Nothing);
+    assert_eq!(need(&spec(), Some(&status), 3, 4, 0, None), Need::Nothing);
     let mut case = Case::new(3, 4, None);
     case.previous = Some(status.clone());
     assert_eq!(case.decide(), MoveDecision::unchanged());
@@ -416,7 +420,7 @@ fn a_changed_broker_set_cancels_the_moves_in_progress_and_plans_again() {
     let mut v2 = view(three_brokers(), &[0, 1, 2, 3]);
     v2.adding = batch.keys().map(|k| (k.clone(), vec![3])).collect();
     v2.adding.insert(key("other", 0), vec![1]);
-    assert_eq!(need(&spec(), Some(&moving), 3, 4), Need::Plan);
+    assert_eq!(need(&spec(), Some(&moving), 3, 4, 0, None), Need::Plan);
     let mut case = Case::new(3, 4, Some(&v2));
     case.previous = Some(moving);
     let d = case.decide();
@@ -500,4 +504,74 @@ fn throttled_replica_lists_name_the_leader_and_follower_sides() {
             ("0:0,0:1,1:1,1:2".to_string(), "0:3,1:3".to_string())
         )])
     );
+}
+
+#[test]
+fn a_blue_green_move_empties_the_old_set_then_completes_once() {
+    let forced = Forced {
+        reason: RebalanceReason::BlueGreen,
+        to: vec![1000, 1001, 1002],
+        from: vec![0, 1, 2],
+    };
+    let every = [0, 1, 2, 1000, 1001, 1002];
+    assert_eq!(
+        need(&spec(), Some(&idle(&[0, 1, 2])), 3, 3, 0, Some(&forced)),
+        Need::Plan
+    );
+    let mut current = three_brokers();
+    let v = view(current.clone(), &every);
+    let mut case = Case::new(3, 3, Some(&v));
+    case.forced = Some(forced.clone());
+    case.previous = Some(idle(&[0, 1, 2]));
+    let d = case.decide();
+    let status = d.status.clone().unwrap();
+    assert_eq!(status.reason, Some(RebalanceReason::BlueGreen));
+    assert_eq!(status.brokers, forced.to);
+    assert_eq!(status.removing, forced.from);
+    assert_eq!(status.partitions_total, 7, "every partition moves");
+    assert!(!d.draining, "no StatefulSet is held for a blue-green move");
+    for p in &status.plan {
+        assert!(p.replicas.iter().all(|b| *b >= 1000), "{p:?}");
+    }
+    // Batches until the end: never more than two at once, and the old set ends empty.
+    let mut previous = status;
+    let mut moves = reassigned(&d);
+    for _ in 0..10 {
+        assert!(moves.len() <= 2);
+        current = applied(current, &moves);
+        let v = view(current.clone(), &every);
+        let mut case = Case::new(3, 3, Some(&v));
+        case.forced = Some(forced.clone());
+        case.previous = Some(previous.clone());
+        let d = case.decide();
+        previous = d.status.clone().unwrap();
+        if previous.phase == RebalancePhase::Complete {
+            assert!(d.actions.contains(&MoveAction::ElectPreferred));
+            break;
+        }
+        moves = reassigned(&d);
+    }
+    assert_eq!(previous.phase, RebalancePhase::Complete);
+    assert!(current.values().flatten().all(|b| *b >= 1000), "{current:?}");
+    assert_eq!(
+        need(&spec(), Some(&previous), 3, 3, 0, Some(&forced)),
+        Need::Nothing
+    );
+    // The rollback is another movement: it plans again, back to the old set.
+    let back = Forced {
+        reason: RebalanceReason::Rollback,
+        to: forced.from.clone(),
+        from: forced.to.clone(),
+    };
+    assert_eq!(
+        need(&spec(), Some(&previous), 3, 3, 0, Some(&back)),
+        Need::Plan
+    );
+    let v = view(current.clone(), &every);
+    let mut case = Case::new(3, 3, Some(&v));
+    case.forced = Some(back);
+    case.previous = Some(previous);
+    let status = case.decide().status.unwrap();
+    assert_eq!(status.reason, Some(RebalanceReason::Rollback));
+    assert!(status.plan.iter().all(|p| p.replicas.iter().all(|b| *b < 3)));
 }

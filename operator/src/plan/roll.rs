@@ -120,7 +120,9 @@ pub struct RollInput<'a> {
     pub target_version: &'a str,
     /// `spec.brokers`.
     pub brokers: i32,
-    /// Quorum voters: brokers `0..voters`.
+    /// Broker id of the broker set's ordinal 0: the brokers are `offset..offset + brokers`.
+    pub offset: i32,
+    /// Quorum voters: brokers `offset..offset + voters`.
     pub voters: i32,
     /// The broker pods that exist.
     pub pods: &'a [PodView],
@@ -373,7 +375,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
     st.blocked_reason = None;
     st.blocked_message = None;
 
-    let pending: Vec<i32> = (0..input.brokers)
+    let pending: Vec<i32> = (input.offset..input.offset + input.brokers)
         .filter(|&id| pod(id).is_some_and(|p| p.revision.as_deref() != Some(input.target_revision)))
         .filter(|id| !st.in_progress.contains(id))
         .collect();
@@ -629,7 +631,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
             return after(st, actions, conditions, 10);
         }
     };
-    let down: Vec<String> = (0..input.brokers)
+    let down: Vec<String> = (input.offset..input.offset + input.brokers)
         .filter_map(|id| match pod(id) {
             None => Some(format!("broker {id} has no pod")),
             Some(p) if !p.ready || p.terminating => Some(format!("pod {} is not Ready", p.name)),
@@ -649,7 +651,7 @@ pub fn plan_roll(input: &RollInput<'_>) -> RollPlan {
     }
 
     // Candidates in order: brokers that are not voters, then voters, the quorum leader last.
-    let is_voter = |id: i32| id < input.voters;
+    let is_voter = |id: i32| id >= input.offset && id < input.offset + input.voters;
     let leader = input.quorum.as_ref().map(|q| q.leader).unwrap_or(-1);
     let mut order = pending.clone();
     order.sort_by_key(|&id| (is_voter(id), id == leader, id));

@@ -53,6 +53,7 @@ struct Case {
     lagging: Vec<String>,
     unknown: Option<(&'static str, String)>,
     settings: RollSettings,
+    offset: 0,
     voters: i32,
     previous: Option<RolloutStatus>,
 }
@@ -67,6 +68,7 @@ impl Case {
             lagging: Vec::new(),
             unknown: None,
             settings: RollSettings::default(),
+            offset: 0,
             voters: 3,
             previous: None,
         }
@@ -79,6 +81,7 @@ impl Case {
             target_revision: target,
             target_version: "0.2.0",
             brokers: self.pods.len() as i32,
+            offset: 0,
             voters: self.voters,
             pods: &self.pods,
             kafka: Ok(&self.kafka),

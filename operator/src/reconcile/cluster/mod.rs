@@ -4,6 +4,7 @@
 //! or holds with a condition; the status is written once, by server-side apply, before the
 //! rollout's actions (pod deletions), so a restarted operator finds every step it took.
 
+mod bluegreen;
 mod config;
 mod monitor;
 mod racks;
@@ -26,11 +27,11 @@ use tracing::Instrument;
 
 use super::{apply_status, name_ns, now_rfc3339, Context, Error, FIELD_MANAGER};
 use crate::crd::{
-    describe_errors, merge_conditions, Condition, FieldError, KafkaCluster, KafkaClusterStatus,
-    UpgradeStrategy,
+    describe_errors, merge_conditions, BrokerSet, Condition, FieldError, KafkaCluster,
+    KafkaClusterStatus,
 };
 use crate::plan::cluster::{
-    check_spec, desired_objects, operator_rolls, selector_labels, RESTART_HASH_ANNOTATION,
+    check_spec, desired_objects, operator_rolls, quorum_voters, selector_labels, SetTemplate,
 };
 use crate::plan::cluster_status::cluster_status;
 use crate::plan::roll::restart_summary;
@@ -64,18 +65,6 @@ where
 {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     Ok(api.patch(name, &params, &Patch::Apply(obj)).await?)
-}
-
-fn template_hash(sts: &StatefulSet) -> Option<String> {
-    sts.spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(RESTART_HASH_ANNOTATION)
-        .cloned()
 }
 
 async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
@@ -136,15 +125,84 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
-    // Step: objects.
-    let mut desired = desired_objects(kc, controllers, &ctx.plan)?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let selector = selector_labels(&name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut pod_list = pods.list(&ListParams::default().labels(&selector)).await?;
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
 
-    let old_sts = sets.get_opt(&name).await?;
+    // Step: blue-green (which broker sets exist, and which image each runs).
+    let first_active = previous
+        .broker_set
+        .clone()
+        .unwrap_or_else(|| BrokerSet::first(&name));
+    let first_sts = sets.get_opt(&first_active.name).await?;
+    let bg = bluegreen::decide_step(
+        kc,
+        ctx,
+        &bootstrap,
+        &first_active,
+        first_sts.as_ref(),
+        &sets,
+        &pod_list.items,
+        controllers,
+        now_ms,
+        &now_rfc3339(),
+    )
+    .await;
+    let active = bg.active.clone();
+    let old_sts = if active == first_active {
+        first_sts
+    } else {
+        sets.get_opt(&active.name).await?
+    };
+    let voters = match (&bg.voters, &previous.quorum_voters) {
+        (Some(ids), _) => ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "{id}@{}:{}",
+                    bluegreen::controller_address(kc, ctx, &active, *id),
+                    kc.spec.listeners.controller
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        (None, Some(v)) => v.clone(),
+        (None, None) => quorum_voters(
+            &name,
+            &ns,
+            controllers,
+            kc.spec.listeners.controller,
+            &ctx.plan,
+        ),
+    };
+    let template = match &bg.active_image {
+        Some((image, version)) => SetTemplate {
+            set: active.clone(),
+            image: image.clone(),
+            version: version.clone(),
+        },
+        None => SetTemplate::from_spec(active.clone(), &kc.spec, &ctx.plan),
+    };
+    let upgrade = bg.status.as_ref().or(previous.upgrade.as_ref());
+    // While an upgrade runs, both sets keep the size it started with.
+    let upgrade_size = upgrade
+        .filter(|_| bg.in_progress)
+        .map(|u| i32::try_from(u.from_ids.len()).unwrap_or(kc.spec.brokers));
+
+    // Step: objects.
+    let mut desired = desired_objects(kc, &template, controllers, &voters, &ctx.plan)?;
+    if let (Some(size), Some(spec)) = (upgrade_size, desired.stateful_set.spec.as_mut()) {
+        spec.replicas = Some(size);
+    }
     ssa(
         &config_maps,
         &crate::plan::cluster::config_map_name(&name),
@@ -170,7 +228,7 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.replicas);
     let blocked = match old_replicas {
-        Some(old) if old > kc.spec.brokers => {
+        Some(old) if old > kc.spec.brokers && !bg.in_progress => {
             scale::scale_down_blocked(ctx, &bootstrap, old, kc).await
         }
         _ => None,
@@ -185,14 +243,29 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
                     | crate::crd::RebalancePhase::Blocked
             )
     });
-    let hold = blocked.is_some() || (drain_open && old_replicas > Some(kc.spec.brokers));
+    let hold = blocked.is_some()
+        || (drain_open && old_replicas > Some(kc.spec.brokers))
+        || bg.in_progress;
     if let (Some(old), true) = (old_replicas, hold) {
         // Keep the brokers that still hold replicas.
         if let Some(spec) = desired.stateful_set.spec.as_mut() {
             spec.replicas = Some(old);
         }
     }
-    let sts = ssa(&sets, &name, &desired.stateful_set).await?;
+    let sts = ssa(&sets, &active.name, &desired.stateful_set).await?;
+    if let Some((other, image, version)) = &bg.other {
+        let other_template = SetTemplate {
+            set: other.clone(),
+            image: image.clone(),
+            version: version.clone(),
+        };
+        let mut green = desired_objects(kc, &other_template, controllers, &voters, &ctx.plan)?
+            .stateful_set;
+        if let (Some(size), Some(spec)) = (upgrade_size, green.spec.as_mut()) {
+            spec.replicas = Some(size);
+        }
+        ssa(&sets, &other.name, &green).await?;
+    }
     ssa(&pdbs, &name, &desired.pdb).await?;
     monitor::sync_service_monitor(kc, ctx, &name, &ns).await?;
 
@@ -220,17 +293,6 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
                 )
                 .await;
             }
-            if template_hash(old) != template_hash(&desired.stateful_set)
-                && kc.spec.upgrade.strategy == UpgradeStrategy::BlueGreen
-            {
-                ctx.event(
-                    kc,
-                    EventType::Warning,
-                    "BlueGreenNotSupported",
-                    "spec.upgrade.strategy is BlueGreen, which this operator version does not do yet: the brokers restart one at a time instead".to_string(),
-                )
-                .await;
-            }
         }
     }
 
@@ -242,33 +304,47 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     };
 
     // Step: racks.
-    let selector = selector_labels(&name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut pod_list = pods.list(&ListParams::default().labels(&selector)).await?;
     if let Some(rack) = &kc.spec.rack {
         racks::assign_racks(kc, ctx, &pods, &mut pod_list.items, &rack.topology_key).await?;
     }
 
     // Step: rebalance (replicas follow the brokers: spread onto added ones, drained off those
     // a scale-down removes).
-    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
-    let moves = match old_replicas {
-        Some(running) => Some(
+    let moves = match (old_replicas, &bg.forced) {
+        (Some(running), Some(forced)) => Some(
             rebalance::decide_step(
                 kc,
                 ctx,
                 &bootstrap,
+                &active,
                 running,
                 &pod_list.items,
+                Some(rebalance::Upgrade {
+                    forced,
+                    other: bg.other.as_ref().map(|(set, _, _)| {
+                        (set, upgrade_size.unwrap_or(kc.spec.brokers))
+                    }),
+                }),
                 now_ms,
                 &now_rfc3339(),
             )
             .await,
         ),
-        None => None,
+        (Some(running), None) if !bg.in_progress => Some(
+            rebalance::decide_step(
+                kc,
+                ctx,
+                &bootstrap,
+                &active,
+                running,
+                &pod_list.items,
+                None,
+                now_ms,
+                &now_rfc3339(),
+            )
+            .await,
+        ),
+        _ => None,
     };
     // A drain under way is progress, not a blocked scale-down.
     let drain_status = moves
@@ -299,10 +375,11 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
 
     // Step: rollout (the operator's own, unless the test-only annotation leaves it to the
     // StatefulSet).
-    let roll = if operator_rolls(kc) {
+    let roll = if operator_rolls(kc) && !bg.in_progress {
         rollout::decide(
             kc,
             ctx,
+            &active,
             &sts,
             &pod_list.items,
             &bootstrap,
@@ -317,7 +394,30 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
 
     // Step: status, written before the roll's actions.
     let mut status: KafkaClusterStatus =
-        cluster_status(kc, Some(&sts), &pod_list.items, controllers, &bootstrap);
+        cluster_status(kc, &active, Some(&sts), &pod_list.items, controllers, &bootstrap);
+    if let Some(u) = &bg.status {
+        status.upgrade = Some(u.clone());
+    }
+    if active != BrokerSet::first(&name) || previous.broker_set.is_some() {
+        status.broker_set = Some(active.clone());
+    }
+    if bg.voters.is_some() {
+        status.quorum_voters = Some(voters.clone());
+    }
+    if let Some(u) = status.upgrade.clone().filter(|_| bg.in_progress) {
+        // The version moves once promoted.
+        status.current_version = previous
+            .current_version
+            .clone()
+            .or(Some(u.from_version.clone()));
+        status.target_version = Some(u.to_version.clone());
+        let message = format!("blue-green upgrade {:?}: {}", u.phase, u.message);
+        for c in status.conditions.iter_mut() {
+            if c.type_ == "Progressing" {
+                *c = Condition::new("Progressing", true, "BlueGreenUpgrade", message.clone());
+            }
+        }
+    }
     if let Some(m) = &moves {
         if let Some(r) = &m.status {
             status.rebalance = Some(r.clone());
@@ -401,8 +501,9 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         rebalance::act(kc, ctx, &bootstrap, m).await;
     }
     if let Some(roll) = &roll {
-        rollout::act(kc, ctx, &bootstrap, roll).await;
+        rollout::act(kc, ctx, &active, &bootstrap, roll).await;
     }
+    bluegreen::act(kc, ctx, &bootstrap, &sets, &bg).await;
     if ready && !was_ready {
         let mut note = format!("all {} brokers ready", kc.spec.brokers);
         if let Some(r) = status
@@ -423,6 +524,9 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         requeue = requeue.min(r);
     }
     if let Some(r) = moves.as_ref().and_then(|m| m.requeue) {
+        requeue = requeue.min(r);
+    }
+    if let Some(r) = bg.requeue {
         requeue = requeue.min(r);
     }
     if config_pending.is_some() {

@@ -9,10 +9,10 @@ use kube::runtime::events::EventType;
 
 use super::super::Context;
 use super::rollout::pod_views;
-use crate::crd::KafkaCluster;
+use crate::crd::{BrokerSet, KafkaCluster};
 use crate::kafka::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::plan::movement::{
-    decide, need, MoveAction, MoveDecision, MoveInput, MoveView, Need, FOLLOWER_THROTTLED_RATE,
+    decide, need, Forced, MoveAction, MoveDecision, MoveInput, MoveView, Need, FOLLOWER_THROTTLED_RATE,
     FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_RATE, LEADER_THROTTLED_REPLICAS,
 };
 use crate::plan::rebalance::BrokerInfo;
@@ -61,25 +61,50 @@ async fn observe(ctx: &Context, bootstrap: &str, level: Need) -> Result<MoveView
     })
 }
 
+/// Every pod of `set`'s ordinals `0..count` exists and is Ready.
+pub(super) fn set_ready(set: &BrokerSet, pods: &[Pod], count: i32) -> bool {
+    let views = pod_views(set, pods, count);
+    views.len() == usize::try_from(count).unwrap_or(0)
+        && views.iter().all(|p| p.ready && !p.terminating)
+}
+
+/// The movement of a blue-green upgrade: between two broker sets, both of which must be Ready.
+pub(super) struct Upgrade<'a> {
+    /// The movement.
+    pub forced: &'a Forced,
+    /// The other set and its size, while it runs.
+    pub other: Option<(&'a BrokerSet, i32)>,
+}
+
 /// The rebalance decision of this reconcile. `running`: the StatefulSet's replicas before this
-/// reconcile; `pods`: the cluster's pods.
+/// reconcile; `pods`: the cluster's pods; `upgrade`: a movement between broker sets instead of
+/// the one `spec.brokers` asks for.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn decide_step(
     kc: &KafkaCluster,
     ctx: &Context,
     bootstrap: &str,
+    set: &BrokerSet,
     running: i32,
     pods: &[Pod],
+    upgrade: Option<Upgrade<'_>>,
     now_ms: i64,
     now: &str,
 ) -> MoveDecision {
-    let name = kc.metadata.name.clone().unwrap_or_default();
     let wanted = kc.spec.brokers;
     let previous = kc.status.as_ref().and_then(|s| s.rebalance.as_ref());
-    let level = need(&kc.spec.rebalance, previous, wanted, running);
+    let forced = upgrade.as_ref().map(|u| u.forced);
+    let mut spec = kc.spec.rebalance.clone();
+    if forced.is_some() {
+        spec.throttle_bytes_per_second = kc.spec.upgrade.blue_green.throttle_bytes_per_second;
+    }
+    let level = need(&spec, previous, wanted, running, set.id_offset, forced);
     let every = wanted.max(running);
-    let views = pod_views(&name, pods, every);
-    let pods_ready = views.len() == usize::try_from(every).unwrap_or(0)
-        && views.iter().all(|p| p.ready && !p.terminating);
+    let pods_ready = set_ready(set, pods, every)
+        && upgrade
+            .as_ref()
+            .and_then(|u| u.other)
+            .is_none_or(|(other, count)| set_ready(other, pods, count));
     let observed = if level == Need::Nothing {
         None
     } else {
@@ -91,10 +116,12 @@ pub(super) async fn decide_step(
         Some(Err(e)) => Err(e.as_str()),
     };
     decide(&MoveInput {
-        spec: &kc.spec.rebalance,
+        spec: &spec,
         previous,
         wanted,
         running,
+        offset: set.id_offset,
+        forced,
         pods_ready,
         view,
         now,

@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams};
 use kube::runtime::events::EventType;
 
 use super::super::{Context, GroupWatch};
-use crate::crd::{parse_duration, KafkaCluster, RolloutStatus};
+use crate::crd::{parse_duration, BrokerSet, KafkaCluster, RolloutStatus};
 use crate::health::groups::lagging_groups;
 use crate::health::partitions::{MinIsr, PartitionReplicas};
 use crate::kafka::{Admin, RESOURCE_TOPIC};
@@ -66,11 +66,12 @@ fn pod_view(pod: &Pod, id: i32) -> PodView {
     }
 }
 
-/// The broker pods by id (`<cluster>-<id>`).
-pub(super) fn pod_views(cluster: &str, pods: &[Pod], brokers: i32) -> Vec<PodView> {
-    (0..brokers)
+/// The broker pods of `set` by id (`<set>-<ordinal>`).
+pub(super) fn pod_views(set: &BrokerSet, pods: &[Pod], brokers: i32) -> Vec<PodView> {
+    set.ids(brokers)
+        .into_iter()
         .filter_map(|id| {
-            let name = format!("{cluster}-{id}");
+            let name = set.pod(id);
             pods.iter()
                 .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
                 .map(|p| pod_view(p, id))
@@ -136,7 +137,7 @@ async fn quorum_view(admin: &impl Admin) -> Result<QuorumView, String> {
 /// Polls the consumer groups into the cluster's tracker and returns those that hold the roll;
 /// `Err` (reason, sentence) while the gate cannot judge: the groups cannot be read, or the
 /// tracker has watched for less than `GATE_WARMUP_MS`.
-async fn lagging(
+pub(super) async fn lagging(
     kc: &KafkaCluster,
     ctx: &Context,
     admin: &impl Admin,
@@ -243,6 +244,7 @@ async fn lagging(
 pub(super) async fn decide(
     kc: &KafkaCluster,
     ctx: &Context,
+    set: &BrokerSet,
     sts: &StatefulSet,
     pods: &[Pod],
     bootstrap: &str,
@@ -258,7 +260,7 @@ pub(super) async fn decide(
     let target = status.update_revision.clone()?;
     let name = kc.metadata.name.clone().unwrap_or_default();
     let namespace = kc.metadata.namespace.clone().unwrap_or_default();
-    let views = pod_views(&name, pods, kc.spec.brokers);
+    let views = pod_views(set, pods, kc.spec.brokers);
     let work = views
         .iter()
         .any(|p| p.revision.as_deref() != Some(target.as_str()))
@@ -298,6 +300,7 @@ pub(super) async fn decide(
         target_revision: &target,
         target_version: &kc.spec.version,
         brokers: kc.spec.brokers,
+        offset: set.id_offset,
         voters: controllers,
         pods: &views,
         kafka: kafka.as_ref().map_err(Clone::clone),
@@ -310,14 +313,20 @@ pub(super) async fn decide(
 }
 
 /// Carries out the actions of a decision whose status is written.
-pub(super) async fn act(kc: &KafkaCluster, ctx: &Context, bootstrap: &str, plan: &RollPlan) {
+pub(super) async fn act(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    set: &BrokerSet,
+    bootstrap: &str,
+    plan: &RollPlan,
+) {
     let name = kc.metadata.name.clone().unwrap_or_default();
     let namespace = kc.metadata.namespace.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     for action in &plan.actions {
         match action {
             RollAction::DeletePod { id, why } => {
-                let pod = format!("{name}-{id}");
+                let pod = set.pod(*id);
                 tracing::info!(%pod, %why, "deleting broker pod");
                 match pods.delete(&pod, &DeleteParams::default()).await {
                     Ok(_) => {}
