@@ -643,15 +643,10 @@ mod tests {
         .resolve_node_id()
         .unwrap();
         assert!(!c.roles().controller, "ordinal 3 is not below 3");
-        let e = BrokerConfig::parse_from([
-            "samsa-broker",
-            "--node-id",
-            "5",
-            "--node-id-offset=-10",
-        ])
-        .resolve_node_id()
-        .unwrap_err();
+        let e =
+            BrokerConfig::parse_from(["samsa-broker", "--node-id", "5", "--node-id-offset=-10"])
+                .resolve_node_id()
+                .unwrap_err();
         assert!(e.contains("--node-id-offset -10"), "{e}");
     }
-
 }

@@ -165,7 +165,10 @@ fn maybe_start(input: &BlueGreenInput, mut d: BlueGreenDecision) -> BlueGreenDec
     let (desired_image, desired_version) = input.desired;
     // After an annotation rollback the old set keeps its image until the annotation goes or the
     // spec asks for yet another version.
-    if let Some(u) = input.previous.filter(|u| u.phase == UpgradePhase::RolledBack) {
+    if let Some(u) = input
+        .previous
+        .filter(|u| u.phase == UpgradePhase::RolledBack)
+    {
         if input.rollback && u.to_image == desired_image {
             d.active_image = Some((u.from_image.clone(), u.from_version.clone()));
             return d;
@@ -222,7 +225,11 @@ fn ids(list: &[i32]) -> String {
 }
 
 /// Progress of the movement `forced` as the upgrade shows it; whether it is complete.
-fn copy_progress(status: &mut UpgradeStatus, movement: Option<&RebalanceStatus>, f: &Forced) -> bool {
+fn copy_progress(
+    status: &mut UpgradeStatus,
+    movement: Option<&RebalanceStatus>,
+    f: &Forced,
+) -> bool {
     let Some(m) = movement.filter(|m| m.reason == Some(f.reason) && m.brokers == f.to) else {
         return false;
     };
@@ -292,7 +299,12 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
     match u.phase {
         UpgradePhase::Provisioning => {
             let missing: Vec<i32> = match input.registered {
-                Ok(reg) => u.to_ids.iter().copied().filter(|b| !reg.contains(b)).collect(),
+                Ok(reg) => u
+                    .to_ids
+                    .iter()
+                    .copied()
+                    .filter(|b| !reg.contains(b))
+                    .collect(),
                 Err(_) => u.to_ids.clone(),
             };
             if !input.target_ready || !missing.is_empty() {
@@ -302,10 +314,7 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                         "waiting for the pods of StatefulSet {} to be Ready",
                         u.to.name
                     ),
-                    Ok(_) => format!(
-                        "waiting for brokers {} to register",
-                        ids(&missing)
-                    ),
+                    Ok(_) => format!("waiting for brokers {} to register", ids(&missing)),
                 };
                 d.requeue = Some(Duration::from_secs(5));
             } else {
@@ -354,10 +363,7 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                 Err(e) => vec![format!("the health gates cannot be read: {e}")],
             };
             if !problems.is_empty() {
-                let message = format!(
-                    "verification window starts again: {}",
-                    listed(&problems)
-                );
+                let message = format!("verification window starts again: {}", listed(&problems));
                 if st.message != message {
                     d.actions.push(BlueGreenAction::Event(
                         true,
@@ -370,8 +376,8 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                 st.message = message;
                 d.requeue = Some(Duration::from_secs(5));
             } else {
-                let since = seconds_between(st.verifying_since.as_deref(), input.now_ms)
-                    .unwrap_or(0.0);
+                let since =
+                    seconds_between(st.verifying_since.as_deref(), input.now_ms).unwrap_or(0.0);
                 let window = input.spec.verify_seconds as f64;
                 if since < window {
                     st.phase = UpgradePhase::Verifying;

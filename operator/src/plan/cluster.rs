@@ -451,10 +451,7 @@ pub fn desired_objects(
         });
     }
 
-    let restart_hash = static_config_hash(
-        &spec.config,
-        &[("image", image.as_str())],
-    );
+    let restart_hash = static_config_hash(&spec.config, &[("image", image.as_str())]);
 
     let container = Container {
         name: BROKER_CONTAINER.into(),

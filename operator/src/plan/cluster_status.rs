@@ -242,7 +242,14 @@ mod tests {
     #[test]
     fn all_ready() {
         let pods: Vec<Pod> = (0..3).map(|i| pod(i, true, "r1")).collect();
-        let s = cluster_status(&kc(3, None), &BrokerSet::first("kc"), Some(&sts(3, "r1")), &pods, 3, "b:9092");
+        let s = cluster_status(
+            &kc(3, None),
+            &BrokerSet::first("kc"),
+            Some(&sts(3, "r1")),
+            &pods,
+            3,
+            "b:9092",
+        );
         assert_eq!(
             s.conditions
                 .iter()
@@ -269,7 +276,14 @@ mod tests {
 
     #[test]
     fn new_cluster_is_progressing_not_degraded() {
-        let s = cluster_status(&kc(3, None), &BrokerSet::first("kc"), None, &[], 3, "b:9092");
+        let s = cluster_status(
+            &kc(3, None),
+            &BrokerSet::first("kc"),
+            None,
+            &[],
+            3,
+            "b:9092",
+        );
         assert!(!cond(&s, "Ready").is_true());
         assert_eq!(cond(&s, "Ready").reason, "BrokersNotReady");
         assert!(cond(&s, "Progressing").is_true());
@@ -282,7 +296,14 @@ mod tests {
     #[test]
     fn a_broker_down_after_rollout_is_degraded() {
         let pods = vec![pod(0, true, "r1"), pod(1, false, "r1"), pod(2, true, "r1")];
-        let s = cluster_status(&kc(3, Some("1.0.0")), &BrokerSet::first("kc"), Some(&sts(3, "r1")), &pods, 3, "b");
+        let s = cluster_status(
+            &kc(3, Some("1.0.0")),
+            &BrokerSet::first("kc"),
+            Some(&sts(3, "r1")),
+            &pods,
+            3,
+            "b",
+        );
         assert!(!cond(&s, "Ready").is_true());
         assert_eq!(cond(&s, "Ready").message, "2/3 brokers ready; not ready: 1");
         assert!(!cond(&s, "Progressing").is_true());
@@ -294,7 +315,14 @@ mod tests {
     #[test]
     fn rolling_update_is_progressing() {
         let pods = vec![pod(0, true, "r1"), pod(1, true, "r1"), pod(2, false, "r2")];
-        let s = cluster_status(&kc(3, Some("0.9.0")), &BrokerSet::first("kc"), Some(&sts(3, "r2")), &pods, 3, "b");
+        let s = cluster_status(
+            &kc(3, Some("0.9.0")),
+            &BrokerSet::first("kc"),
+            Some(&sts(3, "r2")),
+            &pods,
+            3,
+            "b",
+        );
         assert!(cond(&s, "Progressing").is_true());
         assert_eq!(
             cond(&s, "Progressing").message,
@@ -312,7 +340,14 @@ mod tests {
     #[test]
     fn ready_but_old_template_is_a_rollout() {
         let pods: Vec<Pod> = (0..3).map(|i| pod(i, true, "r1")).collect();
-        let s = cluster_status(&kc(3, Some("1.0.0")), &BrokerSet::first("kc"), Some(&sts(3, "r2")), &pods, 3, "b");
+        let s = cluster_status(
+            &kc(3, Some("1.0.0")),
+            &BrokerSet::first("kc"),
+            Some(&sts(3, "r2")),
+            &pods,
+            3,
+            "b",
+        );
         assert_eq!(cond(&s, "Ready").reason, "RolloutInProgress");
         assert_eq!(
             cond(&s, "Ready").message,
@@ -327,7 +362,14 @@ mod tests {
             RACK_ANNOTATION.to_string(),
             "zone-b".to_string(),
         )]));
-        let s = cluster_status(&kc(2, None), &BrokerSet::first("kc"), Some(&sts(2, "r1")), &pods, 1, "b");
+        let s = cluster_status(
+            &kc(2, None),
+            &BrokerSet::first("kc"),
+            Some(&sts(2, "r1")),
+            &pods,
+            1,
+            "b",
+        );
         assert_eq!(
             s.brokers
                 .iter()

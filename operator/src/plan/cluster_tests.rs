@@ -8,10 +8,18 @@ fn cluster(spec: KafkaClusterSpec) -> KafkaCluster {
     kc
 }
 
+/// The objects of the first broker set, at the spec's image, with the default voters.
+fn objects(kc: &KafkaCluster, controllers: i32) -> Result<ClusterObjects, PlanError> {
+    let ctx = PlanContext::default();
+    let template = SetTemplate::from_spec(BrokerSet::first("kc"), &kc.spec, &ctx);
+    let voters = quorum_voters("kc", "ns", controllers, kc.spec.listeners.controller, &ctx);
+    desired_objects(kc, &template, controllers, &voters, &ctx)
+}
+
 fn plan(spec: KafkaClusterSpec) -> ClusterObjects {
     let kc = cluster(spec);
     let c = kc.spec.initial_controllers();
-    desired_objects(&kc, c, &PlanContext::default()).unwrap()
+    objects(&kc, c).unwrap()
 }
 
 fn env_of(o: &ClusterObjects) -> BTreeMap<String, String> {
@@ -103,12 +111,12 @@ fn missing_metadata_is_an_error() {
     let mut kc = cluster(KafkaClusterSpec::default());
     kc.metadata.uid = None;
     assert_eq!(
-        desired_objects(&kc, 3, &PlanContext::default()),
+        objects(&kc, 3),
         Err(PlanError::MissingMetadata("metadata.uid"))
     );
     kc.metadata.namespace = None;
     assert_eq!(
-        desired_objects(&kc, 3, &PlanContext::default()),
+        objects(&kc, 3),
         Err(PlanError::MissingMetadata("metadata.namespace"))
     );
 }
@@ -119,7 +127,7 @@ fn invalid_spec_is_refused_naming_fields() {
     spec.config
         .insert("log.retention.minutes".into(), "5".into());
     let kc = cluster(spec);
-    let err = desired_objects(&kc, 3, &PlanContext::default()).unwrap_err();
+    let err = objects(&kc, 3).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid spec: spec.config[log.retention.minutes]: is not a setting samsa-broker takes (see samsa-broker --help)"
@@ -168,8 +176,14 @@ fn broker_environment() {
         env["SAMSA_ADVERTISED_LISTENER"],
         "$(POD_NAME).kc-headless.ns.svc.cluster.local:9092"
     );
+    assert!(
+        !env.contains_key("SAMSA_CONTROLLER_QUORUM_VOTERS"),
+        "the voters are in the ConfigMap, so moving them restarts no pod"
+    );
+    assert!(!env.contains_key("SAMSA_NODE_ID_OFFSET"));
+    assert!(!env.contains_key("SAMSA_CONTROLLER_ORDINALS"));
     assert_eq!(
-        env["SAMSA_CONTROLLER_QUORUM_VOTERS"],
+        o.config_map.data.as_ref().unwrap()["SAMSA_CONTROLLER_QUORUM_VOTERS"],
         "0@kc-0.kc-headless.ns.svc.cluster.local:9093,1@kc-1.kc-headless.ns.svc.cluster.local:9093,2@kc-2.kc-headless.ns.svc.cluster.local:9093"
     );
     assert_eq!(env["SAMSA_LISTEN"], "0.0.0.0:9092");
@@ -224,7 +238,7 @@ fn one_broker_has_one_voter_and_image_override() {
         ..Default::default()
     });
     assert_eq!(
-        env_of(&o)["SAMSA_CONTROLLER_QUORUM_VOTERS"],
+        o.config_map.data.as_ref().unwrap()["SAMSA_CONTROLLER_QUORUM_VOTERS"],
         "0@kc-0.kc-headless.ns.svc.cluster.local:9093"
     );
     assert_eq!(
@@ -241,7 +255,7 @@ fn config_map_holds_settings_as_broker_environment() {
     spec.config.insert("num.partitions".into(), "6".into());
     let o = plan(spec);
     let data = o.config_map.data.as_ref().unwrap();
-    assert_eq!(data.len(), 2);
+    assert_eq!(data.len(), 3, "the settings and the voters");
     assert_eq!(data["SAMSA_LOG_RETENTION_MS"], "1000");
     assert_eq!(data["SAMSA_NUM_PARTITIONS"], "6");
 }
@@ -304,7 +318,7 @@ fn statefulset_shape() {
     assert_eq!(live.path.as_deref(), Some("/healthz"));
     // Five brokers, three voters by default.
     assert_eq!(
-        env_of(&o)["SAMSA_CONTROLLER_QUORUM_VOTERS"]
+        o.config_map.data.as_ref().unwrap()["SAMSA_CONTROLLER_QUORUM_VOTERS"]
             .split(',')
             .count(),
         3
@@ -517,4 +531,69 @@ fn service_monitor_scrapes_the_brokers_metrics_port() {
     for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(labels.get(k).map(String::as_str), v.as_str(), "label {k}");
     }
+}
+
+#[test]
+fn a_second_broker_set_has_ids_of_its_own_and_its_own_selector() {
+    let kc = cluster(KafkaClusterSpec::default());
+    let ctx = PlanContext::default();
+    let green = SetTemplate {
+        set: BrokerSet {
+            name: "kc-g1".into(),
+            id_offset: 1000,
+        },
+        image: "reg/samsa:2".into(),
+        version: "2".into(),
+    };
+    let o = desired_objects(&kc, &green, 3, "0@a:9093", &ctx).unwrap();
+    let sts = &o.stateful_set;
+    assert_eq!(sts.metadata.name.as_deref(), Some("kc-g1"));
+    let selector = sts
+        .spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .match_labels
+        .clone()
+        .unwrap();
+    assert_eq!(selector[BROKER_SET_LABEL], "kc-g1");
+    assert_eq!(selector[CLUSTER_LABEL], "kc");
+    let env = env_of(&o);
+    assert_eq!(env["SAMSA_NODE_ID_OFFSET"], "1000");
+    assert_eq!(env["SAMSA_CONTROLLER_ORDINALS"], "3");
+    assert_eq!(
+        pod_spec(&o).containers[0].image.as_deref(),
+        Some("reg/samsa:2")
+    );
+    let labels = sts
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    assert_eq!(labels["app.kubernetes.io/version"], "2");
+    assert_eq!(labels[BROKER_SET_LABEL], "kc-g1");
+    // The first set keeps the cluster's selector (immutable), its pods carry the set label too.
+    let blue = objects(&kc, 3).unwrap();
+    let selector = blue
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .match_labels
+        .clone()
+        .unwrap();
+    assert!(!selector.contains_key(BROKER_SET_LABEL));
+    // Moving the voters changes the ConfigMap, never the pod template.
+    let ctx = PlanContext::default();
+    let t = SetTemplate::from_spec(BrokerSet::first("kc"), &kc.spec, &ctx);
+    let other = desired_objects(&kc, &t, 3, "1000@x:9093", &ctx).unwrap();
+    assert_eq!(other.stateful_set, blue.stateful_set);
+    assert_ne!(other.config_map, blue.config_map);
 }

@@ -112,12 +112,7 @@ pub struct Forced {
 }
 
 /// The brokers a movement spreads the replicas over, and those it drains.
-fn sets(
-    wanted: i32,
-    running: i32,
-    offset: i32,
-    forced: Option<&Forced>,
-) -> (Vec<i32>, Vec<i32>) {
+fn sets(wanted: i32, running: i32, offset: i32, forced: Option<&Forced>) -> (Vec<i32>, Vec<i32>) {
     match forced {
         Some(f) => (f.to.clone(), f.from.clone()),
         None => (
@@ -478,7 +473,9 @@ fn start(
         RebalanceReason::ScaleUp => format!("spreading replicas over brokers {wanted_set:?}"),
         RebalanceReason::ScaleDown => format!("draining brokers {removing:?}"),
         RebalanceReason::BlueGreen => {
-            format!("moving every replica from brokers {removing:?} to the new brokers {wanted_set:?}")
+            format!(
+                "moving every replica from brokers {removing:?} to the new brokers {wanted_set:?}"
+            )
         }
         RebalanceReason::Rollback => {
             format!("moving every replica back from brokers {removing:?} to brokers {wanted_set:?}")

@@ -552,7 +552,10 @@ fn a_blue_green_move_empties_the_old_set_then_completes_once() {
         moves = reassigned(&d);
     }
     assert_eq!(previous.phase, RebalancePhase::Complete);
-    assert!(current.values().flatten().all(|b| *b >= 1000), "{current:?}");
+    assert!(
+        current.values().flatten().all(|b| *b >= 1000),
+        "{current:?}"
+    );
     assert_eq!(
         need(&spec(), Some(&previous), 3, 3, 0, Some(&forced)),
         Need::Nothing
@@ -573,5 +576,8 @@ fn a_blue_green_move_empties_the_old_set_then_completes_once() {
     case.previous = Some(previous);
     let status = case.decide().status.unwrap();
     assert_eq!(status.reason, Some(RebalanceReason::Rollback));
-    assert!(status.plan.iter().all(|p| p.replicas.iter().all(|b| *b < 3)));
+    assert!(status
+        .plan
+        .iter()
+        .all(|p| p.replicas.iter().all(|b| *b < 3)));
 }

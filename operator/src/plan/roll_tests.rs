@@ -53,7 +53,6 @@ struct Case {
     lagging: Vec<String>,
     unknown: Option<(&'static str, String)>,
     settings: RollSettings,
-    offset: 0,
     voters: i32,
     previous: Option<RolloutStatus>,
 }
@@ -68,7 +67,6 @@ impl Case {
             lagging: Vec::new(),
             unknown: None,
             settings: RollSettings::default(),
-            offset: 0,
             voters: 3,
             previous: None,
         }

@@ -45,7 +45,12 @@ fn annotated(kc: &KafkaCluster, key: &str) -> bool {
 }
 
 /// The controller address of broker `id` of `set`.
-pub(super) fn controller_address(kc: &KafkaCluster, ctx: &Context, set: &BrokerSet, id: i32) -> String {
+pub(super) fn controller_address(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    set: &BrokerSet,
+    id: i32,
+) -> String {
     let name = kc.metadata.name.clone().unwrap_or_default();
     let ns = kc.metadata.namespace.clone().unwrap_or_default();
     format!(
@@ -57,6 +62,7 @@ pub(super) fn controller_address(kc: &KafkaCluster, ctx: &Context, set: &BrokerS
 }
 
 /// The blue-green decision of this reconcile. `active_sts`: the active set's StatefulSet.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn decide_step(
     kc: &KafkaCluster,
     ctx: &Context,
@@ -73,9 +79,8 @@ pub(super) async fn decide_step(
     let ns = kc.metadata.namespace.clone().unwrap_or_default();
     let status = kc.status.clone().unwrap_or_default();
     let previous = status.upgrade.as_ref();
-    let running = previous.filter(|u| {
-        !matches!(u.phase, UpgradePhase::Done | UpgradePhase::RolledBack)
-    });
+    let running =
+        previous.filter(|u| !matches!(u.phase, UpgradePhase::Done | UpgradePhase::RolledBack));
     let desired_image = crate::plan::cluster::broker_image(&kc.spec, &ctx.plan);
     let active_image = active_sts.and_then(sts_image);
     let admin = ctx.admin(bootstrap);
@@ -150,9 +155,7 @@ pub(super) async fn decide_step(
         cluster: &name,
         previous,
         active,
-        active_image: active_image
-            .as_ref()
-            .map(|(i, v)| (i.as_str(), v.as_str())),
+        active_image: active_image.as_ref().map(|(i, v)| (i.as_str(), v.as_str())),
         desired: (desired_image.as_str(), kc.spec.version.as_str()),
         brokers: kc.spec.brokers,
         controllers,
@@ -196,11 +199,15 @@ pub(super) async fn act(
                             kc,
                             EventType::Normal,
                             "VoterAdded",
-                            format!("broker {id} ({host}:{port}) is a voter of the metadata quorum"),
+                            format!(
+                                "broker {id} ({host}:{port}) is a voter of the metadata quorum"
+                            ),
                         )
                         .await;
                     }
-                    Err(e) => tracing::warn!(broker = id, error = %e, "AddRaftVoter failed; retried next reconcile"),
+                    Err(e) => {
+                        tracing::warn!(broker = id, error = %e, "AddRaftVoter failed; retried next reconcile")
+                    }
                 }
             }
             BlueGreenAction::RemoveVoter(id) => match admin.remove_raft_voter(*id).await {
@@ -214,7 +221,9 @@ pub(super) async fn act(
                     )
                     .await;
                 }
-                Err(e) => tracing::warn!(broker = id, error = %e, "RemoveRaftVoter failed; retried next reconcile"),
+                Err(e) => {
+                    tracing::warn!(broker = id, error = %e, "RemoveRaftVoter failed; retried next reconcile")
+                }
             },
             BlueGreenAction::DeleteSet(set, count) => {
                 match sets.delete(&set.name, &DeleteParams::background()).await {
@@ -240,9 +249,13 @@ pub(super) async fn act(
                     for i in 0..*count {
                         let claim = format!("data-{}-{i}", set.name);
                         match claims.delete(&claim, &DeleteParams::default()).await {
-                            Ok(_) => tracing::info!(%claim, "volume claim of a retired broker deleted"),
+                            Ok(_) => {
+                                tracing::info!(%claim, "volume claim of a retired broker deleted")
+                            }
                             Err(kube::Error::Api(e)) if e.code == 404 => {}
-                            Err(e) => tracing::warn!(%claim, error = %e, "cannot delete a volume claim"),
+                            Err(e) => {
+                                tracing::warn!(%claim, error = %e, "cannot delete a volume claim")
+                            }
                         }
                     }
                 }

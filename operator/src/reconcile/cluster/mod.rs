@@ -243,9 +243,8 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
                     | crate::crd::RebalancePhase::Blocked
             )
     });
-    let hold = blocked.is_some()
-        || (drain_open && old_replicas > Some(kc.spec.brokers))
-        || bg.in_progress;
+    let hold =
+        blocked.is_some() || (drain_open && old_replicas > Some(kc.spec.brokers)) || bg.in_progress;
     if let (Some(old), true) = (old_replicas, hold) {
         // Keep the brokers that still hold replicas.
         if let Some(spec) = desired.stateful_set.spec.as_mut() {
@@ -259,8 +258,8 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
             image: image.clone(),
             version: version.clone(),
         };
-        let mut green = desired_objects(kc, &other_template, controllers, &voters, &ctx.plan)?
-            .stateful_set;
+        let mut green =
+            desired_objects(kc, &other_template, controllers, &voters, &ctx.plan)?.stateful_set;
         if let (Some(size), Some(spec)) = (upgrade_size, green.spec.as_mut()) {
             spec.replicas = Some(size);
         }
@@ -321,9 +320,10 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
                 &pod_list.items,
                 Some(rebalance::Upgrade {
                     forced,
-                    other: bg.other.as_ref().map(|(set, _, _)| {
-                        (set, upgrade_size.unwrap_or(kc.spec.brokers))
-                    }),
+                    other: bg
+                        .other
+                        .as_ref()
+                        .map(|(set, _, _)| (set, upgrade_size.unwrap_or(kc.spec.brokers))),
                 }),
                 now_ms,
                 &now_rfc3339(),
@@ -393,8 +393,14 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     };
 
     // Step: status, written before the roll's actions.
-    let mut status: KafkaClusterStatus =
-        cluster_status(kc, &active, Some(&sts), &pod_list.items, controllers, &bootstrap);
+    let mut status: KafkaClusterStatus = cluster_status(
+        kc,
+        &active,
+        Some(&sts),
+        &pod_list.items,
+        controllers,
+        &bootstrap,
+    );
     if let Some(u) = &bg.status {
         status.upgrade = Some(u.clone());
     }

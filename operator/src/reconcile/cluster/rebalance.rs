@@ -12,8 +12,9 @@ use super::rollout::pod_views;
 use crate::crd::{BrokerSet, KafkaCluster};
 use crate::kafka::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::plan::movement::{
-    decide, need, Forced, MoveAction, MoveDecision, MoveInput, MoveView, Need, FOLLOWER_THROTTLED_RATE,
-    FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_RATE, LEADER_THROTTLED_REPLICAS,
+    decide, need, Forced, MoveAction, MoveDecision, MoveInput, MoveView, Need,
+    FOLLOWER_THROTTLED_RATE, FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_RATE,
+    LEADER_THROTTLED_REPLICAS,
 };
 use crate::plan::rebalance::BrokerInfo;
 
