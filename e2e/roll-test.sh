@@ -44,7 +44,8 @@
 # end a table puts the scenarios' figures side by side.
 #
 # Scenarios (SAMSA_E2E_ROLL_SCENARIOS, in the order given; default "baseline 1 3 4 5 6 up
-# down", and "baseline 1 2 3 4 5 6 baseline-6 up down" with SAMSA_E2E_SOAK=1):
+# down bluegreen rollback", and "baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback"
+# with SAMSA_E2E_SOAK=1):
 #   baseline    spec.version changes (two tags of one broker image) with the annotation
 #               samsa.dev/test-statefulset-rolling-update: "true": the StatefulSet's own
 #               RollingUpdate rolls the brokers, as before the operator did it
@@ -94,6 +95,22 @@
 #               Ready for up). No timing is asserted. The pod watch reports when roll-3 came or
 #               went and whether a broker that stays went down (a NOTE, not a check). Run up and
 #               down last: the roll scenarios expect three brokers.
+#   bluegreen   spec.version changes under spec.upgrade.strategy BlueGreen (blueGreen:
+#               throttleBytesPerSecond SAMSA_E2E_SCALE_THROTTLE, verifySeconds SAMSA_E2E_BG_VERIFY,
+#               default 10, promotion Automatic): StatefulSet $CLUSTER-g1 (brokers 1000-1002) at the
+#               new version, every partition moved to it, verified, the voters moved, $CLUSTER
+#               deleted. Checks: status.upgrade Done, from $CLUSTER [0 1 2] to $CLUSTER-g1 [1000
+#               1001 1002], partitionsDone == partitionsTotal > 0, bytesMoved > 0; status.brokerSet
+#               $CLUSTER-g1; its pods Ready on the new image; $CLUSTER, its pods and volume claims
+#               gone; status.quorumVoters 1000-1002; the events of each phase; every partition as
+#               before, all on 1000-1002 with each its share of replicas and leaders, every ISR
+#               whole; and the load's checks (no acknowledged record lost, none twice, no delivery
+#               error, the ISR never below 2). Run it after the scenarios that expect $CLUSTER-0..2.
+#   rollback    after bluegreen: spec.version changes again (verifySeconds 3600); once the data is
+#               on the next set ($CLUSTER-g2, brokers 2000-2002) and verifying, spec.version goes
+#               back: the data moves back. Checks: status.upgrade RolledBack, status.brokerSet
+#               unchanged, $CLUSTER-g2 gone with its pods and claims, the old pods never
+#               restarted (same uids), every replica back with even shares, the load's checks.
 # The operator's scenarios (1-6) need an operator that rolls the brokers itself: one whose
 # StatefulSet has updateStrategy OnDelete. With an older operator they are skipped (SKIP,
 # counted neither way) with SAMSA_E2E_ROLL_REQUIRE=0; they FAIL by default. up and down need
@@ -155,11 +172,11 @@ HELM="$BIN/helm"
 
 SOAK="${SAMSA_E2E_SOAK:-0}"
 if [[ "$SOAK" == 1 ]]; then
-  DEFAULT_SCENARIOS="baseline 1 2 3 4 5 6 baseline-6 up down"
+  DEFAULT_SCENARIOS="baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback"
   DEFAULT_RATE=1000 DEFAULT_SETTLE=30
 else
   # Scenario 2 is left out for time: 4, 5 and 6 roll on a restart-class change too.
-  DEFAULT_SCENARIOS="baseline 1 3 4 5 6 up down"
+  DEFAULT_SCENARIOS="baseline 1 3 4 5 6 up down bluegreen rollback"
   DEFAULT_RATE=200 DEFAULT_SETTLE=3
 fi
 read -ra SCENARIOS <<<"${SAMSA_E2E_ROLL_SCENARIOS:-$DEFAULT_SCENARIOS}"
@@ -180,6 +197,8 @@ SCALE_MOVES=10
 # Seconds a scale may go without a rebalance of its own in status.rebalance (from the change
 # for a scale-down, from the new broker's Ready for a scale-up) before the wait gives up.
 SCALE_START_GRACE=120
+# verifySeconds of the blue-green scenario.
+BG_VERIFY="${SAMSA_E2E_BG_VERIFY:-10}"
 CLIENT_IMAGE="${SAMSA_E2E_KCLIENT_IMAGE:-samsa.local/e2e/kclient:1}"
 PULL="${SAMSA_E2E_PULL_POLICY:-Never}"
 WAIT="${SAMSA_E2E_WAIT:-300}"
@@ -318,8 +337,8 @@ broker_pods() {
   kq get pods -l "samsa.dev/cluster=$CLUSTER" -o jsonpath='{range .items[*]}{.metadata.name}|{.metadata.uid}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.labels.controller-revision-hash}|{.spec.containers[0].image}|{.metadata.deletionTimestamp}{"\n"}{end}'
 }
 broker_uids() { broker_pods | cut -d'|' -f1,2 | sort | tr '\n' ' '; }
-sts_revision() { kq get statefulset "$CLUSTER" -o jsonpath='{.status.updateRevision}'; }
-update_strategy() { kq get statefulset "$CLUSTER" -o jsonpath='{.spec.updateStrategy.type}'; }
+sts_revision() { kq get statefulset "$(active_set)" -o jsonpath='{.status.updateRevision}'; }
+update_strategy() { kq get statefulset "$(active_set)" -o jsonpath='{.spec.updateStrategy.type}'; }
 
 # tag_image SOURCE TARGET: TARGET names the same image on every node.
 tag_image() {
@@ -347,7 +366,7 @@ LOAD_BROKERS="0 1 2"
 load_start() {
   LOAD_POD="roll-load-$1"
   local port urls="" i groups=""
-  port="$(kq get statefulset "$CLUSTER" -o jsonpath='{.spec.template.spec.containers[0].ports[?(@.name=="metrics")].containerPort}')"
+  port="$(kq get statefulset "$(active_set)" -o jsonpath='{.spec.template.spec.containers[0].ports[?(@.name=="metrics")].containerPort}')"
   for i in $LOAD_BROKERS; do urls+="${urls:+,}http://$CLUSTER-$i.$CLUSTER-headless.$NS.svc:${port:-9404}/metrics"; done
   for ((i = 0; i < MEMBERS; i++)); do
     groups+="
@@ -1552,6 +1571,193 @@ scenario_scale_down() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Blue-green under load: spec.version changes with spec.upgrade.strategy BlueGreen. A second
+# StatefulSet comes up at the new version with broker ids of its own, every partition moves to
+# it, leadership follows, a verification window passes, the quorum's voters move, and the old
+# set is deleted (bluegreen); or, before promotion, the spec's version goes back and the data
+# moves back to the old brokers, which never stopped (rollback).
+
+# active_set: the StatefulSet whose pods are the brokers (status.brokerSet, else $CLUSTER).
+active_set() {
+  local s
+  s="$(kc_get '{.status.brokerSet.name}' 2>/dev/null)"
+  printf '%s' "${s:-$CLUSTER}"
+}
+# upgrade_state: "phase|partitionsDone|partitionsTotal|bytesMoved|bytesTotal|message"
+upgrade_state() {
+  kc_get '{.status.upgrade.phase}|{.status.upgrade.partitionsDone}|{.status.upgrade.partitionsTotal}|{.status.upgrade.bytesMoved}|{.status.upgrade.bytesTotal}|{.status.upgrade.startedAt}|{.status.upgrade.message}'
+}
+# wait_upgrade NAME PHASE: waits up to SCALE_WAIT seconds for status.upgrade of this change
+# (startedAt at or after the change) in PHASE, printing each phase seen and the progress every
+# 30 s. Sets UPGRADE_SECONDS.
+UPGRADE_SECONDS=-
+wait_upgrade() {
+  local name="$1" want="$2" start=$SECONDS reported=$SECONDS phases="" st
+  local phase pd pt bm bt started msg
+  UPGRADE_SECONDS=-
+  while :; do
+    st="$(upgrade_state 2>&1)"
+    IFS='|' read -r phase pd pt bm bt started msg <<<"$st"
+    if [[ -n "$started" && ! "$(ts19 "$started")" < "$(ts19 "$TRIGGER_UTC")" ]]; then
+      if [[ " $phases " != *" $phase "* ]]; then
+        phases+="${phases:+ }$phase"
+        say "$name: status.upgrade phase $phase $(since "$TRIGGER_AT")s after the change: partitions ${pd:-0}/${pt:-0}, bytes ${bm:-0}/${bt:-0}${msg:+: $msg}"
+      fi
+      if [[ "$phase" == "$want" ]]; then
+        UPGRADE_SECONDS="$(since "$TRIGGER_AT")"
+        pass "$name: status.upgrade $want ${UPGRADE_SECONDS}s after the change (phases seen: $phases)"
+        return 0
+      fi
+    fi
+    if ((SECONDS - reported >= 30)); then
+      reported=$SECONDS
+      say "$name: $((SECONDS - start))s: status.upgrade ${phase:-absent}: partitions ${pd:--}/${pt:--}, bytes ${bm:--}/${bt:--}${msg:+: $msg}"
+    fi
+    if ((SECONDS - start >= SCALE_WAIT)); then
+      fail "$name: status.upgrade $want within ${SCALE_WAIT}s of the change" \
+        "status.upgrade (phase|partitionsDone|partitionsTotal|bytesMoved|bytesTotal|startedAt|message): $st"$'\n'"phases seen: ${phases:-none}"$'\n'"conditions:"$'\n'"$(kc_conditions)"$'\n'"the KafkaCluster's last events:"$'\n'"$(kq get events --sort-by=.lastTimestamp --field-selector "involvedObject.kind=KafkaCluster,involvedObject.name=$CLUSTER" -o jsonpath='{range .items[*]}{.reason}: {.message}{"\n"}{end}' 2>&1 | tail -n 10)"
+      return 1
+    fi
+    sleep 2
+  done
+}
+# set_pods SET N IMAGE: StatefulSet SET at N replicas, N Ready, its pods SET-0..N-1 Ready on IMAGE.
+set_pods() {
+  local set="$1" n="$2" image="$3" sts have want="" i
+  sts="$(kq get statefulset "$set" -o jsonpath='{.spec.replicas}/{.status.readyReplicas}')"
+  have="$(broker_pods | awk -F'|' -v s="$set-" 'index($1, s) == 1 && $1 ~ /-[0-9]+$/ && substr($1, length(s) + 1) ~ /^[0-9]+$/ {print $1 ":" ($3 == "True" ? "Ready" : "not-Ready") ($6 != "" ? ":deleting" : "") ":" $5}' | sort | paste -sd' ')"
+  for ((i = 0; i < n; i++)); do want+="${want:+ }$set-$i:Ready:$image"; done
+  [[ "$sts" == "$n/$n" && "$have" == "$want" ]] ||
+    { echo "StatefulSet $set replicas/ready $sts, pods ${have:-none} (want $n/$n: $want)"; return 1; }
+  echo "StatefulSet $set replicas/ready $sts, pods $have"
+}
+# set_gone SET N: no StatefulSet SET, no pod SET-0..N-1, no volume claim data-SET-0..N-1.
+set_gone() {
+  local set="$1" n="$2" left="" i
+  kq get statefulset "$set" >/dev/null 2>&1 && left+=" statefulset/$set"
+  for ((i = 0; i < n; i++)); do
+    kq get pod "$set-$i" >/dev/null 2>&1 && left+=" pod/$set-$i"
+    kq get pvc "data-$set-$i" >/dev/null 2>&1 && left+=" pvc/data-$set-$i"
+  done
+  [[ -z "$left" ]] || { echo "still there:$left"; return 1; }
+  echo "StatefulSet $set, its $n pods and their volume claims are gone"
+}
+# on_brokers IDS: every replica of every topic on the brokers IDS, each holding floor..ceil of
+# the replicas and leading at least floor(partitions / count).
+on_brokers() {
+  local f="$SCEN_DIR/assignment"
+  assignment_get "$f" || return 1
+  awk -v ids="$1" "$AWK_ASSIGNMENT"'
+    BEGIN { n = split(ids, want, " "); for (i = 1; i <= n; i++) ok[want[i]] = 1 }
+    { parse(); parts++; lead[leader]++; for (i = 1; i <= nr; i++) { c[r[i]]++; total++; if (!(r[i] in ok) && nx++ < 5) ex = ex " " t "/" p ":" r[i] } }
+    END {
+      lo = int(total / n); hi = (total % n) ? lo + 1 : lo; minlead = int(parts / n)
+      for (i = 1; i <= n; i++) { b = want[i]; per = per sprintf(" %s:%d/%d", b, c[b], lead[b]); if (c[b] < lo || c[b] > hi || lead[b] < minlead) bad = 1 }
+      printf "%d replicas of %d partitions; replicas/leaders per broker%s (share %d..%d, leading at least %d)%s\n", total, parts, per, lo, hi, minlead, (nx ? "; " nx " replicas elsewhere, e.g." ex : "")
+      exit (bad || nx)
+    }' "$f"
+}
+# upgrade_status_check NAME PHASE FROM TO FROM_IDS TO_IDS: status.upgrade after the change.
+upgrade_status_check() {
+  local name="$1" want="$2" from="$3" to="$4" from_ids="$5" to_ids="$6" s
+  s="$(kc_get '{.status.upgrade.phase}|{.status.upgrade.from.name}|{.status.upgrade.to.name}|{.status.upgrade.fromIds}|{.status.upgrade.toIds}|{.status.upgrade.partitionsTotal}|{.status.upgrade.partitionsDone}|{.status.upgrade.bytesTotal}|{.status.upgrade.bytesMoved}|{.status.upgrade.startedAt}|{.status.upgrade.finishedAt}|{.status.upgrade.seconds}')"
+  local phase f t fi ti pt pd bt bm started finished secs problems=""
+  IFS='|' read -r phase f t fi ti pt pd bt bm started finished secs <<<"$s"
+  FIG[$name,bytes]="${bm:--}"
+  FIG[$name,scale]="${FIG[$name,scale]:--} (${secs:--})"
+  [[ "$phase" == "$want" ]] || problems+="phase '$phase', expected $want; "
+  [[ "$f" == "$from" && "$t" == "$to" ]] || problems+="from '$f' to '$t', expected $from to $to; "
+  [[ "$(id_list "$fi")" == "$from_ids" && "$(id_list "$ti")" == "$to_ids" ]] || problems+="fromIds '$fi' toIds '$ti'; "
+  if ! [[ "$pt" =~ ^[0-9]+$ && "$pd" == "$pt" ]] || ((pt == 0)); then problems+="partitionsDone '$pd' of '$pt'; "; fi
+  [[ "$bm" =~ ^[0-9]+$ && "$bm" != 0 ]] || problems+="bytesMoved '$bm' (want more than 0); "
+  [[ -n "$started" && -n "$finished" && -n "$secs" ]] || problems+="startedAt '$started' finishedAt '$finished' seconds '$secs'; "
+  if [[ -z "$problems" ]]; then
+    pass "$name: status.upgrade: $phase, $f [$(id_list "$fi")] -> $t [$(id_list "$ti")], partitions $pd/$pt, bytes $bm/$bt, $started -> $finished (${secs}s)"
+  else
+    fail "$name: status.upgrade ($want, $from -> $to)" "$problems"$'\n'"$s"$'\n'"message: $(kc_get '{.status.upgrade.message}')"
+  fi
+}
+voters_are() {
+  local v
+  v="$(kc_get '{.status.quorumVoters}')"
+  [[ "$(grep -o '\(^\|,\)[0-9]*@' <<<"$v" | tr -dc '0-9\n' | sort -n | paste -sd' ')" == "$1" ]] ||
+    { echo "status.quorumVoters '$v' (want ids $1)"; return 1; }
+  echo "status.quorumVoters $v"
+}
+set_blue_green() {
+  patch_kc "{\"spec\":{\"upgrade\":{\"strategy\":\"BlueGreen\",\"blueGreen\":{\"throttleBytesPerSecond\":$SCALE_THROTTLE,\"verifySeconds\":$1,\"promotion\":\"Automatic\"}},\"rebalance\":{\"maxConcurrentMoves\":$SCALE_MOVES}}}"
+}
+
+scenario_bluegreen() {
+  local name=bluegreen from to version image before
+  say "=== scenario bluegreen: spec.version changes under spec.upgrade.strategy BlueGreen: a second broker set, the data moved, verified ($BG_VERIFY s), promoted"
+  needs_operator bluegreen || return 0
+  set_blue_green "$BG_VERIFY" || return 1
+  from="$(active_set)"
+  [[ "$from" == "$CLUSTER" ]] || { fail "bluegreen: starts from the first broker set" "status.brokerSet is '$from'"; return 1; }
+  to="$CLUSTER-g1"
+  LOAD_BROKERS="0 1 2 g1-0 g1-1 g1-2"
+  begin scale bluegreen || return 1
+  before="$SCEN_DIR/assignment.before"
+  assignment_get "$before" >/dev/null 2>&1 || { fail "bluegreen: the assignment before (kclient assignment)"; return 1; }
+  version="$(other_version)"
+  image="$BROKER_REPO:$version"
+  trigger "{\"spec\":{\"version\":\"$version\"}}" || return 1
+  wait_upgrade bluegreen Done
+  FIG[bluegreen,scale]="$UPGRADE_SECONDS"
+  upgrade_status_check bluegreen Done "$from" "$to" "0 1 2" "1000 1001 1002"
+  check "bluegreen: status.brokerSet is $to" eval '[[ "$(active_set)" == "$to" ]] && echo "status.brokerSet $to" || { echo "status.brokerSet $(active_set)"; false; }'
+  eventually 60 "bluegreen: $to at 3 replicas, its pods Ready on $image" set_pods "$to" 3 "$image"
+  eventually 90 "bluegreen: the old broker set ($from) deleted with its pods and volume claims" set_gone "$from" 3
+  check "bluegreen: the quorum's voters are the new brokers (status.quorumVoters)" voters_are "1000 1001 1002"
+  scale_events_check bluegreen BlueGreenStarted BlueGreenProvisioned BlueGreenMoved BlueGreenPromoting VoterAdded VoterRemoved BrokerSetDeleted BlueGreenPromoted
+  eventually 30 "bluegreen: every partition of every topic as before, no broker twice in a partition" assignment_intact "$before"
+  eventually 60 "bluegreen: every replica on brokers 1000-1002, each with its share of replicas and leaders" on_brokers "1000 1001 1002"
+  eventually 60 "bluegreen: every partition led, every replica in its ISR" isr_full
+  load_stop bluegreen scale
+}
+
+scenario_rollback() {
+  local name=rollback from to version back image uids0
+  say "=== scenario rollback: a blue-green upgrade rolled back before its promotion (spec.version reverted while verifying)"
+  needs_operator rollback || return 0
+  # A long window: the upgrade is still verifying when the spec goes back.
+  set_blue_green 3600 || return 1
+  from="$(active_set)"
+  case "$from" in
+    "$CLUSTER") to="$CLUSTER-g1"; LOAD_BROKERS="0 1 2 g1-0 g1-1 g1-2" ;;
+    "$CLUSTER-g1") to="$CLUSTER-g2"; LOAD_BROKERS="g1-0 g1-1 g1-2 g2-0 g2-1 g2-2" ;;
+    *) fail "rollback: a known broker set to start from" "status.brokerSet is '$from'"; return 1 ;;
+  esac
+  local from_ids to_ids
+  from_ids="$(kc_get '{.status.brokers[*].id}' | tr ' ' '\n' | sort -n | paste -sd' ')"
+  to_ids="$( [[ "$to" == "$CLUSTER-g1" ]] && echo "1000 1001 1002" || echo "2000 2001 2002")"
+  begin scale rollback || return 1
+  local before="$SCEN_DIR/assignment.before"
+  assignment_get "$before" >/dev/null 2>&1 || { fail "rollback: the assignment before (kclient assignment)"; return 1; }
+  back="$(kc_get '{.spec.version}')"
+  image="$BROKER_REPO:$back"
+  uids0="$(broker_pods | awk -F'|' -v s="$from-" 'index($1, s) == 1 && substr($1, length(s) + 1) ~ /^[0-9]+$/ {print $1 "|" $2}' | sort | paste -sd' ')"
+  version="$(other_version)"
+  trigger "{\"spec\":{\"version\":\"$version\"}}" || return 1
+  wait_upgrade rollback Verifying || return 1
+  say "rollback: the data is on $to; reverting spec.version to $back"
+  patch_kc "{\"spec\":{\"version\":\"$back\"}}" || return 1
+  wait_upgrade rollback RolledBack
+  FIG[rollback,scale]="$UPGRADE_SECONDS"
+  upgrade_status_check rollback RolledBack "$from" "$to" "$from_ids" "$to_ids"
+  check "rollback: status.brokerSet still $from" eval '[[ "$(active_set)" == "$from" ]] && echo "status.brokerSet $from" || { echo "status.brokerSet $(active_set)"; false; }'
+  eventually 90 "rollback: the new broker set ($to) deleted with its pods and volume claims" set_gone "$to" 3
+  check "rollback: $from at 3 replicas, its pods Ready on $image" set_pods "$from" 3 "$image"
+  check "rollback: the old brokers never restarted (same pods)" eval '[[ "$(broker_pods | awk -F"|" -v s="$from-" '"'"'index($1, s) == 1 && substr($1, length(s) + 1) ~ /^[0-9]+$/ {print $1 "|" $2}'"'"' | sort | paste -sd" ")" == "$uids0" ]] && echo "pods $uids0" || { echo "pods were $uids0"; false; }'
+  scale_events_check rollback BlueGreenStarted BlueGreenRollingBack BlueGreenRolledBack
+  eventually 30 "rollback: every partition of every topic as before, no broker twice in a partition" assignment_intact "$before"
+  eventually 60 "rollback: every replica back on brokers $from_ids, each with its share of replicas and leaders" on_brokers "$from_ids"
+  eventually 60 "rollback: every partition led, every replica in its ISR" isr_full
+  load_stop rollback scale
+}
+
+# ---------------------------------------------------------------------------------------------
 # The figures, side by side
 print_table() {
   ((${#SCENARIOS_RUN[@]})) || return 0
@@ -1577,7 +1783,7 @@ print_table() {
 say "KUBECONFIG=$KUBECONFIG, namespace $NS, scenarios: ${SCENARIOS[*]}; $RATE records/s of $SIZE B"
 check "apiserver /readyz" k get --raw /readyz || stop
 for s in "${SCENARIOS[@]}"; do
-  case $s in baseline | baseline-6 | [1-6] | up | down) ;; *) fatal "SAMSA_E2E_ROLL_SCENARIOS: unknown scenario '$s' (baseline 1 2 3 4 5 6 baseline-6 up down)" ;; esac
+  case $s in baseline | baseline-6 | [1-6] | up | down | bluegreen | rollback) ;; *) fatal "SAMSA_E2E_ROLL_SCENARIOS: unknown scenario '$s' (baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback)" ;; esac
 done
 out="$(k create namespace "$NS" 2>&1)" || fatal "create namespace $NS" "$out"
 if ((OWN_OPERATOR)); then
@@ -1650,6 +1856,8 @@ for s in "${SCENARIOS[@]}"; do
     baseline-6) scenario_slow baseline-6 sts ;;
     up) scenario_scale_up ;;
     down) scenario_scale_down ;;
+    bluegreen) scenario_bluegreen ;;
+    rollback) scenario_rollback ;;
   esac
   stop_watch
   LOAD_BROKERS="0 1 2"
