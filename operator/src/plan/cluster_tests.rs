@@ -8,10 +8,23 @@ fn cluster(spec: KafkaClusterSpec) -> KafkaCluster {
     kc
 }
 
+/// The objects of `kc` with its first broker set at the spec's image and the initial voters.
+fn objects(kc: &KafkaCluster, controllers: i32) -> Result<ClusterObjects, PlanError> {
+    let ctx = PlanContext::default();
+    let template = SetTemplate::from_spec(BrokerSet::first("kc"), &kc.spec, &ctx);
+    let voters = quorum_voters("kc", "ns", controllers, kc.spec.listeners.controller, &ctx);
+    desired_objects(kc, &template, controllers, &voters, &ctx)
+}
+
+/// The quorum's voters: in the ConfigMap, which pods read at their start.
+fn voters_of(o: &ClusterObjects) -> String {
+    o.config_map.data.as_ref().unwrap()[VOTERS_ENV].clone()
+}
+
 fn plan(spec: KafkaClusterSpec) -> ClusterObjects {
     let kc = cluster(spec);
     let c = kc.spec.initial_controllers();
-    desired_objects(&kc, c, &PlanContext::default()).unwrap()
+    objects(&kc, c).unwrap()
 }
 
 fn env_of(o: &ClusterObjects) -> BTreeMap<String, String> {
@@ -103,12 +116,12 @@ fn missing_metadata_is_an_error() {
     let mut kc = cluster(KafkaClusterSpec::default());
     kc.metadata.uid = None;
     assert_eq!(
-        desired_objects(&kc, 3, &PlanContext::default()),
+        objects(&kc, 3),
         Err(PlanError::MissingMetadata("metadata.uid"))
     );
     kc.metadata.namespace = None;
     assert_eq!(
-        desired_objects(&kc, 3, &PlanContext::default()),
+        objects(&kc, 3),
         Err(PlanError::MissingMetadata("metadata.namespace"))
     );
 }
@@ -119,7 +132,7 @@ fn invalid_spec_is_refused_naming_fields() {
     spec.config
         .insert("log.retention.minutes".into(), "5".into());
     let kc = cluster(spec);
-    let err = desired_objects(&kc, 3, &PlanContext::default()).unwrap_err();
+    let err = objects(&kc, 3).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid spec: spec.config[log.retention.minutes]: is not a setting samsa-broker takes (see samsa-broker --help)"
@@ -168,8 +181,9 @@ fn broker_environment() {
         env["SAMSA_ADVERTISED_LISTENER"],
         "$(POD_NAME).kc-headless.ns.svc.cluster.local:9092"
     );
+    assert!(!env.contains_key("SAMSA_CONTROLLER_QUORUM_VOTERS"));
     assert_eq!(
-        env["SAMSA_CONTROLLER_QUORUM_VOTERS"],
+        voters_of(&o),
         "0@kc-0.kc-headless.ns.svc.cluster.local:9093,1@kc-1.kc-headless.ns.svc.cluster.local:9093,2@kc-2.kc-headless.ns.svc.cluster.local:9093"
     );
     assert_eq!(env["SAMSA_LISTEN"], "0.0.0.0:9092");
@@ -224,7 +238,7 @@ fn one_broker_has_one_voter_and_image_override() {
         ..Default::default()
     });
     assert_eq!(
-        env_of(&o)["SAMSA_CONTROLLER_QUORUM_VOTERS"],
+        voters_of(&o),
         "0@kc-0.kc-headless.ns.svc.cluster.local:9093"
     );
     assert_eq!(
@@ -241,7 +255,8 @@ fn config_map_holds_settings_as_broker_environment() {
     spec.config.insert("num.partitions".into(), "6".into());
     let o = plan(spec);
     let data = o.config_map.data.as_ref().unwrap();
-    assert_eq!(data.len(), 2);
+    // The settings and the quorum's voters.
+    assert_eq!(data.len(), 3);
     assert_eq!(data["SAMSA_LOG_RETENTION_MS"], "1000");
     assert_eq!(data["SAMSA_NUM_PARTITIONS"], "6");
 }
@@ -303,12 +318,7 @@ fn statefulset_shape() {
         .unwrap();
     assert_eq!(live.path.as_deref(), Some("/healthz"));
     // Five brokers, three voters by default.
-    assert_eq!(
-        env_of(&o)["SAMSA_CONTROLLER_QUORUM_VOTERS"]
-            .split(',')
-            .count(),
-        3
-    );
+    assert_eq!(voters_of(&o).split(',').count(), 3);
     let pdb = o.pdb.spec.as_ref().unwrap();
     assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
 }

@@ -53,7 +53,7 @@ struct Case {
     lagging: Vec<String>,
     unknown: Option<(&'static str, String)>,
     settings: RollSettings,
-    offset: 0,
+    offset: i32,
     voters: i32,
     previous: Option<RolloutStatus>,
 }
@@ -81,7 +81,7 @@ impl Case {
             target_revision: target,
             target_version: "0.2.0",
             brokers: self.pods.len() as i32,
-            offset: 0,
+            offset: self.offset,
             voters: self.voters,
             pods: &self.pods,
             kafka: Ok(&self.kafka),

@@ -57,6 +57,7 @@ pub(super) fn controller_address(kc: &KafkaCluster, ctx: &Context, set: &BrokerS
 }
 
 /// The blue-green decision of this reconcile. `active_sts`: the active set's StatefulSet.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn decide_step(
     kc: &KafkaCluster,
     ctx: &Context,
