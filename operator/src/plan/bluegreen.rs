@@ -165,7 +165,10 @@ fn maybe_start(input: &BlueGreenInput, mut d: BlueGreenDecision) -> BlueGreenDec
     let (desired_image, desired_version) = input.desired;
     // After an annotation rollback the old set keeps its image until the annotation goes or the
     // spec asks for yet another version.
-    if let Some(u) = input.previous.filter(|u| u.phase == UpgradePhase::RolledBack) {
+    if let Some(u) = input
+        .previous
+        .filter(|u| u.phase == UpgradePhase::RolledBack)
+    {
         if input.rollback && u.to_image == desired_image {
             d.active_image = Some((u.from_image.clone(), u.from_version.clone()));
             return d;
@@ -222,7 +225,11 @@ fn ids(list: &[i32]) -> String {
 }
 
 /// Progress of the movement `forced` as the upgrade shows it; whether it is complete.
-fn copy_progress(status: &mut UpgradeStatus, movement: Option<&RebalanceStatus>, f: &Forced) -> bool {
+fn copy_progress(
+    status: &mut UpgradeStatus,
+    movement: Option<&RebalanceStatus>,
+    f: &Forced,
+) -> bool {
     let Some(m) = movement.filter(|m| m.reason == Some(f.reason) && m.brokers == f.to) else {
         return false;
     };
@@ -283,16 +290,15 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
         d.status = Some(st);
         return d;
     }
-    if undo && u.phase == UpgradePhase::Promoting && !u.message.contains("too late") {
-        st.message = format!(
-            "{}; a rollback was asked for, too late: the promotion is under way",
-            u.message
-        );
-    }
     match u.phase {
         UpgradePhase::Provisioning => {
             let missing: Vec<i32> = match input.registered {
-                Ok(reg) => u.to_ids.iter().copied().filter(|b| !reg.contains(b)).collect(),
+                Ok(reg) => u
+                    .to_ids
+                    .iter()
+                    .copied()
+                    .filter(|b| !reg.contains(b))
+                    .collect(),
                 Err(_) => u.to_ids.clone(),
             };
             if !input.target_ready || !missing.is_empty() {
@@ -302,10 +308,7 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                         "waiting for the pods of StatefulSet {} to be Ready",
                         u.to.name
                     ),
-                    Ok(_) => format!(
-                        "waiting for brokers {} to register",
-                        ids(&missing)
-                    ),
+                    Ok(_) => format!("waiting for brokers {} to register", ids(&missing)),
                 };
                 d.requeue = Some(Duration::from_secs(5));
             } else {
@@ -354,10 +357,7 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                 Err(e) => vec![format!("the health gates cannot be read: {e}")],
             };
             if !problems.is_empty() {
-                let message = format!(
-                    "verification window starts again: {}",
-                    listed(&problems)
-                );
+                let message = format!("verification window starts again: {}", listed(&problems));
                 if st.message != message {
                     d.actions.push(BlueGreenAction::Event(
                         true,
@@ -370,8 +370,8 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                 st.message = message;
                 d.requeue = Some(Duration::from_secs(5));
             } else {
-                let since = seconds_between(st.verifying_since.as_deref(), input.now_ms)
-                    .unwrap_or(0.0);
+                let since =
+                    seconds_between(st.verifying_since.as_deref(), input.now_ms).unwrap_or(0.0);
                 let window = input.spec.verify_seconds as f64;
                 if since < window {
                     st.phase = UpgradePhase::Verifying;
@@ -439,7 +439,9 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                     ));
                     d.other = None;
                     d.in_progress = false;
-                    if !input.rollback {
+                    // Blue takes the spec's image only if it is its own: otherwise (annotation
+                    // there or not) the next reconcile holds it or starts a new upgrade.
+                    if desired_image == u.from_image {
                         d.active_image = None;
                     }
                 } else {
@@ -457,6 +459,13 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
             }
         }
         UpgradePhase::Done | UpgradePhase::RolledBack => {}
+    }
+    // After `promote`, which writes the message of each step.
+    if undo && st.phase == UpgradePhase::Promoting && !st.message.contains("too late") {
+        st.message = format!(
+            "{}; a rollback was asked for, too late: the promotion is under way",
+            st.message
+        );
     }
     d.status = (st != *u).then_some(st);
     d
@@ -567,7 +576,11 @@ fn promote(
         st.message.clone(),
     ));
     d.active = u.to.clone();
-    d.active_image = None;
+    // Green takes the spec's image only if it is its own: a version asked for meanwhile is a
+    // new upgrade, not a rolling restart.
+    if input.desired.0 == u.to_image {
+        d.active_image = None;
+    }
     d.other = None;
     d.in_progress = false;
     d.forced = None;
