@@ -290,12 +290,6 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
         d.status = Some(st);
         return d;
     }
-    if undo && u.phase == UpgradePhase::Promoting && !u.message.contains("too late") {
-        st.message = format!(
-            "{}; a rollback was asked for, too late: the promotion is under way",
-            u.message
-        );
-    }
     match u.phase {
         UpgradePhase::Provisioning => {
             let missing: Vec<i32> = match input.registered {
@@ -445,7 +439,9 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
                     ));
                     d.other = None;
                     d.in_progress = false;
-                    if !input.rollback {
+                    // Blue takes the spec's image only if it is its own: otherwise (annotation
+                    // there or not) the next reconcile holds it or starts a new upgrade.
+                    if desired_image == u.from_image {
                         d.active_image = None;
                     }
                 } else {
@@ -463,6 +459,13 @@ fn step(input: &BlueGreenInput, u: &UpgradeStatus, mut d: BlueGreenDecision) -> 
             }
         }
         UpgradePhase::Done | UpgradePhase::RolledBack => {}
+    }
+    // After `promote`, which writes the message of each step.
+    if undo && st.phase == UpgradePhase::Promoting && !st.message.contains("too late") {
+        st.message = format!(
+            "{}; a rollback was asked for, too late: the promotion is under way",
+            st.message
+        );
     }
     d.status = (st != *u).then_some(st);
     d
@@ -573,7 +576,11 @@ fn promote(
         st.message.clone(),
     ));
     d.active = u.to.clone();
-    d.active_image = None;
+    // Green takes the spec's image only if it is its own: a version asked for meanwhile is a
+    // new upgrade, not a rolling restart.
+    if input.desired.0 == u.to_image {
+        d.active_image = None;
+    }
     d.other = None;
     d.in_progress = false;
     d.forced = None;
