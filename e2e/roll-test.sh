@@ -607,7 +607,9 @@ load_stop() {
   # --- the ISR
   isr_check "$name" "$dir/isr" "$soft"
   # --- brokers down
-  if [[ "$mode" == scale ]]; then
+  if [[ "$mode" == bluegreen ]]; then
+    check "$name: the old brokers ($BG_FROM) stayed Ready until their set was deleted, the new ones ($BG_TO) once Ready until deleted" set_stayed_up "$dir/pods"
+  elif [[ "$mode" == scale ]]; then
     scale_watch_report "$name" "$dir/pods"
   else
     watch_check "$name" "$dir/pods" "$dir/isr" "$mode"
@@ -1583,6 +1585,22 @@ active_set() {
   s="$(kc_get '{.status.brokerSet.name}' 2>/dev/null)"
   printf '%s' "${s:-$CLUSTER}"
 }
+# set_stayed_up PODS_FILE: from the pod watch, no pod of $BG_FROM went not-Ready unless being
+# deleted, and no pod of $BG_TO went not-Ready after it first was Ready unless being deleted;
+# FIG[down] counts the brokers down at once outside of those.
+set_stayed_up() {
+  awk -F'|' -v from="$BG_FROM-" -v to="$BG_TO-" '
+    function of(set) { return index($2, set) == 1 && substr($2, length(set) + 1) ~ /^[0-9]+$/ }
+    of(from) || of(to) {
+      if ($5 != "") { gone[$2] = 1; next }
+      if ($4 == "True") { up[$2] = 1; next }
+      if ((of(from) || up[$2]) && !($2 in gone) && n++ < 5) ex = ex " " $2
+    }
+    END {
+      if (n) { printf "%d times a broker went not Ready without being deleted, e.g.%s\n", n, ex; exit 1 }
+      printf "no broker of %s or %s went down but by the deletion of its set\n", substr(from, 1, length(from) - 1), substr(to, 1, length(to) - 1)
+    }' "$1"
+}
 # upgrade_state: "phase|partitionsDone|partitionsTotal|bytesMoved|bytesTotal|message"
 upgrade_state() {
   kc_get '{.status.upgrade.phase}|{.status.upgrade.partitionsDone}|{.status.upgrade.partitionsTotal}|{.status.upgrade.bytesMoved}|{.status.upgrade.bytesTotal}|{.status.upgrade.startedAt}|{.status.upgrade.message}'
@@ -1591,6 +1609,7 @@ upgrade_state() {
 # (startedAt at or after the change) in PHASE, printing each phase seen and the progress every
 # 30 s. Sets UPGRADE_SECONDS.
 UPGRADE_SECONDS=-
+BG_FROM= BG_TO=
 wait_upgrade() {
   local name="$1" want="$2" start=$SECONDS reported=$SECONDS phases="" st
   local phase pd pt bm bt started msg
@@ -1696,6 +1715,7 @@ scenario_bluegreen() {
   from="$(active_set)"
   [[ "$from" == "$CLUSTER" ]] || { fail "bluegreen: starts from the first broker set" "status.brokerSet is '$from'"; return 1; }
   to="$CLUSTER-g1"
+  BG_FROM="$from" BG_TO="$to"
   LOAD_BROKERS="0 1 2 g1-0 g1-1 g1-2"
   begin scale bluegreen || return 1
   before="$SCEN_DIR/assignment.before"
@@ -1714,7 +1734,7 @@ scenario_bluegreen() {
   eventually 30 "bluegreen: every partition of every topic as before, no broker twice in a partition" assignment_intact "$before"
   eventually 60 "bluegreen: every replica on brokers 1000-1002, each with its share of replicas and leaders" on_brokers "1000 1001 1002"
   eventually 60 "bluegreen: every partition led, every replica in its ISR" isr_full
-  load_stop bluegreen scale
+  load_stop bluegreen bluegreen
 }
 
 scenario_rollback() {
@@ -1729,6 +1749,7 @@ scenario_rollback() {
     "$CLUSTER-g1") to="$CLUSTER-g2"; LOAD_BROKERS="g1-0 g1-1 g1-2 g2-0 g2-1 g2-2" ;;
     *) fail "rollback: a known broker set to start from" "status.brokerSet is '$from'"; return 1 ;;
   esac
+  BG_FROM="$from" BG_TO="$to"
   local from_ids to_ids
   from_ids="$(kc_get '{.status.brokers[*].id}' | tr ' ' '\n' | sort -n | paste -sd' ')"
   to_ids="$( [[ "$to" == "$CLUSTER-g1" ]] && echo "1000 1001 1002" || echo "2000 2001 2002")"
@@ -1754,7 +1775,7 @@ scenario_rollback() {
   eventually 30 "rollback: every partition of every topic as before, no broker twice in a partition" assignment_intact "$before"
   eventually 60 "rollback: every replica back on brokers $from_ids, each with its share of replicas and leaders" on_brokers "$from_ids"
   eventually 60 "rollback: every partition led, every replica in its ISR" isr_full
-  load_stop rollback scale
+  load_stop rollback bluegreen
 }
 
 # ---------------------------------------------------------------------------------------------

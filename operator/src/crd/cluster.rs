@@ -315,6 +315,13 @@ pub struct BlueGreenSpec {
     /// `samsa.dev/promote`.
     #[serde(default)]
     pub promotion: Promotion,
+    /// The most of the new brokers' requests, in percent, that may fail (answered with a
+    /// server-side error such as REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS or
+    /// UNKNOWN_SERVER_ERROR) between two samples of the verification window (default 1). More
+    /// starts the window again.
+    #[serde(default = "default_max_error_percent")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 100.0").message("spec.upgrade.blueGreen.maxErrorPercent must be between 0 and 100"))]
+    pub max_error_percent: f64,
 }
 
 impl Default for BlueGreenSpec {
@@ -323,12 +330,17 @@ impl Default for BlueGreenSpec {
             throttle_bytes_per_second: default_rebalance_throttle(),
             verify_seconds: default_verify_seconds(),
             promotion: Promotion::Automatic,
+            max_error_percent: default_max_error_percent(),
         }
     }
 }
 
 fn default_verify_seconds() -> i64 {
     300
+}
+
+fn default_max_error_percent() -> f64 {
+    1.0
 }
 
 /// Annotation on a KafkaCluster: promote a `Manual` blue-green upgrade once verified. The

@@ -6,6 +6,7 @@
 
 pub mod groups;
 pub mod partitions;
+pub mod requests;
 
 pub use groups::{
     lagging_groups, GroupHealth, GroupStatus, GroupTracker, GroupTrackerConfig, OffsetSample,

@@ -4,7 +4,7 @@
 pub mod cluster;
 pub mod topic;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::health::groups::GroupTracker;
+use crate::health::requests::RequestCounts;
 use crate::kafka::{AdminClient, AdminError};
 use crate::metrics::Metrics;
 use crate::plan::cluster::{bootstrap_address, PlanContext, PlanError};
@@ -54,6 +55,7 @@ pub struct Context {
     admins: Mutex<HashMap<String, Arc<AdminClient>>>,
     failures: Mutex<HashMap<String, u32>>,
     trackers: Mutex<HashMap<String, GroupWatch>>,
+    requests: Mutex<HashMap<String, BTreeMap<i32, RequestCounts>>>,
 }
 
 impl Context {
@@ -76,6 +78,16 @@ impl Context {
             admins: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             trackers: Mutex::new(HashMap::new()),
+            requests: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The last request counters read from each cluster's brokers (key: namespace/name), by
+    /// broker id.
+    pub fn request_samples(&self) -> MutexGuard<'_, HashMap<String, BTreeMap<i32, RequestCounts>>> {
+        match self.requests.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 

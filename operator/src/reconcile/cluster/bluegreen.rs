@@ -14,6 +14,7 @@ use crate::crd::{
     BrokerSet, ClaimRetention, KafkaCluster, UpgradePhase, UpgradeStrategy, PROMOTE_ANNOTATION,
     ROLLBACK_ANNOTATION,
 };
+use crate::health::requests::{self, RequestCounts};
 use crate::plan::bluegreen::{decide, BlueGreenAction, BlueGreenDecision, BlueGreenInput};
 use crate::plan::cluster::{headless_name, BROKER_CONTAINER};
 
@@ -59,6 +60,76 @@ pub(super) fn controller_address(
         headless_name(&name),
         ctx.plan.cluster_domain
     )
+}
+
+/// How long reading one broker's /metrics may take.
+const METRICS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// The most of a /metrics answer read.
+const METRICS_MAX_BYTES: u64 = 16 << 20;
+
+/// GET http://`host`:`port`/metrics: the body of a 200 answer.
+async fn read_metrics(host: &str, port: u16) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let get = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let request =
+            format!("GET /metrics HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let mut answer = Vec::new();
+        stream
+            .take(METRICS_MAX_BYTES)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| "an answer without headers".to_string())?;
+        let status = head.lines().next().unwrap_or_default();
+        if !status.contains(" 200") {
+            return Err(format!("answered {status:?}"));
+        }
+        Ok(body.to_string())
+    };
+    tokio::time::timeout(METRICS_TIMEOUT, get)
+        .await
+        .map_err(|_| format!("no answer within {} s", METRICS_TIMEOUT.as_secs()))?
+}
+
+/// Reads the request counters of the brokers `ids` of `set`, compares them with the last ones
+/// read and keeps them for the next time: why they fail too many requests, if they do.
+async fn request_errors(
+    kc: &KafkaCluster,
+    ctx: &Context,
+    set: &BrokerSet,
+    ids: &[i32],
+) -> Result<Option<String>, String> {
+    let name = kc.metadata.name.clone().unwrap_or_default();
+    let ns = kc.metadata.namespace.clone().unwrap_or_default();
+    let port = u16::try_from(kc.spec.metrics.port).unwrap_or(9404);
+    let mut now = std::collections::BTreeMap::new();
+    for id in ids {
+        let host = controller_address(kc, ctx, set, *id);
+        let text = read_metrics(&host, port)
+            .await
+            .map_err(|e| format!("the /metrics of broker {id} ({host}:{port}) cannot be read: {e}"))?;
+        now.insert(*id, requests::parse(&text));
+    }
+    let key = format!("{ns}/{name}");
+    let before: std::collections::BTreeMap<i32, RequestCounts> = ctx
+        .request_samples()
+        .insert(key, now.clone())
+        .unwrap_or_default();
+    Ok(requests::failing(
+        &before,
+        &now,
+        kc.spec.upgrade.blue_green.max_error_percent,
+    ))
 }
 
 /// The blue-green decision of this reconcile. `active_sts`: the active set's StatefulSet.
@@ -138,6 +209,27 @@ pub(super) async fn decide_step(
                     Err((_, message)) => problems = Err(message),
                 }
             }
+        }
+        // The new brokers' request errors since the last sample.
+        if matches!(
+            u.phase,
+            UpgradePhase::Verifying | UpgradePhase::AwaitingPromotion
+        ) {
+            match request_errors(kc, ctx, &u.to, &u.to_ids).await {
+                Ok(Some(why)) => {
+                    if let Ok(p) = problems.as_mut() {
+                        p.push(why);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if let Ok(p) = problems.as_mut() {
+                        p.push(e);
+                    }
+                }
+            }
+        } else {
+            ctx.request_samples().remove(&format!("{ns}/{name}"));
         }
         if u.phase == UpgradePhase::Promoting {
             quorum = admin
