@@ -146,7 +146,10 @@ samsa_request_duration_seconds_count{api=\"Produce\"} 940
             ])
         );
         assert_eq!(c.failed_total(), 42);
-        assert_eq!(parse("garbage\nsamsa_requests_total{api=\"x\"} NaN\n"), RequestCounts::default());
+        assert_eq!(
+            parse("garbage\nsamsa_requests_total{api=\"x\"} NaN\n"),
+            RequestCounts::default()
+        );
     }
 
     fn counts(total: u64, failed: &[(&str, u64)]) -> RequestCounts {
@@ -169,8 +172,14 @@ samsa_request_duration_seconds_count{api=\"Produce\"} 940
         ]);
         let why = failing(&before, &now, 1.0).unwrap();
         assert!(why.contains("failed 3 of 200 requests (1.5%"), "{why}");
-        assert!(why.contains("NotEnoughReplicas 2, RequestTimedOut 1"), "{why}");
-        assert!(why.contains("broker 1000: 2 of 100; broker 1001: 1 of 100"), "{why}");
+        assert!(
+            why.contains("NotEnoughReplicas 2, RequestTimedOut 1"),
+            "{why}"
+        );
+        assert!(
+            why.contains("broker 1000: 2 of 100; broker 1001: 1 of 100"),
+            "{why}"
+        );
         assert_eq!(failing(&before, &now, 2.0), None, "within 2%");
         // Old failures alone (before the window) do not count.
         let quiet = BTreeMap::from([(1000, counts(1200, &[("NotEnoughReplicas", 500)]))]);
@@ -185,6 +194,10 @@ samsa_request_duration_seconds_count{api=\"Produce\"} 940
         let restarted = BTreeMap::from([(1000, counts(5, &[("UnknownServerError", 5)]))]);
         assert_eq!(failing(&before, &restarted, 1.0), None);
         let unknown = BTreeMap::from([(1002, counts(1000, &[("UnknownServerError", 1000)]))]);
-        assert_eq!(failing(&before, &unknown, 1.0), None, "no earlier sample of 1002");
+        assert_eq!(
+            failing(&before, &unknown, 1.0),
+            None,
+            "no earlier sample of 1002"
+        );
     }
 }

@@ -115,9 +115,9 @@ async fn request_errors(
     let mut now = std::collections::BTreeMap::new();
     for id in ids {
         let host = controller_address(kc, ctx, set, *id);
-        let text = read_metrics(&host, port)
-            .await
-            .map_err(|e| format!("the /metrics of broker {id} ({host}:{port}) cannot be read: {e}"))?;
+        let text = read_metrics(&host, port).await.map_err(|e| {
+            format!("the /metrics of broker {id} ({host}:{port}) cannot be read: {e}")
+        })?;
         now.insert(*id, requests::parse(&text));
     }
     let key = format!("{ns}/{name}");
