@@ -119,6 +119,19 @@ impl Context {
         }
     }
 
+    /// Publishes a Warning (`warning`) or Normal event about `obj`.
+    pub async fn note<K>(&self, obj: &K, warning: bool, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let type_ = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        self.event(obj, type_, reason, note).await;
+    }
+
     /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
     pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, note: String)
     where

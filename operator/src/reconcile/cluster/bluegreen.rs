@@ -383,12 +383,7 @@ pub(super) async fn act(
                 }
             }
             BlueGreenAction::Event(warning, reason, message) => {
-                let type_ = if *warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                ctx.event(kc, type_, reason, message.clone()).await;
+                ctx.note(kc, *warning, reason, message.clone()).await;
             }
         }
     }

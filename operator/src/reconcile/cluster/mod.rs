@@ -309,8 +309,16 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
 
     // Step: rebalance (replicas follow the brokers: spread onto added ones, drained off those
     // a scale-down removes).
-    let moves = match (old_replicas, &bg.forced) {
-        (Some(running), Some(forced)) => Some(
+    // While a blue-green upgrade runs, only its own movement (between the two sets) runs.
+    let upgrade = bg.forced.as_ref().map(|forced| rebalance::Upgrade {
+        forced,
+        other: bg
+            .other
+            .as_ref()
+            .map(|(set, _, _)| (set, upgrade_size.unwrap_or(kc.spec.brokers))),
+    });
+    let moves = match old_replicas {
+        Some(running) if upgrade.is_some() || !bg.in_progress => Some(
             rebalance::decide_step(
                 kc,
                 ctx,
@@ -318,27 +326,7 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
                 &active,
                 running,
                 &pod_list.items,
-                Some(rebalance::Upgrade {
-                    forced,
-                    other: bg
-                        .other
-                        .as_ref()
-                        .map(|(set, _, _)| (set, upgrade_size.unwrap_or(kc.spec.brokers))),
-                }),
-                now_ms,
-                &now_rfc3339(),
-            )
-            .await,
-        ),
-        (Some(running), None) if !bg.in_progress => Some(
-            rebalance::decide_step(
-                kc,
-                ctx,
-                &bootstrap,
-                &active,
-                running,
-                &pod_list.items,
-                None,
+                upgrade,
                 now_ms,
                 &now_rfc3339(),
             )

@@ -240,12 +240,7 @@ pub(super) async fn act(
                 }
             }
             MoveAction::Event(warning, reason, message) => {
-                let type_ = if *warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                ctx.event(kc, type_, reason, message.clone()).await;
+                ctx.note(kc, *warning, reason, message.clone()).await;
             }
         }
     }

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
-use kube::runtime::events::EventType;
 
 use super::super::{Context, GroupWatch};
 use crate::crd::{parse_duration, BrokerSet, KafkaCluster, RolloutStatus};
@@ -352,12 +351,7 @@ pub(super) async fn act(
                 reason,
                 message,
             } => {
-                let type_ = if *warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                ctx.event(kc, type_, reason, message.clone()).await;
+                ctx.note(kc, *warning, reason, message.clone()).await;
             }
             RollAction::Restarted { seconds, .. } => {
                 ctx.metrics.broker_restarted(&namespace, &name, *seconds);
