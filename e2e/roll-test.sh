@@ -1489,6 +1489,37 @@ scale_watch_report() {
   fi
 }
 
+# exporter_check BROKERS: the operator's cluster metrics (its /metrics through the apiserver's
+# service proxy) for this cluster under load: kafka_brokers BROKERS, kafka_topic_partitions 6
+# for $TOPIC, a leader, replicas, an ISR and a log end offset for each of its 6 partitions,
+# group $GROUP's committed offset and lag (>= 0) on each, its status series, and no offline
+# partition.
+exporter_check() {
+  local want="$1" f="$TMP/operator-metrics"
+  k get --raw "/api/v1/namespaces/$OP_NS/services/$FULLNAME-metrics:metrics/proxy/metrics" >"$f" 2>&1 ||
+    { echo "GET the operator's /metrics: $(head -n 3 "$f")"; return 1; }
+  awk -v ns="$NS" -v c="$CLUSTER" -v t="$TOPIC" -v g="$GROUP" -v want="$want" '
+    function lab(l,   m) { if (match($0, l "=\"[^\"]*\"")) return substr($0, RSTART + length(l) + 2, RLENGTH - length(l) - 3); return "" }
+    /^#/ || lab("namespace") != ns || lab("cluster") != c { next }
+    { name = $1; sub(/\{.*/, "", name); v = $NF }
+    name == "kafka_brokers" { brokers = v }
+    name == "kafka_topic_partitions" && lab("topic") == t { parts = v }
+    lab("topic") == t && name ~ /^kafka_topic_partition_(leader|replicas|in_sync_replica|current_offset)$/ { n[name]++ }
+    lab("consumergroup") == g && lab("topic") == t && name == "kafka_consumergroup_current_offset" { committed++ }
+    lab("consumergroup") == g && lab("topic") == t && name == "kafka_consumergroup_lag" { lags++; if (v < 0) neg++; lag += v }
+    lab("consumergroup") == g && name == "samsa_consumergroup_status" { status = lab("status") "/" lab("reason") }
+    name == "samsa_partitions_offline" { offline = v }
+    END {
+      printf "kafka_brokers %s; %s: %s partitions, leader/replicas/isr/offset series %d/%d/%d/%d; group %s: %d committed, %d lags (sum %d), status %s; offline %s\n",
+        brokers, t, parts, n["kafka_topic_partition_leader"], n["kafka_topic_partition_replicas"], n["kafka_topic_partition_in_sync_replica"], n["kafka_topic_partition_current_offset"],
+        g, committed, lags, lag, (status == "" ? "none" : status), offline
+      ok = (brokers == want && parts == 6 && n["kafka_topic_partition_leader"] == 6 && n["kafka_topic_partition_replicas"] == 6 &&
+            n["kafka_topic_partition_in_sync_replica"] == 6 && n["kafka_topic_partition_current_offset"] == 6 &&
+            committed == 6 && lags == 6 && !neg && status != "" && offline == "0")
+      exit !ok
+    }' "$f"
+}
+
 # Scale-up under load: spec.brokers 3 -> 4. The StatefulSet grows at once; once broker 3 is
 # Ready the operator moves replicas of every topic onto it and elects the preferred leaders.
 scenario_scale_up() {
@@ -1514,6 +1545,7 @@ scenario_scale_up() {
   eventually 60 "up: broker 3 leads its share of all partitions (preferred leaders elected)" leads_share 4 3
   eventually 60 "up: every partition led, every replica in its ISR" isr_full
   [[ -s "$SCEN_DIR/assignment" ]] && say "up: after: $(assignment_figure "$SCEN_DIR/assignment")"
+  eventually 45 "up: the operator's cluster metrics for $CLUSTER (kafka_exporter names, lag, group status)" exporter_check 4
   load_stop up scale
 }
 

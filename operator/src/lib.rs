@@ -5,6 +5,7 @@
 //! endpoint.
 
 pub mod crd;
+pub mod exporter;
 pub mod health;
 pub mod kafka;
 pub mod leader;

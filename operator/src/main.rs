@@ -66,6 +66,17 @@ struct RunArgs {
     #[arg(long, env = "SAMSA_OPERATOR_NAMESPACE")]
     namespace: Option<String>,
 
+    /// Seconds between two polls of every KafkaCluster for the cluster metrics on /metrics
+    /// (kafka_consumergroup_lag, kafka_topic_partition_*, lag seconds, group status, ...;
+    /// operator/README.md "Cluster metrics"). The poll feeds the consumer-health tracker the
+    /// rolling restart reads. 0 turns it off.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_METRICS_INTERVAL_SECONDS",
+        default_value_t = 10
+    )]
+    metrics_interval_seconds: u64,
+
     /// Elect a leader on a Lease so only one replica reconciles.
     #[arg(long, env = "SAMSA_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
@@ -325,6 +336,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.kafka_bootstrap.clone(),
         Duration::from_millis(args.kafka_timeout_ms),
     ));
+
+    if args.metrics_interval_seconds > 0 {
+        let exporter = Arc::new(samsa_operator::exporter::Exporter::new(metrics.registry())?);
+        tokio::spawn(samsa_operator::exporter::poll::run(
+            ctx.clone(),
+            exporter,
+            args.namespace.clone(),
+            Duration::from_secs(args.metrics_interval_seconds),
+            stop_rx.clone(),
+        ));
+    }
 
     fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where

@@ -164,6 +164,11 @@ impl Metrics {
         self.healthy.store(healthy, Ordering::Relaxed);
     }
 
+    /// The registry, for metrics registered elsewhere (the cluster exporter).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -191,6 +191,10 @@ pub struct GroupHealth {
 
 type PartitionKey = (String, i32);
 
+/// One poll of consumer groups: per group, (topic, partition, committed, log end) of its
+/// committed partitions.
+pub type PolledGroups = Vec<(String, Vec<(String, i32, i64, i64)>)>;
+
 #[derive(Clone, Debug)]
 struct PartitionWindow {
     /// Recorded samples, oldest first, at most `window`.

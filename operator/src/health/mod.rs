@@ -10,7 +10,7 @@ pub mod requests;
 
 pub use groups::{
     lagging_groups, GroupHealth, GroupStatus, GroupTracker, GroupTrackerConfig, OffsetSample,
-    PartitionHealth, PartitionStatus,
+    PartitionHealth, PartitionStatus, PolledGroups,
 };
 pub use partitions::{
     assess, brokers_safe_to_stop, brokers_share_partition, classify, disjoint_broker_groups,

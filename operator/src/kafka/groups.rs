@@ -23,6 +23,8 @@ const NOT_COORDINATOR: i16 = 16;
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 /// ListOffsets timestamp asking for the log end offset.
 const LATEST: i64 = -1;
+/// ListOffsets timestamp asking for the log start offset.
+const EARLIEST: i64 = -2;
 /// LEADER_NOT_AVAILABLE: the partition has no leader now.
 const LEADER_NOT_AVAILABLE: i16 = 5;
 /// ListOffsets isolation level READ_UNCOMMITTED.
@@ -245,6 +247,22 @@ impl AdminClient {
         &self,
         partitions: &[(String, i32)],
     ) -> Result<PartitionOffsets, AdminError> {
+        self.offsets_at(partitions, LATEST).await
+    }
+
+    /// The log start offsets of `partitions` (ListOffsets earliest), as [`Self::end_offsets`].
+    pub async fn start_offsets(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<PartitionOffsets, AdminError> {
+        self.offsets_at(partitions, EARLIEST).await
+    }
+
+    async fn offsets_at(
+        &self,
+        partitions: &[(String, i32)],
+        timestamp: i64,
+    ) -> Result<PartitionOffsets, AdminError> {
         let topics: Vec<String> = partitions
             .iter()
             .map(|(t, _)| t.clone())
@@ -301,7 +319,7 @@ impl AdminClient {
                                             ListOffsetsPartition::default()
                                                 .with_partition_index(*p)
                                                 .with_current_leader_epoch(-1)
-                                                .with_timestamp(LATEST)
+                                                .with_timestamp(timestamp)
                                         })
                                         .collect(),
                                 )

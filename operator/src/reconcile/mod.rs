@@ -15,7 +15,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::health::groups::GroupTracker;
+use crate::health::groups::{GroupHealth, GroupTracker, PolledGroups};
+
+/// A group watch not polled for this long starts over.
+const WATCH_GAP_MS: i64 = 60_000;
+/// A group not seen (listed with commits) for this long is forgotten.
+const GROUP_FORGET_MS: i64 = 30_000;
 use crate::health::requests::RequestCounts;
 use crate::kafka::{AdminClient, AdminError};
 use crate::metrics::Metrics;
@@ -117,6 +122,41 @@ impl Context {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Records one poll of a cluster's consumer groups in its tracker (`key`: namespace/name;
+    /// `polled`: per group, (topic, partition, committed, log end) of its committed
+    /// partitions) and evaluates every group. Returns how long the tracker has watched without a
+    /// gap (ms) and the evaluations. The rolling gate, the blue-green window and the exporter
+    /// all poll through here, into the same tracker.
+    pub fn observe_groups(
+        &self,
+        key: &str,
+        now_ms: i64,
+        polled: &PolledGroups,
+    ) -> (i64, Vec<GroupHealth>) {
+        let mut trackers = self.group_trackers();
+        let watch = trackers.entry(key.to_string()).or_default();
+        // Samples older than a minute say nothing about now: start over.
+        if now_ms - watch.last_ms > WATCH_GAP_MS {
+            *watch = GroupWatch {
+                since_ms: now_ms,
+                ..Default::default()
+            };
+        }
+        watch.last_ms = now_ms;
+        for (group, offsets) in polled {
+            watch.tracker.observe(now_ms, group, offsets);
+            watch.seen_ms.insert(group.clone(), now_ms);
+        }
+        // A group gone from the listing (deleted, or its offsets expired) is forgotten once it
+        // has been away for GROUP_FORGET_MS, not at once: a listing taken while a coordinator
+        // moves can miss it.
+        let seen = &mut watch.seen_ms;
+        seen.retain(|_, at| now_ms - *at <= GROUP_FORGET_MS);
+        let keep: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
+        watch.tracker.retain_groups(|g| keep.contains(g));
+        (now_ms - watch.since_ms, watch.tracker.evaluate_all(now_ms))
     }
 
     /// Publishes a Warning (`warning`) or Normal event about `obj`.

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 
-use super::super::{Context, GroupWatch};
+use super::super::Context;
 use crate::crd::{parse_duration, BrokerSet, KafkaCluster, RolloutStatus};
 use crate::health::groups::lagging_groups;
 use crate::health::partitions::{MinIsr, PartitionReplicas};
@@ -24,10 +24,6 @@ const BROKER_CONTAINER: &str = "broker";
 const VOTER_LAG_MS: i64 = 5_000;
 /// The consumer-health gate needs samples over at least this long before it lets a roll start.
 const GATE_WARMUP_MS: i64 = 10_000;
-/// A watch not polled for this long starts over.
-const WATCH_GAP_MS: i64 = 60_000;
-/// A group not seen (listed with commits) for this long is forgotten.
-const GROUP_FORGET_MS: i64 = 30_000;
 
 fn pod_view(pod: &Pod, id: i32) -> PodView {
     let status = pod.status.as_ref();
@@ -185,39 +181,17 @@ pub(super) async fn lagging(
             .collect();
         polled.push((group.clone(), offsets));
     }
-    let mut trackers = ctx.group_trackers();
-    let watch = trackers.entry(key.to_string()).or_default();
-    // Samples older than a minute (the last roll's) say nothing about now: start over.
-    if now_ms - watch.last_ms > WATCH_GAP_MS {
-        *watch = GroupWatch {
-            since_ms: now_ms,
-            ..Default::default()
-        };
-    }
-    watch.last_ms = now_ms;
-    for (group, offsets) in &polled {
-        watch.tracker.observe(now_ms, group, offsets);
-        watch.seen_ms.insert(group.clone(), now_ms);
-    }
-    // A group gone from the listing (deleted, or its offsets expired) is forgotten once it has
-    // been away for GROUP_FORGET_MS, not at once: a listing taken while a coordinator moves
-    // can miss it.
-    let seen = &mut watch.seen_ms;
-    seen.retain(|_, at| now_ms - *at <= GROUP_FORGET_MS);
-    let keep: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
-    watch.tracker.retain_groups(|g| keep.contains(g));
-    if now_ms - watch.since_ms < GATE_WARMUP_MS {
+    let (watched_ms, evaluations) = ctx.observe_groups(key, now_ms, &polled);
+    if watched_ms < GATE_WARMUP_MS {
         return Err((
             "SamplingConsumerGroups",
             format!(
                 "the consumer groups are being sampled before the first restart ({} s of {} s)",
-                (now_ms - watch.since_ms) / 1000,
+                watched_ms / 1000,
                 GATE_WARMUP_MS / 1000
             ),
         ));
     }
-    let tracker = &watch.tracker;
-    let evaluations = tracker.evaluate_all(now_ms);
     for g in &evaluations {
         tracing::info!(
             group = %g.group,
