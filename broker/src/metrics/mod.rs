@@ -49,7 +49,8 @@ pub struct Metrics {
     pub replication: ReplicationMetrics,
     /// Committed offset per group, topic and partition.
     pub group_committed_offset: IntGaugeVec,
-    /// Log end offset minus committed offset per group, topic and partition.
+    /// High watermark minus committed offset per group, topic and partition, for the partitions
+    /// the coordinator leads.
     pub group_lag: IntGaugeVec,
     /// Members per group.
     pub group_members: IntGaugeVec,
@@ -164,7 +165,8 @@ impl Metrics {
         )?;
         let group_lag = group_opts(
             "samsa_consumer_group_lag",
-            "Log end offset minus committed offset per group and partition (0 when ahead)",
+            "High watermark minus committed offset per group and partition (0 when ahead), \
+             exported by the group's coordinator for the partitions it leads only",
         )?;
         let group_members = IntGaugeVec::new(
             Opts::new("samsa_consumer_group_members", "Members per consumer group"),
