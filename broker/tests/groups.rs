@@ -222,7 +222,7 @@ async fn simple_commits_fetch_list_describe_delete_and_survive_restart() {
     );
     let resp = c.call(4, &ListGroupsRequest::default()).await;
     assert_eq!(resp.groups.len(), 4, "g-v2..g-v5 remain");
-    // Lag is exported per group and partition: log end offset minus committed offset.
+    // Lag is exported per group and partition: high watermark minus committed offset.
     let records: Vec<(Option<&[u8]>, &[u8])> = (0..30).map(|_| (None, &b"v"[..])).collect();
     let produce = ProduceRequest::default().with_acks(1).with_topic_data(vec![
         produce_request::TopicProduceData::default()

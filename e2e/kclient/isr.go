@@ -84,10 +84,10 @@ func scrape(ctx context.Context, hc *http.Client, url string) brokerGauges {
 // gauges from their /metrics (-metrics URL,URL...) and the topic's ISR from Metadata, one line
 // per sample to -out:
 //
-//	t=UNIX.MS up=U/N under_min_isr=S under_replicated=S offline=M meta_min_isr=I
+//	t=UNIX.MS up=U/N under_min_isr=S under_replicated=S offline=S meta_min_isr=I
 //	meta_under_min_isr=C meta_under_replicated=C meta_no_leader=C out_of_isr=IDS quorum_leader=ID
 //
-// (S: the sum over the brokers that answered, M: their maximum; "-" when no broker answered or
+// (S: the sum over the brokers that answered; "-" when no broker answered or
 // Metadata failed; IDS: the brokers missing from the ISR of some partition of the topic, "none"
 // when every ISR is whole; ID: the metadata quorum's leader as most brokers' samsa_quorum_leader_id
 // says), then a summary on stdout.
@@ -195,7 +195,9 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 	}
 	wg.Wait()
 	up := 0
-	var sumMin, sumURP, maxOff int64
+	// samsa_offline_partitions is reported by one broker (0 on the others): its sum is the
+	// cluster's count.
+	var sumMin, sumURP, sumOff int64
 	votes := map[int64]int{}
 	for _, g := range gauges {
 		if !g.ok {
@@ -204,7 +206,7 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 		up++
 		sumMin += g.underMinISR
 		sumURP += g.underRepl
-		maxOff = max(maxOff, g.offline)
+		sumOff += g.offline
 		if g.quorumLeader >= 0 {
 			votes[g.quorumLeader]++
 		}
@@ -219,7 +221,7 @@ func isrSample(ctx context.Context, hc *http.Client, adm *kadm.Client, a isrArgs
 	st.underMin = sumMin
 	gaugeText := "under_min_isr=- under_replicated=- offline=-"
 	if up > 0 {
-		gaugeText = fmt.Sprintf("under_min_isr=%d under_replicated=%d offline=%d", sumMin, sumURP, maxOff)
+		gaugeText = fmt.Sprintf("under_min_isr=%d under_replicated=%d offline=%d", sumMin, sumURP, sumOff)
 	}
 	return fmt.Sprintf("t=%.3f up=%d/%d %s %s quorum_leader=%s", float64(now.UnixMilli())/1000, up, len(a.metrics), gaugeText, meta, leader), st
 }

@@ -11,6 +11,8 @@
 //! the leader's assignment arrives) park on a oneshot channel keyed by a token; the state
 //! machine hands back completions for tokens from whichever call finishes them.
 
+#[cfg(test)]
+mod lag_tests;
 pub mod metadata;
 pub mod offsets;
 pub mod ownership;
@@ -421,9 +423,17 @@ impl Groups {
 }
 
 impl Groups {
-    /// Sets the lag gauges from the committed offsets and the log end offsets of the groups
-    /// this broker coordinates, and drops the series of groups and partitions that no longer
-    /// exist here.
+    /// Sets the gauges of the groups this broker coordinates: the committed offset of every
+    /// partition they committed, and the lag (high watermark minus committed offset) of those
+    /// partitions this broker leads, and drops the series of groups and partitions that no
+    /// longer exist here.
+    ///
+    /// Lag needs the partition's high watermark as its leader knows it. In a cluster every
+    /// broker holds every partition, but one it does not lead has no (or a follower's stale)
+    /// view of it: an empty local log would read as lag 0. So the lag of a partition led
+    /// elsewhere is not exported at all rather than exported wrong; a cluster-wide view comes
+    /// from a client that asks each leader (ListOffsets) and the coordinator (OffsetFetch), as
+    /// the operator's group health does.
     pub fn export_lag(
         &self,
         registry: &TopicRegistry,
@@ -436,12 +446,12 @@ impl Groups {
                 continue;
             }
             for ((topic, partition), committed) in self.offsets.group(&group) {
-                let Some(end) = registry
-                    .get(&topic)
-                    .and_then(|t| t.partition(partition))
-                    .map(|p| p.log.lock().log_end_offset())
-                else {
+                let Some(local) = registry.get(&topic).and_then(|t| t.partition(partition)) else {
                     continue;
+                };
+                let led_hw = {
+                    let state = local.replica.lock();
+                    state.is_leader().then_some(state.high_watermark)
                 };
                 let p = partition.to_string();
                 let labels = [group.as_str(), topic.as_str(), p.as_str()];
@@ -449,10 +459,13 @@ impl Groups {
                     .group_committed_offset
                     .with_label_values(&labels)
                     .set(committed.offset);
-                metrics
-                    .group_lag
-                    .with_label_values(&labels)
-                    .set((end - committed.offset).max(0));
+                if let Some(hw) = led_hw {
+                    metrics
+                        .group_lag
+                        .with_label_values(&labels)
+                        .set(lag(hw, committed.offset));
+                    now.lagged.insert((group.clone(), topic.clone(), p.clone()));
+                }
                 now.partitions.insert((group.clone(), topic, p));
             }
         }
@@ -479,6 +492,8 @@ impl Groups {
             let _ = metrics
                 .group_committed_offset
                 .remove_label_values(&[g, t, p]);
+        }
+        for (g, t, p) in exported.lagged.difference(&now.lagged) {
             let _ = metrics.group_lag.remove_label_values(&[g, t, p]);
         }
         for g in exported.groups.difference(&now.groups) {
@@ -502,8 +517,17 @@ impl Drop for WaiterGuard<'_> {
 /// The label sets the lag exporter has set, so it can remove the stale ones.
 #[derive(Default)]
 pub struct LagSeries {
+    /// Committed-offset series.
     partitions: std::collections::BTreeSet<(String, String, String)>,
+    /// Lag series (partitions this broker leads).
+    lagged: std::collections::BTreeSet<(String, String, String)>,
     groups: std::collections::BTreeSet<String>,
+}
+
+/// Consumer lag of a partition whose leader has `high_watermark`: what a consumer at
+/// `committed` has left to read (0 when it is ahead, e.g. after the log was truncated).
+fn lag(high_watermark: i64, committed: i64) -> i64 {
+    (high_watermark - committed).max(0)
 }
 
 /// A JoinGroup answered with `error_code`.

@@ -45,11 +45,13 @@ pub struct Metrics {
     isr_size: IntGaugeVec,
     replicas: IntGaugeVec,
     follower_lag: IntGaugeVec,
+    partition_leader: IntGaugeVec,
     /// Replication totals.
     pub replication: ReplicationMetrics,
     /// Committed offset per group, topic and partition.
     pub group_committed_offset: IntGaugeVec,
-    /// Log end offset minus committed offset per group, topic and partition.
+    /// High watermark minus committed offset per group, topic and partition, for the partitions
+    /// the coordinator leads.
     pub group_lag: IntGaugeVec,
     /// Members per group.
     pub group_members: IntGaugeVec,
@@ -155,6 +157,12 @@ impl Metrics {
             "samsa_partition_follower_lag",
             "On the leader: offsets the slowest follower is behind the log end, per partition",
         )?;
+        let partition_leader = part(
+            "samsa_partition_leader",
+            "Leader broker id per partition (-1: none, offline), from the metadata; in a \
+             cluster reported only by the reporting broker (the lowest-id unfenced one) so \
+             that each partition has one series",
+        )?;
         let group_opts = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &["group", "topic", "partition"])
         };
@@ -164,7 +172,8 @@ impl Metrics {
         )?;
         let group_lag = group_opts(
             "samsa_consumer_group_lag",
-            "Log end offset minus committed offset per group and partition (0 when ahead)",
+            "High watermark minus committed offset per group and partition (0 when ahead), \
+             exported by the group's coordinator for the partitions it leads only",
         )?;
         let group_members = IntGaugeVec::new(
             Opts::new("samsa_consumer_group_members", "Members per consumer group"),
@@ -189,6 +198,7 @@ impl Metrics {
         registry.register(Box::new(isr_size.clone()))?;
         registry.register(Box::new(replicas.clone()))?;
         registry.register(Box::new(follower_lag.clone()))?;
+        registry.register(Box::new(partition_leader.clone()))?;
         let replication = ReplicationMetrics::register(&registry)?;
         let cleaner = CleanerMetrics::register(&registry)?;
         let quorum = QuorumMetrics::register(&registry)?;
@@ -210,6 +220,7 @@ impl Metrics {
             isr_size,
             replicas,
             follower_lag,
+            partition_leader,
             replication,
             group_committed_offset,
             group_lag,
@@ -254,9 +265,28 @@ impl Metrics {
             &self.isr_size,
             &self.replicas,
             &self.follower_lag,
+            &self.partition_leader,
         ] {
             let _ = v.remove_label_values(&labels);
         }
+    }
+
+    /// Sets the leader gauge of one partition (only the broker that reports the cluster-wide
+    /// view sets it: see [`ReplicationMetrics`]). Not part of [`PartitionGauges`], which every
+    /// broker holding the partition creates.
+    pub fn set_partition_leader(&self, topic: &str, partition: i32, leader: i32) {
+        let p = partition.to_string();
+        self.partition_leader
+            .with_label_values(&[topic, p.as_str()])
+            .set(i64::from(leader));
+    }
+
+    /// Drops the leader gauge of one partition (it is reported elsewhere now, or gone).
+    pub fn remove_partition_leader(&self, topic: &str, partition: i32) {
+        let p = partition.to_string();
+        let _ = self
+            .partition_leader
+            .remove_label_values(&[topic, p.as_str()]);
     }
 
     /// The Prometheus text exposition of every metric.

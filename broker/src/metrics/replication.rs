@@ -1,5 +1,7 @@
 //! Replication gauges: broker totals of under-replicated, under-min-ISR, offline and led
-//! partitions. The per-partition ones (ISR size, replicas, high watermark, follower lag) are
+//! partitions. The cluster-wide ones (offline partitions, and the per-partition leader) are
+//! reported by one broker, the lowest-id unfenced one, so that they neither repeat nor add up
+//! to more than the cluster has. The per-partition ones (ISR size, replicas, high watermark, follower lag) are
 //! in [`super::PartitionGauges`]. Also the replication throttles (Kafka's replication quotas):
 //! bytes counted against them, their measured rate and their configured bound, per side
 //! (`leader`, `follower`).
@@ -13,7 +15,9 @@ pub struct ReplicationMetrics {
     pub under_replicated: IntGauge,
     /// Partitions this broker leads whose ISR is smaller than min.insync.replicas.
     pub under_min_isr: IntGauge,
-    /// Partitions of the cluster without a leader (from the metadata this broker has).
+    /// Partitions of the cluster without a leader (from the metadata this broker has), on the
+    /// reporting broker only (the lowest-id unfenced broker; 0 on the others), so that the sum
+    /// over the brokers is the cluster's count.
     pub offline: IntGauge,
     /// Partitions this broker leads.
     pub leaders: IntGauge,
@@ -45,7 +49,9 @@ impl ReplicationMetrics {
             )?,
             offline: gauge(
                 "samsa_offline_partitions",
-                "Partitions of the cluster that have no leader, as this broker's metadata says",
+                "Partitions of the cluster that have no leader, reported by one broker only (the \
+                 lowest-id unfenced one in the metadata; 0 on the others): summed over the \
+                 brokers, the cluster's count",
             )?,
             leaders: gauge("samsa_leader_partitions", "Partitions led by this broker")?,
             throttled_bytes: {

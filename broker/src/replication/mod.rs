@@ -8,6 +8,7 @@
 //! rules live in `state`. A single broker without a quorum never starts any of this: each of its
 //! partitions is led by it at epoch 0 ([`state::ReplicaState::standalone`]).
 
+mod cluster_view;
 mod fetcher;
 mod service;
 pub mod state;
@@ -15,7 +16,7 @@ pub mod state;
 mod state_tests;
 pub mod throttle;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +75,9 @@ pub struct ReplicaManager {
     /// The producer-id block this broker hands out from: (next id, end of the block). Blocks
     /// come from the controllers, so no id is handed out twice in the cluster.
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// The (topic, partition) leader gauges this broker set as the cluster's reporter, so it
+    /// can drop them when it no longer reports them.
+    reported_leaders: Mutex<BTreeSet<(String, i32)>>,
 }
 
 /// The background tasks of a running replica manager.
@@ -171,6 +175,7 @@ pub async fn start(
         session: Mutex::new(Some(session)),
         replication_addr,
         producer_ids: tokio::sync::Mutex::new((0, 0)),
+        reported_leaders: Mutex::new(BTreeSet::new()),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
@@ -635,17 +640,32 @@ impl ReplicaManager {
                 }
             }
         }
-        let offline = image
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.iter())
-            .filter(|p| p.leader == NO_LEADER)
-            .count();
         let m = &self.metrics.replication;
         m.under_replicated.set(under_replicated);
         m.under_min_isr.set(under_min_isr);
         m.leaders.set(leaders);
-        m.offline.set(offline as i64);
+        self.export_cluster_view(image);
+    }
+
+    /// The offline count and the per-partition leaders, when this broker is the one that
+    /// reports them ([`cluster_view::reporter`]); otherwise 0 and no leader series.
+    fn export_cluster_view(&self, image: &MetadataImage) {
+        // Held throughout: the gauge loop and the image watcher both call this.
+        let mut reported = self.reported_leaders.lock();
+        let view = cluster_view::cluster_view(image, self.node_id);
+        self.metrics
+            .replication
+            .offline
+            .set(view.as_ref().map_or(0, |v| v.offline));
+        let mut now = BTreeSet::new();
+        for (topic, partition, leader) in view.map(|v| v.leaders).unwrap_or_default() {
+            self.metrics.set_partition_leader(&topic, partition, leader);
+            now.insert((topic, partition));
+        }
+        for (topic, partition) in reported.difference(&now) {
+            self.metrics.remove_partition_leader(topic, *partition);
+        }
+        *reported = now;
     }
 
     /// Controlled shutdown, bounded by `deadline`: stops the broker session (no heartbeat
