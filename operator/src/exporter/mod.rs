@@ -272,8 +272,16 @@ impl Exporter {
             out.set(G::TopicPartitions, p(&[topic]), n as f64);
         }
         let counts = summary(snapshot, health);
-        out.set(G::PartitionsUnderReplicated, p(&[]), f64::from(counts.under_replicated));
-        out.set(G::PartitionsUnderMinIsr, p(&[]), f64::from(counts.under_min_isr));
+        out.set(
+            G::PartitionsUnderReplicated,
+            p(&[]),
+            f64::from(counts.under_replicated),
+        );
+        out.set(
+            G::PartitionsUnderMinIsr,
+            p(&[]),
+            f64::from(counts.under_min_isr),
+        );
         out.set(G::PartitionsAtMinIsr, p(&[]), f64::from(counts.at_min_isr));
         out.set(G::PartitionsOffline, p(&[]), f64::from(counts.offline));
 

@@ -26,7 +26,12 @@ async fn write_health(
     mut health: crate::crd::HealthSummary,
 ) {
     let last = kc.status.as_ref().and_then(|s| s.health.as_ref());
-    if last.is_some_and(|l| HealthSummary { observed_at: String::new(), ..l.clone() } == health) {
+    if last.is_some_and(|l| {
+        HealthSummary {
+            observed_at: String::new(),
+            ..l.clone()
+        } == health
+    }) {
         return;
     }
     health.observed_at = crate::reconcile::now_rfc3339();

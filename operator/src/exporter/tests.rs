@@ -232,7 +232,13 @@ fn polled_pairs_commits_with_log_ends() {
 fn the_summary_counts_partitions_and_names_groups_not_ok() {
     let s = summary(&snapshot(), &[health(PartitionStatus::Stall, Some(9.0))]);
     assert_eq!(
-        (s.under_replicated, s.under_min_isr, s.at_min_isr, s.offline, s.groups_not_ok),
+        (
+            s.under_replicated,
+            s.under_min_isr,
+            s.at_min_isr,
+            s.offline,
+            s.groups_not_ok
+        ),
         (3, 2, 1, 1, 1)
     );
     assert_eq!(s.groups, vec!["g: ERR STALL".to_string()]);
