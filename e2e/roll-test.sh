@@ -1527,6 +1527,17 @@ exporter_check() {
     }' "$f"
 }
 
+# health_status_check: status.health written by the operator's poll (observedAt, no offline
+# partition, counts as numbers), and `kubectl get kc` showing its columns.
+health_status_check() {
+  local h row
+  h="$(kc_get '{.status.health.underReplicated}|{.status.health.underMinIsr}|{.status.health.atMinIsr}|{.status.health.offline}|{.status.health.groupsNotOk}|{.status.health.observedAt}')"
+  row="$(kq get kafkacluster "$CLUSTER" 2>&1)"
+  [[ "$h" =~ ^[0-9]+\|[0-9]+\|[0-9]+\|0\|[0-9]+\|.+ ]] || { echo "status.health (underReplicated|underMinIsr|atMinIsr|offline|groupsNotOk|observedAt): '$h'"; return 1; }
+  grep -q 'UNDER-REPLICATED *OFFLINE *GROUPS-NOT-OK' <<<"$row" || { echo "kubectl get kc: $row"; return 1; }
+  echo "status.health $h; kubectl get kc:"$'\n'"$row"
+}
+
 # Scale-up under load: spec.brokers 3 -> 4. The StatefulSet grows at once; once broker 3 is
 # Ready the operator moves replicas of every topic onto it and elects the preferred leaders.
 scenario_scale_up() {
@@ -1553,6 +1564,7 @@ scenario_scale_up() {
   eventually 60 "up: every partition led, every replica in its ISR" isr_full
   [[ -s "$SCEN_DIR/assignment" ]] && say "up: after: $(assignment_figure "$SCEN_DIR/assignment")"
   eventually 45 "up: the operator's cluster metrics for $CLUSTER (kafka_exporter names, lag, group status)" exporter_check 4
+  eventually 45 "up: status.health from the operator's poll, and its kubectl get columns" health_status_check
   load_stop up scale
 }
 

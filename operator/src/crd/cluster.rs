@@ -49,6 +49,21 @@ pub const MAX_BROKERS: i32 = 1000;
     printcolumn(name = "Brokers", type_ = "integer", json_path = ".spec.brokers"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
     printcolumn(
+        name = "Under-Replicated",
+        type_ = "integer",
+        json_path = ".status.health.underReplicated"
+    ),
+    printcolumn(
+        name = "Offline",
+        type_ = "integer",
+        json_path = ".status.health.offline"
+    ),
+    printcolumn(
+        name = "Groups-Not-OK",
+        type_ = "integer",
+        json_path = ".status.health.groupsNotOk"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -566,6 +581,32 @@ pub struct KafkaClusterStatus {
     /// The blue-green upgrade: where it is, written before each step it takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
+    /// A short health summary from the operator's last poll of the cluster (the one behind its
+    /// cluster metrics); written when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSummary>,
+}
+
+/// The cluster's health at the operator's last poll.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSummary {
+    /// Partitions with fewer in-sync replicas than replicas.
+    pub under_replicated: i32,
+    /// Partitions with fewer in-sync replicas than their `min.insync.replicas`.
+    pub under_min_isr: i32,
+    /// Partitions with exactly `min.insync.replicas` in-sync replicas.
+    pub at_min_isr: i32,
+    /// Partitions without a leader.
+    pub offline: i32,
+    /// Consumer groups whose status is not OK (WARN or ERR).
+    pub groups_not_ok: i32,
+    /// Those groups with their status and reason (`group: ERR STOP`), at most ten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// When the poll read it (RFC 3339).
+    #[serde(default)]
+    pub observed_at: String,
 }
 
 /// A StatefulSet of brokers: its name and the id of its pod 0 (broker id = offset + ordinal).

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use prometheus::{GaugeVec, Opts, Registry};
 
+use crate::crd::HealthSummary;
 use crate::health::{GroupHealth, GroupStatus, PartitionStatus};
 
 /// One partition as a poll read it.
@@ -245,7 +246,6 @@ impl Exporter {
         let p = |labels: &[&str]| labels.iter().map(ToString::to_string).collect::<Vec<_>>();
         out.set(G::Brokers, p(&[]), snapshot.brokers as f64);
         let mut per_topic: BTreeMap<&str, usize> = BTreeMap::new();
-        let (mut under, mut under_min, mut at_min, mut offline) = (0, 0, 0, 0);
         for part in &snapshot.partitions {
             *per_topic.entry(part.topic.as_str()).or_default() += 1;
             let n = part.partition.to_string();
@@ -267,26 +267,23 @@ impl Exporter {
             );
             let under_replicated = part.isr.len() < part.replicas.len();
             out.set(G::UnderReplicated, l, f64::from(u8::from(under_replicated)));
-            let isr = i32::try_from(part.isr.len()).unwrap_or(i32::MAX);
-            if part.leader < 0 {
-                offline += 1;
-            }
-            if under_replicated {
-                under += 1;
-            }
-            if isr < part.min_isr {
-                under_min += 1;
-            } else if isr == part.min_isr {
-                at_min += 1;
-            }
         }
         for (topic, n) in per_topic {
             out.set(G::TopicPartitions, p(&[topic]), n as f64);
         }
-        out.set(G::PartitionsUnderReplicated, p(&[]), f64::from(under));
-        out.set(G::PartitionsUnderMinIsr, p(&[]), f64::from(under_min));
-        out.set(G::PartitionsAtMinIsr, p(&[]), f64::from(at_min));
-        out.set(G::PartitionsOffline, p(&[]), f64::from(offline));
+        let counts = summary(snapshot, health);
+        out.set(
+            G::PartitionsUnderReplicated,
+            p(&[]),
+            f64::from(counts.under_replicated),
+        );
+        out.set(
+            G::PartitionsUnderMinIsr,
+            p(&[]),
+            f64::from(counts.under_min_isr),
+        );
+        out.set(G::PartitionsAtMinIsr, p(&[]), f64::from(counts.at_min_isr));
+        out.set(G::PartitionsOffline, p(&[]), f64::from(counts.offline));
 
         let newest: BTreeMap<(&str, i32), i64> = snapshot
             .partitions
@@ -381,6 +378,33 @@ impl Exporter {
             Err(poisoned) => poisoned.into_inner().keys().cloned().collect(),
         }
     }
+}
+
+/// The counts of a poll, for `status.health` (without its time).
+pub fn summary(snapshot: &Snapshot, health: &[GroupHealth]) -> HealthSummary {
+    let mut s = HealthSummary::default();
+    for p in &snapshot.partitions {
+        let isr = i32::try_from(p.isr.len()).unwrap_or(i32::MAX);
+        if p.leader < 0 {
+            s.offline += 1;
+        }
+        if p.isr.len() < p.replicas.len() {
+            s.under_replicated += 1;
+        }
+        if isr < p.min_isr {
+            s.under_min_isr += 1;
+        } else if isr == p.min_isr {
+            s.at_min_isr += 1;
+        }
+    }
+    let not_ok: Vec<String> = health
+        .iter()
+        .filter(|h| matches!(h.status, GroupStatus::Warn | GroupStatus::Err))
+        .map(|h| format!("{}: {} {}", h.group, h.status, worst(h)))
+        .collect();
+    s.groups_not_ok = i32::try_from(not_ok.len()).unwrap_or(i32::MAX);
+    s.groups = not_ok.into_iter().take(10).collect();
+    s
 }
 
 /// The reason of a group's status: its worst partition's (`OK` when all are).

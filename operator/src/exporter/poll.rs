@@ -7,14 +7,53 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::sync::watch;
 
-use super::{Exporter, GroupSnapshot, PartitionSnapshot, QuorumSnapshot, Snapshot};
-use crate::crd::KafkaCluster;
+use super::{summary, Exporter, GroupSnapshot, PartitionSnapshot, QuorumSnapshot, Snapshot};
+use crate::crd::{HealthSummary, KafkaCluster};
 use crate::health::PolledGroups;
 use crate::kafka::{AdminClient, RESOURCE_TOPIC};
 use crate::reconcile::Context;
+
+/// Field manager of `status.health` (the reconcile's status writes leave it alone).
+pub const HEALTH_FIELD_MANAGER: &str = "samsa-operator-health";
+
+/// Writes `status.health` of a cluster when its counts changed since the last write.
+async fn write_health(
+    client: &kube::Client,
+    kc: &KafkaCluster,
+    mut health: crate::crd::HealthSummary,
+) {
+    let last = kc.status.as_ref().and_then(|s| s.health.as_ref());
+    if last.is_some_and(|l| {
+        HealthSummary {
+            observed_at: String::new(),
+            ..l.clone()
+        } == health
+    }) {
+        return;
+    }
+    health.observed_at = crate::reconcile::now_rfc3339();
+    let name = kc.metadata.name.clone().unwrap_or_default();
+    let ns = kc.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": "samsa.dev/v1alpha1",
+        "kind": "KafkaCluster",
+        "status": { "health": health },
+    });
+    if let Err(e) = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(HEALTH_FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        tracing::debug!(namespace = %ns, cluster = %name, error = %e, "cannot write status.health");
+    }
+}
 
 /// Groups read per cluster and poll, at most (the first by name).
 pub const MAX_GROUPS: usize = 1000;
@@ -166,6 +205,7 @@ pub async fn run(
                             let (_, health) =
                                 ctx.observe_groups(&format!("{ns}/{name}"), now_ms, &polled(&snap));
                             exporter.publish(&ns, &name, &snap, &health);
+                            write_health(&ctx.client, &kc, summary(&snap, &health)).await;
                         }
                         Err(e) => {
                             tracing::debug!(namespace = %ns, cluster = %name, error = %e, "cluster metrics not read this time");

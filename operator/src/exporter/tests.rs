@@ -227,3 +227,21 @@ fn polled_pairs_commits_with_log_ends() {
         )]
     );
 }
+
+#[test]
+fn the_summary_counts_partitions_and_names_groups_not_ok() {
+    let s = summary(&snapshot(), &[health(PartitionStatus::Stall, Some(9.0))]);
+    assert_eq!(
+        (
+            s.under_replicated,
+            s.under_min_isr,
+            s.at_min_isr,
+            s.offline,
+            s.groups_not_ok
+        ),
+        (3, 2, 1, 1, 1)
+    );
+    assert_eq!(s.groups, vec!["g: ERR STALL".to_string()]);
+    let ok = summary(&snapshot(), &[health(PartitionStatus::Ok, None)]);
+    assert_eq!((ok.groups_not_ok, ok.groups.len()), (0, 0));
+}

@@ -173,6 +173,8 @@ pub fn cluster_status(
         broker_set: previous.broker_set.clone(),
         quorum_voters: previous.quorum_voters.clone(),
         upgrade: previous.upgrade.clone(),
+        // Written by the cluster-metrics poll under its own field manager, never here.
+        health: None,
     }
 }
 
