@@ -300,10 +300,20 @@ pub async fn produce(admin: &AdminClient, topic: &str, partition: i32, n: usize)
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(batch.freeze()))])]);
-    let response = raw_call(&format!("{}:{}", b.host, b.port), 9, &request).await;
-    let p = &response.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0, "produce to {topic}-{partition}");
-    p.base_offset
+    // The leader Metadata names may not have applied the new topic yet: it answers
+    // UNKNOWN_TOPIC_OR_PARTITION (3) or NOT_LEADER_OR_FOLLOWER (6) for a moment, and a client
+    // retries, as this does (10 s at most).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = raw_call(&format!("{}:{}", b.host, b.port), 9, &request).await;
+        let p = &response.responses[0].partition_responses[0];
+        if matches!(p.error_code, 3 | 6) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(p.error_code, 0, "produce to {topic}-{partition}");
+        return p.base_offset;
+    }
 }
 
 /// Commits `offsets` ((topic, partition, offset)) for `group` as a simple consumer would:
