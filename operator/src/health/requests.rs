@@ -34,13 +34,6 @@ pub struct RequestCounts {
     pub failed: BTreeMap<String, u64>,
 }
 
-impl RequestCounts {
-    /// Failed requests of every kind.
-    pub fn failed_total(&self) -> u64 {
-        self.failed.values().sum()
-    }
-}
-
 fn label_value<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
     let rest = &labels[start..];
@@ -145,7 +138,7 @@ samsa_request_duration_seconds_count{api=\"Produce\"} 940
                 ("code_999".to_string(), 2)
             ])
         );
-        assert_eq!(c.failed_total(), 42);
+        assert_eq!(c.failed.values().sum::<u64>(), 42);
         assert_eq!(
             parse("garbage\nsamsa_requests_total{api=\"x\"} NaN\n"),
             RequestCounts::default()
