@@ -15,7 +15,9 @@ build:
 crds:
 	$(CARGO) run -p samsa-operator --bin samsa-operator -- crds --out crds
 
-## Install what the tests need (idempotent), then run every test.
+## Install what the tests need (idempotent), then run every test. Non-incremental builds: the
+## incremental caches would double the target directory on the disk the e2e node shares.
+test: export CARGO_INCREMENTAL = 0
 test: deps k8s-bin fmt-check lint unit compat e2e
 
 deps:

@@ -149,6 +149,9 @@ if [[ " ${TESTS[*]} " == *" operator-test.sh "* || " ${TESTS[*]} " == *" roll-te
   phase images "$(dirname "$E2E_DIR")/scripts/build-images.sh"
 fi
 phase test-image "$E2E_DIR/build-test-image.sh"
+# The node's disk is this machine's: show what is free, since the kubelet stops scheduling
+# below its eviction threshold.
+say "free disk for the node: $(df -h --output=avail /var/tmp | tail -n 1 | tr -d ' ') on /var/tmp"
 CLUSTER_STARTED=1
 phase cleanup "$E2E_DIR/cluster" down
 phase cluster-up nice -n "$NICE" "$E2E_DIR/cluster" up --node

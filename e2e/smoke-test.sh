@@ -67,7 +67,7 @@ diagnostics() {
   DIAGNOSED=1
   echo "---------------- diagnostics (namespace $NS) ----------------"
   local cmd
-  for cmd in "get nodes -o wide" "-n $NS get statefulsets,pods,services,endpointslices,pvc -o wide" "get pv" \
+  for cmd in "get nodes -o wide" "describe nodes" "-n $NS get statefulsets,pods,services,endpointslices,pvc -o wide" "get pv" \
     "-n $NS describe pods" "-n $NS get events --sort-by=.lastTimestamp" "-n kube-system get pods -o wide"; do
     echo "\$ kubectl $cmd"
     # shellcheck disable=SC2086 # cmd is a list of words
@@ -125,6 +125,11 @@ ready_nodes() {
   local n
   n="$(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '=True$')"
   ((n > 0)) || { k get nodes; return 1; }
+  # A node under pressure is Ready but schedules nothing: name the condition instead of timing out.
+  local pressure
+  pressure="$(k get nodes -o jsonpath='{range .items[*]}{range .status.conditions[*]}{.type}={.status}{"\n"}{end}{end}' |
+    grep -E '^(Disk|Memory|PID)Pressure=True$' || true)"
+  [[ -z "$pressure" ]] || { echo "node condition $pressure (see df -h; the kubelet evicts below 512Mi free)"; return 1; }
   echo "$n Ready"
 }
 default_storage_class() {
