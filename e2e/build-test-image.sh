@@ -5,13 +5,17 @@
 #   samsa.local/e2e/probe:1    e2e/probe (standard library only): the smoke test's pods
 #   samsa.local/e2e/kclient:1  e2e/kclient (franz-go, from the Go module proxy on the first
 #                              build): the Kafka client of e2e/operator-test.sh
+#   samsa.local/e2e/prometheus:1  Prometheus, built from its Go module by
+#                              `e2e/build-binaries.sh prometheus`: the roll test's metrics scenario
 #
-#   e2e/build-test-image.sh [probe] [kclient]      (default: both)
+#   e2e/build-test-image.sh [probe] [kclient] [prometheus]      (default: all three)
 #
 # Environment:
 #   SAMSA_E2E_IMAGES         image directory (default: <repo>/target/images)
 #   SAMSA_E2E_TEST_IMAGE     probe image name (default samsa.local/e2e/probe:1)
 #   SAMSA_E2E_KCLIENT_IMAGE  kclient image name (default samsa.local/e2e/kclient:1)
+#   SAMSA_E2E_PROMETHEUS_IMAGE  prometheus image name (default samsa.local/e2e/prometheus:1)
+#   SAMSA_E2E_BIN            where the prometheus binary is (default e2e/.bin)
 #   SAMSA_E2E_ARCH           GOARCH of the nodes (default: this machine's)
 set -euo pipefail
 
@@ -19,7 +23,7 @@ E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IMAGES="${SAMSA_E2E_IMAGES:-$(dirname "$E2E_DIR")/target/images}"
 IMAGE="${SAMSA_E2E_TEST_IMAGE:-samsa.local/e2e/probe:1}"
 WHICH=("$@")
-((${#WHICH[@]})) || WHICH=(probe kclient)
+((${#WHICH[@]})) || WHICH=(probe kclient prometheus)
 
 command -v go >/dev/null || { echo "build-test-image: go is not installed" >&2; exit 1; }
 ARCH="${SAMSA_E2E_ARCH:-$(go env GOARCH)}"
@@ -45,6 +49,13 @@ for w in "${WHICH[@]}"; do
       [[ "$ARCH" != "$(go env GOARCH)" ]] || "$tmp/probe" version >/dev/null
       ;;
     kclient) build kclient "${SAMSA_E2E_KCLIENT_IMAGE:-samsa.local/e2e/kclient:1}" "$IMAGES/samsa-e2e-kclient.tar" ;;
-    *) echo "build-test-image: unknown image '$w' (probe, kclient)" >&2; exit 2 ;;
+    prometheus)
+      # Prometheus as built from its Go module by e2e/build-binaries.sh prometheus (static).
+      prom="$(readlink -f "${SAMSA_E2E_BIN:-$E2E_DIR/.bin}/prometheus" || true)"
+      [[ -x "$prom" ]] || { echo "build-test-image: no prometheus binary (e2e/build-binaries.sh prometheus)" >&2; exit 1; }
+      MKIMAGE_ARCH="$ARCH" "$E2E_DIR/mkimage" "${SAMSA_E2E_PROMETHEUS_IMAGE:-samsa.local/e2e/prometheus:1}" \
+        "$IMAGES/samsa-e2e-prometheus.tar" /prometheus "$prom=/prometheus"
+      ;;
+    *) echo "build-test-image: unknown image '$w' (probe, kclient, prometheus)" >&2; exit 2 ;;
   esac
 done

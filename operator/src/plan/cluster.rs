@@ -660,7 +660,8 @@ pub const SERVICE_MONITOR_GVK: (&str, &str, &str) =
 
 /// The ServiceMonitor of a cluster (`spec.metrics.serviceMonitor`), named like the cluster: it
 /// scrapes `/metrics` on the `metrics` port of every broker through the headless Service (the
-/// bootstrap Service has no such port), labelled and owned like the cluster's other objects.
+/// bootstrap Service has no such port), labelled and owned like the cluster's other objects. Each
+/// target gets the label `cluster` (the KafkaCluster's name) besides the usual `namespace`, `pod`.
 pub fn service_monitor(kc: &KafkaCluster) -> Result<serde_json::Value, PlanError> {
     let (name, ns, owner) = identity(kc)?;
     let (group, version, kind) = SERVICE_MONITOR_GVK;
@@ -671,9 +672,28 @@ pub fn service_monitor(kc: &KafkaCluster) -> Result<serde_json::Value, PlanError
         "spec": {
             "selector": {"matchLabels": selector_labels(&name)},
             "namespaceSelector": {"matchNames": [ns]},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+            "endpoints": [{
+                "port": "metrics",
+                "path": "/metrics",
+                "interval": "30s",
+                // The KafkaCluster's name as label `cluster`, the key the operator's cluster
+                // metrics, the dashboards and the alert rules join on.
+                "relabelings": [{
+                    "sourceLabels": [format!("__meta_kubernetes_service_label_{}", prom_label(CLUSTER_LABEL))],
+                    "targetLabel": "cluster",
+                    "action": "replace",
+                }],
+            }],
         },
     }))
+}
+
+/// A Kubernetes label key as Prometheus's service discovery names it: every character that is
+/// not a letter, digit or underscore becomes an underscore.
+fn prom_label(key: &str) -> String {
+    key.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
 }
 
 /// The rack of a broker pod on a node with these labels: the value of the cluster's topology

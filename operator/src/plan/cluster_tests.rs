@@ -512,6 +512,12 @@ fn service_monitor_scrapes_the_brokers_metrics_port() {
     );
     assert_eq!(sm["spec"]["namespaceSelector"]["matchNames"][0], "ns");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    let relabel = &sm["spec"]["endpoints"][0]["relabelings"][0];
+    assert_eq!(
+        relabel["sourceLabels"][0],
+        "__meta_kubernetes_service_label_samsa_dev_cluster"
+    );
+    assert_eq!(relabel["targetLabel"], "cluster");
     // The headless Service has that port, selected by those labels; the bootstrap has not.
     let o = plan(KafkaClusterSpec::default());
     let port_names = |svc: &Service| {
