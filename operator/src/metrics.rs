@@ -10,6 +10,8 @@ use prometheus::{
     TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::crd::RebalanceStatus;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The resource kinds the operator reconciles.
@@ -26,6 +28,9 @@ pub struct Metrics {
     restart_seconds: HistogramVec,
     in_progress: IntGaugeVec,
     blocked: IntGaugeVec,
+    rebalance_phase: IntGaugeVec,
+    rebalance_partitions: IntGaugeVec,
+    rebalance_bytes: IntGaugeVec,
 }
 
 impl Metrics {
@@ -89,6 +94,30 @@ impl Metrics {
         registry.register(Box::new(restart_seconds.clone()))?;
         registry.register(Box::new(in_progress.clone()))?;
         registry.register(Box::new(blocked.clone()))?;
+        let rebalance_phase = IntGaugeVec::new(
+            Opts::new(
+                "samsa_operator_rebalance_phase",
+                "1 for the phase of the cluster's replica movement (status.rebalance.phase: Idle, Waiting, Moving, Blocked, Complete)",
+            ),
+            &["namespace", "cluster", "phase"],
+        )?;
+        let rebalance_partitions = IntGaugeVec::new(
+            Opts::new(
+                "samsa_operator_rebalance_partitions",
+                "Partitions of the cluster's current replica movement, by state (done, total)",
+            ),
+            &["namespace", "cluster", "state"],
+        )?;
+        let rebalance_bytes = IntGaugeVec::new(
+            Opts::new(
+                "samsa_operator_rebalance_bytes",
+                "Bytes of the cluster's current replica movement, by state (moved, total)",
+            ),
+            &["namespace", "cluster", "state"],
+        )?;
+        registry.register(Box::new(rebalance_phase.clone()))?;
+        registry.register(Box::new(rebalance_partitions.clone()))?;
+        registry.register(Box::new(rebalance_bytes.clone()))?;
         // Every series exists from the start, so rates and alerts see zeros, not gaps.
         for kind in KINDS {
             errors.with_label_values(&[kind]);
@@ -106,6 +135,9 @@ impl Metrics {
             restart_seconds,
             in_progress,
             blocked,
+            rebalance_phase,
+            rebalance_partitions,
+            rebalance_bytes,
         })
     }
 
@@ -151,6 +183,39 @@ impl Metrics {
             self.blocked
                 .with_label_values(&[namespace, cluster, r])
                 .set(1);
+        }
+    }
+
+    /// Sets a cluster's replica-movement gauges from its `status.rebalance`; the series of a
+    /// previous phase is removed.
+    pub fn set_rebalance(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        previous_phase: Option<&str>,
+        status: &RebalanceStatus,
+    ) {
+        let phase = format!("{:?}", status.phase);
+        if let Some(old) = previous_phase.filter(|old| *old != phase) {
+            let _ = self
+                .rebalance_phase
+                .remove_label_values(&[namespace, cluster, old]);
+        }
+        self.rebalance_phase
+            .with_label_values(&[namespace, cluster, &phase])
+            .set(1);
+        for (state, v) in [
+            ("done", status.partitions_done),
+            ("total", status.partitions_total),
+        ] {
+            self.rebalance_partitions
+                .with_label_values(&[namespace, cluster, state])
+                .set(i64::from(v));
+        }
+        for (state, v) in [("moved", status.bytes_moved), ("total", status.bytes_total)] {
+            self.rebalance_bytes
+                .with_label_values(&[namespace, cluster, state])
+                .set(v);
         }
     }
 
@@ -266,6 +331,39 @@ mod tests {
         assert!(text.contains("samsa_operator_reconcile_errors_total{kind=\"KafkaTopic\"} 1"));
         assert!(text
             .contains("samsa_operator_reconcile_duration_seconds_count{kind=\"KafkaCluster\"} 1"));
+    }
+
+    #[test]
+    fn rebalance_gauges_follow_the_status() {
+        use crate::crd::RebalancePhase;
+        let m = Metrics::new().unwrap();
+        let mut st = RebalanceStatus {
+            phase: RebalancePhase::Moving,
+            partitions_total: 12,
+            partitions_done: 5,
+            bytes_total: 9000,
+            bytes_moved: 4000,
+            ..Default::default()
+        };
+        m.set_rebalance("ns", "kc", None, &st);
+        let text = m.render();
+        for line in [
+            "samsa_operator_rebalance_phase{cluster=\"kc\",namespace=\"ns\",phase=\"Moving\"} 1",
+            "samsa_operator_rebalance_partitions{cluster=\"kc\",namespace=\"ns\",state=\"done\"} 5",
+            "samsa_operator_rebalance_partitions{cluster=\"kc\",namespace=\"ns\",state=\"total\"} 12",
+            "samsa_operator_rebalance_bytes{cluster=\"kc\",namespace=\"ns\",state=\"moved\"} 4000",
+            "samsa_operator_rebalance_bytes{cluster=\"kc\",namespace=\"ns\",state=\"total\"} 9000",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        st.phase = RebalancePhase::Complete;
+        st.partitions_done = 12;
+        m.set_rebalance("ns", "kc", Some("Moving"), &st);
+        let text = m.render();
+        assert!(!text.contains("phase=\"Moving\""), "{text}");
+        assert!(text.contains(
+            "samsa_operator_rebalance_phase{cluster=\"kc\",namespace=\"ns\",phase=\"Complete\"} 1"
+        ));
     }
 
     #[test]

@@ -692,7 +692,13 @@ pub fn service_monitor(kc: &KafkaCluster) -> Result<serde_json::Value, PlanError
 /// not a letter, digit or underscore becomes an underscore.
 fn prom_label(key: &str) -> String {
     key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

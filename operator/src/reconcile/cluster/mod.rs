@@ -417,6 +417,14 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
             status.rebalance = Some(r.clone());
         }
     }
+    if let Some(r) = &status.rebalance {
+        let previous_phase = previous
+            .rebalance
+            .as_ref()
+            .map(|p| format!("{:?}", p.phase));
+        ctx.metrics
+            .set_rebalance(&ns, &name, previous_phase.as_deref(), r);
+    }
     let rebalance_message = status
         .rebalance
         .as_ref()
