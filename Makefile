@@ -66,7 +66,9 @@ fuzz-frame:
 fuzz-batch:
 	cd broker/fuzz && $(CARGO) +nightly fuzz run record_batch -- -max_total_time=300
 
-## The Helm chart: its CRDs match crds/, `helm lint --strict` is clean, `helm template` renders.
+## The Helm chart: its CRDs match crds/, `helm lint --strict` is clean, `helm template` renders,
+## its Grafana dashboards are what their generator writes (its venv: `test-deps.sh dashboards`).
 helm-lint:
 	./e2e/build-binaries.sh helm
+	./scripts/test-deps.sh dashboards >/dev/null
 	./charts/check.sh

@@ -7,7 +7,12 @@
 #   - `helm template` renders with the default values, with serviceMonitor.enabled, with
 #     watchNamespace (a Role instead of a ClusterRole) and with leader election off, and each
 #     rendering holds the objects it should;
-#   - bad values are refused with a message naming them (values.schema.json, template guards).
+#   - bad values are refused with a message naming them (values.schema.json, template guards);
+#   - the Grafana dashboards (dashboards/*.json) are what dashboards/generate.py writes now (it
+#     runs with the Grafana Foundation SDK of `scripts/test-deps.sh dashboards`); with
+#     grafanaDashboards.enabled they render as one sidecar-labelled ConfigMap each, holding the
+#     same JSON; every panel has a query, every query filters on $namespace and $cluster (or its
+#     panel says it is cluster-independent); `helm package` ships the JSON, not the generator.
 # Prints PASS/FAIL per check; exits 1 when one failed.
 #
 #   charts/check.sh
@@ -15,6 +20,9 @@
 # Environment:
 #   HELM                  the helm binary (default: e2e/.bin/helm, else helm on PATH)
 #   SAMSA_E2E_RESULTS     if set, "PASSED FAILED" counts are written to this file
+#   SAMSA_DASHBOARD_PYTHON  Python with the pinned Grafana Foundation SDK (default: the venv
+#                         `scripts/test-deps.sh dashboards` makes,
+#                         $SAMSA_CACHE/venv-dashboards-py<version>/bin/python)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,9 +93,201 @@ renders() {
   echo "$(wc -l <<<"$out") lines: $kinds"
 }
 
+# --- Grafana dashboards ------------------------------------------------------------------------
+DASHBOARDS="$CHART/dashboards"
+DASH_PY="${SAMSA_DASHBOARD_PYTHON:-${SAMSA_CACHE:-$HOME/.cache/samsa}/venv-dashboards-py$(
+  "${SAMSA_PYTHON:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)/bin/python}"
+
+# dashboards_fresh: generate.py, run into a temporary directory, writes exactly the checked-in
+# dashboards/*.json.
+dashboards_fresh() {
+  local tmp out f base n=0 report=""
+  if ! "$DASH_PY" -c 'import grafana_foundation_sdk' 2>/dev/null; then
+    echo "no Python with the Grafana Foundation SDK at $DASH_PY:"
+    echo "run scripts/test-deps.sh dashboards, or set SAMSA_DASHBOARD_PYTHON"
+    return 1
+  fi
+  tmp="$(mktemp -d)"
+  if ! out="$("$DASH_PY" "$DASHBOARDS/generate.py" --out "$tmp" 2>&1)"; then
+    rm -rf "$tmp"
+    echo "$out"
+    return 1
+  fi
+  for f in "$tmp"/*.json; do
+    base="$(basename "$f")"
+    n=$((n + 1))
+    if [[ ! -f "$DASHBOARDS/$base" ]]; then
+      report+="charts/samsa-operator/dashboards/$base is missing"$'\n'
+    elif ! cmp -s "$f" "$DASHBOARDS/$base"; then
+      report+="charts/samsa-operator/dashboards/$base is stale:"$'\n'
+      report+="$(diff -u "$DASHBOARDS/$base" "$f" | head -n 12)"$'\n'
+    fi
+  done
+  for f in "$DASHBOARDS"/*.json; do
+    [[ -f "$tmp/$(basename "$f")" ]] ||
+      report+="charts/samsa-operator/dashboards/$(basename "$f") is not written by generate.py"$'\n'
+  done
+  rm -rf "$tmp"
+  ((n > 0)) || { echo "generate.py wrote no *.json"; return 1; }
+  if [[ -n "$report" ]]; then
+    echo "fix: run charts/samsa-operator/dashboards/generate.py (with $DASH_PY) and commit the JSON"
+    printf '%s' "$report"
+    return 1
+  fi
+  echo "$n dashboards identical to generate.py's output"
+}
+
+# The checks below need only Python's standard library.
+# dashboard_configmaps NAMESPACE LABEL VALUE ANNOTATION -- HELM_ARGS...: the rendered ConfigMaps
+# of templates/dashboards.yaml: one per dashboards/*.json, in NAMESPACE, labelled LABEL=VALUE,
+# annotated with ANNOTATION (key=value, or "-"), holding that file's JSON (whose uid is its name).
+dashboard_configmaps() {
+  local ns="$1" label="$2" value="$3" annotation="$4" out
+  shift 5
+  out="$("$HELM" template samsa "$CHART" --namespace samsa-system --show-only templates/dashboards.yaml "$@" 2>&1)" ||
+    { echo "$out"; return 1; }
+  # shellcheck disable=SC2016 # a Python program, not shell
+  python3 -c '
+import json, os, sys
+dash_dir, ns, label, value, annotation = sys.argv[1:6]
+docs, doc = [], []
+for line in sys.stdin.read().split("\n"):
+    if line == "---":
+        docs.append(doc)
+        doc = []
+    else:
+        doc.append(line)
+docs.append(doc)
+maps, bad = {}, []
+for lines in docs:
+    if "kind: ConfigMap" not in lines:
+        continue
+    meta, data, section, key = {}, {}, None, None
+    for line in lines:
+        if line.startswith("  name: ") or line.startswith("  namespace: "):
+            k, v = line.strip().split(": ", 1)
+            meta[k] = v
+        elif line in ("  labels:", "  annotations:", "data:"):
+            section = line.strip(" :")
+            meta.setdefault(section, {})
+        elif section in ("labels", "annotations") and line.startswith("    "):
+            k, v = line.strip().split(": ", 1)
+            meta[section][k] = v.strip("\"")
+        elif section == "data" and line.startswith("  ") and not line.startswith("    "):
+            key = line.strip().split(":", 1)[0]
+            data[key] = []
+        elif section == "data" and key and (line.startswith("    ") or not line):
+            data[key].append(line[4:])
+        elif not line.startswith(" "):
+            section = None
+    name = meta.get("name", "?")
+    if meta.get("namespace") != ns:
+        bad.append("%s: namespace %s, not %s" % (name, meta.get("namespace"), ns))
+    if meta.get("labels", {}).get(label) != value:
+        bad.append("%s: no label %s: \"%s\"" % (name, label, value))
+    if annotation != "-":
+        k, v = annotation.split("=", 1)
+        if meta.get("annotations", {}).get(k) != v:
+            bad.append("%s: no annotation %s" % (name, annotation))
+    if len(data) != 1:
+        bad.append("%s: data keys %s, not one dashboard" % (name, sorted(data)))
+        continue
+    (key, text), = data.items()
+    text = "\n".join(text).strip("\n")
+    try:
+        uid = json.loads(text).get("uid")
+    except ValueError as e:
+        bad.append("%s: %s is not JSON: %s" % (name, key, e))
+        continue
+    if uid != key[:-len(".json")]:
+        bad.append("%s: %s has uid %r" % (name, key, uid))
+    path = os.path.join(dash_dir, key)
+    if not os.path.isfile(path) or open(path, encoding="utf-8").read().strip("\n") != text:
+        bad.append("%s: %s is not charts/samsa-operator/dashboards/%s" % (name, key, key))
+    maps[key] = name
+want = sorted(f for f in os.listdir(dash_dir) if f.endswith(".json"))
+if sorted(maps) != want:
+    bad.append("ConfigMaps hold %s; dashboards/ has %s" % (sorted(maps), want))
+if len(want) != 4:
+    bad.append("%d dashboards in dashboards/, 4 expected" % len(want))
+print("\n".join(bad) or "%d ConfigMaps (%s), labelled %s=\"%s\", each with its dashboard, uid = file name"
+      % (len(maps), ", ".join(sorted(maps.values())), label, value))
+sys.exit(1 if bad else 0)
+' "$DASHBOARDS" "$ns" "$label" "$value" "$annotation" <<<"$out"
+}
+
+# dashboard_queries: in every dashboard, the variables datasource, namespace and cluster; every
+# panel has a query; every query filters on $namespace and $cluster, or its panel's description
+# says "Cluster-independent"; queries.py substitutes every variable.
+dashboard_queries() {
+  local out
+  # shellcheck disable=SC2016 # a Python program, not shell
+  python3 -c '
+import glob, json, os, re, sys
+bad, panels, queries, independent = [], 0, 0, 0
+files = sorted(glob.glob(os.path.join(sys.argv[1], "*.json")))
+def walk(items):
+    for p in items or []:
+        if p.get("type") != "row":
+            yield p
+        yield from walk(p.get("panels"))
+for path in files:
+    name = os.path.basename(path)
+    d = json.load(open(path, encoding="utf-8"))
+    var = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
+    if var.get("datasource", {}).get("type") != "datasource" or var["datasource"].get("query") != "prometheus":
+        bad.append("%s: no Prometheus datasource variable `datasource`" % name)
+    for v in ("namespace", "cluster"):
+        if var.get(v, {}).get("type") != "query" or "label_values(" not in str(var[v].get("query")):
+            bad.append("%s: no label_values query variable `%s`" % (name, v))
+    for p in walk(d.get("panels")):
+        panels += 1
+        title = p.get("title")
+        exprs = [(t.get("expr") or "").strip() for t in p.get("targets") or []]
+        if not any(exprs):
+            bad.append("%s: panel %r has no query" % (name, title))
+        free = "cluster-independent" in (p.get("description") or "").lower()
+        independent += free
+        for e in exprs:
+            if not e:
+                bad.append("%s: panel %r has a target without expr" % (name, title))
+                continue
+            queries += 1
+            if not free and not ("$namespace" in e and "$cluster" in e):
+                bad.append("%s: panel %r: %s: no $namespace/$cluster, and the panel does not say Cluster-independent" % (name, title, e))
+print("\n".join(bad) or "%d panels, %d queries in %d dashboards; %d panels cluster-independent"
+      % (panels, queries, len(files), independent))
+sys.exit(1 if bad or not files else 0)
+' "$DASHBOARDS" || return 1
+  # queries.py (for the e2e test): one line per query, every variable substituted.
+  out="$(python3 "$DASHBOARDS/queries.py" --namespace ns --cluster c 2>&1)" || { echo "$out"; return 1; }
+  # shellcheck disable=SC2016 # a literal $
+  if grep -E '\$(\{)?(namespace|cluster|__[a-z_]+|topic|consumergroup|datasource)' <<<"$out"; then
+    echo "queries.py left a variable"
+    return 1
+  fi
+}
+
+# packaged: `helm package` ships dashboards/*.json and leaves the generator out (.helmignore).
+packaged() {
+  local tmp files
+  tmp="$(mktemp -d)"
+  "$HELM" package "$CHART" --destination "$tmp" >/dev/null 2>&1 || { rm -rf "$tmp"; echo "helm package failed"; return 1; }
+  files="$(tar -tzf "$tmp"/*.tgz)"
+  rm -rf "$tmp"
+  if grep -E '/dashboards/(.*\.py|requirements\.txt|__pycache__/.*)$' <<<"$files"; then
+    echo "the packaged chart holds the generator (see .helmignore)"
+    return 1
+  fi
+  [[ "$(grep -cE '^samsa-operator/dashboards/[^/]+\.json$' <<<"$files")" == "$(find "$DASHBOARDS" -maxdepth 1 -name '*.json' | wc -l)" ]] ||
+    { echo "the packaged chart lacks dashboards/*.json:"; echo "$files"; return 1; }
+  echo "$(grep -cE '/dashboards/' <<<"$files") files under dashboards/, all JSON"
+}
+
 check "chart CRDs are the repository's crds/" same_crds
 check "helm lint (default values)" lint
-check "helm lint (serviceMonitor, watchNamespace, 2 replicas)" lint --set serviceMonitor.enabled=true --set watchNamespace=kafka --set replicaCount=2
+check "helm lint (serviceMonitor, watchNamespace, 2 replicas, grafanaDashboards)" lint --set serviceMonitor.enabled=true --set watchNamespace=kafka --set replicaCount=2 \
+  --set grafanaDashboards.enabled=true
 check "helm template (default values)" renders \
   "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount"
 check "helm template --set serviceMonitor.enabled=true" renders \
@@ -116,6 +316,15 @@ check "2 replicas without leader election refused" refuses "leaderElection.enabl
   --set replicaCount=2 --set leaderElection.enabled=false
 check "helm template --include-crds renders both CRDs" bash -c \
   "'$HELM' template samsa '$CHART' --include-crds | grep -c '^kind: CustomResourceDefinition' | grep -qx 2 && echo 2 CRDs"
+check "dashboards are generate.py's output (charts/samsa-operator/dashboards/generate.py)" dashboards_fresh
+check "helm template --set grafanaDashboards.enabled=true (4 dashboard ConfigMaps)" dashboard_configmaps \
+  samsa-system grafana_dashboard 1 - -- --set grafanaDashboards.enabled=true
+check "helm template grafanaDashboards namespace, label and annotations" dashboard_configmaps \
+  monitoring my_dashboards yes grafana_folder=Samsa -- --set grafanaDashboards.enabled=true \
+  --set grafanaDashboards.namespace=monitoring --set grafanaDashboards.sidecarLabel=my_dashboards \
+  --set grafanaDashboards.sidecarLabelValue=yes --set grafanaDashboards.annotations.grafana_folder=Samsa
+check "dashboard panels: a query each, filtered on \$namespace and \$cluster" dashboard_queries
+check "helm package ships dashboards/*.json, not the generator" packaged
 
 [[ -n "${SAMSA_E2E_RESULTS:-}" ]] && echo "$PASSED $FAILED" >"$SAMSA_E2E_RESULTS"
 echo "chart: $PASSED passed, $FAILED failed"

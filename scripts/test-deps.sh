@@ -7,20 +7,33 @@
 #   - two Python virtualenvs in a cache outside the repo, reused across clones:
 #       venv-compat-latest: pytest + kafka-python (latest) + confluent-kafka (latest)
 #       venv-compat-kp202:  kafka-python==2.0.2 exactly
+#       venv-dashboards:    the Grafana Foundation SDK, pinned in
+#                           charts/samsa-operator/dashboards/requirements.txt, for the chart's
+#                           dashboard generator (charts/check.sh runs it)
 #   - Apache Kafka's jars (kafka_2.13 + kafka-tools, from Maven Central through
 #     broker/bench/fetch-kafka.sh) for the tests that run Kafka's own admin tools
 # Idempotent: a fast no-op when everything is present. Needs no stdin (CI).
 #
+#   scripts/test-deps.sh              everything above
+#   scripts/test-deps.sh dashboards   only Python and venv-dashboards (`make helm-lint`,
+#                                     e2e/operator-test.sh)
+#
 # Environment:
 #   SAMSA_CACHE          cache root (default: $HOME/.cache/samsa)
 #   SAMSA_PYTHON         Python used to create the venvs (default: python3)
-#   SAMSA_REFRESH_VENVS  set to 1 to rebuild both venvs (e.g. to pick up new "latest" releases)
+#   SAMSA_REFRESH_VENVS  set to 1 to rebuild the venvs (e.g. to pick up new "latest" releases)
 #
 # Prints the venv paths and Kafka's home as shell assignments on stdout, e.g.
+#   SAMSA_DASHBOARD_PYTHON=/root/.cache/samsa/venv-dashboards-py3.11/bin/python
 #   SAMSA_VENV_LATEST=/root/.cache/samsa/venv-compat-latest-py3.11
 #   SAMSA_KAFKA_HOME=/root/.cache/samsa/kafka-4.1.1
 set -euo pipefail
 
+ONLY="${1:-}"
+case "$ONLY" in
+    "" | dashboards) ;;
+    *) echo "usage: $0 [dashboards]" >&2; exit 2 ;;
+esac
 CACHE="${SAMSA_CACHE:-$HOME/.cache/samsa}"
 PY="${SAMSA_PYTHON:-python3}"
 # Bump when the list of packages below changes: every cached venv is then rebuilt.
@@ -48,20 +61,23 @@ apt_install() {
 }
 
 # --- kcat -------------------------------------------------------------------------------------
-if ! command -v kcat >/dev/null 2>&1; then
-    apt_install kcat
-fi
-log "kcat: $(kcat -V 2>&1 | grep -m1 "^Version" | cut -d" " -f1-2) ($(kcat -V 2>&1 | grep -o -m1 "librdkafka [0-9.]*"))"
+# (not with `dashboards`)
+if [ -z "$ONLY" ]; then
+    if ! command -v kcat >/dev/null 2>&1; then
+        apt_install kcat
+    fi
+    log "kcat: $(kcat -V 2>&1 | grep -m1 "^Version" | cut -d" " -f1-2) ($(kcat -V 2>&1 | grep -o -m1 "librdkafka [0-9.]*"))"
 
-# --- e2e/local-cluster's tools ------------------------------------------------------------------
-need=()
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v setsid >/dev/null 2>&1 || need+=(util-linux)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-# The operator's tests make a service-account key for the kube-apiserver they start.
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if [ "${#need[@]}" -gt 0 ]; then
-    apt_install "${need[@]}"
+    # --- e2e/local-cluster's tools --------------------------------------------------------------
+    need=()
+    command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+    command -v ip >/dev/null 2>&1 || need+=(iproute2)
+    # The operator's tests make a service-account key for the kube-apiserver they start.
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    if [ "${#need[@]}" -gt 0 ]; then
+        apt_install "${need[@]}"
+    fi
 fi
 
 # --- Python ------------------------------------------------------------------------------------
@@ -98,8 +114,16 @@ make_venv() {
         log "$name: installed"
     fi
     log "$name: $("$dir/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null \
-        | grep -iE '^(pytest|kafka-python|confluent-kafka)==' | tr '\n' ' ')"
+        | grep -iE '^(pytest|kafka-python|confluent-kafka|grafana-foundation-sdk|grafana_foundation_sdk)==' \
+        | tr '\n' ' ')"
 }
+
+# The dashboard generator's venv: its one package, at the version the chart pins.
+DASH_PIN="$(grep -v '^#' "$(dirname "${BASH_SOURCE[0]}")/../charts/samsa-operator/dashboards/requirements.txt" | grep .)"
+VENV_DASH="$CACHE/venv-dashboards-py$PYVER"
+make_venv "$(basename "$VENV_DASH")" "grafana_foundation_sdk" "$DASH_PIN"
+echo "SAMSA_DASHBOARD_PYTHON=$VENV_DASH/bin/python"
+if [ "$ONLY" = dashboards ]; then exit 0; fi
 
 VENV_LATEST="$CACHE/venv-compat-latest-py$PYVER"
 VENV_KP202="$CACHE/venv-compat-kp202-py$PYVER"
