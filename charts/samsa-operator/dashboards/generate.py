@@ -900,6 +900,38 @@ def operator_dashboard():
             span=12,
         ),
         row("Replica movement and rebalance"),
+        stat(
+            "Rebalance phase",
+            "The phase of the cluster's replica movement (status.rebalance.phase): Idle, "
+            "Waiting, Moving, Blocked or Complete.",
+            # Every reconcile sets it (status.rebalance is Idle when nothing moves).
+            [("max by (phase) (%s)" % sel("samsa_operator_rebalance_phase"), "{{phase}}")],
+            span=6,
+        ),
+        timeseries(
+            "Rebalance progress",
+            "Partitions and bytes of the current replica movement: done against planned "
+            "(status.rebalance).",
+            [
+                (
+                    "max by (state) (%s)" % sel("samsa_operator_rebalance_partitions"),
+                    "partitions {{state}}",
+                ),
+            ],
+            span=9,
+        ),
+        timeseries(
+            "Rebalance bytes",
+            "Bytes of the current replica movement: moved against planned (status.rebalance).",
+            [
+                (
+                    "max by (state) (%s)" % sel("samsa_operator_rebalance_bytes"),
+                    "{{state}}",
+                ),
+            ],
+            unit="bytes",
+            span=9,
+        ),
         timeseries(
             "Partition replicas per broker",
             "Partition replicas each broker holds: a scale-up fills the new broker, a drain "

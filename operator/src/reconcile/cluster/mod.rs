@@ -417,7 +417,8 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
             status.rebalance = Some(r.clone());
         }
     }
-    if let Some(r) = &status.rebalance {
+    // An unchanged movement is not written again: the gauges then show the recorded one.
+    if let Some(r) = status.rebalance.as_ref().or(previous.rebalance.as_ref()) {
         let previous_phase = previous
             .rebalance
             .as_ref()
