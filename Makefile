@@ -66,7 +66,8 @@ fuzz-frame:
 fuzz-batch:
 	cd broker/fuzz && $(CARGO) +nightly fuzz run record_batch -- -max_total_time=300
 
-## The Helm chart: its CRDs match crds/, `helm lint --strict` is clean, `helm template` renders.
+## The Helm chart: its CRDs match crds/, `helm lint --strict` is clean, `helm template` renders,
+## its PrometheusRule passes `promtool check rules` and its unit tests.
 helm-lint:
-	./e2e/build-binaries.sh helm
+	./e2e/build-binaries.sh helm prometheus
 	./charts/check.sh
