@@ -7,13 +7,17 @@
 #   - `helm template` renders with the default values, with serviceMonitor.enabled, with
 #     watchNamespace (a Role instead of a ClusterRole) and with leader election off, and each
 #     rendering holds the objects it should;
-#   - bad values are refused with a message naming them (values.schema.json, template guards).
+#   - bad values are refused with a message naming them (values.schema.json, template guards);
+#   - the PrometheusRule (prometheusRule.enabled) passes `promtool check rules`, and its unit
+#     tests (charts/samsa-operator/tests/rules-test.yaml) pass `promtool test rules`.
 # Prints PASS/FAIL per check; exits 1 when one failed.
 #
 #   charts/check.sh
 #
 # Environment:
 #   HELM                  the helm binary (default: e2e/.bin/helm, else helm on PATH)
+#   PROMTOOL              the promtool binary (default: e2e/.bin/promtool, from
+#                         `e2e/build-binaries.sh prometheus`, else promtool on PATH)
 #   SAMSA_E2E_RESULTS     if set, "PASSED FAILED" counts are written to this file
 set -uo pipefail
 
@@ -22,6 +26,10 @@ CHART="$ROOT/charts/samsa-operator"
 HELM="${HELM:-$ROOT/e2e/.bin/helm}"
 [[ -x "$HELM" ]] || HELM="$(command -v helm || true)"
 [[ -n "$HELM" ]] || { echo "check.sh: no helm (e2e/build-binaries.sh helm)" >&2; exit 1; }
+PROMTOOL="${PROMTOOL:-$ROOT/e2e/.bin/promtool}"
+[[ -x "$PROMTOOL" ]] || PROMTOOL="$(command -v promtool || echo "$PROMTOOL")"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
 PASSED=0
 FAILED=0
 
@@ -87,7 +95,8 @@ renders() {
 
 check "chart CRDs are the repository's crds/" same_crds
 check "helm lint (default values)" lint
-check "helm lint (serviceMonitor, watchNamespace, 2 replicas)" lint --set serviceMonitor.enabled=true --set watchNamespace=kafka --set replicaCount=2
+check "helm lint (serviceMonitor, prometheusRule, watchNamespace, 2 replicas)" lint --set serviceMonitor.enabled=true \
+  --set prometheusRule.enabled=true --set watchNamespace=kafka --set replicaCount=2
 check "helm template (default values)" renders \
   "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount"
 check "helm template --set serviceMonitor.enabled=true" renders \
@@ -116,6 +125,54 @@ check "2 replicas without leader election refused" refuses "leaderElection.enabl
   --set replicaCount=2 --set leaderElection.enabled=false
 check "helm template --include-crds renders both CRDs" bash -c \
   "'$HELM' template samsa '$CHART' --include-crds | grep -c '^kind: CustomResourceDefinition' | grep -qx 2 && echo 2 CRDs"
+
+check "helm template --set prometheusRule.enabled=true" renders \
+  "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease PrometheusRule Role RoleBinding Service ServiceAccount" \
+  --set prometheusRule.enabled=true
+check "values.schema.json refuses prometheusRule.lagFor=soon" refuses "lagFor" \
+  --set prometheusRule.enabled=true --set prometheusRule.lagFor=soon
+check "values.schema.json refuses prometheusRule.volumeFreeRatio=2" refuses "volumeFreeRatio" \
+  --set prometheusRule.enabled=true --set prometheusRule.volumeFreeRatio=2
+
+# rules_file: the `spec` (groups) of the rendered PrometheusRule, default values, as a
+# Prometheus rules file in $TMP/rules.yaml.
+rules_file() {
+  local out
+  out="$("$HELM" template samsa "$CHART" --namespace samsa-system --set prometheusRule.enabled=true \
+    --show-only templates/prometheusrule.yaml 2>&1)" || { echo "$out"; return 1; }
+  if python3 -c 'import yaml' 2>/dev/null; then
+    python3 -c 'import sys, yaml
+doc = yaml.safe_load(sys.stdin)
+assert doc["kind"] == "PrometheusRule", doc.get("kind")
+sys.stdout.write(yaml.safe_dump(doc["spec"], sort_keys=False, width=1000))' <<<"$out" >"$TMP/rules.yaml" || return 1
+  else
+    # Without PyYAML: the template writes `spec:` at the top level and its body indented by 2.
+    sed -n '/^spec:$/,$p' <<<"$out" | tail -n +2 | sed 's/^  //' >"$TMP/rules.yaml"
+  fi
+  grep -q '^groups:' "$TMP/rules.yaml" || { echo "no groups in the rendered PrometheusRule"; return 1; }
+}
+have_promtool() {
+  [[ -x "$PROMTOOL" ]] && return 0
+  echo "no promtool at $PROMTOOL: build it with e2e/build-binaries.sh prometheus, or set PROMTOOL"
+  return 1
+}
+promtool_check() {
+  have_promtool && rules_file || return 1
+  local out
+  out="$("$PROMTOOL" check rules "$TMP/rules.yaml" 2>&1)" || { echo "$out"; return 1; }
+  # A lint finding is printed, but promtool exits 0 on some of them: refuse any.
+  if grep -qiE 'warning|lint|duplicate' <<<"$out"; then echo "$out"; return 1; fi
+  grep -o 'SUCCESS: [0-9]* rules found' <<<"$out"
+}
+promtool_test() {
+  have_promtool && rules_file || return 1
+  cp "$CHART/tests/rules-test.yaml" "$TMP/rules-test.yaml"
+  local out
+  out="$(cd "$TMP" && "$PROMTOOL" test rules rules-test.yaml 2>&1)" || { echo "$out"; return 1; }
+  echo "$(grep -c '^  - interval:' "$CHART/tests/rules-test.yaml") test groups: $(tail -n 1 <<<"$out")"
+}
+check "promtool check rules (PrometheusRule, default values)" promtool_check
+check "promtool test rules (charts/samsa-operator/tests/rules-test.yaml)" promtool_test
 
 [[ -n "${SAMSA_E2E_RESULTS:-}" ]] && echo "$PASSED $FAILED" >"$SAMSA_E2E_RESULTS"
 echo "chart: $PASSED passed, $FAILED failed"
