@@ -67,8 +67,9 @@ fuzz-batch:
 	cd broker/fuzz && $(CARGO) +nightly fuzz run record_batch -- -max_total_time=300
 
 ## The Helm chart: its CRDs match crds/, `helm lint --strict` is clean, `helm template` renders,
-## its Grafana dashboards are what their generator writes (its venv: `test-deps.sh dashboards`).
+## its Grafana dashboards are what their generator writes (its venv: `test-deps.sh dashboards`),
+## its PrometheusRule passes `promtool check rules` and its unit tests.
 helm-lint:
-	./e2e/build-binaries.sh helm
+	./e2e/build-binaries.sh helm prometheus
 	./scripts/test-deps.sh dashboards >/dev/null
 	./charts/check.sh

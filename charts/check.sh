@@ -13,12 +13,16 @@
 #     grafanaDashboards.enabled they render as one sidecar-labelled ConfigMap each, holding the
 #     same JSON; every panel has a query, every query filters on $namespace and $cluster (or its
 #     panel says it is cluster-independent); `helm package` ships the JSON, not the generator.
+#   - the PrometheusRule (prometheusRule.enabled) passes `promtool check rules`, and its unit
+#     tests (charts/samsa-operator/tests/rules-test.yaml) pass `promtool test rules`.
 # Prints PASS/FAIL per check; exits 1 when one failed.
 #
 #   charts/check.sh
 #
 # Environment:
 #   HELM                  the helm binary (default: e2e/.bin/helm, else helm on PATH)
+#   PROMTOOL              the promtool binary (default: e2e/.bin/promtool, from
+#                         `e2e/build-binaries.sh prometheus`, else promtool on PATH)
 #   SAMSA_E2E_RESULTS     if set, "PASSED FAILED" counts are written to this file
 #   SAMSA_DASHBOARD_PYTHON  Python with the pinned Grafana Foundation SDK (default: the venv
 #                         `scripts/test-deps.sh dashboards` makes,
@@ -30,6 +34,10 @@ CHART="$ROOT/charts/samsa-operator"
 HELM="${HELM:-$ROOT/e2e/.bin/helm}"
 [[ -x "$HELM" ]] || HELM="$(command -v helm || true)"
 [[ -n "$HELM" ]] || { echo "check.sh: no helm (e2e/build-binaries.sh helm)" >&2; exit 1; }
+PROMTOOL="${PROMTOOL:-$ROOT/e2e/.bin/promtool}"
+[[ -x "$PROMTOOL" ]] || PROMTOOL="$(command -v promtool || echo "$PROMTOOL")"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
 PASSED=0
 FAILED=0
 
@@ -286,8 +294,9 @@ packaged() {
 
 check "chart CRDs are the repository's crds/" same_crds
 check "helm lint (default values)" lint
-check "helm lint (serviceMonitor, watchNamespace, 2 replicas, grafanaDashboards)" lint --set serviceMonitor.enabled=true --set watchNamespace=kafka --set replicaCount=2 \
-  --set grafanaDashboards.enabled=true
+check "helm lint (serviceMonitor, prometheusRule, grafanaDashboards, watchNamespace, 2 replicas)" lint \
+  --set serviceMonitor.enabled=true --set prometheusRule.enabled=true --set grafanaDashboards.enabled=true \
+  --set watchNamespace=kafka --set replicaCount=2
 check "helm template (default values)" renders \
   "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease Role RoleBinding Service ServiceAccount"
 check "helm template --set serviceMonitor.enabled=true" renders \
@@ -325,6 +334,54 @@ check "helm template grafanaDashboards namespace, label and annotations" dashboa
   --set grafanaDashboards.sidecarLabelValue=yes --set grafanaDashboards.annotations.grafana_folder=Samsa
 check "dashboard panels: a query each, filtered on \$namespace and \$cluster" dashboard_queries
 check "helm package ships dashboards/*.json, not the generator" packaged
+
+check "helm template --set prometheusRule.enabled=true" renders \
+  "ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Lease PrometheusRule Role RoleBinding Service ServiceAccount" \
+  --set prometheusRule.enabled=true
+check "values.schema.json refuses prometheusRule.lagFor=soon" refuses "lagFor" \
+  --set prometheusRule.enabled=true --set prometheusRule.lagFor=soon
+check "values.schema.json refuses prometheusRule.volumeFreeRatio=2" refuses "volumeFreeRatio" \
+  --set prometheusRule.enabled=true --set prometheusRule.volumeFreeRatio=2
+
+# rules_file: the `spec` (groups) of the rendered PrometheusRule, default values, as a
+# Prometheus rules file in $TMP/rules.yaml.
+rules_file() {
+  local out
+  out="$("$HELM" template samsa "$CHART" --namespace samsa-system --set prometheusRule.enabled=true \
+    --show-only templates/prometheusrule.yaml 2>&1)" || { echo "$out"; return 1; }
+  if python3 -c 'import yaml' 2>/dev/null; then
+    python3 -c 'import sys, yaml
+doc = yaml.safe_load(sys.stdin)
+assert doc["kind"] == "PrometheusRule", doc.get("kind")
+sys.stdout.write(yaml.safe_dump(doc["spec"], sort_keys=False, width=1000))' <<<"$out" >"$TMP/rules.yaml" || return 1
+  else
+    # Without PyYAML: the template writes `spec:` at the top level and its body indented by 2.
+    sed -n '/^spec:$/,$p' <<<"$out" | tail -n +2 | sed 's/^  //' >"$TMP/rules.yaml"
+  fi
+  grep -q '^groups:' "$TMP/rules.yaml" || { echo "no groups in the rendered PrometheusRule"; return 1; }
+}
+have_promtool() {
+  [[ -x "$PROMTOOL" ]] && return 0
+  echo "no promtool at $PROMTOOL: build it with e2e/build-binaries.sh prometheus, or set PROMTOOL"
+  return 1
+}
+promtool_check() {
+  have_promtool && rules_file || return 1
+  local out
+  out="$("$PROMTOOL" check rules "$TMP/rules.yaml" 2>&1)" || { echo "$out"; return 1; }
+  # A lint finding is printed, but promtool exits 0 on some of them: refuse any.
+  if grep -qiE 'warning|lint|duplicate' <<<"$out"; then echo "$out"; return 1; fi
+  grep -o 'SUCCESS: [0-9]* rules found' <<<"$out"
+}
+promtool_test() {
+  have_promtool && rules_file || return 1
+  cp "$CHART/tests/rules-test.yaml" "$TMP/rules-test.yaml"
+  local out
+  out="$(cd "$TMP" && "$PROMTOOL" test rules rules-test.yaml 2>&1)" || { echo "$out"; return 1; }
+  echo "$(grep -c '^  - interval:' "$CHART/tests/rules-test.yaml") test groups: $(tail -n 1 <<<"$out")"
+}
+check "promtool check rules (PrometheusRule, default values)" promtool_check
+check "promtool test rules (charts/samsa-operator/tests/rules-test.yaml)" promtool_test
 
 [[ -n "${SAMSA_E2E_RESULTS:-}" ]] && echo "$PASSED $FAILED" >"$SAMSA_E2E_RESULTS"
 echo "chart: $PASSED passed, $FAILED failed"

@@ -3,7 +3,7 @@
 # stamps, into a cache outside the repository; link them into e2e/.bin/.
 #
 #   e2e/build-binaries.sh [component...]     components: etcd kubernetes helm coredns
-#                                            hostpath-provisioner (default: all)
+#                                            prometheus hostpath-provisioner (default: all)
 #
 # `kubernetes` builds the cluster's Kubernetes binaries and also the cluster's volume provisioner
 # (e2e/hostpath-provisioner, a small main on sigs.k8s.io/sig-storage-lib-external-provisioner),
@@ -341,10 +341,81 @@ build_coredns() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Prometheus and promtool: `go install pkg@version` too (github.com/prometheus/prometheus has no
+# replace directives). The module's tags are v0.3XY.Z for Prometheus 3.XY.Z. Built without the
+# `builtinassets` tag: the module does not ship the compiled web UI, and only the HTTP API is
+# used (UI pages answer 404/500; /api/v1/... works). So the build is checked by starting the
+# server on 127.0.0.1 with a one-line config and asking /api/v1/status/buildinfo.
+prometheus_release() {
+  [[ "$1" =~ ^v0\.([0-9]+)([0-9][0-9])\.([0-9]+)$ ]] || die "PROMETHEUS_VERSION must look like v0.3XY.Z, got $1"
+  echo "${BASH_REMATCH[1]}.$((10#${BASH_REMATCH[2]})).${BASH_REMATCH[3]}"
+}
+
+# prometheus_smoke DIR RELEASE: run DIR/prometheus for a moment, require RELEASE in buildinfo.
+prometheus_smoke() {
+  local dir="$1" release="$2" tmp port pid out="" rc=1
+  tmp="$(mktemp -d)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))"
+  printf 'global:\n  scrape_interval: 1m\n' >"$tmp/prometheus.yml"
+  (cd "$tmp" && exec "$dir/prometheus" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/data" \
+    --web.listen-address="127.0.0.1:$port" >"$tmp/log" 2>&1) &
+  pid=$!
+  for _ in $(seq 1 60); do
+    if out="$(curl -fsS "http://127.0.0.1:$port/api/v1/status/buildinfo" 2>/dev/null)"; then
+      rc=0
+      break
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  if ((rc != 0)) || [[ "$out" != *"\"version\":\"$release\""* ]]; then
+    echo "prometheus did not answer /api/v1/status/buildinfo with version $release on 127.0.0.1:$port: ${out:-no answer}" >&2
+    tail -n 20 "$tmp/log" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  log "  prometheus on 127.0.0.1:$port: $out"
+  rm -rf "$tmp"
+}
+
+build_prometheus() {
+  local ver="$PROMETHEUS_VERSION" dir="$BIN_ROOT/prometheus-$PROMETHEUS_VERSION"
+  local stamp="prometheus $PROMETHEUS_VERSION $GO_VERSION" release
+  release="$(prometheus_release "$ver")"
+  mkdir -p "$dir"
+  local b pv="github.com/prometheus/common/version"
+  local ldflags="-s -w -X $pv.Version=$release -X $pv.Revision=module-$ver -X $pv.Branch=module"
+  ldflags+=" -X $pv.BuildUser=samsa-e2e -X $pv.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
+  for b in prometheus promtool; do
+    if stamp_ok "$dir" "$b" "$stamp" && [[ "$("$dir/$b" --version 2>/dev/null)" == *"$b, version $release "* ]]; then
+      log "$b $release ($ver): cached in $dir, skipping"
+      SKIPPED+=("$b")
+    else
+      log "$b $release ($ver): building"
+      local t0=$SECONDS
+      (cd "$WORK_ROOT" && GOBIN="$dir" CGO_ENABLED=0 gobuild install -trimpath -tags netgo \
+        -ldflags "$ldflags" "github.com/prometheus/prometheus/cmd/$b@$ver")
+      verify "$b" "$b, version $release " "$dir/$b" --version || die "$b failed its version check"
+      if [[ "$b" == prometheus ]]; then
+        prometheus_smoke "$dir" "$release" || die "prometheus failed to start"
+      fi
+      echo "$stamp" >"$dir/.stamp-$b"
+      local dt=$((SECONDS - t0))
+      log "$b $release ($ver): built in ${dt}s"
+      record "$b" "$ver" "$dt"
+      BUILT+=("$b ${dt}s")
+    fi
+    link "$b" "$dir"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
 components=("$@")
-((${#components[@]})) || components=(etcd kubernetes helm coredns)
+((${#components[@]})) || components=(etcd kubernetes helm coredns prometheus)
 log "go $GO_VERSION; cache $BIN_ROOT; links in $LINK_DIR"
-log "versions: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION, provisioner library $PROVISIONER_LIB_VERSION"
+log "versions: kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION, provisioner library $PROVISIONER_LIB_VERSION, prometheus $PROMETHEUS_VERSION"
 for c in "${components[@]}"; do
   case "$c" in
     etcd) build_etcd ;;
@@ -352,7 +423,8 @@ for c in "${components[@]}"; do
     helm) build_helm ;;
     coredns) build_coredns ;;
     hostpath-provisioner) build_provisioner ;;
-    *) die "unknown component '$c' (want: etcd kubernetes helm coredns hostpath-provisioner)" ;;
+    prometheus | promtool) build_prometheus ;;
+    *) die "unknown component '$c' (want: etcd kubernetes helm coredns prometheus hostpath-provisioner)" ;;
   esac
 done
 

@@ -17,7 +17,7 @@
 # Needs: Linux (the image tools use GNU tar), kind on PATH (e.g. `go install sigs.k8s.io/kind@<release>`; pick a release whose
 # default node image is Kubernetes 1.33-1.35, next to the project's v1.34 kubectl), a running
 # Docker engine (`docker info` works), Go for the test images, cargo for the Samsa images, and
-# helm (e2e/build-binaries.sh helm, or on PATH) for the operator test.
+# helm and promtool (e2e/build-binaries.sh helm prometheus, or on PATH) for the operator test.
 #
 # Environment:
 #   SAMSA_KIND_CLUSTER     cluster name (default samsa-e2e)

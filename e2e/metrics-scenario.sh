@@ -14,10 +14,10 @@
 #   - every query of every panel of the chart's dashboards returns data (printed with its value);
 #   - no Samsa alert firing for the cluster under plain load;
 #   - one broker (not the quorum leader) frozen (e2e/cluster freeze: a hung process; only on the
-#     project's own cluster, else SKIP): SamsaUnderReplicatedPartitions fires for the cluster,
+#     project's own cluster, else SKIP): SamsaPartitionsUnderReplicated fires for the cluster,
 #     then clears once it is thawed and back in every ISR;
 #   - the group stops committing: lag in records and in seconds grows, samsa_consumergroup_status
-#     goes ERR, SamsaConsumerGroupError and SamsaConsumerGroupLagHigh fire; once it commits
+#     goes ERR, SamsaConsumerGroupError and SamsaConsumerLag fire; once it commits
 #     again: status OK and both alerts clear;
 #   - the lag Prometheus holds for the group equals what the kclient (franz-go) computes from
 #     the committed and end offsets, while the commits are paused (within the records one poll
@@ -35,9 +35,9 @@ PROM_HELM_SET=(
   --set prometheusRule.lagFor=5s
   --set prometheusRule.lagSecondsThreshold=20
 )
-ALERT_UNDER_REPLICATED=SamsaUnderReplicatedPartitions
+ALERT_UNDER_REPLICATED=SamsaPartitionsUnderReplicated
 ALERT_GROUP_ERROR=SamsaConsumerGroupError
-ALERT_LAG=SamsaConsumerGroupLagHigh
+ALERT_LAG=SamsaConsumerLag
 PROM_CLUSTER_ROLE=
 STANDIN_CRDS=0
 FROZEN=

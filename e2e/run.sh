@@ -8,7 +8,8 @@
 #
 # On the project's own cluster (the default), the phases are:
 #   deps        e2e/deps.sh: the Debian packages of the node (apt-get only if one is missing)
-#   binaries    e2e/build-binaries.sh etcd kubernetes coredns helm (cached: ~1 s warm, ~23 min cold with the volume provisioner)
+#   binaries    e2e/build-binaries.sh etcd kubernetes coredns helm prometheus (cached: ~1 s warm, ~23 min
+#               cold with the volume provisioner, plus prometheus/promtool for charts/check.sh)
 #   images      scripts/build-images.sh (`make images`) -> target/images/samsa-{broker,operator}.tar
 #               (only when operator-test.sh or roll-test.sh is among the tests; cargo's
 #               incremental build)
@@ -136,6 +137,10 @@ if [[ "$EXISTING" == 1 ]]; then
   if [[ ! -x "$E2E_DIR/.bin/helm" ]] && ! command -v helm >/dev/null; then
     phase helm "$E2E_DIR/build-binaries.sh" helm
   fi
+  # charts/check.sh (run by operator-test.sh) tests the chart's alerts with promtool.
+  if [[ ! -x "$E2E_DIR/.bin/promtool" && -z "${PROMTOOL:-}" ]] && ! command -v promtool >/dev/null; then
+    phase promtool "$E2E_DIR/build-binaries.sh" prometheus
+  fi
   say "the images (target/images/*.tar) must already be on the nodes: e2e/kind.sh loads them into kind"
   run_tests
   exit 0
@@ -144,7 +149,7 @@ fi
 [[ -z "${KUBECONFIG:-}" ]] || say "ignoring KUBECONFIG=$KUBECONFIG: testing the project's own cluster (SAMSA_E2E_EXISTING=1 to use it)"
 unset KUBECONFIG
 phase deps "$E2E_DIR/deps.sh"
-phase binaries "$E2E_DIR/build-binaries.sh" etcd kubernetes coredns helm
+phase binaries "$E2E_DIR/build-binaries.sh" etcd kubernetes coredns helm prometheus
 if [[ " ${TESTS[*]} " == *" operator-test.sh "* || " ${TESTS[*]} " == *" roll-test.sh "* ]]; then
   phase images "$(dirname "$E2E_DIR")/scripts/build-images.sh"
 fi
