@@ -42,7 +42,41 @@ enum Command {
         #[arg(long, env = "SAMSA_CRDS_DIR", default_value = "crds")]
         out: PathBuf,
     },
+    /// Poll one cluster for the cluster metrics, as the operator's poll loop does, and print
+    /// them in the Prometheus text format (no Kubernetes needed).
+    Metrics(MetricsArgs),
 }
+
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+struct MetricsArgs {
+    /// Kafka listener of the cluster: host:port, or several separated by commas.
+    #[arg(long)]
+    bootstrap: String,
+
+    /// Value of the `namespace` label of every series.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+
+    /// Value of the `cluster` label of every series.
+    #[arg(long, default_value = "local")]
+    cluster: String,
+
+    /// Polls before printing; the lag seconds and group status need two or more.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    polls: u32,
+
+    /// Seconds between two polls.
+    #[arg(long, default_value_t = 10)]
+    interval_seconds: u64,
+
+    /// Milliseconds allowed for connecting to a broker and for each Kafka request.
+    #[arg(long, default_value_t = DEFAULT_KAFKA_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    kafka_timeout_ms: u64,
+}
+
+/// Default of `--kafka-timeout-ms`.
+const DEFAULT_KAFKA_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -130,7 +164,7 @@ struct RunArgs {
     kafka_bootstrap: Option<String>,
 
     /// Milliseconds allowed for connecting to a broker and for each Kafka request.
-    #[arg(long, env = "SAMSA_OPERATOR_KAFKA_TIMEOUT_MS", default_value_t = 10_000,
+    #[arg(long, env = "SAMSA_OPERATOR_KAFKA_TIMEOUT_MS", default_value_t = DEFAULT_KAFKA_TIMEOUT_MS,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     kafka_timeout_ms: u64,
 
@@ -148,6 +182,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Crds { out }) => write_crds(&out),
         Some(Command::Run(args)) => run_blocking(*args),
+        Some(Command::Metrics(args)) => print_metrics(&args),
         None => run_blocking(cli.run),
     };
     match result {
@@ -166,6 +201,49 @@ fn write_crds(out: &Path) -> anyhow::Result<()> {
         std::fs::write(&path, samsa_operator::crd::crd_yaml(&crd)?)?;
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// `samsa-operator metrics`: polls the cluster at `--bootstrap` `--polls` times through the
+/// poll loop's own steps (snapshot, the group tracker, [`Exporter::publish`] into a registry of
+/// its own) and prints the registry.
+///
+/// [`Exporter::publish`]: samsa_operator::exporter::Exporter::publish
+fn print_metrics(args: &MetricsArgs) -> anyhow::Result<()> {
+    use samsa_operator::exporter::{poll, Exporter};
+
+    let registry = prometheus::Registry::new();
+    let exporter = Exporter::new(&registry)?;
+    let admin = samsa_operator::kafka::AdminClient::new(
+        &args.bootstrap,
+        Duration::from_millis(args.kafka_timeout_ms),
+    );
+    let mut watch = samsa_operator::reconcile::GroupWatch::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        for n in 1..=args.polls {
+            if n > 1 {
+                tokio::time::sleep(Duration::from_secs(args.interval_seconds)).await;
+            }
+            let observe = |now_ms, groups: &_| watch.observe(now_ms, groups).1;
+            poll::poll_cluster(&admin, &exporter, &args.namespace, &args.cluster, observe)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot poll the cluster at --bootstrap {} (poll {n} of {}): {e}",
+                        args.bootstrap,
+                        args.polls
+                    )
+                })?;
+        }
+        anyhow::Ok(())
+    })?;
+    let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather())?;
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, text.as_bytes())?;
+    std::io::Write::flush(&mut out)?;
     Ok(())
 }
 
@@ -422,4 +500,101 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("leadership lost: exiting so a restart campaigns again");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn metrics_args(argv: &[&str]) -> Result<MetricsArgs, clap::Error> {
+        let cli = Cli::try_parse_from(argv)?;
+        match cli.command {
+            Some(Command::Metrics(args)) => Ok(args),
+            other => panic!("not the metrics subcommand: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn metrics_defaults() {
+        let args = metrics_args(&["samsa-operator", "metrics", "--bootstrap", "b:9092"]).unwrap();
+        assert_eq!(
+            args,
+            MetricsArgs {
+                bootstrap: "b:9092".into(),
+                namespace: "default".into(),
+                cluster: "local".into(),
+                polls: 1,
+                interval_seconds: 10,
+                kafka_timeout_ms: DEFAULT_KAFKA_TIMEOUT_MS,
+            }
+        );
+    }
+
+    #[test]
+    fn metrics_every_flag() {
+        let args = metrics_args(&[
+            "samsa-operator",
+            "metrics",
+            "--bootstrap",
+            "a:1,b:2",
+            "--namespace",
+            "kafka",
+            "--cluster",
+            "main",
+            "--polls",
+            "3",
+            "--interval-seconds",
+            "2",
+            "--kafka-timeout-ms",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(
+            args,
+            MetricsArgs {
+                bootstrap: "a:1,b:2".into(),
+                namespace: "kafka".into(),
+                cluster: "main".into(),
+                polls: 3,
+                interval_seconds: 2,
+                kafka_timeout_ms: 500,
+            }
+        );
+    }
+
+    #[test]
+    fn metrics_refuses_bad_arguments() {
+        let missing = Cli::try_parse_from(["samsa-operator", "metrics"]).unwrap_err();
+        assert_eq!(
+            missing.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let zero = Cli::try_parse_from([
+            "samsa-operator",
+            "metrics",
+            "--bootstrap",
+            "b:1",
+            "--polls",
+            "0",
+        ])
+        .unwrap_err();
+        assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+        // The run flags belong to `run` (or no subcommand), not to `metrics`.
+        let foreign = Cli::try_parse_from([
+            "samsa-operator",
+            "metrics",
+            "--bootstrap",
+            "b:1",
+            "--leader-election",
+            "false",
+        ])
+        .unwrap_err();
+        assert_eq!(foreign.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
 }

@@ -1,8 +1,9 @@
 """Fixtures of the client-compatibility suite: a real samsa-broker process per test.
 
-The broker binary comes from $SAMSA_BROKER_BIN (default <repo>/target/debug/samsa-broker); the
-client venvs from $SAMSA_VENV_LATEST / $SAMSA_VENV_KP202 (default: the cache paths that
-scripts/test-deps.sh creates). scripts/compat-tests.sh sets all three.
+The broker binary comes from $SAMSA_BROKER_BIN (default <repo>/target/debug/samsa-broker), the
+operator's (for `samsa-operator metrics`) from $SAMSA_OPERATOR_BIN (default: next to the broker
+binary); the client venvs from $SAMSA_VENV_LATEST / $SAMSA_VENV_KP202 (default: the cache paths
+that scripts/test-deps.sh creates). scripts/compat-tests.sh sets them all.
 
 Synchronisation is by polling conditions with bounded timeouts (readiness, port, process exit),
 never by bare sleeps.
@@ -207,6 +208,20 @@ def broker_bin():
     if not os.access(b, os.X_OK):
         pytest.fail("broker binary %s not found: build it (cargo build -p samsa-broker) or set "
                     "SAMSA_BROKER_BIN; scripts/compat-tests.sh does both" % b, pytrace=False)
+    return b
+
+
+@pytest.fixture(scope="session")
+def operator_bin(broker_bin):
+    """$SAMSA_OPERATOR_BIN, default samsa-operator next to the broker binary (`make build` and
+    scripts/compat-tests.sh build both into the same target directory)."""
+    b = Path(os.environ.get("SAMSA_OPERATOR_BIN", broker_bin.parent / "samsa-operator"))
+    if not b.is_absolute():
+        b = REPO / b
+    if not os.access(b, os.X_OK):
+        pytest.fail("operator binary %s not found: build it (cargo build -p samsa-operator) or "
+                    "set SAMSA_OPERATOR_BIN; scripts/compat-tests.sh does both" % b,
+                    pytrace=False)
     return b
 
 

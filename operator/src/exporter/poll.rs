@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::{summary, Exporter, GroupSnapshot, PartitionSnapshot, QuorumSnapshot, Snapshot};
 use crate::crd::{HealthSummary, KafkaCluster};
-use crate::health::PolledGroups;
+use crate::health::{GroupHealth, PolledGroups};
 use crate::kafka::{AdminClient, RESOURCE_TOPIC};
 use crate::reconcile::Context;
 
@@ -173,6 +173,24 @@ pub fn polled(snapshot: &Snapshot) -> PolledGroups {
         .collect()
 }
 
+/// One poll of cluster `namespace/cluster` through `admin`: reads a [`snapshot`], records its
+/// groups with `observe` (the shared tracker: given the time in ms since the epoch and the
+/// [`polled`] groups, it returns their evaluations) and publishes both on `exporter`. The
+/// operator's poll loop and `samsa-operator metrics` both poll through here.
+pub async fn poll_cluster(
+    admin: &AdminClient,
+    exporter: &Exporter,
+    namespace: &str,
+    cluster: &str,
+    observe: impl FnOnce(i64, &PolledGroups) -> Vec<GroupHealth>,
+) -> Result<(Snapshot, Vec<GroupHealth>), String> {
+    let snap = snapshot(admin).await?;
+    let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let health = observe(now_ms, &polled(&snap));
+    exporter.publish(namespace, cluster, &snap, &health);
+    Ok((snap, health))
+}
+
 /// Polls every KafkaCluster (in `namespace`, or all) each `interval` until `stop`.
 pub async fn run(
     ctx: Arc<Context>,
@@ -199,12 +217,11 @@ pub async fn run(
                     seen.insert((ns.clone(), name.clone()));
                     let bootstrap = ctx.bootstrap(&name, &ns, kc.spec.listeners.client);
                     let admin = ctx.admin(&bootstrap);
-                    match snapshot(&admin).await {
-                        Ok(snap) => {
-                            let now_ms = k8s_openapi::jiff::Timestamp::now().as_millisecond();
-                            let (_, health) =
-                                ctx.observe_groups(&format!("{ns}/{name}"), now_ms, &polled(&snap));
-                            exporter.publish(&ns, &name, &snap, &health);
+                    let key = format!("{ns}/{name}");
+                    let observe =
+                        |now_ms, groups: &PolledGroups| ctx.observe_groups(&key, now_ms, groups).1;
+                    match poll_cluster(&admin, &exporter, &ns, &name, observe).await {
+                        Ok((snap, health)) => {
                             write_health(&ctx.client, &kc, summary(&snap, &health)).await;
                         }
                         Err(e) => {

@@ -42,6 +42,34 @@ pub struct GroupWatch {
     pub seen_ms: HashMap<String, i64>,
 }
 
+impl GroupWatch {
+    /// Records one poll of the cluster's consumer groups (`polled`: per group, (topic,
+    /// partition, committed, log end) of its committed partitions) at `now_ms` and evaluates
+    /// every group. Returns how long this watch has run without a gap (ms) and the evaluations.
+    pub fn observe(&mut self, now_ms: i64, polled: &PolledGroups) -> (i64, Vec<GroupHealth>) {
+        // Samples older than a minute say nothing about now: start over.
+        if now_ms - self.last_ms > WATCH_GAP_MS {
+            *self = GroupWatch {
+                since_ms: now_ms,
+                ..Default::default()
+            };
+        }
+        self.last_ms = now_ms;
+        for (group, offsets) in polled {
+            self.tracker.observe(now_ms, group, offsets);
+            self.seen_ms.insert(group.clone(), now_ms);
+        }
+        // A group gone from the listing (deleted, or its offsets expired) is forgotten once it
+        // has been away for GROUP_FORGET_MS, not at once: a listing taken while a coordinator
+        // moves can miss it.
+        let seen = &mut self.seen_ms;
+        seen.retain(|_, at| now_ms - *at <= GROUP_FORGET_MS);
+        let keep: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
+        self.tracker.retain_groups(|g| keep.contains(g));
+        (now_ms - self.since_ms, self.tracker.evaluate_all(now_ms))
+    }
+}
+
 /// What every reconcile shares.
 pub struct Context {
     /// Kubernetes client.
@@ -135,28 +163,10 @@ impl Context {
         now_ms: i64,
         polled: &PolledGroups,
     ) -> (i64, Vec<GroupHealth>) {
-        let mut trackers = self.group_trackers();
-        let watch = trackers.entry(key.to_string()).or_default();
-        // Samples older than a minute say nothing about now: start over.
-        if now_ms - watch.last_ms > WATCH_GAP_MS {
-            *watch = GroupWatch {
-                since_ms: now_ms,
-                ..Default::default()
-            };
-        }
-        watch.last_ms = now_ms;
-        for (group, offsets) in polled {
-            watch.tracker.observe(now_ms, group, offsets);
-            watch.seen_ms.insert(group.clone(), now_ms);
-        }
-        // A group gone from the listing (deleted, or its offsets expired) is forgotten once it
-        // has been away for GROUP_FORGET_MS, not at once: a listing taken while a coordinator
-        // moves can miss it.
-        let seen = &mut watch.seen_ms;
-        seen.retain(|_, at| now_ms - *at <= GROUP_FORGET_MS);
-        let keep: std::collections::BTreeSet<String> = seen.keys().cloned().collect();
-        watch.tracker.retain_groups(|g| keep.contains(g));
-        (now_ms - watch.since_ms, watch.tracker.evaluate_all(now_ms))
+        self.group_trackers()
+            .entry(key.to_string())
+            .or_default()
+            .observe(now_ms, polled)
     }
 
     /// Publishes a Warning (`warning`) or Normal event about `obj`.
