@@ -122,11 +122,11 @@ spec:
   - name: prometheus
     image: $PROM_IMAGE
     imagePullPolicy: $PULL
-    args: [--config.file=/etc/prometheus/prometheus.yml, --storage.tsdb.path=/prometheus,
+    args: [--config.file=/etc/prometheus/prometheus.yml, --storage.tsdb.path=/data,
            --storage.tsdb.retention.time=2h, --web.listen-address=:9090]
     ports: [{name: web, containerPort: 9090}]
     readinessProbe: {httpGet: {path: /-/ready, port: web}, periodSeconds: 2}
-    volumeMounts: [{name: config, mountPath: /etc/prometheus}, {name: data, mountPath: /prometheus}]
+    volumeMounts: [{name: config, mountPath: /etc/prometheus}, {name: data, mountPath: /data}]
   volumes: [{name: config, configMap: {name: prometheus}}, {name: data, emptyDir: {}}]
 ---
 apiVersion: v1
@@ -160,9 +160,9 @@ import json, sys
 ns, cluster, op_ns, op_svc = sys.argv[1:5]
 ts = json.load(sys.stdin)["data"]["activeTargets"]
 brokers = [t for t in ts if t["labels"].get("namespace") == ns and t["labels"].get("cluster") == cluster]
-ops = [t for t in ts if t["labels"].get("service") == op_svc and t["discoveredLabels"].get("__meta_kubernetes_namespace") == op_ns]
+ops = [t for t in ts if t["labels"].get("service") == op_svc and t["labels"].get("namespace") == op_ns]
 down = [t["scrapeUrl"] + ": " + (t.get("lastError") or t["health"]) for t in brokers + ops if t["health"] != "up"]
-print(f"{len(brokers)} broker targets (namespace {ns}, cluster {cluster}), {len(ops)} operator target(s); down: {down or 'none'}")
+print("%d broker targets (namespace %s, cluster %s), %d operator target(s); down: %s" % (len(brokers), ns, cluster, len(ops), down or "none"))
 for t in brokers + ops:
     print("  ", t["labels"].get("pod"), t["scrapeUrl"], t["health"])
 sys.exit(0 if len(brokers) == 3 and len(ops) >= 1 and not down else 1)
