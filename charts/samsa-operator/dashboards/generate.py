@@ -318,10 +318,11 @@ def cluster_dashboard():
         row("Health"),
         stat(
             "Brokers up",
-            "Live brokers in the cluster's metadata (the operator's exporter), and brokers "
-            "whose /metrics Prometheus scrapes.",
+            "Live brokers in the cluster's metadata (the operator's exporter), brokers "
+            "whose /metrics Prometheus scrapes, and spec.brokers.",
             [
                 (sel("kafka_brokers"), "registered"),
+                (sel("samsa_cluster_brokers_desired"), "desired"),
                 ("count(%s)" % sel("samsa_quorum_role"), "scraped"),
             ],
             span=4,
@@ -817,6 +818,24 @@ def operator_dashboard():
             ],
             unit="s",
             span=24,
+        ),
+        row("Cluster poll"),
+        stat(
+            "Cluster read by the operator",
+            "1 when the operator's last poll read the cluster; 0 when it failed, and the "
+            "cluster metrics (lag, ISR, partitions) show the last values read.",
+            [(sel("samsa_cluster_poll_success"), "")],
+            th=thresholds((None, "red"), (1, "green")),
+            span=12,
+        ),
+        stat(
+            "Seconds since the last poll",
+            "Seconds since the operator's poll last read the cluster (every "
+            "--metrics-interval-seconds, 10 by default).",
+            [("time() - max(%s)" % sel("samsa_cluster_poll_timestamp_seconds"), "")],
+            unit="s",
+            th=thresholds((None, "green"), (60, "orange"), (300, "red")),
+            span=12,
         ),
         row("Rolls"),
         stat(

@@ -214,6 +214,12 @@ type Written = BTreeSet<(usize, Vec<String>)>;
 pub struct Exporter {
     gauges: Vec<GaugeVec>,
     written: Mutex<HashMap<(String, String), Written>>,
+    /// Per cluster: 1 when the last poll read it, 0 when it failed.
+    poll_success: GaugeVec,
+    /// Per cluster: when a poll last read it, in seconds since the epoch.
+    poll_time: GaugeVec,
+    /// Per cluster: the brokers its spec asks for.
+    desired: GaugeVec,
 }
 
 impl Exporter {
@@ -227,10 +233,46 @@ impl Exporter {
             registry.register(Box::new(g.clone()))?;
             gauges.push(g);
         }
+        let cluster_gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), &["namespace", "cluster"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         Ok(Exporter {
             gauges,
             written: Mutex::new(HashMap::new()),
+            poll_success: cluster_gauge(
+                "samsa_cluster_poll_success",
+                "1 when the operator's last poll of the cluster read it, 0 when it failed (the other series then keep the last values read)",
+            )?,
+            poll_time: cluster_gauge(
+                "samsa_cluster_poll_timestamp_seconds",
+                "When the operator's poll last read the cluster, in seconds since the epoch",
+            )?,
+            desired: cluster_gauge(
+                "samsa_cluster_brokers_desired",
+                "Brokers the KafkaCluster's spec asks for (spec.brokers), to compare with kafka_brokers",
+            )?,
         })
+    }
+
+    /// Records the outcome of a poll of cluster `namespace/cluster`, whose spec asks for
+    /// `desired` brokers: `at` (seconds since the epoch) is the time of a successful poll,
+    /// `None` for a failed one.
+    pub fn poll_outcome(&self, namespace: &str, cluster: &str, desired: i32, at: Option<f64>) {
+        // Known from its first poll on, so that `forget` finds it even if no poll ever read it.
+        if let Ok(mut w) = self.written.lock() {
+            w.entry((namespace.to_string(), cluster.to_string()))
+                .or_default();
+        }
+        let l = [namespace, cluster];
+        self.desired.with_label_values(&l).set(f64::from(desired));
+        self.poll_success
+            .with_label_values(&l)
+            .set(if at.is_some() { 1.0 } else { 0.0 });
+        if let Some(t) = at {
+            self.poll_time.with_label_values(&l).set(t);
+        }
     }
 
     /// Publishes one poll of cluster `namespace/cluster`: `snapshot`, and `health`, the
@@ -366,6 +408,9 @@ impl Exporter {
     /// Removes every series of cluster `namespace/cluster` (deleted, or no longer watched).
     pub fn forget(&self, namespace: &str, cluster: &str) {
         self.apply(namespace, cluster, Writer::default());
+        for g in [&self.poll_success, &self.poll_time, &self.desired] {
+            let _ = g.remove_label_values(&[namespace, cluster]);
+        }
         if let Ok(mut w) = self.written.lock() {
             w.remove(&(namespace.to_string(), cluster.to_string()));
         }

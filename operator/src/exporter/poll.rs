@@ -220,11 +220,15 @@ pub async fn run(
                     let key = format!("{ns}/{name}");
                     let observe =
                         |now_ms, groups: &PolledGroups| ctx.observe_groups(&key, now_ms, groups).1;
+                    let desired = kc.spec.brokers;
                     match poll_cluster(&admin, &exporter, &ns, &name, observe).await {
                         Ok((snap, health)) => {
+                            let now = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+                            exporter.poll_outcome(&ns, &name, desired, Some(now as f64 / 1000.0));
                             write_health(&ctx.client, &kc, summary(&snap, &health)).await;
                         }
                         Err(e) => {
+                            exporter.poll_outcome(&ns, &name, desired, None);
                             tracing::debug!(namespace = %ns, cluster = %name, error = %e, "cluster metrics not read this time");
                         }
                     }

@@ -245,3 +245,65 @@ fn the_summary_counts_partitions_and_names_groups_not_ok() {
     let ok = summary(&snapshot(), &[health(PartitionStatus::Ok, None)]);
     assert_eq!((ok.groups_not_ok, ok.groups.len()), (0, 0));
 }
+
+#[test]
+fn poll_outcomes_and_the_desired_brokers_per_cluster() {
+    let registry = Registry::new();
+    let e = Exporter::new(&registry).unwrap();
+    e.poll_outcome("ns", "c", 3, Some(1_700_000_000.5));
+    // A cluster never read: known all the same, so that forget finds it.
+    e.poll_outcome("ns", "never", 5, None);
+    let l = exposition(&registry);
+    assert!(
+        has(
+            &l,
+            r#"samsa_cluster_poll_success{namespace="ns",cluster="c"} 1"#
+        ),
+        "{l:?}"
+    );
+    assert!(has(
+        &l,
+        r#"samsa_cluster_poll_timestamp_seconds{namespace="ns",cluster="c"} 1700000000.5"#
+    ));
+    assert!(has(
+        &l,
+        r#"samsa_cluster_brokers_desired{namespace="ns",cluster="c"} 3"#
+    ));
+    assert!(has(
+        &l,
+        r#"samsa_cluster_poll_success{namespace="ns",cluster="never"} 0"#
+    ));
+    assert!(!any_with(
+        &l,
+        "samsa_cluster_poll_timestamp_seconds",
+        &[r#"cluster="never""#]
+    ));
+    // A failed poll keeps the time of the last good one.
+    e.poll_outcome("ns", "c", 4, None);
+    let l = exposition(&registry);
+    assert!(has(
+        &l,
+        r#"samsa_cluster_poll_success{namespace="ns",cluster="c"} 0"#
+    ));
+    assert!(has(
+        &l,
+        r#"samsa_cluster_poll_timestamp_seconds{namespace="ns",cluster="c"} 1700000000.5"#
+    ));
+    assert!(has(
+        &l,
+        r#"samsa_cluster_brokers_desired{namespace="ns",cluster="c"} 4"#
+    ));
+    let mut known = e.clusters();
+    known.sort();
+    assert_eq!(
+        known,
+        vec![
+            ("ns".to_string(), "c".to_string()),
+            ("ns".to_string(), "never".to_string())
+        ]
+    );
+    e.forget("ns", "never");
+    e.forget("ns", "c");
+    let l = exposition(&registry);
+    assert!(!l.iter().any(|x| x.contains("samsa_cluster_")), "{l:?}");
+}
