@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod quorum;
 pub mod rack;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod topics;
 

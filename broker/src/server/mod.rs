@@ -22,6 +22,7 @@ use crate::metrics::{Health, Metrics};
 use crate::protocol::codec::{self, FrameError};
 use crate::quorum::{ControllerClient, QuorumConfig, QuorumHandle};
 use crate::replication::Replication;
+use crate::security::Session;
 use crate::topics::TopicRegistry;
 
 pub use handlers::Broker;
@@ -432,6 +433,7 @@ async fn serve_connection(
     let (read_half, mut write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let max = broker.registry().static_broker().socket_request_max_bytes;
+    let mut session = Session::plaintext(peer);
     loop {
         let mut prefix = [0u8; 4];
         let read = tokio::select! {
@@ -477,7 +479,7 @@ async fn serve_connection(
                 break;
             }
         };
-        let Some(reply) = broker.handle(request, peer).await else {
+        let Some(reply) = broker.handle(request, &mut session).await else {
             break;
         };
         if !reply.is_empty() {

@@ -37,6 +37,7 @@ use crate::protocol::errors;
 use crate::protocol::fetch_wire;
 use crate::protocol::reply::Reply;
 use crate::quorum::QuorumView;
+use crate::security::Session;
 use crate::replication::ReplicaManager;
 use crate::topics::TopicRegistry;
 
@@ -145,7 +146,7 @@ impl Broker {
 
     /// Answers one request: `None` means no response is sent (Produce with acks=0), or that the
     /// response could not be encoded, which closes the connection.
-    pub async fn handle(&self, request: Request, peer: std::net::SocketAddr) -> Outcome {
+    pub async fn handle(&self, request: Request, session: &mut Session) -> Outcome {
         let started = Instant::now();
         match request {
             Request::UnsupportedApiVersions { header } => {
@@ -263,7 +264,7 @@ impl Broker {
                             .as_ref()
                             .map(|c| c.as_str())
                             .unwrap_or_default();
-                        let host = format!("/{}", peer.ip());
+                        let host = format!("/{}", session.info.peer.ip());
                         let (b, c) = self.join_group(r, version, client_id, &host).await;
                         (ApiKey::JoinGroup, Some(ResponseKind::JoinGroup(b)), c)
                     }
