@@ -70,6 +70,24 @@ pub struct BrokerConfig {
           action = clap::ArgAction::Set)]
     pub auto_create_topics_enable: bool,
 
+    /// Enforce ACLs on every request (Kafka's authorizer.class.name set to the standard
+    /// authorizer). Off: every principal may do everything and the ACL APIs answer
+    /// SECURITY_DISABLED, as Kafka does without an authorizer.
+    #[arg(long, env = "SAMSA_AUTHORIZER_ENABLE", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub authorizer_enable: bool,
+
+    /// Principals allowed everything whatever the ACLs say, separated by `;`
+    /// (super.users), e.g. `User:admin;User:CN=samsa-operator`.
+    #[arg(long, env = "SAMSA_SUPER_USERS", default_value = "")]
+    pub super_users: String,
+
+    /// With the authorizer on: allow an operation on a resource that no ACL names
+    /// (allow.everyone.if.no.acl.found; Kafka's default is false).
+    #[arg(long, env = "SAMSA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub allow_everyone_if_no_acl_found: bool,
+
     /// Delete log segments older than this many milliseconds; -1 keeps them forever
     /// (log.retention.ms; Kafka's default is 7 days).
     #[arg(
@@ -374,6 +392,23 @@ fn parse_ratio(v: &str) -> Result<f64, String> {
 }
 
 impl BrokerConfig {
+    /// The authorizer's settings, or `None` when --authorizer-enable is off.
+    pub fn authorizer(&self) -> Result<Option<crate::security::acl::AuthorizerConfig>, String> {
+        let super_users = self
+            .super_users
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|e| format!("--super-users: {e}")))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(self
+            .authorizer_enable
+            .then(|| crate::security::acl::AuthorizerConfig {
+                super_users,
+                allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+            }))
+    }
+
     /// The host and port written into Metadata responses.
     pub fn advertised(&self) -> Result<(String, i32), String> {
         match &self.advertised_listener {
@@ -521,6 +556,30 @@ mod tests {
         let c = BrokerConfig::parse_from(["samsa-broker", "--auto-create-topics-enable", "false"]);
         assert!(!c.auto_create_topics_enable);
         assert!(BrokerConfig::try_parse_from(["samsa-broker", "--num-partitions", "0"]).is_err());
+    }
+
+    #[test]
+    fn authorizer_flags() {
+        let c = BrokerConfig::parse_from(["samsa-broker"]);
+        assert_eq!(c.authorizer().unwrap(), None);
+        let c = BrokerConfig::parse_from([
+            "samsa-broker",
+            "--authorizer-enable",
+            "true",
+            "--super-users",
+            "User:admin; User:CN=samsa-operator,O=x",
+        ]);
+        let a = c.authorizer().unwrap().unwrap();
+        assert_eq!(
+            a.super_users
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["User:admin", "User:CN=samsa-operator,O=x"]
+        );
+        assert!(!a.allow_everyone_if_no_acl_found);
+        let c = BrokerConfig::parse_from(["samsa-broker", "--super-users", "admin"]);
+        assert!(c.authorizer().unwrap_err().contains("--super-users"));
     }
 
     #[test]

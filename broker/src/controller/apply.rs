@@ -162,6 +162,18 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
                 .ok_or_else(|| Refusal::InvalidConfig("producer ids exhausted".into()))?;
             Ok(())
         }
+        MetadataCommand::AlterScramCredentials(change) => {
+            image.security.alter_scram(change);
+            Ok(())
+        }
+        MetadataCommand::CreateAcls { bindings } => {
+            image.security.create_acls(bindings);
+            Ok(())
+        }
+        MetadataCommand::DeleteAcls { bindings } => {
+            image.security.delete_acls(bindings);
+            Ok(())
+        }
     }
 }
 

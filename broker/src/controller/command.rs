@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::acl::AclBinding;
+use crate::security::store::ScramChange;
+
 /// A change to the cluster metadata, proposed to the controller quorum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataCommand {
@@ -153,6 +156,20 @@ pub enum MetadataCommand {
         set: BTreeMap<String, String>,
         /// Broker config names to remove (back to the cluster-wide default or the flag).
         remove: Vec<String>,
+    },
+    /// Kafka's AlterUserScramCredentials, already checked by the broker that took it: remove
+    /// and set users' SCRAM credentials.
+    AlterScramCredentials(ScramChange),
+    /// Kafka's CreateAcls, already validated: add ACL bindings (present ones are no-ops).
+    CreateAcls {
+        /// The bindings.
+        bindings: Vec<AclBinding>,
+    },
+    /// Kafka's DeleteAcls, resolved from its filters by the broker that took it: remove these
+    /// exact bindings (absent ones are no-ops).
+    DeleteAcls {
+        /// The bindings.
+        bindings: Vec<AclBinding>,
     },
 }
 

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::store::SecurityState;
+
 /// No leader: the partition is offline.
 pub const NO_LEADER: i32 = -1;
 
@@ -32,6 +34,9 @@ pub struct MetadataImage {
     /// configs has no entry.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// SCRAM credentials and ACLs.
+    #[serde(default, skip_serializing_if = "SecurityState::is_empty")]
+    pub security: SecurityState,
 }
 
 /// A registered broker.

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub connections: IntGauge,
     /// Frames that closed their connection (oversize, unparseable, unsupported).
     pub rejected_frames: IntCounterVec,
+    /// SASL authentications by mechanism and result (success, failure).
+    pub sasl_authentications: IntCounterVec,
+    /// Requests or resources the authorizer denied, by operation and resource type.
+    pub authorization_denials: IntCounterVec,
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
     log_size: IntGaugeVec,
@@ -128,6 +132,20 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let sasl_authentications = IntCounterVec::new(
+            Opts::new(
+                "samsa_sasl_authentications_total",
+                "SASL authentications, by mechanism and result (success, failure)",
+            ),
+            &["mechanism", "result"],
+        )?;
+        let authorization_denials = IntCounterVec::new(
+            Opts::new(
+                "samsa_authorization_denials_total",
+                "Operations the authorizer denied, by operation and resource type",
+            ),
+            &["operation", "resource_type"],
+        )?;
         let part = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])
         };
@@ -190,6 +208,8 @@ impl Metrics {
         registry.register(Box::new(fetch_bytes.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(rejected_frames.clone()))?;
+        registry.register(Box::new(sasl_authentications.clone()))?;
+        registry.register(Box::new(authorization_denials.clone()))?;
         registry.register(Box::new(log_end_offset.clone()))?;
         registry.register(Box::new(log_start_offset.clone()))?;
         registry.register(Box::new(log_size.clone()))?;
@@ -212,6 +232,8 @@ impl Metrics {
             fetch_bytes,
             connections,
             rejected_frames,
+            sasl_authentications,
+            authorization_denials,
             log_end_offset,
             log_start_offset,
             log_size,

@@ -11,6 +11,7 @@
 
 pub mod acl;
 pub mod scram;
+pub mod store;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -172,6 +173,8 @@ pub struct Session {
     pub principal: Option<Principal>,
     /// SASL progress.
     pub sasl: SaslState,
+    /// Close the connection once the current response is sent (a failed authentication).
+    pub close_after_reply: bool,
 }
 
 impl Session {
@@ -194,6 +197,7 @@ impl Session {
             info,
             principal,
             sasl,
+            close_after_reply: false,
         }
     }
 

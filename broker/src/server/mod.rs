@@ -22,7 +22,9 @@ use crate::metrics::{Health, Metrics};
 use crate::protocol::codec::{self, FrameError};
 use crate::quorum::{ControllerClient, QuorumConfig, QuorumHandle};
 use crate::replication::Replication;
+use crate::security::store::LocalStore;
 use crate::security::Session;
+use handlers::SecurityContext;
 use crate::topics::TopicRegistry;
 
 pub use handlers::Broker;
@@ -161,7 +163,14 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
             advertised.clone(),
             replication.as_ref().map(|r| r.manager.clone()),
         )
-        .with_quorum(quorum.as_ref().map(QuorumHandle::view)),
+        .with_quorum(quorum.as_ref().map(QuorumHandle::view))
+        .with_security(SecurityContext {
+            local: match &replication {
+                Some(_) => None,
+                None => Some(LocalStore::open(&config.data_dir)?),
+            },
+            authorizer: config.authorizer().map_err(anyhow::Error::msg)?,
+        }),
     );
     let health = Arc::new(Health::new());
     {
@@ -488,6 +497,9 @@ async fn serve_connection(
                 tracing::debug!(%peer, error = %e, "connection closed while sending a response");
                 break;
             }
+        }
+        if session.close_after_reply {
+            break;
         }
     }
     metrics.connections.dec();

@@ -4,6 +4,7 @@
 //! client can get wrong becomes a Kafka error code in the response.
 
 mod admin;
+mod authz;
 mod brokers;
 mod cluster;
 mod configs;
@@ -17,6 +18,7 @@ mod produce;
 mod producer;
 mod quorum;
 mod reassign;
+mod security;
 mod voters;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ use crate::protocol::fetch_wire;
 use crate::protocol::reply::Reply;
 use crate::quorum::QuorumView;
 use crate::security::Session;
+
+pub use security::SecurityContext;
 use crate::replication::ReplicaManager;
 use crate::topics::TopicRegistry;
 
@@ -55,6 +59,8 @@ pub struct Broker {
     cluster: Option<Arc<ReplicaManager>>,
     /// The controller quorum when this process is a voter (DescribeQuorum).
     quorum: Option<QuorumView>,
+    /// Credentials, ACLs and the authorizer.
+    security: SecurityContext,
 }
 
 /// What the connection does after a request: write this frame (empty for acks=0), or close
@@ -96,6 +102,13 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeQuorum => "DescribeQuorum",
         ApiKey::AddRaftVoter => "AddRaftVoter",
         ApiKey::RemoveRaftVoter => "RemoveRaftVoter",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         _ => "Other",
     }
 }
@@ -125,7 +138,14 @@ impl Broker {
             rack,
             cluster,
             quorum: None,
+            security: SecurityContext::default(),
         }
+    }
+
+    /// Sets where credentials and ACLs live and whether ACLs are enforced.
+    pub fn with_security(mut self, security: SecurityContext) -> Broker {
+        self.security = security;
+        self
     }
 
     /// Lets DescribeQuorum read this process's controller quorum (a voter).
@@ -184,7 +204,32 @@ impl Broker {
             Request::Kafka { header, body } => {
                 let version = header.request_api_version;
                 let correlation_id = header.correlation_id;
-                let (api, response, code) = match *body {
+                if !session.authenticated()
+                    && !matches!(
+                        *body,
+                        RequestKind::ApiVersions(_)
+                            | RequestKind::SaslHandshake(_)
+                            | RequestKind::SaslAuthenticate(_)
+                    )
+                {
+                    // Kafka closes a SASL connection that skips authentication.
+                    tracing::info!(peer = %session.info.peer, listener = session.info.listener,
+                        api = ?ApiKey::try_from(header.request_api_key).ok(),
+                        "closing connection: request before SASL authentication");
+                    self.metrics
+                        .rejected_frames
+                        .with_label_values(&["unauthenticated"])
+                        .inc();
+                    return None;
+                }
+                let mut body = *body;
+                let denied = match self.authorize_request(&mut body, version, session) {
+                    Ok(denied) => denied,
+                    Err((api, response, code)) => {
+                        return self.finish(api, version, correlation_id, response, code, started)
+                    }
+                };
+                let (api, mut response, code) = match body {
                     RequestKind::ApiVersions(r) => {
                         let (b, c) = self.api_versions(&r, version);
                         (ApiKey::ApiVersions, Some(ResponseKind::ApiVersions(b)), c)
@@ -203,7 +248,8 @@ impl Broker {
                         )
                     }
                     RequestKind::Fetch(r) => {
-                        let outcome = self.fetch(r, version).await;
+                        let mut outcome = self.fetch(r, version).await;
+                        self.authorize_fetch_response(&mut outcome.response, denied);
                         return self.finish_fetch(version, correlation_id, outcome, started);
                     }
                     RequestKind::ListOffsets(r) => {
@@ -389,11 +435,55 @@ impl Broker {
                             c,
                         )
                     }
+                    RequestKind::SaslHandshake(r) => {
+                        let (b, c) = self.sasl_handshake(r, session);
+                        (ApiKey::SaslHandshake, Some(ResponseKind::SaslHandshake(b)), c)
+                    }
+                    RequestKind::SaslAuthenticate(r) => {
+                        let (b, c) = self.sasl_authenticate(r, session);
+                        (
+                            ApiKey::SaslAuthenticate,
+                            Some(ResponseKind::SaslAuthenticate(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::DescribeUserScramCredentials(r) => {
+                        let (b, c) = self.describe_user_scram_credentials(r, session);
+                        (
+                            ApiKey::DescribeUserScramCredentials,
+                            Some(ResponseKind::DescribeUserScramCredentials(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::AlterUserScramCredentials(r) => {
+                        let (b, c) = self.alter_user_scram_credentials(r, session).await;
+                        (
+                            ApiKey::AlterUserScramCredentials,
+                            Some(ResponseKind::AlterUserScramCredentials(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::CreateAcls(r) => {
+                        let (b, c) = self.create_acls(r, session).await;
+                        (ApiKey::CreateAcls, Some(ResponseKind::CreateAcls(b)), c)
+                    }
+                    RequestKind::DescribeAcls(r) => {
+                        let (b, c) = self.describe_acls(r, session);
+                        (ApiKey::DescribeAcls, Some(ResponseKind::DescribeAcls(b)), c)
+                    }
+                    RequestKind::DeleteAcls(r) => {
+                        let (b, c) = self.delete_acls(r, session).await;
+                        (ApiKey::DeleteAcls, Some(ResponseKind::DeleteAcls(b)), c)
+                    }
                     other => {
                         // The codec lets only served APIs through; keep the connection honest.
                         tracing::error!(request = ?other, "no handler for a decoded request");
                         return None;
                     }
+                };
+                let code = match response.as_mut() {
+                    Some(body) => self.authorize_response(body, denied, session, code),
+                    None => code,
                 };
                 match response {
                     Some(body) => self.finish(api, version, correlation_id, body, code, started),
