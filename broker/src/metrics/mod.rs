@@ -37,6 +37,8 @@ pub struct Metrics {
     pub connections: IntGauge,
     /// Frames that closed their connection (oversize, unparseable, unsupported).
     pub rejected_frames: IntCounterVec,
+    /// TLS handshakes that failed, by listener and reason.
+    pub tls_handshake_failures: IntCounterVec,
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
     log_size: IntGaugeVec,
@@ -128,6 +130,13 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let tls_handshake_failures = IntCounterVec::new(
+            Opts::new(
+                "samsa_tls_handshake_failures_total",
+                "TLS handshakes on client listeners that failed, by listener and reason",
+            ),
+            &["listener", "reason"],
+        )?;
         let part = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])
         };
@@ -190,6 +199,7 @@ impl Metrics {
         registry.register(Box::new(fetch_bytes.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(rejected_frames.clone()))?;
+        registry.register(Box::new(tls_handshake_failures.clone()))?;
         registry.register(Box::new(log_end_offset.clone()))?;
         registry.register(Box::new(log_start_offset.clone()))?;
         registry.register(Box::new(log_size.clone()))?;
@@ -212,6 +222,7 @@ impl Metrics {
             fetch_bytes,
             connections,
             rejected_frames,
+            tls_handshake_failures,
             log_end_offset,
             log_start_offset,
             log_size,

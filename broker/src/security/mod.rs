@@ -11,6 +11,7 @@
 
 pub mod acl;
 pub mod scram;
+pub mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -58,7 +59,9 @@ impl FromStr for Principal {
                 principal_type: t.to_string(),
                 name: n.to_string(),
             }),
-            _ => Err(format!("principal {s:?}: expected TYPE:NAME, e.g. User:alice")),
+            _ => Err(format!(
+                "principal {s:?}: expected TYPE:NAME, e.g. User:alice"
+            )),
         }
     }
 }
