@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::quorum::Voters;
+use crate::security::tls::ClientAuth;
+
+mod listeners;
+
+pub use listeners::{ListenerSpec, Mechanisms, SUPPORTED_MECHANISMS};
 
 /// `samsa-broker`: a Kafka-compatible broker.
 ///
@@ -25,6 +30,80 @@ pub struct BrokerConfig {
     #[arg(long, env = "SAMSA_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
 
+    // --- Listeners and TLS (see `listeners`: resolved by `BrokerConfig::listener_specs`). ---
+    /// Kafka listeners as NAME://HOST:PORT,... (Kafka's `listeners`), e.g.
+    /// `PLAINTEXT://:9092,SSL://:9093`. Names are case-insensitive (kept upper-case) and each
+    /// gets its protocol from --listener-security-protocol-map; an empty HOST binds every
+    /// interface, `[::]` every IPv6 one. Unset: --listen is the one listener, named PLAINTEXT.
+    /// Cannot be combined with --listen.
+    #[arg(long, env = "SAMSA_LISTENERS", conflicts_with = "listen")]
+    pub listeners: Option<String>,
+
+    /// host:port clients are told to connect to, per listener, as NAME://HOST:PORT,... (Kafka's
+    /// `advertised.listeners`). A listener not named here is advertised as localhost:<port>
+    /// when it binds every interface, else as its bind address; --advertised-listener sets the
+    /// first listener's. Every name must be one of --listeners.
+    #[arg(
+        long,
+        env = "SAMSA_ADVERTISED_LISTENERS",
+        conflicts_with = "advertised_listener"
+    )]
+    pub advertised_listeners: Option<String>,
+
+    /// Security protocol of each listener as NAME:PROTOCOL,... (Kafka's
+    /// `listener.security.protocol.map`); PROTOCOL is PLAINTEXT, SSL, SASL_PLAINTEXT or
+    /// SASL_SSL. Every listener name needs a mapping.
+    #[arg(
+        long,
+        env = "SAMSA_LISTENER_SECURITY_PROTOCOL_MAP",
+        default_value = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    )]
+    pub listener_security_protocol_map: String,
+
+    /// PEM certificate chain (leaf first) that SSL and SASL_SSL listeners present
+    /// (Kafka's `ssl.keystore.location` with `ssl.keystore.type=PEM`).
+    #[arg(long, env = "SAMSA_SSL_CERTIFICATE_LOCATION")]
+    pub ssl_certificate_location: Option<PathBuf>,
+
+    /// PEM private key of --ssl-certificate-location: PKCS#8, RSA (PKCS#1) or SEC1 EC.
+    #[arg(long, env = "SAMSA_SSL_KEY_LOCATION")]
+    pub ssl_key_location: Option<PathBuf>,
+
+    /// PEM CA bundle that client certificates are verified against (Kafka's
+    /// `ssl.truststore.location`); needed when client certificates are requested or required.
+    #[arg(long, env = "SAMSA_SSL_TRUSTSTORE_LOCATION")]
+    pub ssl_truststore_location: Option<PathBuf>,
+
+    /// Client certificates on TLS listeners (Kafka's `ssl.client.auth`): `none`, `requested`
+    /// (asked for, not needed) or `required`. A verified certificate makes the connection's
+    /// principal `User:<subject DN, RFC 2253>` on SSL listeners.
+    #[arg(long, env = "SAMSA_SSL_CLIENT_AUTH", default_value = "none",
+          value_parser = parse_client_auth)]
+    pub ssl_client_auth: ClientAuth,
+
+    /// Per-listener --ssl-client-auth as NAME:VALUE,... (Kafka's
+    /// `listener.name.<name>.ssl.client.auth`), e.g. `INTERNAL:required,EXTERNAL:none`.
+    #[arg(long, env = "SAMSA_LISTENER_SSL_CLIENT_AUTH")]
+    pub listener_ssl_client_auth: Option<String>,
+
+    /// Per-listener --ssl-truststore-location as NAME:PATH,... (Kafka's
+    /// `listener.name.<name>.ssl.truststore.location`).
+    #[arg(long, env = "SAMSA_LISTENER_SSL_TRUSTSTORE_LOCATION")]
+    pub listener_ssl_truststore_location: Option<String>,
+
+    /// How often the TLS files are checked for changes, in milliseconds; changed files (a
+    /// renewed certificate) apply to new connections. A file that cannot be used is logged
+    /// and the loaded certificate stays.
+    #[arg(long, env = "SAMSA_SSL_RELOAD_INTERVAL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ssl_reload_interval_ms: u64,
+
+    /// SASL mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners, comma-separated
+    /// (Kafka's `sasl.enabled.mechanisms`): SCRAM-SHA-256, SCRAM-SHA-512, PLAIN.
+    #[arg(long, env = "SAMSA_SASL_ENABLED_MECHANISMS",
+          default_value = "SCRAM-SHA-256,SCRAM-SHA-512", value_parser = listeners::parse_mechanisms)]
+    pub sasl_enabled_mechanisms: Mechanisms,
+    // --- End of listeners and TLS. ---
     /// Directory holding partition logs and broker metadata. Created if missing.
     #[arg(long, env = "SAMSA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -380,6 +459,10 @@ fn parse_roles(v: &str) -> Result<ProcessRoles, String> {
     Ok(roles)
 }
 
+fn parse_client_auth(v: &str) -> Result<ClientAuth, String> {
+    v.parse()
+}
+
 fn parse_cleanup_policy(v: &str) -> Result<String, String> {
     crate::topics::config::check_cleanup_policy(v).map(|()| v.trim().to_string())
 }
@@ -409,30 +492,17 @@ impl BrokerConfig {
             }))
     }
 
-    /// The host and port written into Metadata responses.
+    /// The host and port written into Metadata responses for the first listener (the only one
+    /// unless --listeners names more).
     pub fn advertised(&self) -> Result<(String, i32), String> {
-        match &self.advertised_listener {
-            Some(s) => {
-                let (host, port) = s
-                    .rsplit_once(':')
-                    .ok_or_else(|| format!("--advertised-listener {s:?}: expected HOST:PORT"))?;
-                let port: u16 = port
-                    .parse()
-                    .map_err(|_| format!("--advertised-listener {s:?}: bad port {port:?}"))?;
-                if host.is_empty() {
-                    return Err(format!("--advertised-listener {s:?}: empty host"));
-                }
-                Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
-            }
-            None => {
-                let port = i32::from(self.listen.port());
-                if self.listen.ip().is_unspecified() {
-                    Ok(("localhost".to_string(), port))
-                } else {
-                    Ok((self.listen.ip().to_string(), port))
-                }
-            }
-        }
+        let specs = self.listener_specs()?;
+        let first = specs
+            .first()
+            .ok_or_else(|| "--listeners: no listener given".to_string())?;
+        Ok((
+            first.advertised_host.clone(),
+            i32::from(first.advertised_port),
+        ))
     }
 
     /// Adds --node-id-offset to --node-id (once: the offset is 0 afterwards) and remembers

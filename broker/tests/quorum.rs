@@ -193,6 +193,7 @@ fn registration(id: i32) -> BrokerRegistration {
         rack: None,
         incarnation_id: Uuid::new_v4().to_string(),
         replication: String::new(),
+        listeners: Vec::new(),
     }
 }
 
@@ -575,6 +576,7 @@ async fn single_voter_forms_a_quorum_at_once() {
             rack: None,
             incarnation_id: "a".into(),
             replication: String::new(),
+            listeners: Vec::new(),
         })
         .await
         .unwrap();

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
-use super::image::{BrokerRecord, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER};
+use super::image::{
+    BrokerRecord, Endpoint, MetadataImage, PartitionRecord, TopicRecord, NO_LEADER,
+};
 use super::reassign;
 
 /// Applies `command` to `image` (the caller sets `image.version`).
@@ -18,8 +20,17 @@ pub fn apply(image: &mut MetadataImage, command: &MetadataCommand) -> ApplyResul
             rack,
             incarnation_id,
             replication,
+            listeners,
         } => {
-            register(image, *id, (host, *port), rack, incarnation_id, replication);
+            register(
+                image,
+                *id,
+                (host, *port),
+                rack,
+                incarnation_id,
+                replication,
+                listeners,
+            );
             Ok(())
         }
         MetadataCommand::FenceBroker { id, incarnation } => {
@@ -231,6 +242,7 @@ fn register(
     rack: &Option<String>,
     incarnation_id: &str,
     replication: &str,
+    listeners: &[Endpoint],
 ) {
     let same_incarnation = image
         .brokers
@@ -254,6 +266,7 @@ fn register(
             replication: replication.to_string(),
             epoch,
             fenced,
+            listeners: listeners.to_vec(),
         },
     );
 }

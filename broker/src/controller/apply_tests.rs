@@ -14,6 +14,7 @@ fn register(image: &mut MetadataImage, id: i32) {
         rack: None,
         incarnation_id: format!("inc-{id}"),
         replication: String::new(),
+        listeners: Vec::new(),
     };
     apply(image, &cmd).unwrap();
 }
@@ -222,6 +223,7 @@ fn new_incarnation_fences_the_old_one() {
         rack: Some("r1".into()),
         incarnation_id: "inc-1-restarted".into(),
         replication: String::new(),
+        listeners: Vec::new(),
     };
     apply(&mut image, &again).unwrap();
     let b = &image.brokers[&1];
@@ -390,6 +392,7 @@ fn same_commands_give_the_same_image() {
             rack: None,
             incarnation_id: format!("i{b}"),
             replication: String::new(),
+            listeners: Vec::new(),
         });
         commands.push(MetadataCommand::UnfenceBroker { id: b });
     }
@@ -521,6 +524,7 @@ fn a_fence_for_an_old_incarnation_leaves_its_successor_alone() {
         rack: None,
         incarnation_id: "inc-2-new".into(),
         replication: String::new(),
+        listeners: Vec::new(),
     };
     apply(&mut image, &reg).unwrap();
     assert_eq!(

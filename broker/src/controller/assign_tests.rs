@@ -431,6 +431,7 @@ fn existing_load_counts_replicas_and_preferred_leaders_of_the_image() {
             rack: Some(format!("r{id}")),
             incarnation_id: format!("inc-{id}"),
             replication: String::new(),
+            listeners: Vec::new(),
         };
         apply(&mut image, &register).unwrap();
         apply(&mut image, &MetadataCommand::UnfenceBroker { id }).unwrap();

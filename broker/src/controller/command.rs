@@ -28,6 +28,9 @@ pub enum MetadataCommand {
         /// host:port of the replication listener.
         #[serde(default)]
         replication: String,
+        /// Every Kafka listener's advertised endpoint.
+        #[serde(default)]
+        listeners: Vec<super::image::Endpoint>,
     },
     /// The broker missed its session, lost its connection to the controller or shuts down:
     /// it leaves ISRs and gives up leaderships.

@@ -147,6 +147,7 @@ mod tests {
             rack: None,
             incarnation_id: format!("i{id}"),
             replication: String::new(),
+            listeners: Vec::new(),
         }
     }
 
@@ -253,6 +254,7 @@ mod tests {
                 replication: String::new(),
                 epoch,
                 fenced,
+                listeners: Vec::new(),
             }
         })
     }

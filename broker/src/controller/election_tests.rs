@@ -142,6 +142,7 @@ fn unregister_removes_a_fenced_broker_and_keeps_assignments() {
         rack: None,
         incarnation_id: "inc-3b".into(),
         replication: String::new(),
+        listeners: Vec::new(),
     };
     apply(&mut image, &register).unwrap();
     assert!(image.brokers[&3].fenced);

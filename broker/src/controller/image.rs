@@ -39,6 +39,17 @@ pub struct MetadataImage {
     pub security: SecurityState,
 }
 
+/// A broker's Kafka listener as clients reach it (one of Kafka's advertised.listeners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Listener name, upper-case (`PLAINTEXT`, `SSL`, ...).
+    pub name: String,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+}
+
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRecord {
@@ -60,6 +71,10 @@ pub struct BrokerRecord {
     pub epoch: u64,
     /// A fenced broker leads nothing and is in no ISR (unless it was the last member).
     pub fenced: bool,
+    /// Every Kafka listener of the broker; empty for a broker registered before listeners
+    /// were recorded (its one endpoint is `host`/`port`).
+    #[serde(default)]
+    pub listeners: Vec<Endpoint>,
 }
 
 /// One topic.

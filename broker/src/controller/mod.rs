@@ -31,7 +31,7 @@ pub use assign::{
 pub use command::{ApplyResult, MetadataCommand, Refusal, PRODUCER_ID_BLOCK};
 pub use delta::{apply_delta, diff, DeltaMismatch, MetadataDelta};
 pub use image::{
-    BrokerRecord, MetadataImage, PartitionRecord, Reassignment, TopicRecord, NO_LEADER,
+    BrokerRecord, Endpoint, MetadataImage, PartitionRecord, Reassignment, TopicRecord, NO_LEADER,
     UNCLEAN_LEADER_ELECTION,
 };
 pub use rebalance::preferred_elections;

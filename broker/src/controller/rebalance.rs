@@ -64,6 +64,7 @@ mod tests {
                 rack: None,
                 incarnation_id: format!("i{id}"),
                 replication: String::new(),
+                listeners: Vec::new(),
             };
             apply(&mut image, &reg).unwrap();
             apply(&mut image, &MetadataCommand::UnfenceBroker { id }).unwrap();

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub sasl_authentications: IntCounterVec,
     /// Requests or resources the authorizer denied, by operation and resource type.
     pub authorization_denials: IntCounterVec,
+    /// TLS handshakes that failed, by listener and reason.
+    pub tls_handshake_failures: IntCounterVec,
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
     log_size: IntGaugeVec,
@@ -146,6 +148,13 @@ impl Metrics {
             ),
             &["operation", "resource_type"],
         )?;
+        let tls_handshake_failures = IntCounterVec::new(
+            Opts::new(
+                "samsa_tls_handshake_failures_total",
+                "TLS handshakes on client listeners that failed, by listener and reason",
+            ),
+            &["listener", "reason"],
+        )?;
         let part = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])
         };
@@ -210,6 +219,7 @@ impl Metrics {
         registry.register(Box::new(rejected_frames.clone()))?;
         registry.register(Box::new(sasl_authentications.clone()))?;
         registry.register(Box::new(authorization_denials.clone()))?;
+        registry.register(Box::new(tls_handshake_failures.clone()))?;
         registry.register(Box::new(log_end_offset.clone()))?;
         registry.register(Box::new(log_start_offset.clone()))?;
         registry.register(Box::new(log_size.clone()))?;
@@ -234,6 +244,7 @@ impl Metrics {
             rejected_frames,
             sasl_authentications,
             authorization_denials,
+            tls_handshake_failures,
             log_end_offset,
             log_start_offset,
             log_size,

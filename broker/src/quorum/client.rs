@@ -42,6 +42,8 @@ pub struct BrokerRegistration {
     pub incarnation_id: String,
     /// host:port of the broker's replication (gRPC) listener.
     pub replication: String,
+    /// Every Kafka listener's advertised endpoint.
+    pub listeners: Vec<crate::controller::Endpoint>,
 }
 
 /// The controller's answer to a heartbeat.
@@ -350,6 +352,15 @@ impl ControllerClient {
                 rack: reg.rack.clone(),
                 incarnation_id: reg.incarnation_id.clone(),
                 replication_address: reg.replication.clone(),
+                listeners: reg
+                    .listeners
+                    .iter()
+                    .map(|l| samsa_proto::v1::ListenerEndpoint {
+                        name: l.name.clone(),
+                        host: l.host.clone(),
+                        port: l.port,
+                    })
+                    .collect(),
             };
             async move {
                 let r = c.register_broker(req).await?.into_inner();

@@ -365,6 +365,15 @@ impl Controller for ControllerService {
             rack: r.rack,
             incarnation_id: r.incarnation_id,
             replication: r.replication_address,
+            listeners: r
+                .listeners
+                .into_iter()
+                .map(|l| crate::controller::Endpoint {
+                    name: l.name,
+                    host: l.host,
+                    port: l.port,
+                })
+                .collect(),
         };
         let reply = match self.propose(command).await {
             Ok(index) => {

@@ -254,6 +254,7 @@ mod tests {
             rack: None,
             incarnation_id: "i".into(),
             replication: String::new(),
+            listeners: Vec::new(),
         };
         sm.apply([entry(1, register)]).await.unwrap();
         assert!(rx.has_changed().unwrap());

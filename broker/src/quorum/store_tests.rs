@@ -57,6 +57,7 @@ fn register(id: i32) -> Option<MetadataCommand> {
         rack: None,
         incarnation_id: format!("i{id}"),
         replication: String::new(),
+        listeners: Vec::new(),
     })
 }
 

@@ -66,6 +66,7 @@ mod tests {
             replication: String::new(),
             epoch: 1,
             fenced,
+            listeners: Vec::new(),
         }
     }
 

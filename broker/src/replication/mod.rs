@@ -118,7 +118,8 @@ impl Replication {
 }
 
 /// Starts replication: binds the replication listener, registers the broker with the
-/// controllers (advertising `advertised` for clients), follows the metadata image (and, on a
+/// controllers (advertising `advertised` for clients, and `listeners`: every Kafka listener's
+/// endpoint), follows the metadata image (and, on a
 /// voter, knows from its Raft log when more of it is on the way). `voters`: the controller
 /// quorum's voters as the local controller knows them, when this process is a controller; the
 /// bootstrap voters may all be gone by now.
@@ -129,6 +130,7 @@ pub async fn start(
     (image, log): (watch::Receiver<Arc<MetadataImage>>, Option<LogProgress>),
     voters: Option<crate::quorum::LocalVoters>,
     advertised: (String, i32),
+    listeners: Vec<crate::controller::Endpoint>,
 ) -> anyhow::Result<Replication> {
     let listener = TcpListener::bind(config.replication_listen)
         .await
@@ -156,6 +158,7 @@ pub async fn start(
         rack: config.broker_rack.clone(),
         incarnation_id: incarnation_id.clone(),
         replication: format!("{replication_host}:{}", replication_addr.port()),
+        listeners,
     };
     let session = controller.clone().run_session(
         registration,

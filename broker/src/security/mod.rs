@@ -12,6 +12,7 @@
 pub mod acl;
 pub mod scram;
 pub mod store;
+pub mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -59,7 +60,9 @@ impl FromStr for Principal {
                 principal_type: t.to_string(),
                 name: n.to_string(),
             }),
-            _ => Err(format!("principal {s:?}: expected TYPE:NAME, e.g. User:alice")),
+            _ => Err(format!(
+                "principal {s:?}: expected TYPE:NAME, e.g. User:alice"
+            )),
         }
     }
 }

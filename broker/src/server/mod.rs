@@ -5,6 +5,7 @@
 //! that cannot be parsed closes its connection; every other problem is a Kafka error code.
 
 mod handlers;
+mod listeners;
 mod send;
 
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
@@ -23,7 +24,7 @@ use crate::protocol::codec::{self, FrameError};
 use crate::quorum::{ControllerClient, QuorumConfig, QuorumHandle};
 use crate::replication::Replication;
 use crate::security::store::LocalStore;
-use crate::security::Session;
+use crate::security::{ConnectionInfo, Session};
 use handlers::SecurityContext;
 use crate::topics::TopicRegistry;
 
@@ -42,6 +43,9 @@ pub struct RunningBroker {
     /// Kafka listener address. A controller-only process (`--process-roles controller`) serves
     /// no Kafka clients: this is then its configured `--listen` address, and nothing is bound.
     pub kafka_addr: SocketAddr,
+    /// Every Kafka listener's name and bound address, in --listeners order (empty on a
+    /// controller-only process).
+    pub listener_addrs: Vec<(String, SocketAddr)>,
     /// Metrics/health address.
     pub metrics_addr: SocketAddr,
     /// Replication listener address (cluster mode).
@@ -123,7 +127,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     }
     config.broker_rack = crate::rack::resolve(&config).await?;
     let config = Arc::new(config);
-    let advertised = config.advertised().map_err(anyhow::Error::msg)?;
+    let specs = config.listener_specs().map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::new()?);
     let started = Instant::now();
     let registry = {
@@ -132,22 +136,31 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     };
     let registry = Arc::new(registry);
     let topics = registry.all().len();
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding Kafka listener {}: {e}", config.listen))?;
+    let bound = listeners::bind_all(&specs).await?;
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding metrics listener {}: {e}", config.metrics_listen))?;
-    let kafka_addr = listener.local_addr()?;
-    let metrics_addr = metrics_listener.local_addr()?;
-    // An ephemeral listen port (tests) is advertised as bound.
-    let advertised = if advertised.1 == 0 {
-        (advertised.0, i32::from(kafka_addr.port()))
-    } else {
-        advertised
+    let listener_addrs: Vec<(String, SocketAddr)> = bound
+        .iter()
+        .map(|b| (b.name().to_string(), b.addr))
+        .collect();
+    let (kafka_addr, advertised) = match bound.first() {
+        Some(b) => (b.addr, (b.advertised.host.clone(), b.advertised.port)),
+        None => anyhow::bail!("no Kafka listener configured"),
     };
+    // An ephemeral listen port (tests) is advertised as bound.
+    let endpoints: Vec<crate::controller::Endpoint> =
+        bound.iter().map(|b| b.advertised.clone()).collect();
+    let metrics_addr = metrics_listener.local_addr()?;
     let (quorum, replication) = if config.controller_quorum_voters.is_some() {
-        start_cluster(&config, &registry, &metrics, advertised.clone()).await?
+        start_cluster(
+            &config,
+            &registry,
+            &metrics,
+            advertised.clone(),
+            endpoints.clone(),
+        )
+        .await?
     } else {
         (None, None)
     };
@@ -170,7 +183,8 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
                 None => Some(LocalStore::open(&config.data_dir)?),
             },
             authorizer: config.authorizer().map_err(anyhow::Error::msg)?,
-        }),
+        })
+        .with_listeners(endpoints.clone()),
     );
     let health = Arc::new(Health::new());
     {
@@ -199,6 +213,12 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     let maintenance = tokio::spawn(maintenance(registry.clone(), shutdown_rx.clone()));
     let cleaner = tokio::spawn(log_cleaner(registry.clone(), shutdown_rx.clone()));
     let ticker = tokio::spawn(groups.clone().run_ticker());
+    let reload_every = Duration::from_millis(config.ssl_reload_interval_ms);
+    let tls_reloaders: Vec<_> = bound
+        .iter()
+        .filter_map(|b| b.tls())
+        .map(|t| tokio::spawn(t.clone().watch_files(reload_every)))
+        .collect();
     // In a cluster, the groups of the offsets partitions this broker leads.
     let loader = replication
         .is_some()
@@ -221,25 +241,49 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         }
         None => health.set_ready(),
     }
+    let described: Vec<String> = bound
+        .iter()
+        .zip(&specs)
+        .map(|(b, s)| {
+            format!(
+                "{}://{} ({}, advertised {}:{})",
+                b.name(),
+                b.addr,
+                s.protocol,
+                b.advertised.host,
+                b.advertised.port
+            )
+        })
+        .collect();
     tracing::info!(
         listen = %kafka_addr, advertised = %format!("{}:{}", advertised.0, advertised.1),
+        listeners = %described.join(", "),
         metrics = %metrics_addr, data_dir = %config.data_dir.display(), topics,
         startup_ms = started.elapsed().as_millis() as u64, "samsa-broker ready"
     );
-    let done = tokio::spawn(accept_loop(listener, broker, shutdown_rx, move || {
-        metrics_task.abort();
-        maintenance.abort();
-        cleaner.abort();
-        ticker.abort();
-        if let Some(loader) = &loader {
-            loader.abort();
-        }
-        lag.abort();
-        registry.close();
-        tracing::info!("logs closed cleanly");
-    }));
+    let done = tokio::spawn(listeners::accept_loop(
+        bound,
+        broker,
+        shutdown_rx,
+        move || {
+            metrics_task.abort();
+            for t in &tls_reloaders {
+                t.abort();
+            }
+            maintenance.abort();
+            cleaner.abort();
+            ticker.abort();
+            if let Some(loader) = &loader {
+                loader.abort();
+            }
+            lag.abort();
+            registry.close();
+            tracing::info!("logs closed cleanly");
+        },
+    ));
     Ok(RunningBroker {
         kafka_addr,
+        listener_addrs,
         metrics_addr,
         replication_addr: replication.as_ref().map(|r| r.manager.replication_addr()),
         controller_addr: quorum.as_ref().map(QuorumHandle::local_addr),
@@ -258,6 +302,7 @@ async fn start_cluster(
     registry: &Arc<TopicRegistry>,
     metrics: &Arc<Metrics>,
     advertised: (String, i32),
+    listeners: Vec<crate::controller::Endpoint>,
 ) -> anyhow::Result<(Option<QuorumHandle>, Option<Replication>)> {
     let quorum = if config.roles().controller {
         let qc = QuorumConfig::from_broker(config)?;
@@ -280,6 +325,7 @@ async fn start_cluster(
         (image, quorum.as_ref().map(QuorumHandle::log_progress)),
         quorum.as_ref().map(QuorumHandle::local_voters),
         advertised,
+        listeners,
     )
     .await?;
     Ok((quorum, Some(replication)))
@@ -314,6 +360,7 @@ async fn start_controller(config: BrokerConfig) -> anyhow::Result<RunningBroker>
     );
     Ok(RunningBroker {
         kafka_addr: config.listen,
+        listener_addrs: Vec::new(),
         metrics_addr,
         replication_addr: None,
         controller_addr: Some(quorum.local_addr()),
@@ -324,40 +371,6 @@ async fn start_controller(config: BrokerConfig) -> anyhow::Result<RunningBroker>
         health,
         controlled_shutdown_timeout: Duration::from_millis(config.controlled_shutdown_timeout_ms),
     })
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
-    on_shutdown: impl FnOnce() + Send + 'static,
-) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let broker = broker.clone();
-                    let stop = shutdown.clone();
-                    connections.spawn(async move { serve_connection(stream, peer, broker, stop).await });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    // Let in-flight requests finish, briefly; then close the logs.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    connections.abort_all();
-    let _ = tokio::task::spawn_blocking(on_shutdown).await;
 }
 
 /// Refreshes the consumer-lag gauges every few seconds.
@@ -430,19 +443,21 @@ async fn log_cleaner(registry: Arc<TopicRegistry>, mut shutdown: watch::Receiver
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// Serves one connection, plain or TLS: reads a frame, answers it, until the client closes,
+/// sends a frame that cannot be served, or the broker shuts down.
+async fn serve_connection<R: AsyncRead + Unpin + Send, W: send::ReplySink>(
+    read_half: R,
+    mut write_half: W,
+    info: ConnectionInfo,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let metrics = broker.metrics().clone();
     metrics.connections.inc();
-    let (read_half, mut write_half) = stream.into_split();
+    let peer = info.peer;
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let max = broker.registry().static_broker().socket_request_max_bytes;
-    let mut session = Session::plaintext(peer);
+    let mut session = Session::new(info);
     loop {
         let mut prefix = [0u8; 4];
         let read = tokio::select! {
@@ -493,7 +508,7 @@ async fn serve_connection(
         };
         if !reply.is_empty() {
             metrics.network_out.inc_by(reply.len());
-            if let Err(e) = send::send_reply(&mut write_half, &reply).await {
+            if let Err(e) = write_half.send(&reply).await {
                 tracing::debug!(%peer, error = %e, "connection closed while sending a response");
                 break;
             }

@@ -11,9 +11,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::Broker;
+use super::{endpoint_on, Broker};
 use crate::controller::MetadataCommand;
 use crate::protocol::errors::ApiError;
+use crate::security::Session;
 
 /// Kafka's endpoint types (KIP-919): this is a broker endpoint.
 const ENDPOINT_BROKER: i8 = 1;
@@ -30,7 +31,9 @@ impl Broker {
         &self,
         request: DescribeClusterRequest,
         version: i16,
+        session: &Session,
     ) -> (DescribeClusterResponse, i16) {
+        let listener = session.info.listener.as_str();
         let wrong_endpoint = match request.endpoint_type {
             ENDPOINT_BROKER => None,
             ENDPOINT_CONTROLLER => Some((
@@ -60,23 +63,27 @@ impl Broker {
                 .brokers
                 .iter()
                 .filter(|(_, b)| !b.fenced || request.include_fenced_brokers)
-                .map(|(id, b)| {
+                .filter_map(|(id, b)| {
+                    let (host, port) = endpoint_on(b, listener)?;
                     let mut d = DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(*id))
-                        .with_host(StrBytes::from_string(b.host.clone()))
-                        .with_port(b.port)
+                        .with_host(StrBytes::from_string(host.to_string()))
+                        .with_port(port)
                         .with_rack(b.rack.clone().map(StrBytes::from_string));
                     if version >= 2 {
                         d.is_fenced = b.fenced;
                     }
-                    d
+                    Some(d)
                 })
                 .collect(),
-            None => vec![DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(self.node_id))
-                .with_host(self.host.clone())
-                .with_port(self.port)
-                .with_rack(self.rack.clone())],
+            None => {
+                let (host, port) = self.own_endpoint(listener);
+                vec![DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(self.node_id))
+                    .with_host(host)
+                    .with_port(port)
+                    .with_rack(self.rack.clone())]
+            }
         };
         let controller = if brokers.iter().any(|b| b.broker_id.0 == self.node_id) {
             self.node_id

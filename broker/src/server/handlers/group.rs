@@ -31,6 +31,7 @@ use crate::group::state::{
     GroupState, HeartbeatRequest as Beat, JoinRequest, LeavingMember, SyncRequest,
 };
 use crate::protocol::errors::ApiError;
+use crate::security::Session;
 use crate::server::now_ms;
 
 /// A coordinator (node id, host, port), or why there is none.
@@ -61,14 +62,16 @@ impl Broker {
         &self,
         r: FindCoordinatorRequest,
         version: i16,
+        session: &Session,
     ) -> (FindCoordinatorResponse, i16) {
+        let listener = session.info.listener.as_str();
         let keys: Vec<StrBytes> = if version >= 4 {
             r.coordinator_keys.clone()
         } else {
             vec![r.key.clone()]
         };
         let answers: Vec<CoordinatorAnswer> = match r.key_type {
-            0 => self.group_coordinators(&keys).await,
+            0 => self.group_coordinators(&keys, listener).await,
             1 => keys
                 .iter()
                 .map(|_| {
@@ -137,14 +140,19 @@ impl Broker {
     /// The coordinator of each group: this broker on a single broker; in a cluster the leader
     /// of the group's `__consumer_offsets` partition, the topic being created through the
     /// controller first when the image has none.
-    async fn group_coordinators(&self, groups: &[StrBytes]) -> Vec<CoordinatorAnswer> {
+    async fn group_coordinators(
+        &self,
+        groups: &[StrBytes],
+        listener: &str,
+    ) -> Vec<CoordinatorAnswer> {
         let Some(cluster) = &self.cluster else {
             let ready = crate::group::Groups::ensure_offsets_topic(&self.registry).is_ok();
+            let (host, port) = self.own_endpoint(listener);
             return groups
                 .iter()
                 .map(|_| {
                     if ready {
-                        Ok((self.node_id, self.host.clone(), self.port))
+                        Ok((self.node_id, host.clone(), port))
                     } else {
                         Err((
                             ResponseError::CoordinatorNotAvailable,
@@ -172,7 +180,7 @@ impl Broker {
         }
         groups
             .iter()
-            .map(|g| coordinator_in(&image, g.as_str()))
+            .map(|g| coordinator_in(&image, g.as_str(), listener))
             .collect()
     }
 
@@ -883,8 +891,9 @@ fn offset_fetch_error(r: &OffsetFetchRequest, version: i16, code: i16) -> Offset
 }
 
 /// The coordinator of `group` in `image`: the live leader of its `__consumer_offsets`
-/// partition, or COORDINATOR_NOT_AVAILABLE (clients retry) while there is none.
-fn coordinator_in(image: &MetadataImage, group: &str) -> CoordinatorAnswer {
+/// partition at its endpoint on `listener`, or COORDINATOR_NOT_AVAILABLE (clients retry) while
+/// there is none or the leader has no such listener.
+fn coordinator_in(image: &MetadataImage, group: &str, listener: &str) -> CoordinatorAnswer {
     let unavailable = |m| Err((ResponseError::CoordinatorNotAvailable, m));
     let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
         return unavailable("the offsets topic is not created yet");
@@ -901,7 +910,10 @@ fn coordinator_in(image: &MetadataImage, group: &str) -> CoordinatorAnswer {
         return unavailable("the group's offsets partition has no leader");
     }
     match image.brokers.get(&record.leader) {
-        Some(b) if !b.fenced => Ok((record.leader, s(b.host.clone()), b.port)),
+        Some(b) if !b.fenced => match super::endpoint_on(b, listener) {
+            Some((host, port)) => Ok((record.leader, s(host), port)),
+            None => unavailable("the leader of the group's offsets partition has no such listener"),
+        },
         _ => unavailable("the leader of the group's offsets partition is not live"),
     }
 }
@@ -920,6 +932,7 @@ mod tests {
             replication: String::new(),
             epoch: 0,
             fenced,
+            listeners: Vec::new(),
         }
     }
 
@@ -939,7 +952,7 @@ mod tests {
         let mut image = MetadataImage::default();
         let code = |a: CoordinatorAnswer| a.err().map(|(e, _)| e.code());
         let unavailable = Some(ResponseError::CoordinatorNotAvailable.code());
-        assert_eq!(code(coordinator_in(&image, "g")), unavailable);
+        assert_eq!(code(coordinator_in(&image, "g", "PLAINTEXT")), unavailable);
         for (id, port) in [(1, 9001), (2, 9002), (3, 9003)] {
             image.brokers.insert(id, broker(port, false));
         }
@@ -958,10 +971,31 @@ mod tests {
         );
         // "a" hashes to 97: partition 1 of 4, led by broker 2.
         assert_eq!(coordinator_partition("a", 4), 1);
-        assert_eq!(coordinator_in(&image, "a").ok(), Some((2, s("h"), 9002)));
+        assert_eq!(
+            coordinator_in(&image, "a", "PLAINTEXT").ok(),
+            Some((2, s("h"), 9002))
+        );
         // "b" (98): partition 2, no leader; "c" (99): partition 3, led by a fenced broker.
-        assert_eq!(code(coordinator_in(&image, "b")), unavailable);
+        assert_eq!(code(coordinator_in(&image, "b", "PLAINTEXT")), unavailable);
         image.brokers.insert(3, broker(9003, true));
-        assert_eq!(code(coordinator_in(&image, "c")), unavailable);
+        assert_eq!(code(coordinator_in(&image, "c", "PLAINTEXT")), unavailable);
+        // A broker that registered its listeners is reached on the request's listener, and
+        // is no coordinator for a listener it does not have.
+        let endpoint = |name: &str, port| crate::controller::Endpoint {
+            name: name.into(),
+            host: format!("{}-host", name.to_lowercase()),
+            port,
+        };
+        image.brokers.get_mut(&2).unwrap().listeners =
+            vec![endpoint("PLAINTEXT", 9002), endpoint("SSL", 9102)];
+        assert_eq!(
+            coordinator_in(&image, "a", "SSL").ok(),
+            Some((2, s("ssl-host"), 9102))
+        );
+        assert_eq!(
+            coordinator_in(&image, "a", "PLAINTEXT").ok(),
+            Some((2, s("plaintext-host"), 9002))
+        );
+        assert_eq!(code(coordinator_in(&image, "a", "INTERNAL")), unavailable);
     }
 }

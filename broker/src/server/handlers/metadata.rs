@@ -12,9 +12,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{first_error, Broker};
+use super::{endpoint_on, first_error, Broker};
 use crate::controller::{MetadataImage, TopicRecord, NO_LEADER};
 use crate::protocol::errors::ApiError;
+use crate::security::Session;
 use crate::topics::{validate_name, Topic};
 
 impl Broker {
@@ -22,7 +23,9 @@ impl Broker {
         &self,
         request: MetadataRequest,
         version: i16,
+        session: &Session,
     ) -> (MetadataResponse, i16) {
+        let listener = session.info.listener.as_str();
         // v0: an empty list means every topic; v1+: null means every topic.
         let wanted = match request.topics {
             None => None,
@@ -33,7 +36,9 @@ impl Broker {
         let may_create = (version < 4 || request.allow_auto_topic_creation)
             && self.registry.static_broker().auto_create_topics_enable;
         if self.cluster.is_some() {
-            return self.cluster_metadata(wanted, may_create, version).await;
+            return self
+                .cluster_metadata(wanted, may_create, version, listener)
+                .await;
         }
         let topics = match wanted {
             None => self
@@ -48,10 +53,11 @@ impl Broker {
                 .collect::<Vec<_>>(),
         };
         let code = first_error(topics.iter().map(|t: &MetadataResponseTopic| t.error_code));
+        let (host, port) = self.own_endpoint(listener);
         let mut broker = MetadataResponseBroker::default()
             .with_node_id(BrokerId(self.node_id))
-            .with_host(self.host.clone())
-            .with_port(self.port);
+            .with_host(host)
+            .with_port(port);
         if version >= 1 {
             broker.rack = self.rack.clone();
         }
@@ -157,6 +163,7 @@ impl Broker {
         wanted: Option<Vec<kafka_protocol::messages::metadata_request::MetadataRequestTopic>>,
         may_create: bool,
         version: i16,
+        listener: &str,
     ) -> (MetadataResponse, i16) {
         let Some(cluster) = &self.cluster else {
             return (MetadataResponse::default(), 0);
@@ -239,15 +246,16 @@ impl Broker {
             .brokers
             .iter()
             .filter(|(_, b)| !b.fenced)
-            .map(|(id, b)| {
+            .filter_map(|(id, b)| {
+                let (host, port) = endpoint_on(b, listener)?;
                 let mut m = MetadataResponseBroker::default()
                     .with_node_id(BrokerId(*id))
-                    .with_host(StrBytes::from_string(b.host.clone()))
-                    .with_port(b.port);
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port);
                 if version >= 1 {
                     m.rack = b.rack.clone().map(StrBytes::from_string);
                 }
-                m
+                Some(m)
             })
             .collect();
         let mut response = MetadataResponse::default()

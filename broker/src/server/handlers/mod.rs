@@ -31,6 +31,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::controller::{BrokerRecord, Endpoint};
 use crate::group::Groups;
 use crate::metrics::Metrics;
 use crate::protocol::api::HANDLED_APIS;
@@ -39,10 +40,10 @@ use crate::protocol::errors;
 use crate::protocol::fetch_wire;
 use crate::protocol::reply::Reply;
 use crate::quorum::QuorumView;
+use crate::replication::ReplicaManager;
 use crate::security::Session;
 
 pub use security::SecurityContext;
-use crate::replication::ReplicaManager;
 use crate::topics::TopicRegistry;
 
 /// Shared state of the request handlers.
@@ -52,6 +53,9 @@ pub struct Broker {
     metrics: Arc<Metrics>,
     host: StrBytes,
     port: i32,
+    /// Every Kafka listener's advertised endpoint (single node: Metadata, FindCoordinator and
+    /// DescribeCluster answer with the one of the listener the request came in on).
+    listeners: Vec<Endpoint>,
     node_id: i32,
     /// broker.rack, in the single-node Metadata answer.
     rack: Option<StrBytes>,
@@ -134,6 +138,7 @@ impl Broker {
             metrics,
             host: StrBytes::from_string(advertised.0),
             port: advertised.1,
+            listeners: Vec::new(),
             node_id,
             rack,
             cluster,
@@ -146,6 +151,21 @@ impl Broker {
     pub fn with_security(mut self, security: SecurityContext) -> Broker {
         self.security = security;
         self
+    }
+
+    /// Every Kafka listener's advertised endpoint (the first is `advertised`).
+    pub fn with_listeners(mut self, listeners: Vec<Endpoint>) -> Broker {
+        self.listeners = listeners;
+        self
+    }
+
+    /// This broker's advertised host and port on `listener`: that listener's endpoint, else
+    /// the one given to [`Broker::new`].
+    fn own_endpoint(&self, listener: &str) -> (StrBytes, i32) {
+        match self.listeners.iter().find(|e| e.name == listener) {
+            Some(e) => (StrBytes::from_string(e.host.clone()), e.port),
+            None => (self.host.clone(), self.port),
+        }
     }
 
     /// Lets DescribeQuorum read this process's controller quorum (a voter).
@@ -235,7 +255,7 @@ impl Broker {
                         (ApiKey::ApiVersions, Some(ResponseKind::ApiVersions(b)), c)
                     }
                     RequestKind::Metadata(r) => {
-                        let (b, c) = self.metadata(r, version).await;
+                        let (b, c) = self.metadata(r, version, session).await;
                         (ApiKey::Metadata, Some(ResponseKind::Metadata(b)), c)
                     }
                     RequestKind::Produce(r) => {
@@ -297,7 +317,7 @@ impl Broker {
                         )
                     }
                     RequestKind::FindCoordinator(r) => {
-                        let (b, c) = self.find_coordinator(r, version).await;
+                        let (b, c) = self.find_coordinator(r, version, session).await;
                         (
                             ApiKey::FindCoordinator,
                             Some(ResponseKind::FindCoordinator(b)),
@@ -383,7 +403,7 @@ impl Broker {
                         (ApiKey::ElectLeaders, Some(ResponseKind::ElectLeaders(b)), c)
                     }
                     RequestKind::DescribeCluster(r) => {
-                        let (b, c) = self.describe_cluster(r, version);
+                        let (b, c) = self.describe_cluster(r, version, session);
                         (
                             ApiKey::DescribeCluster,
                             Some(ResponseKind::DescribeCluster(b)),
@@ -607,4 +627,17 @@ mod tests {
             assert!(!valid_software_token(bad), "{bad}");
         }
     }
+}
+
+/// A registered broker's endpoint on `listener`, as Kafka picks it: from the listeners it
+/// registered, `None` when it has no such listener; a broker that registered none has only its
+/// `host`/`port`.
+pub(super) fn endpoint_on<'a>(b: &'a BrokerRecord, listener: &str) -> Option<(&'a str, i32)> {
+    if b.listeners.is_empty() {
+        return Some((b.host.as_str(), b.port));
+    }
+    b.listeners
+        .iter()
+        .find(|e| e.name == listener)
+        .map(|e| (e.host.as_str(), e.port))
 }
