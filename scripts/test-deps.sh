@@ -127,8 +127,8 @@ if [ "$ONLY" = dashboards ]; then exit 0; fi
 
 VENV_LATEST="$CACHE/venv-compat-latest-py$PYVER"
 VENV_KP202="$CACHE/venv-compat-kp202-py$PYVER"
-make_venv "$(basename "$VENV_LATEST")" "pytest, kafka, confluent_kafka" \
-    pytest kafka-python confluent-kafka
+make_venv "$(basename "$VENV_LATEST")" "pytest, kafka, confluent_kafka, cryptography" \
+    pytest kafka-python confluent-kafka cryptography
 make_venv "$(basename "$VENV_KP202")" "kafka" kafka-python==2.0.2
 
 echo "SAMSA_VENV_LATEST=$VENV_LATEST"

@@ -115,12 +115,15 @@ class Broker:
         return "127.0.0.1:%d" % self.port
 
     def command(self):
-        return [self.binary,
-                "--listen", self.bootstrap,
-                "--advertised-listener", self.bootstrap,
+        # `{port}` in an argument is this broker's Kafka port (e.g. in --listeners, which then
+        # replaces --listen).
+        extra = [str(a).replace("{port}", str(self.port)) for a in self.extra_args]
+        listen = [] if "--listeners" in extra else [
+            "--listen", self.bootstrap, "--advertised-listener", self.bootstrap]
+        return [self.binary] + listen + [
                 "--metrics-listen", "127.0.0.1:%d" % self.metrics_port,
                 "--data-dir", str(self.data_dir),
-                "--node-id", str(self.node_id)] + self.extra_args
+                "--node-id", str(self.node_id)] + extra
 
     def _env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAMSA_")}
