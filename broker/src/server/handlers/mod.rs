@@ -43,7 +43,7 @@ use crate::quorum::QuorumView;
 use crate::replication::ReplicaManager;
 use crate::security::Session;
 
-pub use security::SecurityContext;
+pub(super) use security::SecurityContext;
 use crate::topics::TopicRegistry;
 
 /// Shared state of the request handlers.

@@ -36,11 +36,6 @@ use crate::security::scram::{ScramCredential, ScramMechanism, ServerExchange, St
 use crate::security::store::{LocalStore, ScramChange, ScramUpsertion, SecurityState};
 use crate::security::{SaslState, Session};
 
-/// The resource name of Kafka's CLUSTER resource.
-pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
-
-/// Kafka's bounds on SCRAM iterations (AlterUserScramCredentials).
-const SCRAM_ITERATIONS: std::ops::RangeInclusive<i32> = 4096..=16384;
 
 /// The broker's security settings and, on a single node, where credentials and ACLs live.
 #[derive(Default)]
@@ -151,7 +146,7 @@ impl Broker {
 
     /// The CLUSTER resource.
     pub(crate) fn cluster_authorized(&self, session: &Session, operation: AclOperation) -> bool {
-        self.authorized(session, operation, ResourceType::Cluster, CLUSTER_RESOURCE)
+        self.authorized(session, operation, ResourceType::Cluster, acl::CLUSTER_NAME)
     }
 
     pub(super) fn sasl_handshake(
@@ -220,7 +215,7 @@ impl Broker {
                     .with_label_values(&[mechanism.as_str(), "failure"])
                     .inc();
                 tracing::info!(peer = %session.info.peer, mechanism, error = %e, "SASL authentication failed");
-                let code = e.code().code();
+                let code = e.error_code();
                 session.close_after_reply = true;
                 (
                     response
@@ -353,17 +348,8 @@ impl Broker {
         for u in &request.upsertions {
             let user = u.name.to_string();
             let checked = check_scram_target(&user, u.mechanism, &mut seen).and_then(|m| {
-                if !SCRAM_ITERATIONS.contains(&u.iterations) {
-                    return Err(ApiError::new(
-                        ResponseError::UnacceptableCredential,
-                        format!(
-                            "Requested iterations {} is outside the allowed range {}..={}",
-                            u.iterations,
-                            SCRAM_ITERATIONS.start(),
-                            SCRAM_ITERATIONS.end()
-                        ),
-                    ));
-                }
+                m.check_iterations(u.iterations)
+                    .map_err(|e| ApiError::new(ResponseError::UnacceptableCredential, e))?;
                 if u.salt.is_empty() || u.salted_password.is_empty() {
                     return Err(ApiError::new(
                         ResponseError::UnacceptableCredential,
@@ -537,7 +523,7 @@ impl Broker {
             return (
                 response
                     .with_error_code(e.code())
-                    .with_error_message(Some(str_bytes(e.message))),
+                    .with_error_message(Some(str_bytes(e.message.clone()))),
                 e.code(),
             );
         }
