@@ -178,6 +178,8 @@ pub struct Session {
     pub sasl: SaslState,
     /// Close the connection once the current response is sent (a failed authentication).
     pub close_after_reply: bool,
+    /// SaslHandshake v0 was accepted: the tokens follow as bare frames, not SaslAuthenticate.
+    pub sasl_raw: bool,
 }
 
 impl Session {
@@ -201,6 +203,7 @@ impl Session {
             principal,
             sasl,
             close_after_reply: false,
+            sasl_raw: false,
         }
     }
 

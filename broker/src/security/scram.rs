@@ -579,7 +579,9 @@ fn client_final(
                 .to_string(),
         ));
     }
-    if nonce != pending.nonce {
+    // Kafka checks that the final nonce ends with the one it sent (librdkafka before 2.1
+    // repeats the client nonce in front of it), and so does this.
+    if !nonce.ends_with(&pending.nonce) {
         return Err(AuthError::AuthenticationFailed(
             "Invalid client nonce in the final client message.".to_string(),
         ));

@@ -467,7 +467,13 @@ async fn serve_connection<R: AsyncRead + Unpin + Send, W: send::ReplySink>(
         if read.is_err() {
             break; // closed by the client
         }
-        let size = match codec::frame_size(prefix, max) {
+        // Before authentication a frame is at most Kafka's sasl.server.max.receive.size.
+        let limit = if session.authenticated() {
+            max
+        } else {
+            max.min(SASL_MAX_RECEIVE_SIZE)
+        };
+        let size = match codec::frame_size(prefix, limit) {
             Ok(size) => size,
             Err(e) => {
                 reject(&metrics, peer, "bad_size", &e);
@@ -489,6 +495,21 @@ async fn serve_connection<R: AsyncRead + Unpin + Send, W: send::ReplySink>(
             break;
         }
         metrics.network_in.inc_by(size as u64 + 4);
+        if session.sasl_raw && !session.authenticated() {
+            // SaslHandshake v0: the SASL tokens follow as bare size-prefixed frames.
+            let Some(token) = broker.sasl_raw_token(&frame, &mut session) else {
+                break;
+            };
+            let mut out = Vec::with_capacity(token.len() + 4);
+            out.extend_from_slice(&(token.len() as u32).to_be_bytes());
+            out.extend_from_slice(&token);
+            let reply = crate::protocol::reply::Reply::from(Bytes::from(out));
+            metrics.network_out.inc_by(reply.len());
+            if write_half.send(&reply).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let request = match codec::decode_request(Bytes::from(frame)) {
             Ok(r) => r,
             Err(e) => {
@@ -519,6 +540,10 @@ async fn serve_connection<R: AsyncRead + Unpin + Send, W: send::ReplySink>(
     }
     metrics.connections.dec();
 }
+
+/// Largest frame read from a client before it authenticates (Kafka's
+/// sasl.server.max.receive.size).
+const SASL_MAX_RECEIVE_SIZE: i32 = 512 * 1024;
 
 fn reject(metrics: &Metrics, peer: SocketAddr, reason: &str, e: &FrameError) {
     metrics.rejected_frames.with_label_values(&[reason]).inc();

@@ -42,7 +42,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Broker;
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::security::Session;
 
 const TOPIC_DENIED: i16 = 29;
@@ -159,16 +159,16 @@ impl Broker {
                 }
             }
             RequestKind::Metadata(r) => {
-                let may_create = r.allow_auto_topic_creation && cluster(Op::Create);
+                let auto_create = r.allow_auto_topic_creation;
                 if let Some(topics) = &mut r.topics {
                     for t in take_denied(topics, |t| match &t.name {
                         // By id (v10+): answered by the handler; listings are filtered after.
                         None => true,
                         Some(n) => {
                             self.topic_ok(session, Op::Describe, n)
-                                && (may_create
-                                    || !r.allow_auto_topic_creation
+                                && (!auto_create
                                     || self.registry.get(n.as_str()).is_some()
+                                    || self.authorized_quietly(session, Op::Create, ResourceType::Cluster, CLUSTER_NAME)
                                     || self.topic_ok(session, Op::Create, n))
                         }
                     }) {
@@ -179,7 +179,7 @@ impl Broker {
                 }
             }
             RequestKind::CreateTopics(r) => {
-                if !cluster(Op::Create) {
+                if !self.authorized_quietly(session, Op::Create, ResourceType::Cluster, CLUSTER_NAME) {
                     for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Create, &t.name)) {
                         d.names.push((t.name.0, TOPIC_DENIED));
                     }
@@ -339,7 +339,7 @@ impl Broker {
                 let ok = match &r.transactional_id {
                     Some(txn) => self.authorized(session, Op::Write, ResourceType::TransactionalId, txn),
                     None => {
-                        cluster(Op::IdempotentWrite)
+                        self.authorized_quietly(session, Op::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
                             || self.authorized_any(session, Op::Write, ResourceType::Topic)
                             || self.authorized_any(session, Op::Write, ResourceType::TransactionalId)
                     }

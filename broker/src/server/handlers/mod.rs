@@ -110,6 +110,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         ApiKey::CreateAcls => "CreateAcls",
         ApiKey::DescribeAcls => "DescribeAcls",
         ApiKey::DeleteAcls => "DeleteAcls",
@@ -456,7 +457,7 @@ impl Broker {
                         )
                     }
                     RequestKind::SaslHandshake(r) => {
-                        let (b, c) = self.sasl_handshake(r, session);
+                        let (b, c) = self.sasl_handshake(r, version, session);
                         (ApiKey::SaslHandshake, Some(ResponseKind::SaslHandshake(b)), c)
                     }
                     RequestKind::SaslAuthenticate(r) => {
@@ -480,6 +481,14 @@ impl Broker {
                         (
                             ApiKey::AlterUserScramCredentials,
                             Some(ResponseKind::AlterUserScramCredentials(b)),
+                            c,
+                        )
+                    }
+                    RequestKind::DescribeClientQuotas(_) => {
+                        let (b, c) = self.describe_client_quotas(session);
+                        (
+                            ApiKey::DescribeClientQuotas,
+                            Some(ResponseKind::DescribeClientQuotas(b)),
                             c,
                         )
                     }

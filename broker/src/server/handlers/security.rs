@@ -15,6 +15,7 @@ use kafka_protocol::messages::describe_acls_response::{AclDescription, DescribeA
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
+use kafka_protocol::messages::DescribeClientQuotasResponse;
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, CreateAclsRequest,
     CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest,
@@ -86,6 +87,29 @@ impl Broker {
         resource_type: ResourceType,
         resource_name: &str,
     ) -> bool {
+        self.check(session, operation, resource_type, resource_name, true)
+    }
+
+    /// [`Broker::authorized`] without logging or counting a denial: for checks that have a
+    /// fallback (CREATE on the cluster, else on the topic).
+    pub(crate) fn authorized_quietly(
+        &self,
+        session: &Session,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> bool {
+        self.check(session, operation, resource_type, resource_name, false)
+    }
+
+    fn check(
+        &self,
+        session: &Session,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        resource_name: &str,
+        log: bool,
+    ) -> bool {
         let Some(config) = &self.security.authorizer else {
             return true;
         };
@@ -105,7 +129,7 @@ impl Broker {
             session.info.peer.ip(),
             &action,
         );
-        if !allowed {
+        if !allowed && log {
             self.metrics
                 .authorization_denials
                 .with_label_values(&[operation.name(), resource_type.name()])
@@ -152,6 +176,7 @@ impl Broker {
     pub(super) fn sasl_handshake(
         &self,
         request: SaslHandshakeRequest,
+        version: i16,
         session: &mut Session,
     ) -> (SaslHandshakeResponse, i16) {
         let enabled = &session.info.sasl_mechanisms;
@@ -165,6 +190,7 @@ impl Broker {
         match ServerExchange::start(request.mechanism.as_str(), enabled) {
             Ok(exchange) => {
                 session.sasl = SaslState::Authenticating(Box::new(exchange));
+                session.sasl_raw = version == 0;
                 (response, 0)
             }
             Err(e) => {
@@ -182,22 +208,42 @@ impl Broker {
         session: &mut Session,
     ) -> (SaslAuthenticateResponse, i16) {
         let response = SaslAuthenticateResponse::default();
+        match self.sasl_step(&request.auth_bytes, session) {
+            Ok(bytes) => (response.with_auth_bytes(bytes.into()), 0),
+            Err((code, message)) => {
+                session.close_after_reply = true;
+                (
+                    response
+                        .with_error_code(code)
+                        .with_error_message(Some(str_bytes(message))),
+                    code,
+                )
+            }
+        }
+    }
+
+    /// One SASL token after SaslHandshake v0, sent bare: the answer to send bare, or `None`
+    /// to close the connection (Kafka closes without an answer when v0 authentication fails).
+    pub fn sasl_raw_token(&self, token: &[u8], session: &mut Session) -> Option<Vec<u8>> {
+        self.sasl_step(token, session).ok()
+    }
+
+    /// Feeds one token to the connection's exchange: the bytes to answer, or the error code
+    /// and message. Success makes the connection the user's.
+    fn sasl_step(&self, token: &[u8], session: &mut Session) -> Result<Vec<u8>, (i16, String)> {
         let SaslState::Authenticating(exchange) = &mut session.sasl else {
-            let code = ResponseError::IllegalSaslState.code();
-            session.close_after_reply = true;
-            return (
-                response.with_error_code(code).with_error_message(Some(str_bytes(
-                    "SaslAuthenticate before a successful SaslHandshake",
-                ))),
-                code,
-            );
+            return Err((
+                ResponseError::IllegalSaslState.code(),
+                "SaslAuthenticate before a successful SaslHandshake".to_string(),
+            ));
         };
         let mechanism = exchange.mechanism.clone();
         let state = self.security_state();
-        let lookup =
-            |user: &str, m: ScramMechanism| -> Option<ScramCredential> { state.credential(user, m).cloned() };
-        match exchange.step(&request.auth_bytes, &lookup) {
-            Ok(Step::Continue(bytes)) => (response.with_auth_bytes(bytes.into()), 0),
+        let lookup = |user: &str, m: ScramMechanism| -> Option<ScramCredential> {
+            state.credential(user, m).cloned()
+        };
+        match exchange.step(token, &lookup) {
+            Ok(Step::Continue(bytes)) => Ok(bytes),
             Ok(Step::Done { user, reply }) => {
                 let principal = crate::security::Principal::user(user);
                 tracing::debug!(peer = %session.info.peer, %principal, mechanism, "authenticated");
@@ -207,24 +253,38 @@ impl Broker {
                     .inc();
                 session.principal = Some(principal);
                 session.sasl = SaslState::Done;
-                (response.with_auth_bytes(reply.into()), 0)
+                Ok(reply)
             }
             Err(e) => {
                 self.metrics
                     .sasl_authentications
                     .with_label_values(&[mechanism.as_str(), "failure"])
                     .inc();
-                tracing::info!(peer = %session.info.peer, mechanism, error = %e, "SASL authentication failed");
-                let code = e.error_code();
-                session.close_after_reply = true;
-                (
-                    response
-                        .with_error_code(code)
-                        .with_error_message(Some(str_bytes(e.to_string()))),
-                    code,
-                )
+                tracing::info!(peer = %session.info.peer, mechanism, error = %e,
+                    "SASL authentication failed");
+                session.sasl = SaslState::Done;
+                Err((e.error_code(), e.to_string()))
             }
         }
+    }
+
+    /// Client quotas are not implemented: no entity has one (kafka-configs --describe of users
+    /// asks before it lists SCRAM credentials).
+    pub(super) fn describe_client_quotas(
+        &self,
+        session: &Session,
+    ) -> (DescribeClientQuotasResponse, i16) {
+        let response = DescribeClientQuotasResponse::default();
+        if !self.cluster_authorized(session, AclOperation::DescribeConfigs) {
+            let code = ResponseError::ClusterAuthorizationFailed.code();
+            return (
+                response
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes("Cluster authorization failed"))),
+                code,
+            );
+        }
+        (response.with_entries(Some(Vec::new())), 0)
     }
 
     pub(super) fn describe_user_scram_credentials(
