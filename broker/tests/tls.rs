@@ -321,7 +321,9 @@ async fn plaintext_to_a_tls_port_is_closed_and_counted() {
         "no Kafka answer over plaintext"
     );
     assert!(handshake_failures(&b, "SSL", "not_tls").await >= 1.0);
-    // The listener still serves TLS clients.
+    // The listener still serves TLS clients, also while a silent client holds a connection
+    // in its handshake.
+    let _silent = TcpStream::connect(addr_of(&b, "SSL")).await.unwrap();
     let stream = tls_connect(addr_of(&b, "SSL"), pki.client_config(None))
         .await
         .unwrap();
@@ -578,4 +580,43 @@ async fn a_cluster_answers_with_the_endpoints_of_the_requests_listener() {
     ids.sort();
     assert_eq!(ids, [1, 2], "DescribeCluster over SSL leaves out broker 3");
     cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn requested_client_auth_serves_clients_without_certificates_only_if_they_send_none() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_with(dir.path(), |cfg| {
+        pki.configure(cfg);
+        cfg.listeners = Some("PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0".into());
+        cfg.listener_ssl_client_auth = Some("SSL:requested".into());
+    })
+    .await;
+    let addr = addr_of(&b, "SSL");
+    let stream = tls_connect(addr, pki.client_config(None)).await.unwrap();
+    assert_eq!(
+        api_versions(&mut RawClient::over(stream)).await.error_code,
+        0
+    );
+    let bob = pki.client("bob", &[(DnType::CommonName, "bob")], None, false);
+    let stream = tls_connect(addr, pki.client_config(Some(&bob)))
+        .await
+        .unwrap();
+    assert_eq!(
+        api_versions(&mut RawClient::over(stream)).await.error_code,
+        0
+    );
+    let foreign = Ca::new("someone-else");
+    let stranger = pki.client(
+        "stranger",
+        &[(DnType::CommonName, "mallory")],
+        Some(&foreign),
+        false,
+    );
+    assert!(refused(addr, pki.client_config(Some(&stranger))).await);
+    assert_eq!(
+        handshake_failures(&b, "SSL", "certificate_unknown").await,
+        1.0
+    );
+    b.shutdown().await;
 }
