@@ -22,6 +22,15 @@ impl Cluster {
 
     /// Three brokers with `extra` flags added to each.
     pub async fn start_with(extra: &[&str]) -> Cluster {
+        Cluster::start_tweaked(extra, |_, _| {}).await
+    }
+
+    /// Three brokers with `extra` flags added to each, and `tweak(index, config)` applied
+    /// (index 0-based).
+    pub async fn start_tweaked(
+        extra: &[&str],
+        tweak: impl Fn(usize, &mut BrokerConfig),
+    ) -> Cluster {
         let ports = free_ports(12);
         let voters = (0..3)
             .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[3 + i]))
@@ -57,7 +66,9 @@ impl Cluster {
                     "4".into(),
                 ];
                 args.extend(extra.iter().map(|a| a.to_string()));
-                BrokerConfig::parse_from(args)
+                let mut config = BrokerConfig::parse_from(args);
+                tweak(i, &mut config);
+                config
             })
             .collect();
         let mut brokers = Vec::new();

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Request, StrBytes};
 use samsa_broker::config::BrokerConfig;
 use samsa_broker::server::{start, RunningBroker};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
@@ -76,15 +76,23 @@ pub async fn broker_with(dir: &Path, tweak: impl FnOnce(&mut BrokerConfig)) -> R
     start(cfg).await.expect("broker starts")
 }
 
-/// A connection speaking the Kafka protocol with explicit versions.
-pub struct RawClient {
-    pub stream: TcpStream,
+/// A connection speaking the Kafka protocol with explicit versions, over TCP or any other
+/// byte stream (TLS).
+pub struct RawClient<S = TcpStream> {
+    pub stream: S,
     correlation: i32,
 }
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        RawClient::over(stream)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawClient<S> {
+    /// A client over an established stream.
+    pub fn over(stream: S) -> RawClient<S> {
         RawClient {
             stream,
             correlation: 0,
@@ -124,6 +132,7 @@ impl RawClient {
         let size = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&size.to_be_bytes());
         self.stream.write_all(&buf).await.expect("write");
+        self.stream.flush().await.expect("flush");
         self.correlation
     }
 

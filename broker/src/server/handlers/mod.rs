@@ -623,6 +623,19 @@ pub(crate) fn first_error(codes: impl IntoIterator<Item = i16>) -> i16 {
     codes.into_iter().find(|c| *c != 0).unwrap_or(0)
 }
 
+/// A registered broker's endpoint on `listener`, as Kafka picks it: from the listeners it
+/// registered, `None` when it has no such listener; a broker that registered none has only its
+/// `host`/`port`.
+pub(super) fn endpoint_on<'a>(b: &'a BrokerRecord, listener: &str) -> Option<(&'a str, i32)> {
+    if b.listeners.is_empty() {
+        return Some((b.host.as_str(), b.port));
+    }
+    b.listeners
+        .iter()
+        .find(|e| e.name == listener)
+        .map(|e| (e.host.as_str(), e.port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::valid_software_token;
@@ -636,17 +649,4 @@ mod tests {
             assert!(!valid_software_token(bad), "{bad}");
         }
     }
-}
-
-/// A registered broker's endpoint on `listener`, as Kafka picks it: from the listeners it
-/// registered, `None` when it has no such listener; a broker that registered none has only its
-/// `host`/`port`.
-pub(super) fn endpoint_on<'a>(b: &'a BrokerRecord, listener: &str) -> Option<(&'a str, i32)> {
-    if b.listeners.is_empty() {
-        return Some((b.host.as_str(), b.port));
-    }
-    b.listeners
-        .iter()
-        .find(|e| e.name == listener)
-        .map(|e| (e.host.as_str(), e.port))
 }
