@@ -2,6 +2,8 @@
 //!
 //! - `tls`: rustls server and client configurations from PEM files, reloaded when they change.
 //! - `scram`: SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and PLAIN against stored SCRAM credentials.
+//! - `internal_tls`: mutual TLS of the internal gRPC ports (controller, replication), reloaded
+//!   when its files change.
 //! - `acl`: Kafka's ACL model (resource, pattern, operation, permission, principal, host) and the
 //!   authorizer's decision.
 //!
@@ -10,6 +12,7 @@
 //! SASL listeners until SaslAuthenticate succeeds.
 
 pub mod acl;
+pub mod internal_tls;
 pub mod scram;
 
 use std::fmt;
@@ -58,7 +61,9 @@ impl FromStr for Principal {
                 principal_type: t.to_string(),
                 name: n.to_string(),
             }),
-            _ => Err(format!("principal {s:?}: expected TYPE:NAME, e.g. User:alice")),
+            _ => Err(format!(
+                "principal {s:?}: expected TYPE:NAME, e.g. User:alice"
+            )),
         }
     }
 }
