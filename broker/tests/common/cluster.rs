@@ -22,6 +22,11 @@ impl Cluster {
 
     /// Three brokers with `extra` flags added to each.
     pub async fn start_with(extra: &[&str]) -> Cluster {
+        Cluster::start_with_nodes(|_| extra.iter().map(|a| a.to_string()).collect()).await
+    }
+
+    /// Three brokers, broker `i` (0-based) with the flags `extra(i)` added.
+    pub async fn start_with_nodes(extra: impl Fn(usize) -> Vec<String>) -> Cluster {
         let ports = free_ports(12);
         let voters = (0..3)
             .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[3 + i]))
@@ -56,7 +61,7 @@ impl Cluster {
                     "--offsets-topic-num-partitions".into(),
                     "4".into(),
                 ];
-                args.extend(extra.iter().map(|a| a.to_string()));
+                args.extend(extra(i));
                 BrokerConfig::parse_from(args)
             })
             .collect();
