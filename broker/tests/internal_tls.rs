@@ -4,6 +4,8 @@
 //! cannot reach either service, and one with a cluster certificate cannot fetch as a broker id
 //! that is not registered. Neither changes the metadata or a high watermark.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
