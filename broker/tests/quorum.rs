@@ -72,6 +72,7 @@ async fn cluster() -> (Vec<Node>, Voters) {
             election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
             request_timeout: Duration::from_secs(10),
             leader_rebalance: None,
+            tls: None,
         };
         let mut node = Node {
             config,
@@ -420,6 +421,7 @@ async fn single_voter(session_timeout: Duration) -> (QuorumHandle, Voters, TempD
         election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
         request_timeout: Duration::from_secs(5),
         leader_rebalance: None,
+        tls: None,
     };
     let node = quorum::start(config, Metrics::new().unwrap().quorum.clone())
         .await
@@ -562,6 +564,7 @@ async fn single_voter_forms_a_quorum_at_once() {
         election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
         request_timeout: Duration::from_secs(5),
         leader_rebalance: None,
+        tls: None,
     };
     let started = Instant::now();
     let metrics = Metrics::new().unwrap();

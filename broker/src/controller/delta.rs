@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::image::{BrokerRecord, MetadataImage, TopicRecord};
+use crate::security::store::SecurityState;
 
 /// What turns the image at `base_version` into the image at `version`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,9 @@ pub struct MetadataDelta {
     /// Per-broker dynamic configs that changed (whole per broker; empty: removed).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// SCRAM credentials and ACLs, whole, when they changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityState>,
 }
 
 /// A delta that does not fit the image it is applied to.
@@ -57,6 +61,7 @@ impl MetadataDelta {
             && self.removed_topics.is_empty()
             && self.broker_defaults.is_none()
             && self.broker_configs.is_empty()
+            && self.security.is_none()
     }
 }
 
@@ -79,6 +84,7 @@ pub fn diff(a: &MetadataImage, b: &MetadataImage) -> MetadataDelta {
             changed.extend(removed.into_iter().map(|id| (id, BTreeMap::new())));
             changed
         },
+        security: (a.security != b.security).then(|| b.security.clone()),
     }
 }
 
@@ -126,6 +132,9 @@ pub fn apply_delta(image: &mut MetadataImage, delta: &MetadataDelta) -> Result<(
         } else {
             image.broker_configs.insert(*id, configs.clone());
         }
+    }
+    if let Some(security) = &delta.security {
+        image.security = security.clone();
     }
     image.next_producer_id = delta.next_producer_id;
     image.version = delta.version;
@@ -302,6 +311,7 @@ mod tests {
                     broker_defaults,
                     next_producer_id: next * 1000,
                     broker_configs,
+                    security: SecurityState::default(),
                 },
             )
     }

@@ -26,6 +26,7 @@ use super::controller_service::MAX_MESSAGE;
 use super::network::channel;
 use super::{ControllerError, NodeId, VoterChange, VoterChangeError, Voters};
 use crate::controller::{apply_delta, MetadataCommand, MetadataDelta, MetadataImage, Refusal};
+use crate::security::internal_tls::InternalTls;
 
 /// What a broker tells the controller when it starts.
 #[derive(Debug, Clone)]
@@ -77,8 +78,8 @@ fn unavailable(addr: &str, e: impl std::fmt::Display) -> ControllerError {
     ControllerError::Unavailable(format!("controller {addr}: {e}"))
 }
 
-fn connect(addr: &str) -> Result<Grpc<Channel>, ControllerError> {
-    channel(addr)
+fn connect(addr: &str, tls: Option<&InternalTls>) -> Result<Grpc<Channel>, ControllerError> {
+    channel(addr, tls)
         .map(|c| {
             Grpc::new(c)
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -90,11 +91,12 @@ fn connect(addr: &str) -> Result<Grpc<Channel>, ControllerError> {
 /// Proposes `command` at the controller at `addr` once, without following redirects.
 pub(super) async fn propose_at(
     addr: &str,
+    tls: Option<&InternalTls>,
     command: &MetadataCommand,
 ) -> Result<u64, ControllerError> {
     let bytes =
         serde_json::to_vec(command).map_err(|e| ControllerError::Internal(e.to_string()))?;
-    let reply = connect(addr)?
+    let reply = connect(addr, tls)?
         .propose(ProposeRequest { command: bytes })
         .await
         .map_err(|e| unavailable(addr, e))?
@@ -105,9 +107,13 @@ pub(super) async fn propose_at(
 
 /// Asks the controller at `addr` who it is: its node id and the version (log index) of the
 /// membership it holds (0: none, it belongs to no quorum yet).
-pub(super) async fn probe(addr: &str, timeout: Duration) -> Result<(NodeId, u64), String> {
+pub(super) async fn probe(
+    addr: &str,
+    tls: Option<&InternalTls>,
+    timeout: Duration,
+) -> Result<(NodeId, u64), String> {
     let call = async {
-        let reply = connect(addr)
+        let reply = connect(addr, tls)
             .map_err(|e| e.to_string())?
             .fetch_metadata(FetchMetadataRequest {
                 since_version: u64::MAX,
@@ -126,8 +132,12 @@ pub(super) async fn probe(addr: &str, timeout: Duration) -> Result<(NodeId, u64)
 }
 
 /// The node id of the controller at `addr`.
-pub(super) async fn node_id_at(addr: &str, timeout: Duration) -> Result<NodeId, String> {
-    probe(addr, timeout).await.map(|(id, _)| id)
+pub(super) async fn node_id_at(
+    addr: &str,
+    tls: Option<&InternalTls>,
+    timeout: Duration,
+) -> Result<NodeId, String> {
+    probe(addr, tls, timeout).await.map(|(id, _)| id)
 }
 
 /// Where the controllers are, shared by the clones of a client.
@@ -219,6 +229,8 @@ pub struct ControllerClient {
     leader: Option<NodeId>,
     next: usize,
     timeout: Duration,
+    /// Internal TLS, when the controller ports use it.
+    tls: Option<InternalTls>,
 }
 
 impl ControllerClient {
@@ -234,7 +246,14 @@ impl ControllerClient {
             leader: None,
             next: 0,
             timeout,
+            tls: None,
         }
+    }
+
+    /// Dials the controllers with internal TLS (`None`: plaintext, the default).
+    pub fn with_tls(mut self, tls: Option<InternalTls>) -> ControllerClient {
+        self.tls = tls;
+        self
     }
 
     /// Lets the client (and its clones made from now on) read the voters from the controller
@@ -305,7 +324,7 @@ impl ControllerClient {
             let Some((id, addr)) = self.target() else {
                 return Err(ControllerError::Unavailable("no voters".into()));
             };
-            let result = match connect(&addr) {
+            let result = match connect(&addr, self.tls.as_ref()) {
                 Ok(client) => match call(client).await {
                     Ok((status, value)) => self.check(status).map(|()| value),
                     Err(e) => Err(unavailable(&addr, e)),
@@ -394,7 +413,7 @@ impl ControllerClient {
         let (_, addr) = self
             .target()
             .ok_or_else(|| ControllerError::Unavailable("no voters".into()))?;
-        let reply = connect(&addr)?
+        let reply = connect(&addr, self.tls.as_ref())?
             .fetch_metadata(FetchMetadataRequest { since_version })
             .await
             .map_err(|e| unavailable(&addr, e))?
@@ -516,7 +535,7 @@ impl ControllerClient {
         let Some((node, addr)) = self.target() else {
             return SessionEnd::Failed(ControllerError::Unavailable("no voters".into()));
         };
-        let mut client = match connect(&addr) {
+        let mut client = match connect(&addr, self.tls.as_ref()) {
             Ok(c) => c,
             Err(e) => return SessionEnd::Failed(e),
         };
@@ -622,7 +641,7 @@ impl ControllerClient {
         let (_, addr) = self
             .target()
             .ok_or_else(|| ControllerError::Unavailable("no voters".into()))?;
-        let mut stream = connect(&addr)?
+        let mut stream = connect(&addr, self.tls.as_ref())?
             .watch_metadata(FetchMetadataRequest {
                 since_version: since,
             })

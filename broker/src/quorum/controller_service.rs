@@ -23,13 +23,14 @@ use samsa_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, WatchStream};
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::raft_service::RaftService;
 use super::{ControllerError, Shared, VoterChange, VoterChangeError};
 use crate::controller::{diff, MetadataCommand, MetadataImage, StreamEnd, StreamId};
+use crate::security::internal_tls::transport;
 
 /// Largest gRPC message sent or accepted: a batch of log entries or a whole metadata image.
 pub(super) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -40,6 +41,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let incoming = transport::incoming(listener, shared.tls.clone());
     let raft = RaftServer::new(RaftService {
         raft: shared.raft.clone(),
     })
@@ -54,7 +56,7 @@ pub(super) async fn serve(
     let result = tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(controller)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await;

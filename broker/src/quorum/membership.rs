@@ -363,7 +363,7 @@ impl Shared {
         deadline: tokio::time::Instant,
     ) -> Result<(), VoterChangeError> {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match super::client::node_id_at(address, left).await {
+        match super::client::node_id_at(address, self.tls.as_ref(), left).await {
             Ok(answered) if answered == id => Ok(()),
             Ok(other) => Err(VoterChangeError::Invalid(format!(
                 "the controller at {address} is node {other}, not {id}"
@@ -413,7 +413,8 @@ pub(super) async fn join_as_learner(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = shared.id;
-    let mut client = super::ControllerClient::new(shared.voters.clone(), JOIN_TIMEOUT);
+    let mut client = super::ControllerClient::new(shared.voters.clone(), JOIN_TIMEOUT)
+        .with_tls(shared.tls.clone());
     let mut metrics = shared.raft.metrics();
     let mut last_said: Option<String> = None;
     loop {

@@ -45,6 +45,7 @@ pub use voters::Voters;
 use crate::config::BrokerConfig;
 use crate::controller::{ApplyResult, MetadataCommand, MetadataImage, Refusal, Sessions};
 use crate::metrics::QuorumMetrics;
+use crate::security::internal_tls::InternalTls;
 
 /// Raft node ids (Kafka node ids, which are never negative).
 pub type NodeId = u64;
@@ -88,6 +89,9 @@ pub struct QuorumConfig {
     /// Preferred-leader balance: how often the leader checks, and the per-broker imbalance
     /// (percent) above which leadership goes back to preferred replicas; `None`: never.
     pub leader_rebalance: Option<(Duration, u32)>,
+    /// Mutual TLS of the controller listener and of every dial to another controller
+    /// (--internal-tls-*); `None`: plaintext.
+    pub tls: Option<InternalTls>,
 }
 
 impl QuorumConfig {
@@ -112,6 +116,7 @@ impl QuorumConfig {
                     cfg.leader_imbalance_per_broker_percentage,
                 )
             }),
+            tls: InternalTls::from_broker(cfg).map_err(QuorumError::Config)?,
         })
     }
 
@@ -189,6 +194,8 @@ pub(crate) struct Shared {
     voter_change: tokio::sync::Mutex<()>,
     /// Held while any membership change (a voter's or a learner's) is written.
     membership_write: tokio::sync::Mutex<()>,
+    /// Internal TLS of the controller listener and dials, when on.
+    tls: Option<InternalTls>,
 }
 
 impl Shared {
@@ -232,7 +239,7 @@ impl Shared {
             let err = match self.propose_local(command.clone()).await {
                 Err(ControllerError::NotLeader { leader: Some(l) }) if l != self.id => {
                     match self.address(l) {
-                        Some(addr) => client::propose_at(&addr, &command).await,
+                        Some(addr) => client::propose_at(&addr, self.tls.as_ref(), &command).await,
                         None => Err(ControllerError::NotLeader { leader: None }),
                     }
                 }
@@ -318,6 +325,7 @@ pub async fn start(
         Arc::new(raft_config),
         network::Network {
             activity: activity.clone(),
+            tls: config.tls.clone(),
         },
         log,
         sm,
@@ -349,7 +357,14 @@ pub async fn start(
         activity,
         voter_change: tokio::sync::Mutex::new(()),
         membership_write: tokio::sync::Mutex::new(()),
+        tls: config.tls.clone(),
     });
+    if config.tls.is_none() {
+        tracing::warn!(addr = %local_addr,
+            "the controller listener is plaintext and unauthenticated: anyone who reaches it can \
+             speak Raft and commit metadata; set --internal-tls-certificate-location, \
+             --internal-tls-key-location and --internal-tls-ca-location");
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(controller_service::serve(
@@ -421,7 +436,9 @@ impl QuorumHandle {
         // A bootstrap voter that lost its data must not found a second quorum beside the one
         // the other voters still run.
         for (id, addr) in s.voters.0.iter().filter(|(id, _)| **id != s.id) {
-            if let Ok((_, version)) = client::probe(addr, Duration::from_millis(500)).await {
+            if let Ok((_, version)) =
+                client::probe(addr, s.tls.as_ref(), Duration::from_millis(500)).await
+            {
                 if version > 0 {
                     tracing::warn!(
                         peer = id,
@@ -557,7 +574,8 @@ impl QuorumHandle {
                         peer = target,
                         "handing the controller quorum's leadership to an up-to-date peer"
                     );
-                    if let Err(e) = network::timeout_now(&addr, Duration::from_millis(500)).await {
+                    let timeout = Duration::from_millis(500);
+                    if let Err(e) = network::timeout_now(&addr, s.tls.as_ref(), timeout).await {
                         tracing::info!(peer = target, "TimeoutNow: {e}");
                     }
                 }

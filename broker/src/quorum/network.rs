@@ -18,24 +18,29 @@ use samsa_proto::v1::raft_client::RaftClient;
 use samsa_proto::v1::RaftRequest;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::activity::{wall_ms, PeerActivity};
 use super::controller_service::MAX_MESSAGE;
 use super::{NodeId, TypeConfig};
+use crate::security::internal_tls::{transport, InternalTls};
 
-/// A lazily connecting gRPC channel to `addr` (host:port).
-pub(super) fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect_lazy())
+/// A lazily connecting gRPC channel to `addr` (host:port); TLS with `tls`.
+pub(super) fn channel(
+    addr: &str,
+    tls: Option<&InternalTls>,
+) -> Result<Channel, tonic::transport::Error> {
+    transport::channel(addr, tls, Duration::from_millis(500))
 }
 
 /// Makes one [`Peer`] per target voter.
 /// Asks the voter at `addr` to stand for election now (TimeoutNow), waiting up to `timeout`.
-pub(super) async fn timeout_now(addr: &str, timeout: Duration) -> Result<(), String> {
-    let mut client = RaftClient::new(channel(addr).map_err(|e| e.to_string())?);
+pub(super) async fn timeout_now(
+    addr: &str,
+    tls: Option<&InternalTls>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut client = RaftClient::new(channel(addr, tls).map_err(|e| e.to_string())?);
     let call = client.timeout_now(RaftRequest {
         payload: Vec::new(),
     });
@@ -49,13 +54,15 @@ pub(super) async fn timeout_now(addr: &str, timeout: Duration) -> Result<(), Str
 pub(super) struct Network {
     /// Where replies to AppendEntries are recorded, for DescribeQuorum.
     pub(super) activity: Arc<PeerActivity>,
+    /// Internal TLS, when the controller ports use it.
+    pub(super) tls: Option<InternalTls>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        let client = channel(&node.addr)
+        let client = channel(&node.addr, self.tls.as_ref())
             .map(|c| {
                 RaftClient::new(c)
                     .max_decoding_message_size(MAX_MESSAGE)

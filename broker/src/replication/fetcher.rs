@@ -14,7 +14,7 @@ use samsa_proto::v1::replica_client::ReplicaClient;
 use samsa_proto::v1::{ReplicaFetchPartition, ReplicaFetchPartitionReply, ReplicaFetchRequest};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::service::MAX_MESSAGE;
 use super::throttle::FollowerThrottle;
@@ -23,6 +23,7 @@ use crate::controller::MetadataImage;
 use crate::log::batch::BatchIter;
 use crate::log::{Log, LogError};
 use crate::producer::ProducerStates;
+use crate::security::internal_tls::{transport, InternalTls};
 use crate::topics::Partition;
 
 /// Pause after a failed round (so a dead leader is not hammered), and between empty rounds
@@ -85,12 +86,8 @@ impl Fetcher {
     }
 }
 
-fn client(addr: &str) -> Option<ReplicaClient<Channel>> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).ok()?;
-    let channel = endpoint
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect_lazy();
+fn client(addr: &str, tls: Option<&InternalTls>) -> Option<ReplicaClient<Channel>> {
+    let channel = transport::channel(addr, tls, Duration::from_millis(500)).ok()?;
     Some(
         ReplicaClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
@@ -138,7 +135,7 @@ async fn run(
             continue;
         }
         if connected.as_ref().is_none_or(|(a, _)| *a != addr) {
-            connected = client(&addr).map(|c| (addr.clone(), c));
+            connected = client(&addr, manager.tls.as_ref()).map(|c| (addr.clone(), c));
         }
         let Some((_, grpc)) = connected.as_mut() else {
             tracing::warn!(leader, %addr, "bad replication address");
@@ -182,6 +179,11 @@ async fn run(
         let timeout = Duration::from_millis(wait_ms) + Duration::from_secs(5);
         let reply = match tokio::time::timeout(timeout, grpc.fetch(request)).await {
             Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(e)) if e.code() == tonic::Code::PermissionDenied => {
+                tracing::warn!(leader, %addr, "the leader refuses this broker's fetches: {e}");
+                tokio::time::sleep(REFUSED_BACKOFF).await;
+                continue;
+            }
             Ok(Err(e)) => {
                 tracing::debug!(leader, %addr, "replica fetch failed: {e}");
                 tokio::time::sleep(BACKOFF).await;

@@ -35,6 +35,7 @@ use crate::protocol::errors::ApiError;
 use crate::quorum::{
     BrokerRegistration, ControllerClient, ControllerError, Heartbeat, LogProgress,
 };
+use crate::security::internal_tls::InternalTls;
 use crate::topics::{config, Partition, TopicRegistry};
 use fetcher::Fetcher;
 use state::ReplicaState;
@@ -78,6 +79,8 @@ pub struct ReplicaManager {
     /// The (topic, partition) leader gauges this broker set as the cluster's reporter, so it
     /// can drop them when it no longer reports them.
     reported_leaders: Mutex<BTreeSet<(String, i32)>>,
+    /// Mutual TLS of the replication listener and of fetches from other leaders, when on.
+    tls: Option<InternalTls>,
 }
 
 /// The background tasks of a running replica manager.
@@ -122,7 +125,8 @@ impl Replication {
 /// endpoint), follows the metadata image (and, on a
 /// voter, knows from its Raft log when more of it is on the way). `voters`: the controller
 /// quorum's voters as the local controller knows them, when this process is a controller; the
-/// bootstrap voters may all be gone by now.
+/// bootstrap voters may all be gone by now. `tls`: the internal TLS of this process, for the
+/// replication listener, the fetchers and the controller client (`None`: plaintext).
 pub async fn start(
     config: Arc<BrokerConfig>,
     registry: Arc<TopicRegistry>,
@@ -131,6 +135,7 @@ pub async fn start(
     voters: Option<crate::quorum::LocalVoters>,
     advertised: (String, i32),
     listeners: Vec<crate::controller::Endpoint>,
+    tls: Option<InternalTls>,
 ) -> anyhow::Result<Replication> {
     let listener = TcpListener::bind(config.replication_listen)
         .await
@@ -146,7 +151,14 @@ pub async fn start(
     } else {
         replication_addr.ip().to_string()
     };
-    let mut controller = ControllerClient::new(config.voters(), PROPOSE_TIMEOUT);
+    if tls.is_none() {
+        tracing::warn!(addr = %replication_addr,
+            "the replication listener is plaintext and unauthenticated: anyone who reaches it \
+             can read every partition and, naming a registered broker, move high watermarks; \
+             set the --internal-tls-*-location flags");
+    }
+    let mut controller =
+        ControllerClient::new(config.voters(), PROPOSE_TIMEOUT).with_tls(tls.clone());
     if let Some(local) = voters {
         controller = controller.with_local_voters(local);
     }
@@ -179,6 +191,7 @@ pub async fn start(
         replication_addr,
         producer_ids: tokio::sync::Mutex::new((0, 0)),
         reported_leaders: Mutex::new(BTreeSet::new()),
+        tls,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![

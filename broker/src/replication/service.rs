@@ -8,6 +8,11 @@
 //! names is refused, so a paused, fenced or replaced process can neither move the high
 //! watermark nor rejoin the ISR (nor make the leader propose ISR changes the controller must
 //! refuse). Never counts a fetch it did not admit (`state::admit_follower`).
+//!
+//! A fetch naming a replica id that is not a registered broker of the current image is refused
+//! as a whole (PERMISSION_DENIED, logged with the peer address); a registered broker that is not
+//! a replica of a partition gets NOT_LEADER_OR_FOLLOWER for it and moves nothing. Who may
+//! connect at all is the listener's business (mutual TLS, `security::internal_tls`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +31,7 @@ use super::throttle;
 use super::ReplicaManager;
 use crate::log::LogError;
 use crate::protocol::errors::ApiError;
+use crate::security::internal_tls::transport;
 use crate::topics::Partition;
 
 /// Largest gRPC message either way (a fetch carries up to max bytes per partition).
@@ -47,12 +53,13 @@ pub(super) async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let service = ReplicaServer::new(ReplicaService { manager })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let service = ReplicaServer::new(ReplicaService {
+        manager: manager.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let incoming = transport::incoming(listener, manager.tls.clone());
     let result = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.wait_for(|s| *s).await;
@@ -69,7 +76,21 @@ impl Replica for ReplicaService {
         &self,
         request: Request<ReplicaFetchRequest>,
     ) -> Result<Response<ReplicaFetchReply>, Status> {
+        let peer = request.remote_addr();
         let r = request.into_inner();
+        if !self
+            .manager
+            .current_image()
+            .brokers
+            .contains_key(&r.replica_id)
+        {
+            tracing::warn!(replica_id = r.replica_id, peer = ?peer,
+                "replica fetch refused: the replica id is not a registered broker");
+            return Err(Status::permission_denied(format!(
+                "replica id {} is not a registered broker",
+                r.replica_id
+            )));
+        }
         let wait = Duration::from_millis(u64::try_from(r.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
         let deadline = Instant::now() + wait;
         let max_bytes = usize::try_from(r.max_bytes_per_partition)

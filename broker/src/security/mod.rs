@@ -2,6 +2,8 @@
 //!
 //! - `tls`: rustls server and client configurations from PEM files, reloaded when they change.
 //! - `scram`: SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and PLAIN against stored SCRAM credentials.
+//! - `internal_tls`: mutual TLS of the internal gRPC ports (controller, replication), reloaded
+//!   when its files change.
 //! - `acl`: Kafka's ACL model (resource, pattern, operation, permission, principal, host) and the
 //!   authorizer's decision.
 //!
@@ -10,6 +12,7 @@
 //! SASL listeners until SaslAuthenticate succeeds.
 
 pub mod acl;
+pub mod internal_tls;
 pub mod scram;
 pub mod store;
 pub mod tls;

@@ -304,8 +304,10 @@ async fn start_cluster(
     advertised: (String, i32),
     listeners: Vec<crate::controller::Endpoint>,
 ) -> anyhow::Result<(Option<QuorumHandle>, Option<Replication>)> {
+    // Loads the internal TLS files (once for the process) when they are set.
+    let qc = QuorumConfig::from_broker(config)?;
+    let internal_tls = qc.tls.clone();
     let quorum = if config.roles().controller {
-        let qc = QuorumConfig::from_broker(config)?;
         Some(crate::quorum::start(qc, metrics.quorum.clone()).await?)
     } else {
         None
@@ -313,7 +315,8 @@ async fn start_cluster(
     let image = match &quorum {
         Some(q) => q.image(),
         None => {
-            let client = ControllerClient::new(config.voters(), Duration::from_secs(5));
+            let client = ControllerClient::new(config.voters(), Duration::from_secs(5))
+                .with_tls(internal_tls.clone());
             let (rx, _task) = client.watch();
             rx
         }
@@ -326,6 +329,7 @@ async fn start_cluster(
         quorum.as_ref().map(QuorumHandle::local_voters),
         advertised,
         listeners,
+        internal_tls,
     )
     .await?;
     Ok((quorum, Some(replication)))

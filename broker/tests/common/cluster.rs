@@ -31,6 +31,20 @@ impl Cluster {
         extra: &[&str],
         tweak: impl Fn(usize, &mut BrokerConfig),
     ) -> Cluster {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Cluster::start_nodes(|_| extra.clone(), tweak).await
+    }
+
+    /// Three brokers, broker `i` (0-based) with the flags `extra(i)` added.
+    pub async fn start_with_nodes(extra: impl Fn(usize) -> Vec<String>) -> Cluster {
+        Cluster::start_nodes(extra, |_, _| {}).await
+    }
+
+    /// Three brokers, broker `i` with the flags `extra(i)` and then `tweak(i, config)`.
+    async fn start_nodes(
+        extra: impl Fn(usize) -> Vec<String>,
+        tweak: impl Fn(usize, &mut BrokerConfig),
+    ) -> Cluster {
         let ports = free_ports(12);
         let voters = (0..3)
             .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[3 + i]))
@@ -65,7 +79,7 @@ impl Cluster {
                     "--offsets-topic-num-partitions".into(),
                     "4".into(),
                 ];
-                args.extend(extra.iter().map(|a| a.to_string()));
+                args.extend(extra(i));
                 let mut config = BrokerConfig::parse_from(args);
                 tweak(i, &mut config);
                 config
