@@ -1,9 +1,10 @@
 //! A small Kafka admin client on the `kafka-protocol` crate: the requests the operator needs
 //! (Metadata, CreateTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs,
 //! DeleteTopics; groups and offsets in `groups`, leaders, quorum and reassignments in
-//! `cluster`), with timeouts and typed errors. Requests go to the bootstrap connection, or to a
-//! given broker (leader, coordinator) over `nodes`. It owns no policy: callers decide; the
-//! [`Admin`] trait is the seam that lets planners be tested with a fake.
+//! `cluster`, SCRAM credentials and ACLs in `security`), with timeouts and typed errors.
+//! Requests go to the bootstrap connection, or to a given broker (leader, coordinator) over
+//! `nodes`. It owns no policy: callers decide; the [`Admin`] and [`SecurityAdmin`] traits are
+//! the seams that let planners be tested with a fake.
 
 mod admin;
 mod cluster;
@@ -12,6 +13,7 @@ mod error;
 mod groups;
 mod nodes;
 mod quorum;
+mod security;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,6 +44,11 @@ pub use cluster::{
 };
 pub use error::{code_name, AdminError, KafkaError};
 pub use groups::{GroupDescription, GroupListing, PartitionOffsets};
+pub use security::{
+    acl, random_bytes, salted_password_sha512, AclBinding, ScramCredentialInfo, ScramUpsert,
+    SecurityAdmin, CLUSTER_AUTHORIZATION_FAILED, RESOURCE_NOT_FOUND, SCRAM_ITERATIONS,
+    SCRAM_SALT_LEN, SCRAM_SHA_512, SECURITY_DISABLED, UNSUPPORTED_SASL_MECHANISM,
+};
 
 use crate::crd::{PartitionStatus, Replicas};
 use crate::plan::topic::ObservedTopic;

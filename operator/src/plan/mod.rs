@@ -1,5 +1,5 @@
 //! Pure decisions: desired Kubernetes objects of a cluster, broker-setting classification, and
-//! topic actions. Nothing here does I/O; the reconcilers observe, call these, and act.
+//! topic and user actions. Nothing here does I/O; the reconcilers observe, call these, and act.
 
 pub mod bluegreen;
 pub mod broker_config;
@@ -10,6 +10,7 @@ pub mod rebalance;
 pub mod roll;
 pub mod scale;
 pub mod topic;
+pub mod user;
 
 /// How many items a message lists before "and N more".
 const LISTED: usize = 5;
