@@ -58,7 +58,9 @@ impl FromStr for Principal {
                 principal_type: t.to_string(),
                 name: n.to_string(),
             }),
-            _ => Err(format!("principal {s:?}: expected TYPE:NAME, e.g. User:alice")),
+            _ => Err(format!(
+                "principal {s:?}: expected TYPE:NAME, e.g. User:alice"
+            )),
         }
     }
 }

@@ -37,8 +37,8 @@ use crate::protocol::errors;
 use crate::protocol::fetch_wire;
 use crate::protocol::reply::Reply;
 use crate::quorum::QuorumView;
-use crate::security::Session;
 use crate::replication::ReplicaManager;
+use crate::security::Session;
 use crate::topics::TopicRegistry;
 
 /// Shared state of the request handlers.
