@@ -1,5 +1,5 @@
-//! `samsa-operator`: runs the KafkaCluster and KafkaTopic controllers (the default), or with
-//! `crds` writes the CRD YAML generated from the Rust types.
+//! `samsa-operator`: runs the KafkaCluster, KafkaTopic and KafkaUser controllers (the
+//! default), or with `crds` writes the CRD YAML generated from the Rust types.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,19 +10,19 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{predicates, watcher, Controller, Predicate, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use samsa_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
 use samsa_operator::leader::LeaseLock;
 use samsa_operator::metrics::Metrics;
 use samsa_operator::plan::cluster::{PlanContext, CLUSTER_LABEL};
 use samsa_operator::reconcile::{self, Context};
 use tokio::sync::watch;
 
-/// Samsa operator: KafkaCluster and KafkaTopic on Kubernetes.
+/// Samsa operator: KafkaCluster, KafkaTopic and KafkaUser on Kubernetes.
 #[derive(Parser, Debug)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -479,13 +479,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         watcher::Config::default(),
     )
     .graceful_shutdown_on(stopped(stop_rx.clone()))
-    .run(reconcile::topic::reconcile, reconcile::error_policy, ctx)
+    .run(
+        reconcile::topic::reconcile,
+        reconcile::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
+    // A user's Secret (owned by its KafkaUser) deleted or edited is written again.
+    let users = Controller::new(
+        api::<KafkaUser>(&client, &args.namespace),
+        watcher::Config::default(),
+    )
+    .owns(
+        api::<Secret>(&client, &args.namespace),
+        watcher::Config::default().labels(&format!(
+            "app.kubernetes.io/managed-by=samsa-operator,{}",
+            reconcile::user::USER_LABEL
+        )),
+    )
+    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .run(reconcile::user::reconcile, reconcile::error_policy, ctx)
     .for_each(|_| async {});
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("*"),
         "controllers running"
     );
-    tokio::join!(clusters, topics);
+    tokio::join!(clusters, topics, users);
     tracing::info!("controllers stopped");
 
     let lost = lost_leadership.load(std::sync::atomic::Ordering::SeqCst);

@@ -6,7 +6,7 @@
 
 use kube::core::cel::Validator;
 use kube::CustomResourceExt;
-use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use samsa_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
 use serde_json::{json, Value};
 
 fn schema<K: CustomResourceExt>() -> Value {
@@ -219,6 +219,102 @@ fn cluster_upgrade_settings() {
             "spec.upgrade.rolling.brokerReadyTimeout must be a duration such as 5m, 90s or 1h30m",
             "spec.upgrade.rolling.maxParallel must be between 1 and 1000",
             "spec.upgrade.rolling.minIsrHeadroom must be between 0 and 100",
+        ]
+    );
+}
+
+fn user(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaUser",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+fn scram_user(acls: Value) -> Value {
+    user(
+        "alice",
+        json!({"clusterRef": {"name": "kc"}, "authentication": {"type": "scram-sha-512"},
+               "authorization": {"acls": acls}}),
+    )
+}
+
+#[test]
+fn user_minimal_and_full_are_accepted() {
+    assert!(check::<KafkaUser>(scram_user(json!([])), None).is_empty());
+    let full = user(
+        "orders-app",
+        json!({"clusterRef": {"name": "kc"},
+        "authentication": {"type": "scram-sha-512",
+            "password": {"valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}},
+        "authorization": {"acls": [
+            {"resource": {"type": "topic", "name": "orders"}, "operations": ["Read", "Write", "Describe"]},
+            {"resource": {"type": "group", "name": "orders-", "patternType": "prefixed"}, "operations": ["All"], "type": "deny", "host": "10.0.0.1"},
+            {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"]},
+            {"resource": {"type": "cluster", "name": "kafka-cluster"}, "operations": ["Describe"]},
+            {"resource": {"type": "transactionalId", "name": "tx"}, "operations": ["Write"]}
+        ]}}),
+    );
+    assert_eq!(check::<KafkaUser>(full, None), Vec::<String>::new());
+}
+
+#[test]
+fn user_names() {
+    let spec = json!({"clusterRef": {"name": "kc"}, "authentication": {"type": "tls"}});
+    assert_eq!(
+        check::<KafkaUser>(user("samsa-operator", spec.clone()), None),
+        vec!["metadata.name: samsa-operator (the operator's own principal) and ANONYMOUS (every unauthenticated client) are reserved"]
+    );
+    assert_eq!(
+        check::<KafkaUser>(user(&"a".repeat(65), spec.clone()), None),
+        vec!["metadata.name is the user name: 1-64 characters of a-z, A-Z, 0-9, '.', '_' or '-'"]
+    );
+    assert!(check::<KafkaUser>(user(&"a".repeat(64), spec), None).is_empty());
+}
+
+#[test]
+fn user_acl_rules() {
+    let errs = check::<KafkaUser>(
+        scram_user(json!([
+            {"resource": {"type": "topic"}, "operations": ["Read"]},
+            {"resource": {"type": "cluster", "name": "other"}, "operations": ["Alter"]},
+            {"resource": {"type": "cluster", "patternType": "prefixed"}, "operations": ["Alter"]},
+            {"resource": {"type": "group", "name": ""}, "operations": ["Read"], "host": ""}
+        ])),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "spec.authorization.acls[].resource.name is required unless the type is cluster",
+            "spec.authorization.acls[].resource.name of the cluster resource can only be kafka-cluster",
+            "spec.authorization.acls[].resource.patternType of the cluster resource must be literal",
+            "spec.authorization.acls[].host must be * or an IP address",
+            "spec.authorization.acls[].resource.name must be 1-255 characters",
+        ]
+    );
+}
+
+#[test]
+fn user_authentication_rules() {
+    let tls_with_password = user(
+        "alice",
+        json!({"clusterRef": {"name": "kc"},
+               "authentication": {"type": "tls",
+                   "password": {"valueFrom": {"secretKeyRef": {"name": "pw", "key": "p"}}}}}),
+    );
+    assert_eq!(
+        check::<KafkaUser>(tls_with_password, None),
+        vec!["spec.authentication.password is only for type scram-sha-512"]
+    );
+    let old = scram_user(json!([]));
+    let mut new = old.clone();
+    new["spec"]["authentication"]["type"] = json!("tls");
+    new["spec"]["clusterRef"]["name"] = json!("other");
+    let mut errs = check::<KafkaUser>(new, Some(old));
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.authentication.type is immutable: delete the KafkaUser and create it again",
+            "spec.clusterRef is immutable",
         ]
     );
 }

@@ -24,6 +24,9 @@ pub const MAX_RESOURCE_NAME: usize = 255;
 /// The operator's own principal name (`User:CN=samsa-operator` on the brokers' control-plane
 /// listener): no KafkaUser may take it.
 pub const OPERATOR_USER: &str = "samsa-operator";
+/// The principal name of every unauthenticated client (`User:ANONYMOUS`): a user of that name
+/// would hand its ACLs to all of them.
+pub const ANONYMOUS_USER: &str = "ANONYMOUS";
 /// The resource name of Kafka's one cluster resource.
 pub const CLUSTER_RESOURCE_NAME: &str = "kafka-cluster";
 
@@ -39,8 +42,8 @@ pub const CLUSTER_RESOURCE_NAME: &str = "kafka-cluster";
     derive = "PartialEq",
     validation = Rule::new("self.metadata.name.matches('^[a-zA-Z0-9._-]{1,64}$')")
         .message("metadata.name is the user name: 1-64 characters of a-z, A-Z, 0-9, '.', '_' or '-'"),
-    validation = Rule::new("self.metadata.name != 'samsa-operator'")
-        .message("metadata.name: samsa-operator is the operator's own principal"),
+    validation = Rule::new("!(self.metadata.name in ['samsa-operator', 'ANONYMOUS'])")
+        .message("metadata.name: samsa-operator (the operator's own principal) and ANONYMOUS (every unauthenticated client) are reserved"),
     printcolumn(
         name = "Cluster",
         type_ = "string",
@@ -349,6 +352,12 @@ impl KafkaUserSpec {
             errs.push(FieldError::new(
                 "metadata.name",
                 format!("{OPERATOR_USER} is the operator's own principal"),
+            ));
+        }
+        if name == ANONYMOUS_USER {
+            errs.push(FieldError::new(
+                "metadata.name",
+                format!("{ANONYMOUS_USER} is the principal of every unauthenticated client"),
             ));
         }
         if self.cluster_ref.name.is_empty() {

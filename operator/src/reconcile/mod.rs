@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod topic;
+pub mod user;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
