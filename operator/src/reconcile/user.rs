@@ -674,6 +674,17 @@ async fn cleanup(ku: &KafkaUser, ctx: &Context) -> Result<Action, Error> {
     if !ku.spec.validate(&name).is_empty() {
         return Ok(Action::await_change());
     }
+    // Only a user that reached the cluster has anything there: one that was Ready once, or
+    // has its Secret (written right after the credential).
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let provisioned = ku.status.as_ref().is_some_and(|s| s.principal.is_some())
+        || secrets
+            .get_opt(&name)
+            .await?
+            .is_some_and(|s| controlled_by(&s, ku));
+    if !provisioned {
+        return Ok(Action::await_change());
+    }
     let clusters: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let cluster_name = &ku.spec.cluster_ref.name;
     let cluster = match clusters.get_opt(cluster_name).await? {
