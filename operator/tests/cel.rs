@@ -318,3 +318,15 @@ fn user_authentication_rules() {
         ]
     );
 }
+
+#[test]
+fn user_example_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kafkauser.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let obj: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(check::<KafkaUser>(obj.clone(), None), Vec::<String>::new());
+    let ku: KafkaUser = serde_json::from_value(obj).unwrap();
+    assert_eq!(ku.spec.validate(&ku.user_name()), vec![]);
+    assert_eq!(ku.spec.principal(&ku.user_name()), "User:orders-app");
+    assert_eq!(ku.spec.authorization.acls.len(), 3);
+}
