@@ -5,10 +5,12 @@
 
 mod cluster;
 mod common;
+mod security;
 mod topic;
 
 pub use cluster::*;
 pub use common::*;
+pub use security::*;
 pub use topic::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
