@@ -157,6 +157,17 @@ struct RunArgs {
     )]
     cluster_domain: String,
 
+    /// Labels of the operator's own pods, as key=value,...: each cluster's NetworkPolicy lets
+    /// pods with these labels in the operator's namespace (`POD_NAMESPACE`; any namespace when
+    /// unset) reach the brokers' CONTROLPLANE listener (port 9091) of a secured cluster.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_POD_LABELS",
+        default_value = "app.kubernetes.io/name=samsa-operator",
+        value_parser = parse_labels
+    )]
+    operator_pod_labels: Labels,
+
     /// Reach every cluster's Kafka listener at these host:port addresses instead of its
     /// `<name>-bootstrap.<namespace>.svc` Service (tests; an operator running outside the
     /// cluster).
@@ -281,6 +292,27 @@ async fn termination() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Pod labels from `key=value,...`.
+#[derive(Debug, Clone)]
+struct Labels(std::collections::BTreeMap<String, String>);
+
+fn parse_labels(v: &str) -> Result<Labels, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, val) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?}: expected key=value"))?;
+        if k.trim().is_empty() {
+            return Err(format!("{item:?}: empty label key"));
+        }
+        out.insert(k.trim().to_string(), val.trim().to_string());
+    }
+    if out.is_empty() {
+        return Err("no label: expected key=value,...".into());
+    }
+    Ok(Labels(out))
 }
 
 fn identity(args: &RunArgs) -> String {
@@ -410,6 +442,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         PlanContext {
             image_repository: args.broker_image_repository.clone(),
             cluster_domain: args.cluster_domain.clone(),
+            operator: samsa_operator::plan::security::OperatorPeer {
+                namespace: std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty()),
+                pod_labels: args.operator_pod_labels.0.clone(),
+            },
         },
         args.kafka_bootstrap.clone(),
         Duration::from_millis(args.kafka_timeout_ms),

@@ -223,6 +223,71 @@ fn cluster_upgrade_settings() {
     );
 }
 
+#[test]
+fn cluster_security_is_accepted() {
+    let ok = cluster(json!({
+        "listeners": {"kafka": [
+            {"name": "tls", "port": 9093, "tls": true, "authentication": {"type": "tls"}},
+            {"name": "scram", "port": 9095, "tls": true, "authentication": {"type": "scram-sha-512"}},
+            {"name": "plain", "port": 9092}
+        ], "controller": 9193, "replication": 9194},
+        "authorization": {"type": "simple", "superUsers": ["User:CN=admin", "User:alice"]},
+        "tls": {"issuer": {"name": "ca", "kind": "ClusterIssuer"}, "validityDays": 90, "renewBeforeDays": 10},
+        "networkPolicy": {"enabled": false}
+    }));
+    assert_eq!(check::<KafkaCluster>(ok, None), Vec::<String>::new());
+}
+
+#[test]
+fn cluster_listener_rules() {
+    let mut errs = check::<KafkaCluster>(
+        cluster(json!({
+            "listeners": {"kafka": [
+                {"name": "Bad", "port": 9200},
+                {"name": "metrics", "port": 9201},
+                {"name": "tls", "port": 9093, "authentication": {"type": "tls"}},
+                {"name": "tls", "port": 9091, "tls": true}
+            ]},
+            "metrics": {"port": 9201}
+        })),
+        None,
+    );
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.listeners.kafka names and ports must be unique",
+            "spec.listeners.kafka ports must differ from spec.listeners.controller and spec.listeners.replication",
+            "spec.listeners.kafka ports must differ from spec.metrics.port and, when the cluster is secured, from 9091 (the operator's CONTROLPLANE listener)",
+            "spec.listeners.kafka[].authentication.type tls needs tls: true (client certificates are a TLS feature)",
+            "spec.listeners.kafka[].name must be lower-case letters, digits and single dashes, starting with a letter (at most 15 characters)",
+            "spec.listeners.kafka[].name must not be controller, replication, metrics or controlplane",
+        ]
+    );
+    // 9091 is only the operator's on a secured cluster.
+    let plain = cluster(json!({"listeners": {"kafka": [{"name": "plain", "port": 9091}]}}));
+    assert_eq!(check::<KafkaCluster>(plain, None), Vec::<String>::new());
+}
+
+#[test]
+fn cluster_authorization_and_tls_rules() {
+    let mut errs = check::<KafkaCluster>(
+        cluster(json!({
+            "authorization": {"type": "simple", "superUsers": ["alice", "User:a;User:b"]},
+            "tls": {"validityDays": 30, "renewBeforeDays": 30}
+        })),
+        None,
+    );
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.authorization.superUsers must be principals such as User:alice (no ';')",
+            "spec.tls.renewBeforeDays must be less than spec.tls.validityDays",
+        ]
+    );
+}
+
 fn user(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaUser",
            "metadata": {"name": name}, "spec": spec})

@@ -5,11 +5,13 @@
 
 mod cluster;
 mod common;
+mod security;
 mod topic;
 mod user;
 
 pub use cluster::*;
 pub use common::*;
+pub use security::*;
 pub use topic::*;
 pub use user::*;
 

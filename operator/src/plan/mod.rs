@@ -3,12 +3,14 @@
 
 pub mod bluegreen;
 pub mod broker_config;
+pub mod certificates;
 pub mod cluster;
 pub mod cluster_status;
 pub mod movement;
 pub mod rebalance;
 pub mod roll;
 pub mod scale;
+pub mod security;
 pub mod topic;
 pub mod user;
 

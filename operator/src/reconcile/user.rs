@@ -21,14 +21,18 @@ use tracing::Instrument;
 use super::{name_ns, now_rfc3339, Context, Error, FIELD_MANAGER};
 use crate::certs::{self, Ca};
 use crate::crd::{
-    describe_errors, merge_conditions, Condition, KafkaCluster, KafkaUser, KafkaUserStatus,
-    UserAuthenticationType,
+    describe_errors, merge_conditions, AuthenticationType, Condition, KafkaCluster, KafkaUser,
+    KafkaUserStatus, UserAuthenticationType,
 };
 use crate::kafka::{
     random_bytes, AdminError, ScramUpsert, SecurityAdmin, CLUSTER_AUTHORIZATION_FAILED,
     SCRAM_ITERATIONS, SCRAM_SALT_LEN, SCRAM_SHA_512, SECURITY_DISABLED, UNSUPPORTED_SASL_MECHANISM,
 };
+use crate::plan::certificates::Lifetimes;
 use crate::plan::cluster::{bootstrap_address, CLUSTER_LABEL};
+use crate::plan::security::{
+    broker_tls_secret, clients_ca_secret, cluster_ca_secret, CA_CERT_KEY, CA_KEY_KEY,
+};
 use crate::plan::user::{
     acl_changes, desired_bindings, listener_for, password_from_bytes, password_problem,
     scram_secret_data, scram_write, tls_secret_data, AclChanges, ClusterListener, ScramWrite,
@@ -41,11 +45,6 @@ pub const KIND: &str = "KafkaUser";
 pub const FINALIZER: &str = "samsa.dev/user";
 /// Label of a user's Secret naming the KafkaUser.
 pub const USER_LABEL: &str = "samsa.dev/user";
-/// Validity of a client certificate (the cluster's `spec.tls.validityDays` default).
-const CLIENT_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
-/// A client certificate is re-issued this long before it expires (the cluster's
-/// `spec.tls.renewBeforeDays` default).
-const CLIENT_CERT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Look again this often when all is well.
 const RESYNC: Duration = Duration::from_secs(300);
 
@@ -145,28 +144,49 @@ fn classify(e: &Error, cluster: &str) -> (&'static str, String) {
     }
 }
 
-/// The client listeners of a cluster, with the address, TLS and authentication a user needs.
-///
-/// Integration point: a cluster with typed listeners (`spec.listeners.kafka`) maps each to a
-/// [`ClusterListener`] here; without them the cluster has one plaintext, unauthenticated
+/// The client listeners of a cluster, with the address, TLS and authentication a user needs:
+/// its typed listeners (`spec.listeners.kafka`), else the one plaintext, unauthenticated
 /// listener on `spec.listeners.client`.
 pub fn cluster_listeners(kc: &KafkaCluster, cluster: &str, ns: &str) -> Vec<ClusterListener> {
-    vec![ClusterListener {
-        name: "client".into(),
-        bootstrap: bootstrap_address(cluster, ns, kc.spec.listeners.client),
-        tls: false,
-        authentication: None,
-    }]
+    let Some(list) = &kc.spec.listeners.kafka else {
+        return vec![ClusterListener {
+            name: "client".into(),
+            bootstrap: bootstrap_address(cluster, ns, kc.spec.listeners.client),
+            tls: false,
+            authentication: None,
+        }];
+    };
+    list.iter()
+        .map(|l| ClusterListener {
+            name: l.name.clone(),
+            bootstrap: bootstrap_address(cluster, ns, l.port),
+            tls: l.tls,
+            authentication: l.authentication.as_ref().map(|a| match a.type_ {
+                AuthenticationType::ScramSha512 => UserAuthenticationType::ScramSha512,
+                AuthenticationType::Tls => UserAuthenticationType::Tls,
+            }),
+        })
+        .collect()
 }
 
-/// The Secret holding a cluster's CA certificate (brokers' certificates chain to it).
-fn cluster_ca_secret(cluster: &str) -> String {
-    format!("{cluster}-cluster-ca")
+/// The Secret (and its key) holding the CA certificate the brokers' certificates chain to:
+/// the cert-manager Secret with `spec.tls.issuer`, else the operator's cluster CA.
+fn broker_ca_secret(kc: &KafkaCluster, cluster: &str) -> String {
+    match kc.spec.tls.as_ref().and_then(|t| t.issuer.as_ref()) {
+        Some(_) => broker_tls_secret(cluster),
+        None => cluster_ca_secret(cluster),
+    }
 }
 
-/// The Secret holding a cluster's clients CA (certificate and key).
-fn clients_ca_secret(cluster: &str) -> String {
-    format!("{cluster}-clients-ca")
+/// The admin client of a cluster: obtained as every reconcile obtains it (the one place to
+/// change when the operator's connection to a cluster changes).
+fn admin_of(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    cluster: &str,
+    ns: &str,
+) -> Arc<crate::kafka::AdminClient> {
+    ctx.admin(&ctx.bootstrap(cluster, ns, kc.spec.listeners.client))
 }
 
 /// The text of `key` in a Secret, when present and UTF-8.
@@ -262,16 +282,16 @@ async fn sync(
             ));
         }
     }
+    let ca_secret = broker_ca_secret(&cluster, cluster_name);
     let ca_cert = secrets
-        .get_opt(&cluster_ca_secret(cluster_name))
+        .get_opt(&ca_secret)
         .await?
-        .and_then(|s| secret_text(&s, "ca.crt"));
+        .and_then(|s| secret_text(&s, CA_CERT_KEY));
     if listener.tls && ca_cert.is_none() {
         return Err(Stop::NotReady(
             "CaNotReady",
             format!(
-                "Secret {} with the cluster CA certificate (ca.crt) does not exist yet; the KafkaCluster's reconcile makes it",
-                cluster_ca_secret(cluster_name)
+                "Secret {ca_secret} with the CA certificate (ca.crt) of the brokers does not exist yet; the KafkaCluster's reconcile makes it"
             ),
             Duration::from_secs(15),
         ));
@@ -283,7 +303,7 @@ async fn sync(
         ca_cert: ca_cert.as_deref(),
     };
 
-    let admin = ctx.admin(&ctx.bootstrap(cluster_name, ns, cluster.spec.listeners.client));
+    let admin = admin_of(ctx, &cluster, cluster_name, ns);
     let (data, fingerprint, next) = match auth {
         UserAuthenticationType::ScramSha512 => {
             let (data, fingerprint) = scram(
@@ -299,7 +319,9 @@ async fn sync(
             (data, Some(fingerprint), RESYNC)
         }
         UserAuthenticationType::Tls => {
-            let (data, renew_in) = tls(ku, ctx, name, ns, existing.as_ref(), &secret_ctx).await?;
+            let lifetimes = Lifetimes::of(&cluster.spec);
+            let (data, renew_in) =
+                tls(ku, ctx, name, ns, existing.as_ref(), &secret_ctx, lifetimes).await?;
             (data, None, renew_in.clamp(Duration::from_secs(60), RESYNC))
         }
     };
@@ -454,7 +476,8 @@ async fn scram(
 }
 
 /// The user's client certificate: the one in its Secret while the clients CA signed it and it
-/// is not due for renewal, else a new one. Returns the Secret data and the time until renewal.
+/// is not due for renewal, else a new one (the cluster's `spec.tls` lifetimes). Returns the
+/// Secret data and the time until renewal.
 async fn tls(
     ku: &KafkaUser,
     ctx: &Context,
@@ -462,14 +485,15 @@ async fn tls(
     ns: &str,
     existing: Option<&Secret>,
     secret_ctx: &SecretContext<'_>,
+    lifetimes: Lifetimes,
 ) -> Result<(BTreeMap<String, String>, Duration), Stop> {
     let cluster = &ku.spec.cluster_ref.name;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let ca_name = clients_ca_secret(cluster);
     let ca = secrets.get_opt(&ca_name).await?.and_then(|s| {
         Some(Ca {
-            cert_pem: secret_text(&s, "ca.crt")?,
-            key_pem: secret_text(&s, "ca.key")?,
+            cert_pem: secret_text(&s, CA_CERT_KEY)?,
+            key_pem: secret_text(&s, CA_KEY_KEY)?,
         })
     });
     let Some(ca) = ca else {
@@ -486,14 +510,14 @@ async fn tls(
         let cert = secret_text(s, "user.crt")?;
         let key = secret_text(s, "user.key")?;
         let current = ca.signed(&cert)
-            && !certs::needs_renewal(&cert, CLIENT_CERT_RENEW_BEFORE, now)
+            && !certs::needs_renewal(&cert, lifetimes.renew_before, now)
             && certs::subject(&cert).is_ok_and(|s| s == format!("CN={name}"));
         current.then_some((cert, key))
     });
     let (cert, key) = match kept {
         Some(pair) => pair,
         None => {
-            let leaf = ca.issue_client(name, CLIENT_CERT_VALIDITY).map_err(|e| {
+            let leaf = ca.issue_client(name, lifetimes.validity).map_err(|e| {
                 Stop::NotReady(
                     "CertificateError",
                     format!(
@@ -514,7 +538,7 @@ async fn tls(
     };
     let renew_in = certs::not_after(&cert)
         .ok()
-        .and_then(|t| t.checked_sub(CLIENT_CERT_RENEW_BEFORE))
+        .and_then(|t| t.checked_sub(lifetimes.renew_before))
         .and_then(|t| t.duration_since(now).ok())
         .unwrap_or(Duration::ZERO);
     Ok((tls_secret_data(secret_ctx, &cert, &key), renew_in))
@@ -693,7 +717,7 @@ async fn cleanup(ku: &KafkaUser, ctx: &Context) -> Result<Action, Error> {
         Some(c) if c.metadata.deletion_timestamp.is_some() => return Ok(Action::await_change()),
         Some(c) => c,
     };
-    let admin = ctx.admin(&ctx.bootstrap(cluster_name, &ns, cluster.spec.listeners.client));
+    let admin = admin_of(ctx, &cluster, cluster_name, &ns);
     let principal = ku.spec.principal(&name);
     let removed = remove_user(
         admin.as_ref(),

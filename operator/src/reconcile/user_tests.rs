@@ -311,3 +311,43 @@ fn clusters_without_typed_listeners_have_no_authenticated_listener() {
     assert_eq!(listener_for(&l, UserAuthenticationType::ScramSha512), None);
     assert_eq!(listener_for(&l, UserAuthenticationType::Tls), None);
 }
+
+#[test]
+fn typed_listeners_name_the_users_listener() {
+    let kc: KafkaCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaCluster",
+        "metadata": {"name": "kc", "namespace": "ns"},
+        "spec": {"brokers": 3, "listeners": {"kafka": [
+            {"name": "plain", "port": 9092},
+            {"name": "sasl", "port": 9094, "tls": true,
+             "authentication": {"type": "scram-sha-512"}},
+            {"name": "mtls", "port": 9093, "tls": true, "authentication": {"type": "tls"}}
+        ]}, "tls": {"issuer": {"name": "letsencrypt"}}}
+    }))
+    .unwrap();
+    let l = cluster_listeners(&kc, "kc", "ns");
+    let scram = listener_for(&l, UserAuthenticationType::ScramSha512).unwrap();
+    assert_eq!(
+        (scram.name.as_str(), scram.bootstrap.as_str(), scram.tls),
+        ("sasl", "kc-bootstrap.ns.svc:9094", true)
+    );
+    let tls = listener_for(&l, UserAuthenticationType::Tls).unwrap();
+    assert_eq!(tls.bootstrap, "kc-bootstrap.ns.svc:9093");
+    // The brokers' certificates come from cert-manager: its Secret has their CA.
+    assert_eq!(broker_ca_secret(&kc, "kc"), "kc-broker-tls");
+    let mut own = kc.clone();
+    own.spec.tls = None;
+    assert_eq!(broker_ca_secret(&own, "kc"), "kc-cluster-ca");
+}
+
+#[test]
+fn the_refused_name_is_the_operators_certificate_name() {
+    assert_eq!(
+        crate::crd::OPERATOR_USER,
+        crate::plan::security::OPERATOR_CN
+    );
+    assert_eq!(
+        crate::plan::security::OPERATOR_PRINCIPAL,
+        format!("User:CN={}", crate::crd::OPERATOR_USER)
+    );
+}
