@@ -1,8 +1,9 @@
 //! KafkaUser against a real kube-apiserver (etcd + kube-apiserver started by the test, no
 //! nodes) and the operator binary: the CRD installs, a user gets the finalizer and a Ready=False
-//! condition naming what is missing (its cluster; a listener of its authentication), a Warning
-//! event, and a user that never reached its cluster is deleted at once. No broker is needed:
-//! none of these users gets as far as Kafka. Skipped (with a message) where the Kubernetes
+//! condition naming what is missing (its cluster; a listener of its authentication; the
+//! brokers), a Warning event; a TLS user gets its certificate and Secret; a user that never
+//! reached its cluster is deleted at once, one that did when its cluster goes. No broker runs:
+//! the Kafka side is unit-tested against a fake (src/reconcile/user_tests.rs). Skipped (with a message) where the Kubernetes
 //! binaries are not built and SAMSA_SKIP_K8S_TESTS=1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,9 +12,11 @@ mod common;
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use samsa_operator::certs::{subject, Ca};
 use samsa_operator::crd::{KafkaCluster, KafkaUser};
 use serde_json::json;
 
@@ -204,6 +207,93 @@ async fn users_report_what_they_lack_and_delete_cleanly() {
     )
     .await;
 
+    // A SCRAM listener (SASL_PLAINTEXT: no CA needed) and an mTLS one. The test makes the
+    // CA Secrets the cluster's reconcile would.
+    clusters
+        .patch(
+            "kc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"listeners": {"kafka": [
+                {"name": "sasl", "port": 9095, "authentication": {"type": "scram-sha-512"}},
+                {"name": "mtls", "port": 9096, "tls": true, "authentication": {"type": "tls"}}
+            ]}}})),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let day = Duration::from_secs(24 * 3600);
+    let clients_ca = Ca::generate("kc-clients-ca", 100 * day).unwrap();
+    let cluster_ca = Ca::generate("kc-cluster-ca", 100 * day).unwrap();
+    for (name, ca) in [
+        ("kc-clients-ca", &clients_ca),
+        ("kc-cluster-ca", &cluster_ca),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": {"ca.crt": ca.cert_pem, "ca.key": ca.key_pem}
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    users
+        .patch(
+            "alice",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"authorization": {"acls": [
+                {"resource": {"type": "topic", "name": "orders"}, "operations": ["Read"]}
+            ]}}})),
+        )
+        .await
+        .unwrap();
+    common::wait_for(
+        "alice is Ready=False ClusterUnreachable",
+        Duration::from_secs(30),
+        async || {
+            users.get("alice").await.is_ok_and(|u| {
+                ready(&u).is_some_and(|(s, r, m)| {
+                    s == "False"
+                        && r == "ClusterUnreachable"
+                        && m.starts_with("cannot reach KafkaCluster kc: cannot connect to any of")
+                })
+            })
+        },
+    )
+    .await;
+    // Its credential never reached the cluster, so it has no Secret yet.
+    assert!(secrets.get_opt("alice").await.unwrap().is_none());
+
+    // A TLS user gets its certificate and Secret before the ACLs (which need the brokers).
+    let bob: KafkaUser = serde_json::from_value(json!({
+        "apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaUser",
+        "metadata": {"name": "bob"},
+        "spec": {"clusterRef": {"name": "kc"}, "authentication": {"type": "tls"}}
+    }))
+    .unwrap();
+    users.create(&PostParams::default(), &bob).await.unwrap();
+    common::wait_for("Secret bob exists", Duration::from_secs(30), async || {
+        secrets.get_opt("bob").await.is_ok_and(|s| s.is_some())
+    })
+    .await;
+    let secret = secrets.get("bob").await.unwrap();
+    let text = |k: &str| String::from_utf8(secret.data.as_ref().unwrap()[k].0.clone()).unwrap();
+    assert!(clients_ca.signed(&text("user.crt")));
+    assert_eq!(subject(&text("user.crt")).unwrap(), "CN=bob");
+    assert_eq!(text("ca.crt"), cluster_ca.cert_pem);
+    assert_eq!(text("bootstrap.servers"), "kc-bootstrap.default.svc:9096");
+    assert!(text("client.properties").contains("\nsecurity.protocol=SSL\n"));
+    let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("KafkaUser", "bob", Some(true))
+    );
+    assert_eq!(
+        secret.metadata.labels.as_ref().unwrap()["samsa.dev/user"],
+        "bob"
+    );
+
     // Never provisioned: deletion needs nothing from Kafka (which is unreachable here).
     users
         .delete("alice", &DeleteParams::default())
@@ -212,5 +302,32 @@ async fn users_report_what_they_lack_and_delete_cleanly() {
     common::wait_for("alice is gone", Duration::from_secs(30), async || {
         users.get_opt("alice").await.is_ok_and(|u| u.is_none())
     })
+    .await;
+    // Bob reached the cluster: his finalizer waits for the brokers (unreachable), until the
+    // cluster itself is deleted.
+    users.delete("bob", &DeleteParams::default()).await.unwrap();
+    common::wait_for(
+        "bob is held by his finalizer and says why",
+        Duration::from_secs(30),
+        async || {
+            events.list(&ListParams::default()).await.is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bob")
+                        && e.reason.as_deref() == Some("ClusterUnreachable")
+                })
+            })
+        },
+    )
+    .await;
+    assert!(users.get_opt("bob").await.unwrap().is_some());
+    clusters
+        .delete("kc", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for(
+        "bob is gone with his cluster",
+        Duration::from_secs(60),
+        async || users.get_opt("bob").await.is_ok_and(|u| u.is_none()),
+    )
     .await;
 }
