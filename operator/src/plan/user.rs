@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
+use super::security;
 use crate::crd::{
-    AclOperation, AclPatternType, AclPermission, AclResourceType, KafkaUserSpec,
+    AclOperation, AclPatternType, AclPermission, AclResourceType, FieldError, KafkaUserSpec,
     UserAuthenticationType, CLUSTER_RESOURCE_NAME,
 };
 use crate::kafka::{acl, AclBinding, ScramCredentialInfo, SCRAM_SHA_512};
@@ -24,6 +25,26 @@ pub const GENERATED_PASSWORD_LEN: usize = 32;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The characters of a generated password.
 const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// When the user's Secret (named as the user) would be one the operator keeps for its
+/// cluster (CAs, broker and operator certificates): the field error that refuses the name.
+pub fn reserved_secret_name(user: &str, cluster: &str) -> Option<FieldError> {
+    let reserved = [
+        security::cluster_ca_secret(cluster),
+        security::clients_ca_secret(cluster),
+        security::broker_certs_secret(cluster),
+        security::operator_cert_secret(cluster),
+        security::broker_tls_secret(cluster),
+    ];
+    reserved.contains(&user.to_string()).then(|| {
+        FieldError::new(
+            "metadata.name",
+            format!(
+                "{user} is the name of a Secret the operator keeps for KafkaCluster {cluster}; the user's Secret takes the user's name"
+            ),
+        )
+    })
+}
 
 /// The wire code of an ACL operation.
 pub fn operation_code(op: AclOperation) -> i8 {

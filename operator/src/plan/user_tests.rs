@@ -124,6 +124,23 @@ fn bindings_of_a_spec_with_all_prefixed_and_deny() {
 }
 
 #[test]
+fn names_of_the_clusters_own_secrets_are_refused() {
+    for name in [
+        "kc-cluster-ca",
+        "kc-clients-ca",
+        "kc-broker-certs",
+        "kc-operator-cert",
+        "kc-broker-tls",
+    ] {
+        let e = reserved_secret_name(name, "kc").unwrap();
+        assert_eq!(e.field, "metadata.name");
+        assert!(e.message.contains("KafkaCluster kc"), "{e}");
+    }
+    assert_eq!(reserved_secret_name("kc-clients-ca", "other"), None);
+    assert_eq!(reserved_secret_name("alice", "kc"), None);
+}
+
+#[test]
 fn every_operation_has_its_wire_code() {
     use AclOperation::*;
     let codes: Vec<i8> = [

@@ -35,8 +35,8 @@ use crate::plan::security::{
 };
 use crate::plan::user::{
     acl_changes, desired_bindings, listener_for, password_from_bytes, password_problem,
-    scram_secret_data, scram_write, tls_secret_data, AclChanges, ClusterListener, ScramWrite,
-    SecretContext, SCRAM_FINGERPRINT_ANNOTATION,
+    reserved_secret_name, scram_secret_data, scram_write, tls_secret_data, AclChanges,
+    ClusterListener, ScramWrite, SecretContext, SCRAM_FINGERPRINT_ANNOTATION,
 };
 
 /// Kind label of the metrics.
@@ -238,7 +238,8 @@ async fn sync(
     name: &str,
     ns: &str,
 ) -> Result<(String, Duration), Stop> {
-    let errs = ku.spec.validate(name);
+    let mut errs = ku.spec.validate(name);
+    errs.extend(reserved_secret_name(name, &ku.spec.cluster_ref.name));
     if !errs.is_empty() {
         return Err(Stop::NotReady(
             "InvalidSpec",
@@ -695,7 +696,9 @@ async fn write_status(
 async fn cleanup(ku: &KafkaUser, ctx: &Context) -> Result<Action, Error> {
     let (name, ns) = name_ns(ku)?;
     // A refused spec never touched the cluster, and must not now (the operator's own name).
-    if !ku.spec.validate(&name).is_empty() {
+    if !ku.spec.validate(&name).is_empty()
+        || reserved_secret_name(&name, &ku.spec.cluster_ref.name).is_some()
+    {
         return Ok(Action::await_change());
     }
     // Only a user that reached the cluster has anything there: one that was Ready once, or
