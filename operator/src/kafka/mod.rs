@@ -12,6 +12,7 @@ mod error;
 mod groups;
 mod nodes;
 mod quorum;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub use cluster::{
 };
 pub use error::{code_name, AdminError, KafkaError};
 pub use groups::{GroupDescription, GroupListing, PartitionOffsets};
+pub use tls::{material_id, KafkaTls};
 
 use crate::crd::{PartitionStatus, Replicas};
 use crate::plan::topic::ObservedTopic;
@@ -126,6 +128,7 @@ pub struct NewTopic {
 pub struct AdminClient {
     bootstrap: Vec<String>,
     timeout: Duration,
+    tls: Option<std::sync::Arc<KafkaTls>>,
     conn: Mutex<Option<Conn>>,
     nodes: Mutex<nodes::NodeConns>,
 }
@@ -146,6 +149,15 @@ impl AdminClient {
     /// A client for `bootstrap` (`host:port`, comma-separated); `timeout` bounds connecting and
     /// each request.
     pub fn new(bootstrap: &str, timeout: Duration) -> AdminClient {
+        AdminClient::with_tls(bootstrap, timeout, None)
+    }
+
+    /// A client whose connections (bootstrap and brokers) use `tls` when given.
+    pub fn with_tls(
+        bootstrap: &str,
+        timeout: Duration,
+        tls: Option<std::sync::Arc<KafkaTls>>,
+    ) -> AdminClient {
         AdminClient {
             bootstrap: bootstrap
                 .split(',')
@@ -154,9 +166,15 @@ impl AdminClient {
                 .map(str::to_string)
                 .collect(),
             timeout,
+            tls,
             conn: Mutex::new(None),
             nodes: Mutex::new(nodes::NodeConns::default()),
         }
+    }
+
+    /// The id of its TLS material (`None`: plain TCP).
+    pub fn tls_id(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.id())
     }
 
     /// The bootstrap addresses.
@@ -174,7 +192,7 @@ impl AdminClient {
         if guard.is_none() {
             let mut last = String::from("no bootstrap address");
             for addr in &self.bootstrap {
-                match Conn::connect(addr, self.timeout).await {
+                match Conn::connect(addr, self.timeout, self.tls.as_deref()).await {
                     Ok(c) => {
                         *guard = Some(c);
                         break;
