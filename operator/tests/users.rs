@@ -207,8 +207,8 @@ async fn users_report_what_they_lack_and_delete_cleanly() {
     )
     .await;
 
-    // A SCRAM listener (SASL_PLAINTEXT: no CA needed) and an mTLS one. The test makes the
-    // CA Secrets the cluster's reconcile would.
+    // A SCRAM listener (SASL_PLAINTEXT) and an mTLS one make the cluster secured: its
+    // reconcile makes the CAs and the operator's certificate.
     clusters
         .patch(
             "kc",
@@ -221,23 +221,24 @@ async fn users_report_what_they_lack_and_delete_cleanly() {
         .await
         .unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
-    let day = Duration::from_secs(24 * 3600);
-    let clients_ca = Ca::generate("kc-clients-ca", 100 * day).unwrap();
-    let cluster_ca = Ca::generate("kc-cluster-ca", 100 * day).unwrap();
-    for (name, ca) in [
-        ("kc-clients-ca", &clients_ca),
-        ("kc-cluster-ca", &cluster_ca),
-    ] {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "stringData": {"ca.crt": ca.cert_pem, "ca.key": ca.key_pem}
-        }))
-        .unwrap();
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
+    for name in ["kc-clients-ca", "kc-cluster-ca", "kc-operator-cert"] {
+        common::wait_for(
+            &format!("Secret {name} exists"),
+            Duration::from_secs(60),
+            async || secrets.get_opt(name).await.is_ok_and(|s| s.is_some()),
+        )
+        .await;
     }
+    let ca_of = async |name: &str| {
+        let data = secrets.get(name).await.unwrap().data.unwrap();
+        let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        Ca {
+            cert_pem: text("ca.crt"),
+            key_pem: text("ca.key"),
+        }
+    };
+    let clients_ca = ca_of("kc-clients-ca").await;
+    let cluster_ca = ca_of("kc-cluster-ca").await;
     users
         .patch(
             "alice",

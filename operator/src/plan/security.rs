@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     EnvVar, KeyToPath, ProjectedVolumeSource, SecretProjection, Volume, VolumeMount,
     VolumeProjection,
@@ -402,6 +403,31 @@ pub fn network_policy(
             egress: None,
         }),
     }
+}
+
+/// Where the operator reaches the brokers a StatefulSet runs: `(port, tls)`, CONTROLPLANE over
+/// TLS when its pod template has that port, else its first Kafka port in plain TCP. While a
+/// cluster turns secured (or back), the brokers still run the previous template until the roll
+/// replaces them, and the operator keeps talking to them the way they listen.
+pub fn running_endpoint(sts: &StatefulSet) -> Option<(i32, bool)> {
+    let pod = sts.spec.as_ref()?.template.spec.as_ref()?;
+    let container = pod.containers.first()?;
+    let ports = container.ports.as_ref()?;
+    if let Some(p) = ports
+        .iter()
+        .find(|p| p.name.as_deref() == Some("controlplane"))
+    {
+        return Some((p.container_port, true));
+    }
+    ports
+        .iter()
+        .find(|p| {
+            !matches!(
+                p.name.as_deref(),
+                Some("controller" | "replication" | "metrics")
+            )
+        })
+        .map(|p| (p.container_port, false))
 }
 
 /// Group, version and kind of cert-manager's Certificate.

@@ -494,3 +494,15 @@ fn the_tls_hash_moves_with_the_generation_and_the_cas() {
     assert_ne!(a, tls_hash(0, &["ca2", "clients1"]));
     assert_ne!(a, tls_hash(0, &["ca1clients1", ""]));
 }
+
+#[test]
+fn the_operator_follows_the_running_template() {
+    let plain = objects(KafkaClusterSpec::default(), BrokerSet::first("kc"));
+    assert_eq!(running_endpoint(&plain.stateful_set), Some((9092, false)));
+    let secured = objects(secure_spec(), BrokerSet::first("kc"));
+    assert_eq!(
+        running_endpoint(&secured.stateful_set),
+        Some((CONTROLPLANE_PORT, true))
+    );
+    assert_eq!(running_endpoint(&Default::default()), None);
+}

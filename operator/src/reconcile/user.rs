@@ -25,8 +25,9 @@ use crate::crd::{
     KafkaUserStatus, UserAuthenticationType,
 };
 use crate::kafka::{
-    random_bytes, AdminError, ScramUpsert, SecurityAdmin, CLUSTER_AUTHORIZATION_FAILED,
-    SCRAM_ITERATIONS, SCRAM_SALT_LEN, SCRAM_SHA_512, SECURITY_DISABLED, UNSUPPORTED_SASL_MECHANISM,
+    random_bytes, AdminClient, AdminError, ScramUpsert, SecurityAdmin,
+    CLUSTER_AUTHORIZATION_FAILED, SCRAM_ITERATIONS, SCRAM_SALT_LEN, SCRAM_SHA_512,
+    SECURITY_DISABLED, UNSUPPORTED_SASL_MECHANISM,
 };
 use crate::plan::certificates::Lifetimes;
 use crate::plan::cluster::{bootstrap_address, CLUSTER_LABEL};
@@ -139,6 +140,10 @@ fn classify(e: &Error, cluster: &str) -> (&'static str, String) {
             format!("the operator may not manage users of KafkaCluster {cluster}: {k}"),
         ),
         Error::Kafka(a) => ("KafkaError", format!("KafkaCluster {cluster}: {a}")),
+        Error::Waiting(w) => (
+            "OperatorCertificateNotReady",
+            format!("the operator cannot connect to KafkaCluster {cluster} yet: {w}"),
+        ),
         Error::Kube(k) => ("KubernetesError", k.to_string()),
         other => ("ReconcileError", other.to_string()),
     }
@@ -178,15 +183,11 @@ fn broker_ca_secret(kc: &KafkaCluster, cluster: &str) -> String {
     }
 }
 
-/// The admin client of a cluster: obtained as every reconcile obtains it (the one place to
-/// change when the operator's connection to a cluster changes).
-fn admin_of(
-    ctx: &Context,
-    kc: &KafkaCluster,
-    cluster: &str,
-    ns: &str,
-) -> Arc<crate::kafka::AdminClient> {
-    ctx.admin(&ctx.bootstrap(cluster, ns, kc.spec.listeners.client))
+/// The admin client of a cluster, as every reconcile obtains it: its CONTROLPLANE listener
+/// over mutual TLS with the operator's certificate when secured, else its first listener.
+async fn admin_of(ctx: &Context, kc: &KafkaCluster) -> Result<Arc<AdminClient>, Error> {
+    let bootstrap = ctx.kafka_bootstrap(kc).await?;
+    Ok(ctx.admin(&bootstrap))
 }
 
 /// The text of `key` in a Secret, when present and UTF-8.
@@ -304,7 +305,7 @@ async fn sync(
         ca_cert: ca_cert.as_deref(),
     };
 
-    let admin = admin_of(ctx, &cluster, cluster_name, ns);
+    let admin = admin_of(ctx, &cluster).await?;
     let (data, fingerprint, next) = match auth {
         UserAuthenticationType::ScramSha512 => {
             let (data, fingerprint) = scram(
@@ -720,7 +721,7 @@ async fn cleanup(ku: &KafkaUser, ctx: &Context) -> Result<Action, Error> {
         Some(c) if c.metadata.deletion_timestamp.is_some() => return Ok(Action::await_change()),
         Some(c) => c,
     };
-    let admin = admin_of(ctx, &cluster, cluster_name, &ns);
+    let admin = admin_of(ctx, &cluster).await?;
     let principal = ku.spec.principal(&name);
     let removed = remove_user(
         admin.as_ref(),

@@ -281,6 +281,11 @@ fn failures_become_reasons() {
             "cannot reach KafkaCluster kc: cannot connect to any of kc-bootstrap:9092: refused",
         ),
         (
+            Error::Waiting("Secret kc-operator-cert does not exist yet".into()),
+            "OperatorCertificateNotReady",
+            "cannot connect to KafkaCluster kc yet: Secret kc-operator-cert does not exist yet",
+        ),
+        (
             Error::Kafka(AdminError::UnsupportedVersion {
                 api: "DescribeAcls",
                 min: 1,
