@@ -353,7 +353,11 @@ mod tests {
         assert!(!needs_renewal(&leaf.cert_pem, 3 * DAY, now + 6 * DAY));
         assert!(needs_renewal(&leaf.cert_pem, 3 * DAY, now + 8 * DAY));
         assert!(needs_renewal(&leaf.cert_pem, 11 * DAY, now));
-        assert!(needs_renewal(&leaf.cert_pem, 0 * DAY, now + 11 * DAY));
+        assert!(needs_renewal(
+            &leaf.cert_pem,
+            Duration::ZERO,
+            now + 11 * DAY
+        ));
         assert!(needs_renewal("not a certificate", DAY, now));
         assert!(needs_renewal("", DAY, now));
         let ca_expiry = not_after(&ca.cert_pem).unwrap();

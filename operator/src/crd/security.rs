@@ -499,12 +499,14 @@ mod tests {
         spec.listeners.kafka = Some(vec![listener("tls", 9093 + 100, true, None)]);
         assert!(spec.secured());
         assert_eq!(spec.operator_port(), CONTROLPLANE_PORT);
-        let mut spec = KafkaClusterSpec::default();
-        spec.authorization = Some(AuthorizationSpec {
-            type_: AuthorizationType::Simple,
-            super_users: vec![],
-            allow_everyone_if_no_acl_found: false,
-        });
+        let spec = KafkaClusterSpec {
+            authorization: Some(AuthorizationSpec {
+                type_: AuthorizationType::Simple,
+                super_users: vec![],
+                allow_everyone_if_no_acl_found: false,
+            }),
+            ..Default::default()
+        };
         assert!(spec.secured());
         let mut spec = KafkaClusterSpec::default();
         spec.listeners.kafka = Some(vec![listener(
@@ -595,16 +597,18 @@ mod tests {
 
     #[test]
     fn authorization_and_tls_rules() {
-        let mut spec = KafkaClusterSpec::default();
-        spec.authorization = Some(AuthorizationSpec {
-            type_: AuthorizationType::Simple,
-            super_users: vec![
-                "User:CN=admin".into(),
-                "alice".into(),
-                "User:a;User:b".into(),
-            ],
-            allow_everyone_if_no_acl_found: false,
-        });
+        let mut spec = KafkaClusterSpec {
+            authorization: Some(AuthorizationSpec {
+                type_: AuthorizationType::Simple,
+                super_users: vec![
+                    "User:CN=admin".into(),
+                    "alice".into(),
+                    "User:a;User:b".into(),
+                ],
+                allow_everyone_if_no_acl_found: false,
+            }),
+            ..Default::default()
+        };
         spec.tls = Some(TlsSpec {
             issuer: None,
             validity_days: 30,

@@ -116,4 +116,93 @@ mod tests {
         assert!(KafkaTls::new(&ca.cert_pem, "", &leaf.key_pem).is_err());
         assert!(KafkaTls::new(&ca.cert_pem, &leaf.cert_pem, "junk").is_err());
     }
+
+    /// A TLS server like a broker's CONTROLPLANE listener: its certificate from `ca`, client
+    /// certificates from `ca` required. Returns its port and the outcome of one accept.
+    async fn controlplane(ca: &Ca) -> (u16, tokio::task::JoinHandle<Result<(), String>>) {
+        use rustls::server::WebPkiClientVerifier;
+        let leaf = ca
+            .issue_server(
+                "kc-0",
+                &["localhost".to_string()],
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let task = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (tcp, _) = listener.accept().await.map_err(|e| e.to_string())?;
+            let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+            let mut b = [0u8; 4];
+            tls.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+            tls.write_all(&b).await.map_err(|e| e.to_string())?;
+            Ok(())
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn the_operator_certificate_passes_a_controlplane_handshake() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca = Ca::generate("ca", Duration::from_secs(3600)).unwrap();
+        let op = ca
+            .issue_client("samsa-operator", Duration::from_secs(3600))
+            .unwrap();
+        let tls = KafkaTls::new(&ca.cert_pem, &op.cert_pem, &op.key_pem).unwrap();
+
+        let (port, server) = controlplane(&ca).await;
+        let addr = format!("localhost:{port}");
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut stream = tls.connect(&addr, tcp).await.unwrap();
+        stream.write_all(b"ping").await.unwrap();
+        let mut back = [0u8; 4];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ping");
+        assert_eq!(server.await.unwrap(), Ok(()));
+
+        // A client certificate from another CA is refused by the server.
+        let other = Ca::generate("other", Duration::from_secs(3600)).unwrap();
+        let stranger = other
+            .issue_client("samsa-operator", Duration::from_secs(3600))
+            .unwrap();
+        let bad = KafkaTls::new(&ca.cert_pem, &stranger.cert_pem, &stranger.key_pem).unwrap();
+        let (port, server) = controlplane(&ca).await;
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        if let Ok(mut s) = bad.connect(&format!("localhost:{port}"), tcp).await {
+            // TLS 1.3: the client finishes first; the server's refusal ends the stream.
+            let _ = s.write_all(b"ping").await;
+            let mut b = [0u8; 4];
+            assert!(s.read_exact(&mut b).await.is_err());
+        }
+        assert!(server.await.unwrap().is_err());
+
+        // A name the broker certificate does not cover is refused by the client.
+        let (port, _server) = controlplane(&ca).await;
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let err = tls
+            .connect(&format!("kc-9.elsewhere:{port}"), tcp)
+            .await
+            .unwrap_err();
+        assert!(err.contains("TLS handshake"), "{err}");
+    }
 }

@@ -241,12 +241,14 @@ fn a_secured_cluster_gets_controlplane_tls_sasl_internal_mtls_and_acls() {
 
 #[test]
 fn authorization_alone_secures_the_plain_client_listener() {
-    let mut spec = KafkaClusterSpec::default();
-    spec.authorization = Some(AuthorizationSpec {
-        type_: AuthorizationType::Simple,
-        super_users: vec![OPERATOR_PRINCIPAL.into()],
-        allow_everyone_if_no_acl_found: true,
-    });
+    let spec = KafkaClusterSpec {
+        authorization: Some(AuthorizationSpec {
+            type_: AuthorizationType::Simple,
+            super_users: vec![OPERATOR_PRINCIPAL.into()],
+            allow_everyone_if_no_acl_found: true,
+        }),
+        ..Default::default()
+    };
     let env = env_of(&objects(spec, BrokerSet::first("kc")));
     assert_eq!(
         env["SAMSA_LISTENERS"],
