@@ -327,6 +327,10 @@ impl SecurityAdmin for AdminClient {
         let (response, _) = self
             .with_conn(async |c| c.call("DescribeUserScramCredentials", 0, 0, &request).await)
             .await?;
+        // Kafka answers an unknown user in its result; a broker may answer it at the top.
+        if response.error_code == RESOURCE_NOT_FOUND {
+            return Ok(Vec::new());
+        }
         if let Some(e) = KafkaError::from_code(
             "DescribeUserScramCredentials",
             Some(user),
