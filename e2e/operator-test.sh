@@ -152,18 +152,19 @@ cleanup() {
     k label node "$node" "$RACK_KEY-" >/dev/null 2>&1 || true
   done
   if ((INSTALLED)); then
+    k -n "$NS" delete kafkausers --all --wait=true --timeout=60s >/dev/null 2>&1 || true
     k -n "$NS" delete kafkatopics --all --wait=true --timeout=60s >/dev/null 2>&1 || true
     k -n "$NS" delete kafkaclusters --all --wait=true --timeout=60s >/dev/null 2>&1 || true
     timeout 120 "$HELM" uninstall "$RELEASE" -n "$OP_NS" --wait --timeout 90s >/dev/null 2>&1 || true
   fi
-  # Without the operator, a KafkaTopic's finalizer would hold its namespace forever.
+  # Without the operator, a KafkaTopic's or KafkaUser's finalizer would hold its namespace forever.
   local kt
-  for kt in $(k -n "$NS" get kafkatopics -o name 2>/dev/null); do
+  for kt in $(k -n "$NS" get kafkatopics,kafkausers -o name 2>/dev/null); do
     k -n "$NS" patch "$kt" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
   done
   k delete namespace "$NS" "$OP_NS" --wait=false >/dev/null 2>&1 || true
   if ((!CRDS_EXISTED)); then
-    k delete crd kafkaclusters.samsa.dev kafkatopics.samsa.dev --wait=false >/dev/null 2>&1 || true
+    k delete crd kafkaclusters.samsa.dev kafkatopics.samsa.dev kafkausers.samsa.dev --wait=false >/dev/null 2>&1 || true
   fi
 }
 
@@ -235,11 +236,11 @@ pass "helm install $RELEASE -n $OP_NS ($((SECONDS - start))s): $(grep -m1 '^STAT
 check "operator Deployment Available" ko wait "deployment/$FULLNAME" --for=condition=Available --timeout="${WAIT}s" || stop
 crds_established() {
   local c
-  for c in kafkaclusters.samsa.dev kafkatopics.samsa.dev; do
+  for c in kafkaclusters.samsa.dev kafkatopics.samsa.dev kafkausers.samsa.dev; do
     [[ "$(k get crd "$c" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]] ||
       { echo "$c is not Established"; return 1; }
   done
-  echo "kafkaclusters.samsa.dev, kafkatopics.samsa.dev Established"
+  echo "kafkaclusters.samsa.dev, kafkatopics.samsa.dev, kafkausers.samsa.dev Established"
 }
 check "CRDs installed by the chart" crds_established || stop
 rbac_scope() {
@@ -698,8 +699,8 @@ release_gone() {
 eventually 120 "helm uninstall left nothing of the release" release_gone
 crds_kept() {
   local c
-  c="$(k get crd kafkaclusters.samsa.dev kafkatopics.samsa.dev -o name | wc -l)"
-  [[ "$c" == 2 ]] || { echo "$c of 2 CRDs left"; return 1; }
-  echo "kafkaclusters.samsa.dev and kafkatopics.samsa.dev kept (Helm never deletes a chart's crds/)"
+  c="$(k get crd kafkaclusters.samsa.dev kafkatopics.samsa.dev kafkausers.samsa.dev -o name | wc -l)"
+  [[ "$c" == 3 ]] || { echo "$c of 3 CRDs left"; return 1; }
+  echo "kafkaclusters.samsa.dev, kafkatopics.samsa.dev and kafkausers.samsa.dev kept (Helm never deletes a chart's crds/)"
 }
 check "CRDs kept by design" crds_kept

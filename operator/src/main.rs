@@ -1,5 +1,5 @@
-//! `samsa-operator`: runs the KafkaCluster and KafkaTopic controllers (the default), or with
-//! `crds` writes the CRD YAML generated from the Rust types.
+//! `samsa-operator`: runs the KafkaCluster, KafkaTopic and KafkaUser controllers (the
+//! default), or with `crds` writes the CRD YAML generated from the Rust types.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,19 +10,19 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{predicates, watcher, Controller, Predicate, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use samsa_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
 use samsa_operator::leader::LeaseLock;
 use samsa_operator::metrics::Metrics;
 use samsa_operator::plan::cluster::{PlanContext, CLUSTER_LABEL};
 use samsa_operator::reconcile::{self, Context};
 use tokio::sync::watch;
 
-/// Samsa operator: KafkaCluster and KafkaTopic on Kubernetes.
+/// Samsa operator: KafkaCluster, KafkaTopic and KafkaUser on Kubernetes.
 #[derive(Parser, Debug)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -157,6 +157,17 @@ struct RunArgs {
     )]
     cluster_domain: String,
 
+    /// Labels of the operator's own pods, as key=value,...: each cluster's NetworkPolicy lets
+    /// pods with these labels in the operator's namespace (`POD_NAMESPACE`; any namespace when
+    /// unset) reach the brokers' CONTROLPLANE listener (port 9091) of a secured cluster.
+    #[arg(
+        long,
+        env = "SAMSA_OPERATOR_POD_LABELS",
+        default_value = "app.kubernetes.io/name=samsa-operator",
+        value_parser = parse_labels
+    )]
+    operator_pod_labels: Labels,
+
     /// Reach every cluster's Kafka listener at these host:port addresses instead of its
     /// `<name>-bootstrap.<namespace>.svc` Service (tests; an operator running outside the
     /// cluster).
@@ -281,6 +292,27 @@ async fn termination() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Pod labels from `key=value,...`.
+#[derive(Debug, Clone)]
+struct Labels(std::collections::BTreeMap<String, String>);
+
+fn parse_labels(v: &str) -> Result<Labels, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, val) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?}: expected key=value"))?;
+        if k.trim().is_empty() {
+            return Err(format!("{item:?}: empty label key"));
+        }
+        out.insert(k.trim().to_string(), val.trim().to_string());
+    }
+    if out.is_empty() {
+        return Err("no label: expected key=value,...".into());
+    }
+    Ok(Labels(out))
 }
 
 fn identity(args: &RunArgs) -> String {
@@ -410,6 +442,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         PlanContext {
             image_repository: args.broker_image_repository.clone(),
             cluster_domain: args.cluster_domain.clone(),
+            operator: samsa_operator::plan::security::OperatorPeer {
+                namespace: std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty()),
+                pod_labels: args.operator_pod_labels.0.clone(),
+            },
         },
         args.kafka_bootstrap.clone(),
         Duration::from_millis(args.kafka_timeout_ms),
@@ -479,13 +517,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         watcher::Config::default(),
     )
     .graceful_shutdown_on(stopped(stop_rx.clone()))
-    .run(reconcile::topic::reconcile, reconcile::error_policy, ctx)
+    .run(
+        reconcile::topic::reconcile,
+        reconcile::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
+    // A user's Secret (owned by its KafkaUser) deleted or edited is written again.
+    let users = Controller::new(
+        api::<KafkaUser>(&client, &args.namespace),
+        watcher::Config::default(),
+    )
+    .owns(
+        api::<Secret>(&client, &args.namespace),
+        watcher::Config::default().labels(&format!(
+            "app.kubernetes.io/managed-by=samsa-operator,{}",
+            reconcile::user::USER_LABEL
+        )),
+    )
+    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .run(reconcile::user::reconcile, reconcile::error_policy, ctx)
     .for_each(|_| async {});
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("*"),
         "controllers running"
     );
-    tokio::join!(clusters, topics);
+    tokio::join!(clusters, topics, users);
     tracing::info!("controllers stopped");
 
     let lost = lost_leadership.load(std::sync::atomic::Ordering::SeqCst);

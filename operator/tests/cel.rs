@@ -6,7 +6,7 @@
 
 use kube::core::cel::Validator;
 use kube::CustomResourceExt;
-use samsa_operator::crd::{KafkaCluster, KafkaTopic};
+use samsa_operator::crd::{KafkaCluster, KafkaTopic, KafkaUser};
 use serde_json::{json, Value};
 
 fn schema<K: CustomResourceExt>() -> Value {
@@ -221,4 +221,177 @@ fn cluster_upgrade_settings() {
             "spec.upgrade.rolling.minIsrHeadroom must be between 0 and 100",
         ]
     );
+}
+
+#[test]
+fn cluster_security_is_accepted() {
+    let ok = cluster(json!({
+        "listeners": {"kafka": [
+            {"name": "tls", "port": 9093, "tls": true, "authentication": {"type": "tls"}},
+            {"name": "scram", "port": 9095, "tls": true, "authentication": {"type": "scram-sha-512"}},
+            {"name": "plain", "port": 9092}
+        ], "controller": 9193, "replication": 9194},
+        "authorization": {"type": "simple", "superUsers": ["User:CN=admin", "User:alice"]},
+        "tls": {"issuer": {"name": "ca", "kind": "ClusterIssuer"}, "validityDays": 90, "renewBeforeDays": 10},
+        "networkPolicy": {"enabled": false}
+    }));
+    assert_eq!(check::<KafkaCluster>(ok, None), Vec::<String>::new());
+}
+
+#[test]
+fn cluster_listener_rules() {
+    let mut errs = check::<KafkaCluster>(
+        cluster(json!({
+            "listeners": {"kafka": [
+                {"name": "Bad", "port": 9200},
+                {"name": "metrics", "port": 9201},
+                {"name": "tls", "port": 9093, "authentication": {"type": "tls"}},
+                {"name": "tls", "port": 9091, "tls": true}
+            ]},
+            "metrics": {"port": 9201}
+        })),
+        None,
+    );
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.listeners.kafka names and ports must be unique",
+            "spec.listeners.kafka ports must differ from spec.listeners.controller and spec.listeners.replication",
+            "spec.listeners.kafka ports must differ from spec.metrics.port and, when the cluster is secured, from 9091 (the operator's CONTROLPLANE listener)",
+            "spec.listeners.kafka[].authentication.type tls needs tls: true (client certificates are a TLS feature)",
+            "spec.listeners.kafka[].name must be lower-case letters, digits and single dashes, starting with a letter (at most 15 characters)",
+            "spec.listeners.kafka[].name must not be controller, replication, metrics or controlplane",
+        ]
+    );
+    // 9091 is only the operator's on a secured cluster.
+    let plain = cluster(json!({"listeners": {"kafka": [{"name": "plain", "port": 9091}]}}));
+    assert_eq!(check::<KafkaCluster>(plain, None), Vec::<String>::new());
+}
+
+#[test]
+fn cluster_authorization_and_tls_rules() {
+    let mut errs = check::<KafkaCluster>(
+        cluster(json!({
+            "authorization": {"type": "simple", "superUsers": ["alice", "User:a;User:b"]},
+            "tls": {"validityDays": 30, "renewBeforeDays": 30}
+        })),
+        None,
+    );
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.authorization.superUsers must be principals such as User:alice (no ';')",
+            "spec.tls.renewBeforeDays must be less than spec.tls.validityDays",
+        ]
+    );
+}
+
+fn user(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "samsa.dev/v1alpha1", "kind": "KafkaUser",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+fn scram_user(acls: Value) -> Value {
+    user(
+        "alice",
+        json!({"clusterRef": {"name": "kc"}, "authentication": {"type": "scram-sha-512"},
+               "authorization": {"acls": acls}}),
+    )
+}
+
+#[test]
+fn user_minimal_and_full_are_accepted() {
+    assert!(check::<KafkaUser>(scram_user(json!([])), None).is_empty());
+    let full = user(
+        "orders-app",
+        json!({"clusterRef": {"name": "kc"},
+        "authentication": {"type": "scram-sha-512",
+            "password": {"valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}},
+        "authorization": {"acls": [
+            {"resource": {"type": "topic", "name": "orders"}, "operations": ["Read", "Write", "Describe"]},
+            {"resource": {"type": "group", "name": "orders-", "patternType": "prefixed"}, "operations": ["All"], "type": "deny", "host": "10.0.0.1"},
+            {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"]},
+            {"resource": {"type": "cluster", "name": "kafka-cluster"}, "operations": ["Describe"]},
+            {"resource": {"type": "transactionalId", "name": "tx"}, "operations": ["Write"]}
+        ]}}),
+    );
+    assert_eq!(check::<KafkaUser>(full, None), Vec::<String>::new());
+}
+
+#[test]
+fn user_names() {
+    let spec = json!({"clusterRef": {"name": "kc"}, "authentication": {"type": "tls"}});
+    assert_eq!(
+        check::<KafkaUser>(user("samsa-operator", spec.clone()), None),
+        vec!["metadata.name: samsa-operator (the operator's own principal) and ANONYMOUS (every unauthenticated client) are reserved"]
+    );
+    assert_eq!(
+        check::<KafkaUser>(user(&"a".repeat(65), spec.clone()), None),
+        vec!["metadata.name is the user name: 1-64 characters of a-z, A-Z, 0-9, '.', '_' or '-'"]
+    );
+    assert!(check::<KafkaUser>(user(&"a".repeat(64), spec), None).is_empty());
+}
+
+#[test]
+fn user_acl_rules() {
+    let errs = check::<KafkaUser>(
+        scram_user(json!([
+            {"resource": {"type": "topic"}, "operations": ["Read"]},
+            {"resource": {"type": "cluster", "name": "other"}, "operations": ["Alter"]},
+            {"resource": {"type": "cluster", "patternType": "prefixed"}, "operations": ["Alter"]},
+            {"resource": {"type": "group", "name": ""}, "operations": ["Read"], "host": ""}
+        ])),
+        None,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "spec.authorization.acls[].resource.name is required unless the type is cluster",
+            "spec.authorization.acls[].resource.name of the cluster resource can only be kafka-cluster",
+            "spec.authorization.acls[].resource.patternType of the cluster resource must be literal",
+            "spec.authorization.acls[].host must be * or an IP address",
+            "spec.authorization.acls[].resource.name must be 1-255 characters",
+        ]
+    );
+}
+
+#[test]
+fn user_authentication_rules() {
+    let tls_with_password = user(
+        "alice",
+        json!({"clusterRef": {"name": "kc"},
+               "authentication": {"type": "tls",
+                   "password": {"valueFrom": {"secretKeyRef": {"name": "pw", "key": "p"}}}}}),
+    );
+    assert_eq!(
+        check::<KafkaUser>(tls_with_password, None),
+        vec!["spec.authentication.password is only for type scram-sha-512"]
+    );
+    let old = scram_user(json!([]));
+    let mut new = old.clone();
+    new["spec"]["authentication"]["type"] = json!("tls");
+    new["spec"]["clusterRef"]["name"] = json!("other");
+    let mut errs = check::<KafkaUser>(new, Some(old));
+    errs.sort();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.authentication.type is immutable: delete the KafkaUser and create it again",
+            "spec.clusterRef is immutable",
+        ]
+    );
+}
+
+#[test]
+fn user_example_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kafkauser.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let obj: Value = serde_yaml_ng::from_str(&text).unwrap();
+    assert_eq!(check::<KafkaUser>(obj.clone(), None), Vec::<String>::new());
+    let ku: KafkaUser = serde_json::from_value(obj).unwrap();
+    assert_eq!(ku.spec.validate(&ku.user_name()), vec![]);
+    assert_eq!(ku.spec.principal(&ku.user_name()), "User:orders-app");
+    assert_eq!(ku.spec.authorization.acls.len(), 3);
 }

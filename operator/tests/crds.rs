@@ -10,7 +10,11 @@ fn committed_crds_are_fresh() {
     let crds = samsa_operator::crd::all_crds();
     assert_eq!(
         crds.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
-        vec!["kafkaclusters.samsa.dev.yaml", "kafkatopics.samsa.dev.yaml"]
+        vec![
+            "kafkaclusters.samsa.dev.yaml",
+            "kafkatopics.samsa.dev.yaml",
+            "kafkausers.samsa.dev.yaml"
+        ]
     );
     let mut stale = Vec::new();
     for (file, crd) in &crds {

@@ -13,6 +13,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{config_map_schema, Condition, FieldError};
+use super::security::{
+    listener_ports_rule, unique_listeners_rule, AuthorizationSpec, KafkaListener,
+    NetworkPolicyOptions, TlsSpec,
+};
 
 /// Broker config keys the operator sets itself: `spec.config` may not name them.
 pub const RESERVED_BROKER_KEYS: &[&str] = &[
@@ -77,7 +81,8 @@ pub const MAX_BROKERS: i32 = 1000;
     validation = Rule::new("!('default.replication.factor' in self.config) || !self.config['default.replication.factor'].matches('^[0-9]+$') || int(self.config['default.replication.factor']) <= self.brokers")
         .message("spec.config[default.replication.factor] must not exceed spec.brokers"),
     validation = Rule::new("!('min.insync.replicas' in self.config) || !self.config['min.insync.replicas'].matches('^[0-9]+$') || int(self.config['min.insync.replicas']) <= self.brokers")
-        .message("spec.config[min.insync.replicas] must not exceed spec.brokers")
+        .message("spec.config[min.insync.replicas] must not exceed spec.brokers"),
+    validation = listener_ports_rule()
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterSpec {
@@ -127,9 +132,23 @@ pub struct KafkaClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<RackSpec>,
 
-    /// Ports of the broker's listeners.
+    /// Ports of the broker's listeners, and its typed Kafka listeners.
     #[serde(default)]
     pub listeners: ListenersSpec,
+
+    /// Kafka ACLs: an authorizer, its super users and its default (absent: every client may do
+    /// everything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationSpec>,
+
+    /// Certificates of a secured cluster (one with a TLS or authenticated listener, or
+    /// authorization): their issuer and lifetimes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
+    /// The cluster's NetworkPolicy (created unless `enabled: false`).
+    #[serde(default)]
+    pub network_policy: NetworkPolicyOptions,
 
     /// How a version or config change is rolled out.
     #[serde(default)]
@@ -242,9 +261,12 @@ pub struct RackSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.client != self.controller && self.client != self.replication && self.controller != self.replication")
-    .message("spec.listeners.client, spec.listeners.controller and spec.listeners.replication must be different ports"))]
+    .message("spec.listeners.client, spec.listeners.controller and spec.listeners.replication must be different ports"),
+    validation = Rule::new("!has(self.kafka) || self.kafka.all(l, l.port != self.controller && l.port != self.replication)")
+    .message("spec.listeners.kafka ports must differ from spec.listeners.controller and spec.listeners.replication"))]
 pub struct ListenersSpec {
-    /// Kafka protocol port, served to clients.
+    /// Kafka protocol port, served to clients as one plaintext listener when `kafka` is
+    /// absent.
     #[serde(default = "default_client_port")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.listeners.client must be a port (1-65535)"))]
     pub client: i32,
@@ -256,6 +278,13 @@ pub struct ListenersSpec {
     #[serde(default = "default_replication_port")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("spec.listeners.replication must be a port (1-65535)"))]
     pub replication: i32,
+    /// Typed Kafka listeners (absent: one plaintext listener on `client`). Names and ports are
+    /// unique; ports differ from `controller`, `replication`, `spec.metrics.port` and, on a
+    /// secured cluster, 9091 (the operator's CONTROLPLANE listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(validation = unique_listeners_rule())]
+    pub kafka: Option<Vec<KafkaListener>>,
 }
 
 impl Default for ListenersSpec {
@@ -264,6 +293,7 @@ impl Default for ListenersSpec {
             client: default_client_port(),
             controller: default_controller_port(),
             replication: default_replication_port(),
+            kafka: None,
         }
     }
 }
@@ -970,6 +1000,9 @@ impl Default for KafkaClusterSpec {
             volume_claims: VolumeClaimsSpec::default(),
             rack: None,
             listeners: ListenersSpec::default(),
+            authorization: None,
+            tls: None,
+            network_policy: NetworkPolicyOptions::default(),
             upgrade: UpgradeSpec::default(),
             rebalance: RebalanceSpec::default(),
             metrics: MetricsSpec::default(),
@@ -1090,6 +1123,7 @@ impl KafkaClusterSpec {
                 "client, controller and replication must be different ports",
             ));
         }
+        self.validate_security(&mut errs);
         let rolling = &self.upgrade.rolling;
         if !(1..=MAX_BROKERS).contains(&rolling.max_parallel) {
             errs.push(FieldError::new(

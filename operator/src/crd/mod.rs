@@ -5,11 +5,15 @@
 
 mod cluster;
 mod common;
+mod security;
 mod topic;
+mod user;
 
 pub use cluster::*;
 pub use common::*;
+pub use security::*;
 pub use topic::*;
+pub use user::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -21,7 +25,7 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Every CRD with the file name it is written to under `crds/`, in a stable order.
 pub fn all_crds() -> Vec<(String, CustomResourceDefinition)> {
-    [KafkaCluster::crd(), KafkaTopic::crd()]
+    [KafkaCluster::crd(), KafkaTopic::crd(), KafkaUser::crd()]
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();

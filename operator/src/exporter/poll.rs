@@ -215,7 +215,10 @@ pub async fn run(
                         continue;
                     };
                     seen.insert((ns.clone(), name.clone()));
-                    let bootstrap = ctx.bootstrap(&name, &ns, kc.spec.listeners.client);
+                    let bootstrap = ctx.bootstrap_of(&kc);
+                    if let Err(e) = ctx.load_kafka_tls(&kc, &bootstrap).await {
+                        tracing::debug!(namespace = %ns, cluster = %name, error = %e, "no TLS for the cluster's CONTROLPLANE listener yet");
+                    }
                     let admin = ctx.admin(&bootstrap);
                     let key = format!("{ns}/{name}");
                     let observe =

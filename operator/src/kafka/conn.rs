@@ -1,4 +1,5 @@
-//! One Kafka protocol connection: framing, correlation ids, version negotiation (ApiVersions).
+//! One Kafka protocol connection, plain TCP or TLS: framing, correlation ids, version
+//! negotiation (ApiVersions).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,10 +11,15 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{
     encode_request_header_into_buffer, Decodable, HeaderVersion, Request, StrBytes,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::{AdminError, KafkaError};
+use super::tls::KafkaTls;
+
+/// A byte stream to a broker: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Largest response frame accepted.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -21,7 +27,7 @@ const MAX_FRAME: usize = 64 * 1024 * 1024;
 const CLIENT_ID: &str = "samsa-operator";
 
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     correlation: i32,
     /// Served version range per API key.
     versions: HashMap<i16, (i16, i16)>,
@@ -29,14 +35,26 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Connects and learns the served versions.
-    pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<Conn, String> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    /// Connects (over TLS with `tls`) and learns the served versions.
+    pub(crate) async fn connect(
+        addr: &str,
+        timeout: Duration,
+        tls: Option<&KafkaTls>,
+    ) -> Result<Conn, String> {
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(format!("{addr}: {e}")),
             Err(_) => return Err(format!("{addr}: no connection within {timeout:?}")),
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => match tokio::time::timeout(timeout, tls.connect(addr, tcp)).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => return Err(format!("{addr}: {e}")),
+                Err(_) => return Err(format!("{addr}: no TLS handshake within {timeout:?}")),
+            },
+        };
         let mut conn = Conn {
             stream,
             correlation: 0,

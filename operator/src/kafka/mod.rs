@@ -1,9 +1,10 @@
 //! A small Kafka admin client on the `kafka-protocol` crate: the requests the operator needs
 //! (Metadata, CreateTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs,
 //! DeleteTopics; groups and offsets in `groups`, leaders, quorum and reassignments in
-//! `cluster`), with timeouts and typed errors. Requests go to the bootstrap connection, or to a
-//! given broker (leader, coordinator) over `nodes`. It owns no policy: callers decide; the
-//! [`Admin`] trait is the seam that lets planners be tested with a fake.
+//! `cluster`, SCRAM credentials and ACLs in `security`), with timeouts and typed errors.
+//! Requests go to the bootstrap connection, or to a given broker (leader, coordinator) over
+//! `nodes`. It owns no policy: callers decide; the [`Admin`] and [`SecurityAdmin`] traits are
+//! the seams that let planners be tested with a fake.
 
 mod admin;
 mod cluster;
@@ -12,6 +13,8 @@ mod error;
 mod groups;
 mod nodes;
 mod quorum;
+mod security;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,6 +45,12 @@ pub use cluster::{
 };
 pub use error::{code_name, AdminError, KafkaError};
 pub use groups::{GroupDescription, GroupListing, PartitionOffsets};
+pub use security::{
+    acl, random_bytes, salted_password_sha512, AclBinding, ScramCredentialInfo, ScramUpsert,
+    SecurityAdmin, CLUSTER_AUTHORIZATION_FAILED, RESOURCE_NOT_FOUND, SCRAM_ITERATIONS,
+    SCRAM_SALT_LEN, SCRAM_SHA_512, SECURITY_DISABLED, UNSUPPORTED_SASL_MECHANISM,
+};
+pub use tls::{material_id, KafkaTls};
 
 use crate::crd::{PartitionStatus, Replicas};
 use crate::plan::topic::ObservedTopic;
@@ -126,6 +135,7 @@ pub struct NewTopic {
 pub struct AdminClient {
     bootstrap: Vec<String>,
     timeout: Duration,
+    tls: Option<std::sync::Arc<KafkaTls>>,
     conn: Mutex<Option<Conn>>,
     nodes: Mutex<nodes::NodeConns>,
 }
@@ -146,6 +156,15 @@ impl AdminClient {
     /// A client for `bootstrap` (`host:port`, comma-separated); `timeout` bounds connecting and
     /// each request.
     pub fn new(bootstrap: &str, timeout: Duration) -> AdminClient {
+        AdminClient::with_tls(bootstrap, timeout, None)
+    }
+
+    /// A client whose connections (bootstrap and brokers) use `tls` when given.
+    pub fn with_tls(
+        bootstrap: &str,
+        timeout: Duration,
+        tls: Option<std::sync::Arc<KafkaTls>>,
+    ) -> AdminClient {
         AdminClient {
             bootstrap: bootstrap
                 .split(',')
@@ -154,9 +173,15 @@ impl AdminClient {
                 .map(str::to_string)
                 .collect(),
             timeout,
+            tls,
             conn: Mutex::new(None),
             nodes: Mutex::new(nodes::NodeConns::default()),
         }
+    }
+
+    /// The id of its TLS material (`None`: plain TCP).
+    pub fn tls_id(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.id())
     }
 
     /// The bootstrap addresses.
@@ -174,7 +199,7 @@ impl AdminClient {
         if guard.is_none() {
             let mut last = String::from("no bootstrap address");
             for addr in &self.bootstrap {
-                match Conn::connect(addr, self.timeout).await {
+                match Conn::connect(addr, self.timeout, self.tls.as_deref()).await {
                     Ok(c) => {
                         *guard = Some(c);
                         break;

@@ -83,7 +83,7 @@ impl AdminClient {
         loop {
             let reused = guard.is_some();
             if guard.is_none() {
-                let conn = Conn::connect(&address, self.timeout)
+                let conn = Conn::connect(&address, self.timeout, self.tls.as_deref())
                     .await
                     .map_err(|reason| AdminError::Connect {
                         addresses: format!("node {id} at {address}"),

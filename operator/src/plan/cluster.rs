@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 use super::broker_config::{env_name, static_config_hash, update_mode};
+use super::security::{broker_env, kafka_ports, tls_volume, OperatorPeer};
 use crate::crd::{AntiAffinity, BrokerSet, FieldError, KafkaCluster, KafkaClusterSpec};
 
 /// Operator-wide settings the plan needs besides the resource.
@@ -31,6 +32,9 @@ pub struct PlanContext {
     pub image_repository: String,
     /// DNS domain of the Kubernetes cluster (`cluster.local`).
     pub cluster_domain: String,
+    /// The operator's namespace and pod labels: the clusters' NetworkPolicies let these pods
+    /// (alone) reach the CONTROLPLANE listener.
+    pub operator: OperatorPeer,
 }
 
 impl Default for PlanContext {
@@ -38,6 +42,13 @@ impl Default for PlanContext {
         PlanContext {
             image_repository: "samsa/samsa-broker".to_string(),
             cluster_domain: "cluster.local".to_string(),
+            operator: OperatorPeer {
+                namespace: None,
+                pod_labels: BTreeMap::from([(
+                    "app.kubernetes.io/name".to_string(),
+                    "samsa-operator".to_string(),
+                )]),
+            },
         }
     }
 }
@@ -349,12 +360,16 @@ pub fn desired_objects(
         ..Default::default()
     };
 
-    let ports = vec![
-        service_port("kafka", l.client),
+    let kafka_ports = kafka_ports(spec);
+    let mut ports: Vec<ServicePort> = kafka_ports
+        .iter()
+        .map(|(n, p)| service_port(n, *p))
+        .collect();
+    ports.extend([
         service_port("controller", l.controller),
         service_port("replication", l.replication),
         service_port("metrics", metrics_port),
-    ];
+    ]);
     let headless_svc = Service {
         metadata: meta(headless.clone(), &ns, &labels, &owner),
         spec: Some(ServiceSpec {
@@ -372,7 +387,12 @@ pub fn desired_objects(
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(selector.clone()),
-            ports: Some(vec![service_port("kafka", l.client)]),
+            ports: Some(
+                kafka_ports
+                    .iter()
+                    .map(|(n, p)| service_port(n, *p))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         ..Default::default()
@@ -385,14 +405,22 @@ pub fn desired_objects(
             "SAMSA_NODE_ID",
             &format!("metadata.labels['{POD_INDEX_LABEL}']"),
         ),
-        env("SAMSA_LISTEN", format!("0.0.0.0:{}", l.client)),
-        env(
-            "SAMSA_ADVERTISED_LISTENER",
-            format!(
-                "$(POD_NAME).{headless}.{ns}.svc.{}:{}",
-                ctx.cluster_domain, l.client
+    ];
+    match broker_env(spec, &name, &ns, ctx) {
+        Some(listeners) => env_vars.extend(listeners),
+        // No typed listeners, no security: the one plaintext listener, as it always was.
+        None => env_vars.extend([
+            env("SAMSA_LISTEN", format!("0.0.0.0:{}", l.client)),
+            env(
+                "SAMSA_ADVERTISED_LISTENER",
+                format!(
+                    "$(POD_NAME).{headless}.{ns}.svc.{}:{}",
+                    ctx.cluster_domain, l.client
+                ),
             ),
-        ),
+        ]),
+    }
+    env_vars.extend([
         env(
             "SAMSA_CONTROLLER_LISTEN",
             format!("0.0.0.0:{}", l.controller),
@@ -403,7 +431,7 @@ pub fn desired_objects(
         ),
         env("SAMSA_METRICS_LISTEN", format!("0.0.0.0:{metrics_port}")),
         env("SAMSA_DATA_DIR", DATA_DIR),
-    ];
+    ]);
     if set.id_offset != 0 {
         env_vars.push(env("SAMSA_NODE_ID_OFFSET", set.id_offset.to_string()));
     }
@@ -424,6 +452,10 @@ pub fn desired_objects(
         ..Default::default()
     }];
     let mut volumes = Vec::new();
+    if let Some((volume, mount)) = tls_volume(spec, &name) {
+        mounts.push(mount);
+        volumes.push(volume);
+    }
     if spec.rack.is_some() {
         // The rack annotation as a file: empty until the operator sets the annotation, and the
         // broker waits for it before it registers.
@@ -456,12 +488,17 @@ pub fn desired_objects(
     let container = Container {
         name: BROKER_CONTAINER.into(),
         image: Some(image.clone()),
-        ports: Some(vec![
-            port("kafka", l.client),
-            port("controller", l.controller),
-            port("replication", l.replication),
-            port("metrics", metrics_port),
-        ]),
+        ports: Some(
+            kafka_ports
+                .iter()
+                .map(|(n, p)| port(n, *p))
+                .chain([
+                    port("controller", l.controller),
+                    port("replication", l.replication),
+                    port("metrics", metrics_port),
+                ])
+                .collect(),
+        ),
         env: Some(env_vars),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {

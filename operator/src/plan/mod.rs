@@ -1,15 +1,18 @@
 //! Pure decisions: desired Kubernetes objects of a cluster, broker-setting classification, and
-//! topic actions. Nothing here does I/O; the reconcilers observe, call these, and act.
+//! topic and user actions. Nothing here does I/O; the reconcilers observe, call these, and act.
 
 pub mod bluegreen;
 pub mod broker_config;
+pub mod certificates;
 pub mod cluster;
 pub mod cluster_status;
 pub mod movement;
 pub mod rebalance;
 pub mod roll;
 pub mod scale;
+pub mod security;
 pub mod topic;
+pub mod user;
 
 /// How many items a message lists before "and N more".
 const LISTED: usize = 5;

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod topic;
+pub mod user;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,8 +22,9 @@ use crate::health::groups::{GroupHealth, GroupTracker, PolledGroups};
 const WATCH_GAP_MS: i64 = 60_000;
 /// A group not seen (listed with commits) for this long is forgotten.
 const GROUP_FORGET_MS: i64 = 30_000;
+use crate::crd::KafkaCluster;
 use crate::health::requests::RequestCounts;
-use crate::kafka::{AdminClient, AdminError};
+use crate::kafka::{material_id, AdminClient, AdminError, KafkaTls};
 use crate::metrics::Metrics;
 use crate::plan::cluster::{bootstrap_address, PlanContext, PlanError};
 
@@ -86,6 +88,8 @@ pub struct Context {
     /// Bound on connecting and on each Kafka request.
     pub kafka_timeout: Duration,
     admins: Mutex<HashMap<String, Arc<AdminClient>>>,
+    /// TLS of each bootstrap address that needs it (secured clusters' CONTROLPLANE).
+    kafka_tls: Mutex<HashMap<String, Arc<KafkaTls>>>,
     failures: Mutex<HashMap<String, u32>>,
     trackers: Mutex<HashMap<String, GroupWatch>>,
     requests: Mutex<HashMap<String, BTreeMap<i32, RequestCounts>>>,
@@ -109,6 +113,7 @@ impl Context {
             kafka_bootstrap_override,
             kafka_timeout,
             admins: Mutex::new(HashMap::new()),
+            kafka_tls: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             trackers: Mutex::new(HashMap::new()),
             requests: Mutex::new(HashMap::new()),
@@ -131,16 +136,93 @@ impl Context {
             .unwrap_or_else(|| bootstrap_address(cluster, namespace, port))
     }
 
-    /// The (shared) admin client of a bootstrap address.
-    pub fn admin(&self, bootstrap: &str) -> Arc<AdminClient> {
-        let mut admins = match self.admins.lock() {
+    /// The address the operator reaches a cluster's Kafka protocol at: its CONTROLPLANE
+    /// listener when secured, else its first Kafka listener.
+    pub fn bootstrap_of(&self, kc: &KafkaCluster) -> String {
+        let name = kc.metadata.name.clone().unwrap_or_default();
+        let ns = kc.metadata.namespace.clone().unwrap_or_default();
+        self.bootstrap(&name, &ns, kc.spec.operator_port())
+    }
+
+    /// The cluster's bootstrap address, with the TLS of a secured cluster loaded (from its
+    /// Secret `<cluster>-operator-cert`) for [`Context::admin`] to use.
+    pub async fn kafka_bootstrap(&self, kc: &KafkaCluster) -> Result<String, Error> {
+        let bootstrap = self.bootstrap_of(kc);
+        self.load_kafka_tls(kc, &bootstrap).await?;
+        Ok(bootstrap)
+    }
+
+    /// Makes `bootstrap`'s admin client use a secured cluster's operator certificate (plain
+    /// TCP for a cluster that is not secured).
+    pub async fn load_kafka_tls(&self, kc: &KafkaCluster, bootstrap: &str) -> Result<(), Error> {
+        let (name, ns) = name_ns(kc)?;
+        self.use_tls(&name, &ns, bootstrap, kc.spec.secured()).await
+    }
+
+    /// With `tls`: reads cluster `name`'s Secret `<name>-operator-cert` and makes `bootstrap`'s
+    /// admin client use it (a changed certificate replaces the client). Without: plain TCP.
+    pub async fn use_tls(
+        &self,
+        name: &str,
+        ns: &str,
+        bootstrap: &str,
+        tls: bool,
+    ) -> Result<(), Error> {
+        if !tls {
+            self.lock(&self.kafka_tls).remove(bootstrap);
+            return Ok(());
+        }
+        let secret_name = crate::plan::security::operator_cert_secret(name);
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), ns);
+        let secret = secrets
+            .get_opt(&secret_name)
+            .await?
+            .ok_or_else(|| Error::Waiting(format!("Secret {secret_name} does not exist yet")))?;
+        let data = secret.data.unwrap_or_default();
+        let text = |key: &str| {
+            data.get(key)
+                .and_then(|b| String::from_utf8(b.0.clone()).ok())
+                .ok_or_else(|| Error::Waiting(format!("Secret {secret_name} has no {key}")))
+        };
+        use crate::plan::security::{CA_CERT_KEY, TLS_CERT_KEY, TLS_KEY_KEY};
+        let (ca, cert, key) = (text(CA_CERT_KEY)?, text(TLS_CERT_KEY)?, text(TLS_KEY_KEY)?);
+        let id = material_id(&ca, &cert, &key);
+        if self
+            .lock(&self.kafka_tls)
+            .get(bootstrap)
+            .is_some_and(|t| t.id() == id)
+        {
+            return Ok(());
+        }
+        let tls = KafkaTls::new(&ca, &cert, &key)
+            .map_err(|e| Error::Waiting(format!("Secret {secret_name}: {e}")))?;
+        self.lock(&self.kafka_tls)
+            .insert(bootstrap.to_string(), Arc::new(tls));
+        Ok(())
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+        match m.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        admins
-            .entry(bootstrap.to_string())
-            .or_insert_with(|| Arc::new(AdminClient::new(bootstrap, self.kafka_timeout)))
-            .clone()
+        }
+    }
+
+    /// The (shared) admin client of a bootstrap address, over the TLS loaded for it (see
+    /// [`Context::kafka_bootstrap`]); new TLS material replaces the client.
+    pub fn admin(&self, bootstrap: &str) -> Arc<AdminClient> {
+        let tls = self.lock(&self.kafka_tls).get(bootstrap).cloned();
+        let mut admins = self.lock(&self.admins);
+        let current = admins
+            .get(bootstrap)
+            .filter(|a| a.tls_id() == tls.as_ref().map(|t| t.id()));
+        if let Some(a) = current {
+            return a.clone();
+        }
+        let admin = Arc::new(AdminClient::with_tls(bootstrap, self.kafka_timeout, tls));
+        admins.insert(bootstrap.to_string(), admin.clone());
+        admin
     }
 
     /// The consumer-group watches, by `namespace/cluster`: the in-memory history Burrow's rules
@@ -246,6 +328,12 @@ pub enum Error {
     /// The resource lacks a field the API server always sets.
     #[error("the resource has no {0}")]
     Missing(&'static str),
+    /// Something the step needs is not there yet (a certificate Secret).
+    #[error("waiting: {0}")]
+    Waiting(String),
+    /// A certificate could not be made or read.
+    #[error("certificates: {0}")]
+    Certs(#[from] crate::certs::CertError),
 }
 
 /// Backoff after the `n`th failure in a row: 2^n seconds, from 2 s up to 5 min.

@@ -130,7 +130,7 @@ async fn apply(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         .await;
     }
 
-    let bootstrap = ctx.bootstrap(cluster_name, &ns, cluster.spec.listeners.client);
+    let bootstrap = ctx.kafka_bootstrap(&cluster).await?;
     let admin = ctx.admin(&bootstrap);
     let observed = admin.describe_topic(&topic).await?;
     let actions = plan_topic(&kt.spec, observed.as_ref());
@@ -492,7 +492,7 @@ async fn cleanup(kt: &KafkaTopic, ctx: &Context) -> Result<Action, Error> {
         // The cluster (and its data) is gone: nothing left to delete.
         return Ok(Action::await_change());
     };
-    let bootstrap = ctx.bootstrap(cluster_name, &ns, cluster.spec.listeners.client);
+    let bootstrap = ctx.kafka_bootstrap(&cluster).await?;
     ctx.admin(&bootstrap).delete_topic(&topic).await?;
     ctx.event(
         kt,

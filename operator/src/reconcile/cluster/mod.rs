@@ -11,6 +11,7 @@ mod racks;
 mod rebalance;
 mod rollout;
 mod scale;
+mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +68,22 @@ where
     Ok(api.patch(name, &params, &Patch::Apply(obj)).await?)
 }
 
+/// Puts the certificates' hash into the pod template: a re-issued broker certificate is a new
+/// revision, rolled by the operator's gated roll.
+fn set_tls_hash(sts: &mut StatefulSet, hash: &str) {
+    if let Some(spec) = sts.spec.as_mut() {
+        spec.template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                crate::plan::security::TLS_HASH_ANNOTATION.to_string(),
+                hash.to_string(),
+            );
+    }
+}
+
 async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     let (name, ns) = name_ns(kc)?;
     let client = ctx.client.clone();
@@ -75,7 +92,6 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     let controllers = previous
         .controllers
         .unwrap_or_else(|| kc.spec.initial_controllers());
-    let bootstrap = ctx.bootstrap(&name, &ns, kc.spec.listeners.client);
 
     // Step: validate. An invalid spec changes nothing, and no pod restarts for it.
     let mut errs = check_spec(&kc.spec);
@@ -144,6 +160,19 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .clone()
         .unwrap_or_else(|| BrokerSet::first(&name));
     let first_sts = sets.get_opt(&first_active.name).await?;
+    // The Kafka endpoint of the brokers as they run now (CONTROLPLANE over TLS once their
+    // template has it), which a roll to a new security setting must keep reaching.
+    let (bootstrap, via_tls) = match first_sts
+        .as_ref()
+        .and_then(crate::plan::security::running_endpoint)
+    {
+        Some((port, tls)) => (ctx.bootstrap(&name, &ns, port), tls),
+        None => (ctx.bootstrap_of(kc), kc.spec.secured()),
+    };
+    if let Err(e) = ctx.use_tls(&name, &ns, &bootstrap, via_tls).await {
+        // A new secured cluster: its certificates come in the objects step.
+        tracing::debug!(error = %e, "no TLS for the brokers' CONTROLPLANE listener yet");
+    }
     let bg = bluegreen::decide_step(
         kc,
         ctx,
@@ -198,8 +227,37 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .filter(|_| bg.in_progress)
         .map(|u| i32::try_from(u.from_ids.len()).unwrap_or(kc.spec.brokers));
 
+    // Step: certificates (secured clusters) and the NetworkPolicy.
+    let mut cert_pods: Vec<String> = pod_list
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let active_size = old_sts
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(0)
+        .max(kc.spec.brokers)
+        .max(upgrade_size.unwrap_or(0));
+    cert_pods.extend((0..active_size).map(|i| format!("{}-{i}", active.name)));
+    if let Some((other, _, _)) = &bg.other {
+        let size = upgrade_size.unwrap_or(kc.spec.brokers);
+        cert_pods.extend((0..size).map(|i| format!("{}-{i}", other.name)));
+    }
+    cert_pods.sort();
+    cert_pods.dedup();
+    let tls_hash = tls::sync_certificates(kc, ctx, &name, &ns, &cert_pods).await?;
+    if via_tls {
+        ctx.use_tls(&name, &ns, &bootstrap, true).await?;
+    }
+    tls::sync_network_policy(kc, ctx, &name, &ns).await?;
+
     // Step: objects.
     let mut desired = desired_objects(kc, &template, controllers, &voters, &ctx.plan)?;
+    if let Some(hash) = &tls_hash {
+        set_tls_hash(&mut desired.stateful_set, hash);
+    }
     if let (Some(size), Some(spec)) = (upgrade_size, desired.stateful_set.spec.as_mut()) {
         spec.replicas = Some(size);
     }
@@ -262,6 +320,9 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
             desired_objects(kc, &other_template, controllers, &voters, &ctx.plan)?.stateful_set;
         if let (Some(size), Some(spec)) = (upgrade_size, green.spec.as_mut()) {
             spec.replicas = Some(size);
+        }
+        if let Some(hash) = &tls_hash {
+            set_tls_hash(&mut green, hash);
         }
         ssa(&sets, &other.name, &green).await?;
     }
