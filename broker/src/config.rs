@@ -517,7 +517,7 @@ impl BrokerConfig {
             .collect::<Result<Vec<_>, String>>()?;
         Ok(self
             .authorizer_enable
-            .then(|| crate::security::acl::AuthorizerConfig {
+            .then_some(crate::security::acl::AuthorizerConfig {
                 super_users,
                 allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
             }))

@@ -133,8 +133,7 @@ pub async fn start(
     metrics: Arc<Metrics>,
     (image, log): (watch::Receiver<Arc<MetadataImage>>, Option<LogProgress>),
     voters: Option<crate::quorum::LocalVoters>,
-    advertised: (String, i32),
-    listeners: Vec<crate::controller::Endpoint>,
+    (advertised, listeners): ((String, i32), Vec<crate::controller::Endpoint>),
     tls: Option<InternalTls>,
 ) -> anyhow::Result<Replication> {
     let listener = TcpListener::bind(config.replication_listen)

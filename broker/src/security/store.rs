@@ -168,7 +168,10 @@ mod tests {
             })
             .unwrap();
         let again = LocalStore::open(dir.path()).unwrap().state();
-        assert_eq!(again.credential("alice", ScramMechanism::Sha512), Some(&cred));
+        assert_eq!(
+            again.credential("alice", ScramMechanism::Sha512),
+            Some(&cred)
+        );
         assert_eq!(again.acls.len(), 1);
         store
             .update(|s| {

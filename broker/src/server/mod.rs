@@ -25,8 +25,8 @@ use crate::quorum::{ControllerClient, QuorumConfig, QuorumHandle};
 use crate::replication::Replication;
 use crate::security::store::LocalStore;
 use crate::security::{ConnectionInfo, Session};
-use handlers::SecurityContext;
 use crate::topics::TopicRegistry;
+use handlers::SecurityContext;
 
 pub use handlers::Broker;
 
@@ -327,8 +327,7 @@ async fn start_cluster(
         metrics.clone(),
         (image, quorum.as_ref().map(QuorumHandle::log_progress)),
         quorum.as_ref().map(QuorumHandle::local_voters),
-        advertised,
-        listeners,
+        (advertised, listeners),
         internal_tls,
     )
     .await?;

@@ -35,9 +35,7 @@ use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
-use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -103,14 +101,14 @@ impl Broker {
         request: &mut RequestKind,
         version: i16,
         session: &Session,
-    ) -> Result<Denied, (ApiKey, ResponseKind, i16)> {
+    ) -> Result<Denied, Box<(ApiKey, ResponseKind, i16)>> {
         if self.security.authorizer.is_none() {
             return Ok(Denied::default());
         }
         use AclOperation as Op;
         let mut d = Denied::default();
         let cluster = |op: Op| self.cluster_authorized(session, op);
-        let whole = |api: ApiKey, kind: ResponseKind, code: i16| Err((api, kind, code));
+        let whole = |api: ApiKey, kind: ResponseKind, code: i16| Err(Box::new((api, kind, code)));
         match request {
             RequestKind::Produce(r) => {
                 if let Some(txn) = &r.transactional_id {
@@ -118,13 +116,25 @@ impl Broker {
                         let topics = std::mem::take(&mut r.topic_data);
                         d.topics = topics
                             .into_iter()
-                            .map(|t| (t.name.0, t.partition_data.iter().map(|p| p.index).collect(), TXN_DENIED))
+                            .map(|t| {
+                                (
+                                    t.name.0,
+                                    t.partition_data.iter().map(|p| p.index).collect(),
+                                    TXN_DENIED,
+                                )
+                            })
                             .collect();
                         return Ok(d);
                     }
                 }
-                for t in take_denied(&mut r.topic_data, |t| self.topic_ok(session, Op::Write, &t.name)) {
-                    d.topics.push((t.name.0, t.partition_data.iter().map(|p| p.index).collect(), TOPIC_DENIED));
+                for t in take_denied(&mut r.topic_data, |t| {
+                    self.topic_ok(session, Op::Write, &t.name)
+                }) {
+                    d.topics.push((
+                        t.name.0,
+                        t.partition_data.iter().map(|p| p.index).collect(),
+                        TOPIC_DENIED,
+                    ));
                 }
             }
             RequestKind::Fetch(r) => {
@@ -132,29 +142,55 @@ impl Broker {
                     // A follower's fetch: CLUSTER_ACTION (brokers replicate over their own port).
                     if !cluster(Op::ClusterAction) {
                         for t in std::mem::take(&mut r.topics) {
-                            d.topics.push((t.topic.0, t.partitions.iter().map(|p| p.partition).collect(), CLUSTER_DENIED));
+                            d.topics.push((
+                                t.topic.0,
+                                t.partitions.iter().map(|p| p.partition).collect(),
+                                CLUSTER_DENIED,
+                            ));
                         }
                     }
                 } else {
-                    for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Read, &t.topic)) {
-                        d.topics.push((t.topic.0, t.partitions.iter().map(|p| p.partition).collect(), TOPIC_DENIED));
+                    for t in take_denied(&mut r.topics, |t| {
+                        self.topic_ok(session, Op::Read, &t.topic)
+                    }) {
+                        d.topics.push((
+                            t.topic.0,
+                            t.partitions.iter().map(|p| p.partition).collect(),
+                            TOPIC_DENIED,
+                        ));
                     }
                 }
             }
             RequestKind::ListOffsets(r) => {
-                for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Describe, &t.name)) {
-                    d.topics.push((t.name.0, t.partitions.iter().map(|p| p.partition_index).collect(), TOPIC_DENIED));
+                for t in take_denied(&mut r.topics, |t| {
+                    self.topic_ok(session, Op::Describe, &t.name)
+                }) {
+                    d.topics.push((
+                        t.name.0,
+                        t.partitions.iter().map(|p| p.partition_index).collect(),
+                        TOPIC_DENIED,
+                    ));
                 }
             }
             RequestKind::OffsetForLeaderEpoch(r) => {
                 let follower = r.replica_id.0 >= 0;
                 if follower && !cluster(Op::ClusterAction) {
                     for t in std::mem::take(&mut r.topics) {
-                        d.topics.push((t.topic.0, t.partitions.iter().map(|p| p.partition).collect(), CLUSTER_DENIED));
+                        d.topics.push((
+                            t.topic.0,
+                            t.partitions.iter().map(|p| p.partition).collect(),
+                            CLUSTER_DENIED,
+                        ));
                     }
                 } else if !follower {
-                    for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Describe, &t.topic)) {
-                        d.topics.push((t.topic.0, t.partitions.iter().map(|p| p.partition).collect(), TOPIC_DENIED));
+                    for t in take_denied(&mut r.topics, |t| {
+                        self.topic_ok(session, Op::Describe, &t.topic)
+                    }) {
+                        d.topics.push((
+                            t.topic.0,
+                            t.partitions.iter().map(|p| p.partition).collect(),
+                            TOPIC_DENIED,
+                        ));
                     }
                 }
             }
@@ -168,7 +204,12 @@ impl Broker {
                             self.topic_ok(session, Op::Describe, n)
                                 && (!auto_create
                                     || self.registry.get(n.as_str()).is_some()
-                                    || self.authorized_quietly(session, Op::Create, ResourceType::Cluster, CLUSTER_NAME)
+                                    || self.authorized_quietly(
+                                        session,
+                                        Op::Create,
+                                        ResourceType::Cluster,
+                                        CLUSTER_NAME,
+                                    )
                                     || self.topic_ok(session, Op::Create, n))
                         }
                     }) {
@@ -178,11 +219,18 @@ impl Broker {
                     }
                 }
             }
-            RequestKind::CreateTopics(r) => {
-                if !self.authorized_quietly(session, Op::Create, ResourceType::Cluster, CLUSTER_NAME) {
-                    for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Create, &t.name)) {
-                        d.names.push((t.name.0, TOPIC_DENIED));
-                    }
+            RequestKind::CreateTopics(r)
+                if !self.authorized_quietly(
+                    session,
+                    Op::Create,
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                ) =>
+            {
+                for t in take_denied(&mut r.topics, |t| {
+                    self.topic_ok(session, Op::Create, &t.name)
+                }) {
+                    d.names.push((t.name.0, TOPIC_DENIED));
                 }
             }
             RequestKind::DeleteTopics(r) => {
@@ -194,19 +242,24 @@ impl Broker {
                 };
                 if version >= 6 {
                     for t in take_denied(&mut r.topics, |t| {
-                        name_of(&t.name, t.topic_id).is_none_or(|n| self.topic_ok(session, Op::Delete, &n))
+                        name_of(&t.name, t.topic_id)
+                            .is_none_or(|n| self.topic_ok(session, Op::Delete, &n))
                     }) {
                         let n = name_of(&t.name, t.topic_id).unwrap_or_default();
                         d.names.push((StrBytes::from_string(n), TOPIC_DENIED));
                     }
                 } else {
-                    for n in take_denied(&mut r.topic_names, |n| self.topic_ok(session, Op::Delete, n)) {
+                    for n in take_denied(&mut r.topic_names, |n| {
+                        self.topic_ok(session, Op::Delete, n)
+                    }) {
                         d.names.push((n.0, TOPIC_DENIED));
                     }
                 }
             }
             RequestKind::CreatePartitions(r) => {
-                for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Alter, &t.name)) {
+                for t in take_denied(&mut r.topics, |t| {
+                    self.topic_ok(session, Op::Alter, &t.name)
+                }) {
                     d.names.push((t.name.0, TOPIC_DENIED));
                 }
             }
@@ -250,34 +303,46 @@ impl Broker {
                         .with_error_message(message(code))
                         .with_node_id((-1).into())
                         .with_port(-1);
-                    return whole(ApiKey::FindCoordinator, ResponseKind::FindCoordinator(resp), code);
+                    return whole(
+                        ApiKey::FindCoordinator,
+                        ResponseKind::FindCoordinator(resp),
+                        code,
+                    );
                 }
             }
-            RequestKind::JoinGroup(r) => {
-                if !self.group_ok(session, Op::Read, &r.group_id) {
-                    let resp = JoinGroupResponse::default()
-                        .with_error_code(GROUP_DENIED)
-                        .with_generation_id(-1);
-                    return whole(ApiKey::JoinGroup, ResponseKind::JoinGroup(resp), GROUP_DENIED);
-                }
+            RequestKind::JoinGroup(r) if !self.group_ok(session, Op::Read, &r.group_id) => {
+                let resp = JoinGroupResponse::default()
+                    .with_error_code(GROUP_DENIED)
+                    .with_generation_id(-1);
+                return whole(
+                    ApiKey::JoinGroup,
+                    ResponseKind::JoinGroup(resp),
+                    GROUP_DENIED,
+                );
             }
-            RequestKind::SyncGroup(r) => {
-                if !self.group_ok(session, Op::Read, &r.group_id) {
-                    let resp = SyncGroupResponse::default().with_error_code(GROUP_DENIED);
-                    return whole(ApiKey::SyncGroup, ResponseKind::SyncGroup(resp), GROUP_DENIED);
-                }
+            RequestKind::SyncGroup(r) if !self.group_ok(session, Op::Read, &r.group_id) => {
+                let resp = SyncGroupResponse::default().with_error_code(GROUP_DENIED);
+                return whole(
+                    ApiKey::SyncGroup,
+                    ResponseKind::SyncGroup(resp),
+                    GROUP_DENIED,
+                );
             }
-            RequestKind::Heartbeat(r) => {
-                if !self.group_ok(session, Op::Read, &r.group_id) {
-                    let resp = HeartbeatResponse::default().with_error_code(GROUP_DENIED);
-                    return whole(ApiKey::Heartbeat, ResponseKind::Heartbeat(resp), GROUP_DENIED);
-                }
+            RequestKind::Heartbeat(r) if !self.group_ok(session, Op::Read, &r.group_id) => {
+                let resp = HeartbeatResponse::default().with_error_code(GROUP_DENIED);
+                return whole(
+                    ApiKey::Heartbeat,
+                    ResponseKind::Heartbeat(resp),
+                    GROUP_DENIED,
+                );
             }
-            RequestKind::LeaveGroup(r) => {
-                if !self.group_ok(session, Op::Read, &r.group_id) {
-                    let resp = LeaveGroupResponse::default().with_error_code(GROUP_DENIED);
-                    return whole(ApiKey::LeaveGroup, ResponseKind::LeaveGroup(resp), GROUP_DENIED);
-                }
+            RequestKind::LeaveGroup(r) if !self.group_ok(session, Op::Read, &r.group_id) => {
+                let resp = LeaveGroupResponse::default().with_error_code(GROUP_DENIED);
+                return whole(
+                    ApiKey::LeaveGroup,
+                    ResponseKind::LeaveGroup(resp),
+                    GROUP_DENIED,
+                );
             }
             RequestKind::OffsetCommit(r) => {
                 let group_ok = self.group_ok(session, Op::Read, &r.group_id);
@@ -288,27 +353,54 @@ impl Broker {
                 };
                 let code = if group_ok { TOPIC_DENIED } else { GROUP_DENIED };
                 for t in denied {
-                    d.topics.push((t.name.0, t.partitions.iter().map(|p| p.partition_index).collect(), code));
+                    d.topics.push((
+                        t.name.0,
+                        t.partitions.iter().map(|p| p.partition_index).collect(),
+                        code,
+                    ));
                 }
                 if !group_ok {
                     // Nothing left to commit: the handler would still touch the group.
-                    let topics = d.topics.drain(..).map(|(name, parts, code)| {
-                        OffsetCommitResponseTopic::default().with_name(name.into()).with_partitions(
-                            parts.into_iter().map(|p| OffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code)).collect(),
-                        )
-                    }).collect();
+                    let topics = d
+                        .topics
+                        .drain(..)
+                        .map(|(name, parts, code)| {
+                            OffsetCommitResponseTopic::default()
+                                .with_name(name.into())
+                                .with_partitions(
+                                    parts
+                                        .into_iter()
+                                        .map(|p| {
+                                            OffsetCommitResponsePartition::default()
+                                                .with_partition_index(p)
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
                     let resp = OffsetCommitResponse::default().with_topics(topics);
-                    return whole(ApiKey::OffsetCommit, ResponseKind::OffsetCommit(resp), GROUP_DENIED);
+                    return whole(
+                        ApiKey::OffsetCommit,
+                        ResponseKind::OffsetCommit(resp),
+                        GROUP_DENIED,
+                    );
                 }
             }
             RequestKind::OffsetFetch(r) => {
                 if version >= 8 {
-                    for g in take_denied(&mut r.groups, |g| self.group_ok(session, Op::Describe, &g.group_id)) {
+                    for g in take_denied(&mut r.groups, |g| {
+                        self.group_ok(session, Op::Describe, &g.group_id)
+                    }) {
                         d.names.push((g.group_id.0, GROUP_DENIED));
                     }
                 } else if !self.group_ok(session, Op::Describe, &r.group_id) {
                     let resp = OffsetFetchResponse::default().with_error_code(GROUP_DENIED);
-                    return whole(ApiKey::OffsetFetch, ResponseKind::OffsetFetch(resp), GROUP_DENIED);
+                    return whole(
+                        ApiKey::OffsetFetch,
+                        ResponseKind::OffsetFetch(resp),
+                        GROUP_DENIED,
+                    );
                 }
             }
             RequestKind::DescribeGroups(r) => {
@@ -317,102 +409,189 @@ impl Broker {
                 }
             }
             RequestKind::DeleteGroups(r) => {
-                for g in take_denied(&mut r.groups_names, |g| self.group_ok(session, Op::Delete, g)) {
+                for g in take_denied(&mut r.groups_names, |g| {
+                    self.group_ok(session, Op::Delete, g)
+                }) {
                     d.names.push((g.0, GROUP_DENIED));
                 }
             }
             RequestKind::OffsetDelete(r) => {
                 if !self.group_ok(session, Op::Delete, &r.group_id) {
                     let resp = OffsetDeleteResponse::default().with_error_code(GROUP_DENIED);
-                    return whole(ApiKey::OffsetDelete, ResponseKind::OffsetDelete(resp), GROUP_DENIED);
+                    return whole(
+                        ApiKey::OffsetDelete,
+                        ResponseKind::OffsetDelete(resp),
+                        GROUP_DENIED,
+                    );
                 }
                 for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Read, &t.name)) {
-                    d.topics.push((t.name.0, t.partitions.iter().map(|p| p.partition_index).collect(), TOPIC_DENIED));
+                    d.topics.push((
+                        t.name.0,
+                        t.partitions.iter().map(|p| p.partition_index).collect(),
+                        TOPIC_DENIED,
+                    ));
                 }
             }
             RequestKind::DeleteRecords(r) => {
-                for t in take_denied(&mut r.topics, |t| self.topic_ok(session, Op::Delete, &t.name)) {
-                    d.topics.push((t.name.0, t.partitions.iter().map(|p| p.partition_index).collect(), TOPIC_DENIED));
+                for t in take_denied(&mut r.topics, |t| {
+                    self.topic_ok(session, Op::Delete, &t.name)
+                }) {
+                    d.topics.push((
+                        t.name.0,
+                        t.partitions.iter().map(|p| p.partition_index).collect(),
+                        TOPIC_DENIED,
+                    ));
                 }
             }
             RequestKind::InitProducerId(r) => {
                 let ok = match &r.transactional_id {
-                    Some(txn) => self.authorized(session, Op::Write, ResourceType::TransactionalId, txn),
+                    Some(txn) => {
+                        self.authorized(session, Op::Write, ResourceType::TransactionalId, txn)
+                    }
                     None => {
-                        self.authorized_quietly(session, Op::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
-                            || self.authorized_any(session, Op::Write, ResourceType::Topic)
-                            || self.authorized_any(session, Op::Write, ResourceType::TransactionalId)
+                        self.authorized_quietly(
+                            session,
+                            Op::IdempotentWrite,
+                            ResourceType::Cluster,
+                            CLUSTER_NAME,
+                        ) || self.authorized_any(session, Op::Write, ResourceType::Topic)
+                            || self.authorized_any(
+                                session,
+                                Op::Write,
+                                ResourceType::TransactionalId,
+                            )
                     }
                 };
                 if !ok {
-                    let code = if r.transactional_id.is_some() { TXN_DENIED } else { CLUSTER_DENIED };
+                    let code = if r.transactional_id.is_some() {
+                        TXN_DENIED
+                    } else {
+                        CLUSTER_DENIED
+                    };
                     let resp = InitProducerIdResponse::default()
                         .with_error_code(code)
                         .with_producer_id((-1).into())
                         .with_producer_epoch(-1);
-                    return whole(ApiKey::InitProducerId, ResponseKind::InitProducerId(resp), code);
+                    return whole(
+                        ApiKey::InitProducerId,
+                        ResponseKind::InitProducerId(resp),
+                        code,
+                    );
                 }
             }
-            RequestKind::ElectLeaders(r) => {
-                if !cluster(Op::Alter) {
-                    let results = r.topic_partitions.take().unwrap_or_default().into_iter().map(|t| {
-                        ReplicaElectionResult::default().with_topic(t.topic).with_partition_result(
-                            t.partitions.into_iter().map(|p| PartitionResult::default().with_partition_id(p).with_error_code(CLUSTER_DENIED).with_error_message(message(CLUSTER_DENIED))).collect(),
-                        )
-                    }).collect();
-                    let resp = ElectLeadersResponse::default()
-                        .with_error_code(if version >= 1 { CLUSTER_DENIED } else { 0 })
-                        .with_replica_election_results(results);
-                    return whole(ApiKey::ElectLeaders, ResponseKind::ElectLeaders(resp), CLUSTER_DENIED);
-                }
+            RequestKind::ElectLeaders(r) if !cluster(Op::Alter) => {
+                let results = r
+                    .topic_partitions
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| {
+                        ReplicaElectionResult::default()
+                            .with_topic(t.topic)
+                            .with_partition_result(
+                                t.partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        PartitionResult::default()
+                                            .with_partition_id(p)
+                                            .with_error_code(CLUSTER_DENIED)
+                                            .with_error_message(message(CLUSTER_DENIED))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                let resp = ElectLeadersResponse::default()
+                    .with_error_code(if version >= 1 { CLUSTER_DENIED } else { 0 })
+                    .with_replica_election_results(results);
+                return whole(
+                    ApiKey::ElectLeaders,
+                    ResponseKind::ElectLeaders(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::AlterPartitionReassignments(_) if !cluster(Op::Alter) => {
                 let resp = AlterPartitionReassignmentsResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::AlterPartitionReassignments, ResponseKind::AlterPartitionReassignments(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::AlterPartitionReassignments,
+                    ResponseKind::AlterPartitionReassignments(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::ListPartitionReassignments(_) if !cluster(Op::Describe) => {
                 let resp = ListPartitionReassignmentsResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::ListPartitionReassignments, ResponseKind::ListPartitionReassignments(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::ListPartitionReassignments,
+                    ResponseKind::ListPartitionReassignments(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::DescribeCluster(_) if !cluster(Op::Describe) => {
                 let resp = DescribeClusterResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::DescribeCluster, ResponseKind::DescribeCluster(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::DescribeCluster,
+                    ResponseKind::DescribeCluster(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::DescribeLogDirs(_) if !cluster(Op::Describe) => {
                 // Before v3 there is no error field: Kafka answers an empty result.
-                let resp = DescribeLogDirsResponse::default()
-                    .with_error_code(if version >= 3 { CLUSTER_DENIED } else { 0 });
-                return whole(ApiKey::DescribeLogDirs, ResponseKind::DescribeLogDirs(resp), CLUSTER_DENIED);
+                let resp = DescribeLogDirsResponse::default().with_error_code(if version >= 3 {
+                    CLUSTER_DENIED
+                } else {
+                    0
+                });
+                return whole(
+                    ApiKey::DescribeLogDirs,
+                    ResponseKind::DescribeLogDirs(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::UnregisterBroker(_) if !cluster(Op::Alter) => {
                 let resp = UnregisterBrokerResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::UnregisterBroker, ResponseKind::UnregisterBroker(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::UnregisterBroker,
+                    ResponseKind::UnregisterBroker(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::DescribeQuorum(_) if !cluster(Op::Describe) => {
                 let resp = DescribeQuorumResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::DescribeQuorum, ResponseKind::DescribeQuorum(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::DescribeQuorum,
+                    ResponseKind::DescribeQuorum(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::AddRaftVoter(_) if !cluster(Op::Alter) => {
                 let resp = AddRaftVoterResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::AddRaftVoter, ResponseKind::AddRaftVoter(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::AddRaftVoter,
+                    ResponseKind::AddRaftVoter(resp),
+                    CLUSTER_DENIED,
+                );
             }
             RequestKind::RemoveRaftVoter(_) if !cluster(Op::Alter) => {
                 let resp = RemoveRaftVoterResponse::default()
                     .with_error_code(CLUSTER_DENIED)
                     .with_error_message(message(CLUSTER_DENIED));
-                return whole(ApiKey::RemoveRaftVoter, ResponseKind::RemoveRaftVoter(resp), CLUSTER_DENIED);
+                return whole(
+                    ApiKey::RemoveRaftVoter,
+                    ResponseKind::RemoveRaftVoter(resp),
+                    CLUSTER_DENIED,
+                );
             }
             // ApiVersions, SASL, ListGroups (filtered after), the ACL and SCRAM APIs (checked
             // in their handlers).
@@ -457,53 +636,71 @@ impl Broker {
                     );
                 }
             }
-            ResponseKind::ListGroups(r) => {
-                if !self.cluster_authorized(session, Op::Describe) {
-                    r.groups.retain(|g| self.group_ok(session, Op::Describe, &g.group_id));
-                }
+            ResponseKind::ListGroups(r) if !self.cluster_authorized(session, Op::Describe) => {
+                r.groups
+                    .retain(|g| self.group_ok(session, Op::Describe, &g.group_id));
             }
             _ if denied.is_empty() => {}
             ResponseKind::Produce(r) => {
                 for (name, parts, code) in denied.topics {
                     r.responses.push(
-                        TopicProduceResponse::default().with_name(name.into()).with_partition_responses(
-                            parts.into_iter().map(|p| {
-                                PartitionProduceResponse::default()
-                                    .with_index(p)
-                                    .with_error_code(code)
-                                    .with_base_offset(-1)
-                                    .with_log_append_time_ms(-1)
-                                    .with_log_start_offset(-1)
-                                    .with_error_message(message(code))
-                            }).collect(),
-                        ),
+                        TopicProduceResponse::default()
+                            .with_name(name.into())
+                            .with_partition_responses(
+                                parts
+                                    .into_iter()
+                                    .map(|p| {
+                                        PartitionProduceResponse::default()
+                                            .with_index(p)
+                                            .with_error_code(code)
+                                            .with_base_offset(-1)
+                                            .with_log_append_time_ms(-1)
+                                            .with_log_start_offset(-1)
+                                            .with_error_message(message(code))
+                                    })
+                                    .collect(),
+                            ),
                     );
                 }
             }
             ResponseKind::ListOffsets(r) => {
                 for (name, parts, code) in denied.topics {
-                    r.topics.push(ListOffsetsTopicResponse::default().with_name(name.into()).with_partitions(
-                        parts.into_iter().map(|p| {
-                            ListOffsetsPartitionResponse::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                                .with_timestamp(-1)
-                                .with_offset(-1)
-                        }).collect(),
-                    ));
+                    r.topics.push(
+                        ListOffsetsTopicResponse::default()
+                            .with_name(name.into())
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|p| {
+                                        ListOffsetsPartitionResponse::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(code)
+                                            .with_timestamp(-1)
+                                            .with_offset(-1)
+                                    })
+                                    .collect(),
+                            ),
+                    );
                 }
             }
             ResponseKind::OffsetForLeaderEpoch(r) => {
                 for (name, parts, code) in denied.topics {
-                    r.topics.push(OffsetForLeaderTopicResult::default().with_topic(name.into()).with_partitions(
-                        parts.into_iter().map(|p| {
-                            EpochEndOffset::default()
-                                .with_partition(p)
-                                .with_error_code(code)
-                                .with_leader_epoch(-1)
-                                .with_end_offset(-1)
-                        }).collect(),
-                    ));
+                    r.topics.push(
+                        OffsetForLeaderTopicResult::default()
+                            .with_topic(name.into())
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|p| {
+                                        EpochEndOffset::default()
+                                            .with_partition(p)
+                                            .with_error_code(code)
+                                            .with_leader_epoch(-1)
+                                            .with_end_offset(-1)
+                                    })
+                                    .collect(),
+                            ),
+                    );
                 }
             }
             ResponseKind::CreateTopics(r) => {
@@ -540,7 +737,11 @@ impl Broker {
             }
             ResponseKind::DescribeConfigs(r) => {
                 for (rt, name) in denied.configs {
-                    let code = if rt == CONFIG_TOPIC { TOPIC_DENIED } else { CLUSTER_DENIED };
+                    let code = if rt == CONFIG_TOPIC {
+                        TOPIC_DENIED
+                    } else {
+                        CLUSTER_DENIED
+                    };
                     r.results.push(
                         DescribeConfigsResult::default()
                             .with_resource_type(rt)
@@ -552,7 +753,11 @@ impl Broker {
             }
             ResponseKind::IncrementalAlterConfigs(r) => {
                 for (rt, name) in denied.configs {
-                    let code = if rt == CONFIG_TOPIC { TOPIC_DENIED } else { CLUSTER_DENIED };
+                    let code = if rt == CONFIG_TOPIC {
+                        TOPIC_DENIED
+                    } else {
+                        CLUSTER_DENIED
+                    };
                     r.responses.push(
                         AlterConfigsResourceResponse::default()
                             .with_resource_type(rt)
@@ -576,9 +781,20 @@ impl Broker {
             }
             ResponseKind::OffsetCommit(r) => {
                 for (name, parts, code) in denied.topics {
-                    r.topics.push(OffsetCommitResponseTopic::default().with_name(name.into()).with_partitions(
-                        parts.into_iter().map(|p| OffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code)).collect(),
-                    ));
+                    r.topics.push(
+                        OffsetCommitResponseTopic::default()
+                            .with_name(name.into())
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|p| {
+                                        OffsetCommitResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            ),
+                    );
                 }
             }
             ResponseKind::OffsetFetch(r) => {
@@ -611,21 +827,39 @@ impl Broker {
             }
             ResponseKind::OffsetDelete(r) => {
                 for (name, parts, code) in denied.topics {
-                    r.topics.push(OffsetDeleteResponseTopic::default().with_name(name.into()).with_partitions(
-                        parts.into_iter().map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p).with_error_code(code)).collect(),
-                    ));
+                    r.topics.push(
+                        OffsetDeleteResponseTopic::default()
+                            .with_name(name.into())
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|p| {
+                                        OffsetDeleteResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            ),
+                    );
                 }
             }
             ResponseKind::DeleteRecords(r) => {
                 for (name, parts, code) in denied.topics {
-                    r.topics.push(DeleteRecordsTopicResult::default().with_name(name.into()).with_partitions(
-                        parts.into_iter().map(|p| {
-                            DeleteRecordsPartitionResult::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                                .with_low_watermark(-1)
-                        }).collect(),
-                    ));
+                    r.topics.push(
+                        DeleteRecordsTopicResult::default()
+                            .with_name(name.into())
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|p| {
+                                        DeleteRecordsPartitionResult::default()
+                                            .with_partition_index(p)
+                                            .with_error_code(code)
+                                            .with_low_watermark(-1)
+                                    })
+                                    .collect(),
+                            ),
+                    );
                 }
             }
             _ => {}
@@ -637,19 +871,21 @@ impl Broker {
     pub(super) fn authorize_fetch_response(&self, response: &mut FetchResponse, denied: Denied) {
         for (name, parts, code) in denied.topics {
             response.responses.push(
-                FetchableTopicResponse::default().with_topic(name.into()).with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|p| {
-                            PartitionData::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                                .with_high_watermark(-1)
-                                .with_last_stable_offset(-1)
-                                .with_log_start_offset(-1)
-                        })
-                        .collect(),
-                ),
+                FetchableTopicResponse::default()
+                    .with_topic(name.into())
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|p| {
+                                PartitionData::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(code)
+                                    .with_high_watermark(-1)
+                                    .with_last_stable_offset(-1)
+                                    .with_log_start_offset(-1)
+                            })
+                            .collect(),
+                    ),
             );
         }
     }

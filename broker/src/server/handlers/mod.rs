@@ -43,8 +43,8 @@ use crate::quorum::QuorumView;
 use crate::replication::ReplicaManager;
 use crate::security::Session;
 
-pub(super) use security::SecurityContext;
 use crate::topics::TopicRegistry;
+pub(super) use security::SecurityContext;
 
 /// Shared state of the request handlers.
 pub struct Broker {
@@ -246,8 +246,9 @@ impl Broker {
                 let mut body = *body;
                 let denied = match self.authorize_request(&mut body, version, session) {
                     Ok(denied) => denied,
-                    Err((api, response, code)) => {
-                        return self.finish(api, version, correlation_id, response, code, started)
+                    Err(denied) => {
+                        let (api, response, code) = *denied;
+                        return self.finish(api, version, correlation_id, response, code, started);
                     }
                 };
                 let (api, mut response, code) = match body {
@@ -458,7 +459,11 @@ impl Broker {
                     }
                     RequestKind::SaslHandshake(r) => {
                         let (b, c) = self.sasl_handshake(r, version, session);
-                        (ApiKey::SaslHandshake, Some(ResponseKind::SaslHandshake(b)), c)
+                        (
+                            ApiKey::SaslHandshake,
+                            Some(ResponseKind::SaslHandshake(b)),
+                            c,
+                        )
                     }
                     RequestKind::SaslAuthenticate(r) => {
                         let (b, c) = self.sasl_authenticate(r, session);

@@ -37,7 +37,6 @@ use crate::security::scram::{ScramCredential, ScramMechanism, ServerExchange, St
 use crate::security::store::{LocalStore, ScramChange, ScramUpsertion, SecurityState};
 use crate::security::{SaslState, Session};
 
-
 /// The broker's security settings and, on a single node, where credentials and ACLs live.
 #[derive(Default)]
 pub struct SecurityContext {
@@ -465,7 +464,10 @@ impl Broker {
                 Ok(())
             }
             (None, Some(local)) => local.update(|s| s.alter_scram(&change)).map_err(|e| {
-                ApiError::new(ResponseError::UnknownServerError, format!("storing credentials: {e}"))
+                ApiError::new(
+                    ResponseError::UnknownServerError,
+                    format!("storing credentials: {e}"),
+                )
             }),
             (None, None) => Err(ApiError::new(
                 ResponseError::UnknownServerError,
@@ -487,9 +489,15 @@ impl Broker {
                     _ => {}
                 })
                 .map_err(|e| {
-                    ApiError::new(ResponseError::UnknownServerError, format!("storing ACLs: {e}"))
+                    ApiError::new(
+                        ResponseError::UnknownServerError,
+                        format!("storing ACLs: {e}"),
+                    )
                 }),
-            (None, None) => Err(ApiError::new(ResponseError::UnknownServerError, "no ACL store")),
+            (None, None) => Err(ApiError::new(
+                ResponseError::UnknownServerError,
+                "no ACL store",
+            )),
         }
     }
 
