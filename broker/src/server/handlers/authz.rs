@@ -625,7 +625,13 @@ impl Broker {
                 // A listing (or topics named by id) leaves out what may not be described.
                 r.topics.retain(|t| {
                     t.name.as_ref().is_none_or(|n| {
-                        t.error_code != 0 || self.topic_ok(session, Op::Describe, n)
+                        t.error_code != 0
+                            || self.authorized_quietly(
+                                session,
+                                Op::Describe,
+                                ResourceType::Topic,
+                                n,
+                            )
                     })
                 });
                 for (name, code) in denied.names {
@@ -636,9 +642,44 @@ impl Broker {
                     );
                 }
             }
-            ResponseKind::ListGroups(r) if !self.cluster_authorized(session, Op::Describe) => {
-                r.groups
-                    .retain(|g| self.group_ok(session, Op::Describe, &g.group_id));
+            ResponseKind::ListGroups(r)
+                if !self.authorized_quietly(
+                    session,
+                    Op::Describe,
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                ) =>
+            {
+                r.groups.retain(|g| {
+                    self.authorized_quietly(session, Op::Describe, ResourceType::Group, &g.group_id)
+                });
+            }
+            ResponseKind::OffsetFetch(r) => {
+                // Committed offsets of topics the principal may not describe are not shown.
+                let hidden = |name: &str| !self.topic_ok(session, Op::Describe, name);
+                for t in r.topics.iter_mut().filter(|t| hidden(&t.name)) {
+                    for p in &mut t.partitions {
+                        p.error_code = TOPIC_DENIED;
+                        p.committed_offset = -1;
+                        p.metadata = None;
+                    }
+                }
+                for g in &mut r.groups {
+                    for t in g.topics.iter_mut().filter(|t| hidden(&t.name)) {
+                        for p in &mut t.partitions {
+                            p.error_code = TOPIC_DENIED;
+                            p.committed_offset = -1;
+                            p.metadata = None;
+                        }
+                    }
+                }
+                for (group, code) in denied.names {
+                    r.groups.push(
+                        OffsetFetchResponseGroup::default()
+                            .with_group_id(group.into())
+                            .with_error_code(code),
+                    );
+                }
             }
             _ if denied.is_empty() => {}
             ResponseKind::Produce(r) => {
@@ -794,15 +835,6 @@ impl Broker {
                                     })
                                     .collect(),
                             ),
-                    );
-                }
-            }
-            ResponseKind::OffsetFetch(r) => {
-                for (group, code) in denied.names {
-                    r.groups.push(
-                        OffsetFetchResponseGroup::default()
-                            .with_group_id(group.into())
-                            .with_error_code(code),
                     );
                 }
             }
