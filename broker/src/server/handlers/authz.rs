@@ -85,6 +85,22 @@ fn message(code: i16) -> Option<StrBytes> {
     Some(StrBytes::from_static_str(text))
 }
 
+/// The whole answer of a cluster API the principal may not use: `$response` with
+/// CLUSTER_AUTHORIZATION_FAILED and its message, as the `$api` variant.
+macro_rules! cluster_denied {
+    ($api:ident, $response:ident) => {
+        Err(Box::new((
+            ApiKey::$api,
+            ResponseKind::$api(
+                $response::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(message(CLUSTER_DENIED)),
+            ),
+            CLUSTER_DENIED,
+        )))
+    };
+}
+
 impl Broker {
     fn topic_ok(&self, session: &Session, op: AclOperation, name: &str) -> bool {
         self.authorized(session, op, ResourceType::Topic, name)
@@ -510,36 +526,6 @@ impl Broker {
                     CLUSTER_DENIED,
                 );
             }
-            RequestKind::AlterPartitionReassignments(_) if !cluster(Op::Alter) => {
-                let resp = AlterPartitionReassignmentsResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::AlterPartitionReassignments,
-                    ResponseKind::AlterPartitionReassignments(resp),
-                    CLUSTER_DENIED,
-                );
-            }
-            RequestKind::ListPartitionReassignments(_) if !cluster(Op::Describe) => {
-                let resp = ListPartitionReassignmentsResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::ListPartitionReassignments,
-                    ResponseKind::ListPartitionReassignments(resp),
-                    CLUSTER_DENIED,
-                );
-            }
-            RequestKind::DescribeCluster(_) if !cluster(Op::Describe) => {
-                let resp = DescribeClusterResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::DescribeCluster,
-                    ResponseKind::DescribeCluster(resp),
-                    CLUSTER_DENIED,
-                );
-            }
             RequestKind::DescribeLogDirs(_) if !cluster(Op::Describe) => {
                 // Before v3 there is no error field: Kafka answers an empty result.
                 let resp = DescribeLogDirsResponse::default().with_error_code(if version >= 3 {
@@ -553,45 +539,32 @@ impl Broker {
                     CLUSTER_DENIED,
                 );
             }
-            RequestKind::UnregisterBroker(_) if !cluster(Op::Alter) => {
-                let resp = UnregisterBrokerResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::UnregisterBroker,
-                    ResponseKind::UnregisterBroker(resp),
-                    CLUSTER_DENIED,
+            RequestKind::AlterPartitionReassignments(_) if !cluster(Op::Alter) => {
+                return cluster_denied!(
+                    AlterPartitionReassignments,
+                    AlterPartitionReassignmentsResponse
                 );
+            }
+            RequestKind::ListPartitionReassignments(_) if !cluster(Op::Describe) => {
+                return cluster_denied!(
+                    ListPartitionReassignments,
+                    ListPartitionReassignmentsResponse
+                );
+            }
+            RequestKind::DescribeCluster(_) if !cluster(Op::Describe) => {
+                return cluster_denied!(DescribeCluster, DescribeClusterResponse);
+            }
+            RequestKind::UnregisterBroker(_) if !cluster(Op::Alter) => {
+                return cluster_denied!(UnregisterBroker, UnregisterBrokerResponse);
             }
             RequestKind::DescribeQuorum(_) if !cluster(Op::Describe) => {
-                let resp = DescribeQuorumResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::DescribeQuorum,
-                    ResponseKind::DescribeQuorum(resp),
-                    CLUSTER_DENIED,
-                );
+                return cluster_denied!(DescribeQuorum, DescribeQuorumResponse);
             }
             RequestKind::AddRaftVoter(_) if !cluster(Op::Alter) => {
-                let resp = AddRaftVoterResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::AddRaftVoter,
-                    ResponseKind::AddRaftVoter(resp),
-                    CLUSTER_DENIED,
-                );
+                return cluster_denied!(AddRaftVoter, AddRaftVoterResponse);
             }
             RequestKind::RemoveRaftVoter(_) if !cluster(Op::Alter) => {
-                let resp = RemoveRaftVoterResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_error_message(message(CLUSTER_DENIED));
-                return whole(
-                    ApiKey::RemoveRaftVoter,
-                    ResponseKind::RemoveRaftVoter(resp),
-                    CLUSTER_DENIED,
-                );
+                return cluster_denied!(RemoveRaftVoter, RemoveRaftVoterResponse);
             }
             // ApiVersions, SASL, ListGroups (filtered after), the ACL and SCRAM APIs (checked
             // in their handlers).
