@@ -99,15 +99,22 @@ fn ports() -> Ports {
 }
 
 fn spawn(id: i32, p: &Ports, voters: Option<&str>) -> Broker {
+    spawn_with(id, p, voters, &[])
+}
+
+/// A broker with `extra` flags; `--listeners` among them replaces `--listen`.
+fn spawn_with(id: i32, p: &Ports, voters: Option<&str>, extra: &[String]) -> Broker {
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
     let mut cmd = Command::new(broker_bin());
-    cmd.arg("--node-id")
-        .arg(id.to_string())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{}", p.kafka))
-        .arg("--advertised-listener")
-        .arg(format!("127.0.0.1:{}", p.kafka))
+    cmd.arg("--node-id").arg(id.to_string());
+    if !extra.iter().any(|a| a == "--listeners") {
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{}", p.kafka))
+            .arg("--advertised-listener")
+            .arg(format!("127.0.0.1:{}", p.kafka));
+    }
+    cmd.args(extra)
         .arg("--controller-listen")
         .arg(format!("127.0.0.1:{}", p.controller))
         .arg("--replication-listen")
@@ -141,6 +148,25 @@ fn spawn(id: i32, p: &Ports, voters: Option<&str>) -> Broker {
         metrics_port: p.metrics,
         dir,
     }
+}
+
+/// One broker (node id 0) with `extra` flags, ready for requests on its first listener. In
+/// `extra`, `{port}` is the broker's Kafka port (e.g. in `--listeners`).
+pub async fn single_broker_with_args(extra: &[&str]) -> Broker {
+    let p = ports();
+    let extra: Vec<String> = extra
+        .iter()
+        .map(|a| a.replace("{port}", &p.kafka.to_string()))
+        .collect();
+    let b = spawn_with(0, &p, None, &extra);
+    let client = AdminClient::new(&b.addr(), Duration::from_secs(5));
+    wait_for(
+        "the broker answers Metadata",
+        Duration::from_secs(30),
+        async || client.metadata(None).await.is_ok(),
+    )
+    .await;
+    b
 }
 
 /// One broker (node id 0) with local metadata, ready for requests.
@@ -213,12 +239,22 @@ pub async fn raw_call<R: kafka_protocol::protocol::Request>(
     version: i16,
     body: &R,
 ) -> R::Response {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    call_on(&mut stream, version, body).await
+}
+
+/// One request on an open connection (several requests that belong together, like a SASL
+/// handshake and its authentication), decoded at `version`.
+pub async fn call_on<R: kafka_protocol::protocol::Request>(
+    stream: &mut tokio::net::TcpStream,
+    version: i16,
+    body: &R,
+) -> R::Response {
     use bytes::{Buf, BufMut, BytesMut};
     use kafka_protocol::messages::{RequestHeader, ResponseHeader};
     use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, StrBytes};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
