@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -21,16 +21,7 @@ use samsa_operator::crd::{KafkaCluster, KafkaTopic};
 use samsa_operator::kafka::AdminClient;
 use serde_json::json;
 
-use common::k8s;
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::k8s::{plane_with_crds, Operator};
 
 fn ready(conditions: Option<&Vec<samsa_operator::crd::Condition>>) -> Option<(String, String)> {
     conditions?
@@ -41,43 +32,6 @@ fn ready(conditions: Option<&Vec<samsa_operator::crd::Condition>>) -> Option<(St
 
 /// A real control plane with the CRDs installed and established; `None` (the test returns)
 /// where the Kubernetes binaries are not built and SAMSA_SKIP_K8S_TESTS=1 says to skip.
-async fn plane_with_crds() -> Option<k8s::ControlPlane> {
-    if let Some(why) = k8s::missing() {
-        // `make test` builds the binaries first (e2e/build-binaries.sh, cached); skipping
-        // takes an explicit SAMSA_SKIP_K8S_TESTS=1.
-        if std::env::var("SAMSA_SKIP_K8S_TESTS").as_deref() == Ok("1") {
-            eprintln!("skipped (SAMSA_SKIP_K8S_TESTS=1): {why}");
-            return None;
-        }
-        panic!("{why}; or set SAMSA_SKIP_K8S_TESTS=1 to skip this test");
-    }
-    let plane = k8s::start().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(plane.client.clone());
-    for (_, crd) in samsa_operator::crd::all_crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        common::wait_for(
-            &format!("CRD {name} is established"),
-            Duration::from_secs(30),
-            async || {
-                crds.get(&name).await.is_ok_and(|c| {
-                    c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-                })
-            },
-        )
-        .await;
-    }
-    Some(plane)
-}
 
 #[tokio::test]
 async fn operator_reconciles_against_a_real_api_server() {

@@ -9,27 +9,17 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use samsa_operator::certs::{subject, Ca};
 use samsa_operator::crd::{KafkaCluster, KafkaUser};
 use serde_json::json;
 
-use common::k8s;
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::k8s::{plane_with_crds, Operator};
 
 /// The Ready condition's (status, reason, message).
 fn ready(ku: &KafkaUser) -> Option<(String, String, String)> {
@@ -39,42 +29,6 @@ fn ready(ku: &KafkaUser) -> Option<(String, String, String)> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-async fn plane_with_crds() -> Option<k8s::ControlPlane> {
-    if let Some(why) = k8s::missing() {
-        if std::env::var("SAMSA_SKIP_K8S_TESTS").as_deref() == Ok("1") {
-            eprintln!("skipped (SAMSA_SKIP_K8S_TESTS=1): {why}");
-            return None;
-        }
-        panic!("{why}; or set SAMSA_SKIP_K8S_TESTS=1 to skip this test");
-    }
-    let plane = k8s::start().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(plane.client.clone());
-    for (_, crd) in samsa_operator::crd::all_crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        common::wait_for(
-            &format!("CRD {name} is established"),
-            Duration::from_secs(30),
-            async || {
-                crds.get(&name).await.is_ok_and(|c| {
-                    c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
-                })
-            },
-        )
-        .await;
-    }
-    Some(plane)
 }
 
 #[tokio::test]

@@ -178,3 +178,54 @@ pub async fn start() -> ControlPlane {
     .await;
     plane
 }
+
+/// The operator process of a test, killed on drop.
+pub struct Operator(pub std::process::Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A control plane with the operator's CRDs installed and established, or `None` (the test
+/// skips) when the Kubernetes binaries are missing and SAMSA_SKIP_K8S_TESTS=1.
+pub async fn plane_with_crds() -> Option<ControlPlane> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+
+    if let Some(why) = missing() {
+        if std::env::var("SAMSA_SKIP_K8S_TESTS").as_deref() == Ok("1") {
+            eprintln!("skipped (SAMSA_SKIP_K8S_TESTS=1): {why}");
+            return None;
+        }
+        panic!("{why}; or set SAMSA_SKIP_K8S_TESTS=1 to skip this test");
+    }
+    let plane = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(plane.client.clone());
+    for (_, crd) in samsa_operator::crd::all_crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        super::wait_for(
+            &format!("CRD {name} is established"),
+            std::time::Duration::from_secs(30),
+            async || {
+                crds.get(&name).await.is_ok_and(|c| {
+                    c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+                })
+            },
+        )
+        .await;
+    }
+    Some(plane)
+}
