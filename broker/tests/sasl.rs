@@ -1,6 +1,7 @@
 //! SASL on a single broker, byte by byte: what a SASL listener serves before authentication,
 //! PLAIN and refusals with their Kafka codes, SaslHandshake v0's bare tokens, and ACLs taking
 //! effect for the authenticated principal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
