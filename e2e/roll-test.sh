@@ -176,11 +176,11 @@ HELM="$BIN/helm"
 
 SOAK="${SAMSA_E2E_SOAK:-0}"
 if [[ "$SOAK" == 1 ]]; then
-  DEFAULT_SCENARIOS="metrics baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback"
+  DEFAULT_SCENARIOS="metrics baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback security"
   DEFAULT_RATE=1000 DEFAULT_SETTLE=30
 else
   # Scenario 2 is left out for time: 4, 5 and 6 roll on a restart-class change too.
-  DEFAULT_SCENARIOS="metrics baseline 1 3 4 5 6 up down bluegreen rollback"
+  DEFAULT_SCENARIOS="metrics baseline 1 3 4 5 6 up down bluegreen rollback security"
   DEFAULT_RATE=200 DEFAULT_SETTLE=3
 fi
 read -ra SCENARIOS <<<"${SAMSA_E2E_ROLL_SCENARIOS:-$DEFAULT_SCENARIOS}"
@@ -233,6 +233,8 @@ CHECKS_INTERVAL=1
 . "$E2E_DIR/checks.sh"
 # shellcheck source=metrics-scenario.sh
 . "$E2E_DIR/metrics-scenario.sh"
+# shellcheck source=security-scenario.sh
+. "$E2E_DIR/security-scenario.sh"
 BROKER_CONTAINER=broker
 RUN_START=$SECONDS
 
@@ -287,6 +289,7 @@ stop_watch() {
 cleanup() {
   stop_watch
   prom_cleanup
+  sec_cleanup
   k -n "$NS" delete pods -l app.kubernetes.io/name=roll-load --wait=false >/dev/null 2>&1 || true
   k -n "$NS" delete kafkatopics --all --wait=true --timeout=60s >/dev/null 2>&1 || true
   k -n "$NS" delete kafkaclusters --all --wait=true --timeout=60s >/dev/null 2>&1 || true
@@ -1865,7 +1868,7 @@ print_table() {
 say "KUBECONFIG=$KUBECONFIG, namespace $NS, scenarios: ${SCENARIOS[*]}; $RATE records/s of $SIZE B"
 check "apiserver /readyz" k get --raw /readyz || stop
 for s in "${SCENARIOS[@]}"; do
-  case $s in metrics | baseline | baseline-6 | [1-6] | up | down | bluegreen | rollback) ;; *) fatal "SAMSA_E2E_ROLL_SCENARIOS: unknown scenario '$s' (metrics baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback)" ;; esac
+  case $s in metrics | baseline | baseline-6 | [1-6] | up | down | bluegreen | rollback | security) ;; *) fatal "SAMSA_E2E_ROLL_SCENARIOS: unknown scenario '$s' (metrics baseline 1 2 3 4 5 6 baseline-6 up down bluegreen rollback security)" ;; esac
 done
 out="$(k create namespace "$NS" 2>&1)" || fatal "create namespace $NS" "$out"
 if ((OWN_OPERATOR)); then
@@ -1941,6 +1944,7 @@ for s in "${SCENARIOS[@]}"; do
     down) scenario_scale_down ;;
     bluegreen) scenario_bluegreen ;;
     rollback) scenario_rollback ;;
+    security) scenario_security ;;
   esac
   stop_watch
   LOAD_BROKERS="0 1 2"

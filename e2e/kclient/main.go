@@ -67,6 +67,10 @@
 //	                                              records came back; prints each value, then
 //	                                              "consumed N"; fails after the timeout
 //
+// Every mode connects as the KCLIENT_* environment says (TLS, mutual TLS, SASL SCRAM or
+// PLAIN: KCLIENT_SECURITY_PROTOCOL, KCLIENT_SASL_MECHANISM, KCLIENT_SASL_USERNAME,
+// KCLIENT_SASL_PASSWORD, KCLIENT_TLS_CA, KCLIENT_TLS_CERT, KCLIENT_TLS_KEY; see security.go).
+//
 // Exit status: 0 ok, 1 failure (the reason on stderr), 2 usage.
 package main
 
@@ -140,7 +144,12 @@ func main() {
 		kgo.ClientID("samsa-e2e-kclient"),
 		kgo.RequestTimeoutOverhead(5 * time.Second),
 	}
-	var err error
+	sec, err := securityOpts()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kclient %s: %v\n", cmd, err)
+		os.Exit(2)
+	}
+	opts = append(opts, sec...)
 	switch cmd {
 	case "describe":
 		err = describe(ctx, opts, *topic, *keys)

@@ -105,14 +105,16 @@ impl BrokerCertsPlan {
 }
 
 /// Keeps each wanted pod's certificate while it is readable, signed by `ca`, covers the pod's
-/// names and is not due for renewal; issues the others. Certificates of pods no longer wanted
-/// are dropped.
+/// names and is not due for renewal; issues the others. `renew_all` (a renewal asked for with
+/// the `samsa.dev/renew-certificates` annotation) re-issues every existing one as well.
+/// Certificates of pods no longer wanted are dropped.
 pub fn plan_broker_certs(
     existing: &BTreeMap<String, String>,
     ca: &Ca,
     wanted: &[WantedCert],
     life: Lifetimes,
     now: SystemTime,
+    renew_all: bool,
 ) -> Result<BrokerCertsPlan, CertError> {
     let mut data = BTreeMap::new();
     let mut reissued = Vec::new();
@@ -122,7 +124,8 @@ pub fn plan_broker_certs(
         let key = format!("{}.key", w.pod);
         match (existing.get(&crt), existing.get(&key)) {
             (Some(c), Some(k))
-                if !certs::needs_renewal(c, life.renew_before, now)
+                if !renew_all
+                    && !certs::needs_renewal(c, life.renew_before, now)
                     && certs::covers(c, &w.sans)
                     && ca.signed(c) =>
             {
@@ -154,6 +157,16 @@ pub fn plan_broker_certs(
         issued,
         dropped,
     })
+}
+
+/// Whether the KafkaCluster's `samsa.dev/renew-certificates` token (`asked`) asks for a renewal
+/// not done yet: it is set, not empty, and differs from the token the broker-certs Secret
+/// records as done (`done`).
+pub fn renewal_asked(asked: Option<&str>, done: Option<&str>) -> bool {
+    match asked.map(str::trim) {
+        Some(token) if !token.is_empty() => done.map(str::trim) != Some(token),
+        _ => false,
+    }
 }
 
 /// The operator's client-certificate Secret data (`tls.crt`, `tls.key`, `ca.crt`): the existing
@@ -245,6 +258,7 @@ mod tests {
             &wanted(&["kc-0", "kc-1"]),
             life(),
             now,
+            false,
         )
         .unwrap();
         assert_eq!(first.issued, vec!["kc-0", "kc-1"]);
@@ -259,8 +273,15 @@ mod tests {
         ));
 
         // Unchanged: nothing to write.
-        let again =
-            plan_broker_certs(&first.data, &ca, &wanted(&["kc-0", "kc-1"]), life(), now).unwrap();
+        let again = plan_broker_certs(
+            &first.data,
+            &ca,
+            &wanted(&["kc-0", "kc-1"]),
+            life(),
+            now,
+            false,
+        )
+        .unwrap();
         assert!(!again.changed(&first.data));
 
         // A scale-up issues only the new pod's; a scale-down drops the gone pod's.
@@ -270,6 +291,7 @@ mod tests {
             &wanted(&["kc-0", "kc-1", "kc-2"]),
             life(),
             now,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -277,7 +299,8 @@ mod tests {
             (vec!["kc-2".to_string()], vec![])
         );
         assert_eq!(up.data["kc-0.crt"], first.data["kc-0.crt"]);
-        let down = plan_broker_certs(&up.data, &ca, &wanted(&["kc-0"]), life(), now).unwrap();
+        let down =
+            plan_broker_certs(&up.data, &ca, &wanted(&["kc-0"]), life(), now, false).unwrap();
         assert_eq!(down.dropped, vec!["kc-1", "kc-2"]);
         assert!(!down.data.contains_key("kc-1.crt"));
 
@@ -288,6 +311,7 @@ mod tests {
             &wanted(&["kc-0", "kc-1"]),
             life(),
             now + 26 * DAY,
+            false,
         )
         .unwrap();
         assert_eq!(later.reissued, vec!["kc-0", "kc-1"]);
@@ -297,6 +321,7 @@ mod tests {
             &wanted(&["kc-0", "kc-1"]),
             life(),
             now + 24 * DAY,
+            false,
         )
         .unwrap();
         assert!(early.reissued.is_empty());
@@ -304,7 +329,7 @@ mod tests {
         // Names changed: re-issued.
         let mut renamed = wanted(&["kc-0"]);
         renamed[0].sans.push("kc-0.other".into());
-        let r = plan_broker_certs(&first.data, &ca, &renamed, life(), now).unwrap();
+        let r = plan_broker_certs(&first.data, &ca, &renamed, life(), now, false).unwrap();
         assert_eq!(r.reissued, vec!["kc-0"]);
         assert!(certs::covers(
             &r.data["kc-0.crt"],
@@ -314,16 +339,44 @@ mod tests {
         // Another CA: re-issued, and ca.crt follows.
         let (other, _) = ensure_ca(None, "ca2", life(), now).unwrap();
         let moved =
-            plan_broker_certs(&first.data, &other, &wanted(&["kc-0"]), life(), now).unwrap();
+            plan_broker_certs(&first.data, &other, &wanted(&["kc-0"]), life(), now, false).unwrap();
         assert_eq!(moved.reissued, vec!["kc-0"]);
         assert!(other.signed(&moved.data["kc-0.crt"]));
         assert_eq!(moved.data["ca.crt"], other.cert_pem);
 
+        // A renewal asked for re-issues every certificate, still valid or not, from the same CA.
+        let forced = plan_broker_certs(
+            &first.data,
+            &ca,
+            &wanted(&["kc-0", "kc-1"]),
+            life(),
+            now,
+            true,
+        )
+        .unwrap();
+        assert_eq!(forced.reissued, vec!["kc-0", "kc-1"]);
+        assert!(forced.issued.is_empty());
+        assert!(forced.changed(&first.data));
+        assert_ne!(forced.data["kc-0.crt"], first.data["kc-0.crt"]);
+        assert!(ca.signed(&forced.data["kc-1.crt"]));
+        assert_eq!(forced.data["ca.crt"], ca.cert_pem);
+
         // Garbage in the Secret is replaced, not a panic.
         let mut junk = first.data.clone();
         junk.insert("kc-0.crt".into(), "junk".into());
-        let fixed = plan_broker_certs(&junk, &ca, &wanted(&["kc-0"]), life(), now).unwrap();
+        let fixed = plan_broker_certs(&junk, &ca, &wanted(&["kc-0"]), life(), now, false).unwrap();
         assert_eq!(fixed.reissued, vec!["kc-0"]);
+    }
+
+    #[test]
+    fn a_renewal_token_asks_once() {
+        assert!(!renewal_asked(None, None));
+        assert!(!renewal_asked(Some(""), None));
+        assert!(!renewal_asked(Some("  "), Some("a")));
+        assert!(renewal_asked(Some("a"), None));
+        assert!(renewal_asked(Some("b"), Some("a")));
+        assert!(!renewal_asked(Some("a"), Some("a")));
+        assert!(!renewal_asked(Some(" a "), Some("a")));
     }
 
     #[test]

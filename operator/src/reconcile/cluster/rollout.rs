@@ -12,7 +12,7 @@ use super::super::Context;
 use crate::crd::{parse_duration, BrokerSet, KafkaCluster, RolloutStatus};
 use crate::health::groups::lagging_groups;
 use crate::health::partitions::{MinIsr, PartitionReplicas};
-use crate::kafka::{Admin, RESOURCE_TOPIC};
+use crate::kafka::{Admin, AdminClient, QuorumInfo, RESOURCE_TOPIC};
 use crate::plan::cluster_status::REVISION_LABEL;
 use crate::plan::roll::{
     plan_roll, KafkaView, PodView, QuorumView, RollAction, RollInput, RollPlan, RollSettings,
@@ -105,9 +105,48 @@ async fn kafka_view(admin: &impl Admin) -> Result<KafkaView, String> {
     })
 }
 
-/// The quorum's leader and the voters that are behind it.
-async fn quorum_view(admin: &impl Admin) -> Result<QuorumView, String> {
+/// Whether a DescribeQuorum answer is the leader's own: the leader reports itself caught up
+/// now. A voter that is not the leader and could not forward the request answers from its own
+/// view, in which the leader and the other voters have no progress, so they would look behind.
+fn leaders_answer(q: &QuorumInfo) -> bool {
+    q.voters
+        .iter()
+        .any(|v| v.replica_id == q.leader_id && v.last_caught_up_ms.is_some())
+}
+
+/// The quorum's leader and the voters that are behind it, from the bootstrap broker's
+/// DescribeQuorum, or from the quorum leader itself when the bootstrap broker answered from its
+/// own view (a secured cluster's brokers cannot forward DescribeQuorum to the leader: the
+/// forward is plain TCP and CONTROLPLANE refuses it). The leader is asked at its host from
+/// Metadata on the operator's port, with the operator's TLS.
+async fn leader_quorum_view(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    admin: &AdminClient,
+) -> Result<QuorumView, String> {
     let q = admin.describe_quorum().await.map_err(|e| e.to_string())?;
+    if q.leader_id < 0 || leaders_answer(&q) {
+        return Ok(view_of(&q));
+    }
+    let meta = admin.metadata(Some(&[])).await.map_err(|e| e.to_string())?;
+    let Some(leader) = meta.brokers.iter().find(|b| b.id == q.leader_id) else {
+        return Ok(view_of(&q));
+    };
+    let addr = format!("{}:{}", leader.host, kc.spec.operator_port());
+    let name = kc.metadata.name.clone().unwrap_or_default();
+    let ns = kc.metadata.namespace.clone().unwrap_or_default();
+    ctx.use_tls(&name, &ns, &addr, kc.spec.secured())
+        .await
+        .map_err(|e| e.to_string())?;
+    let direct = ctx
+        .admin(&addr)
+        .describe_quorum()
+        .await
+        .map_err(|e| format!("the quorum leader at {addr}: {e}"))?;
+    Ok(view_of(&direct))
+}
+
+fn view_of(q: &QuorumInfo) -> QuorumView {
     let leader_caught_up = q
         .voters
         .iter()
@@ -123,10 +162,10 @@ async fn quorum_view(admin: &impl Admin) -> Result<QuorumView, String> {
         })
         .map(|v| v.replica_id)
         .collect();
-    Ok(QuorumView {
+    QuorumView {
         leader: q.leader_id,
         lagging,
-    })
+    }
 }
 
 /// Polls the consumer groups into the cluster's tracker and returns those that hold the roll;
@@ -243,7 +282,7 @@ pub(super) async fn decide(
     // The brokers are asked only while there is something to roll.
     let (kafka, quorum, groups) = if work {
         let kafka = kafka_view(admin).await;
-        let quorum = quorum_view(admin).await;
+        let quorum = leader_quorum_view(ctx, kc, admin).await;
         let groups = if kc.spec.upgrade.consumer_health.enabled {
             lagging(kc, ctx, admin, &format!("{namespace}/{name}"), now_ms).await
         } else {
@@ -331,5 +370,59 @@ pub(super) async fn act(
                 ctx.metrics.broker_restarted(&namespace, &name, *seconds);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::ReplicaState;
+
+    fn voter(id: i32, end: i64, caught_up: Option<i64>) -> ReplicaState {
+        ReplicaState {
+            replica_id: id,
+            log_end_offset: end,
+            last_fetch_ms: caught_up,
+            last_caught_up_ms: caught_up,
+        }
+    }
+
+    fn quorum(voters: Vec<ReplicaState>) -> QuorumInfo {
+        QuorumInfo {
+            leader_id: 0,
+            leader_epoch: 3,
+            high_watermark: 10,
+            voters,
+            observers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_followers_own_view_is_told_from_the_leaders() {
+        // The leader's answer: every voter caught up within VOTER_LAG_MS of the leader.
+        let leader = quorum(vec![
+            voter(0, 10, Some(100_000)),
+            voter(1, 10, Some(99_000)),
+            voter(2, 10, Some(98_000)),
+        ]);
+        assert!(leaders_answer(&leader));
+        let view = view_of(&leader);
+        assert_eq!((view.leader, view.lagging.len()), (0, 0));
+        // One voter behind in the leader's answer.
+        let behind = quorum(vec![
+            voter(0, 10, Some(100_000)),
+            voter(1, 10, Some(99_000)),
+            voter(2, 4, Some(90_000)),
+        ]);
+        assert_eq!(view_of(&behind).lagging, BTreeSet::from([2]));
+        // Follower 2's own view (it could not forward): no progress for the others, which
+        // would look behind; it is not the leader's answer.
+        let own = quorum(vec![
+            voter(0, -1, None),
+            voter(1, -1, None),
+            voter(2, 10, None),
+        ]);
+        assert!(!leaders_answer(&own));
+        assert_eq!(view_of(&own).lagging, BTreeSet::from([1]));
     }
 }

@@ -19,7 +19,8 @@ use super::ssa;
 use crate::certs::{self, Ca};
 use crate::crd::KafkaCluster;
 use crate::plan::certificates::{
-    ca_data, ca_from, ensure_ca, plan_broker_certs, plan_operator_cert, Lifetimes, WantedCert,
+    ca_data, ca_from, ensure_ca, plan_broker_certs, plan_operator_cert, renewal_asked, Lifetimes,
+    WantedCert,
 };
 use crate::plan::cluster::{selector_labels, CLUSTER_LABEL};
 use crate::plan::security::{
@@ -33,6 +34,14 @@ use crate::reconcile::{Context, Error};
 /// (renewal, changed names, new CA). It feeds the pod-template hash; a first certificate for a
 /// new pod does not count.
 pub(super) const GENERATION_ANNOTATION: &str = "samsa.dev/certs-generation";
+
+/// Annotation of the KafkaCluster: a token (any text) asking for every broker certificate to be
+/// re-issued now, once per new token (a forced renewal, e.g. after a key may have leaked).
+pub(super) const RENEW_ANNOTATION: &str = "samsa.dev/renew-certificates";
+
+/// Annotation of the broker-certs Secret: the last `samsa.dev/renew-certificates` token the
+/// operator acted on.
+pub(super) const RENEWED_ANNOTATION: &str = "samsa.dev/renewed-certificates";
 
 fn meta(kc: &KafkaCluster, name: &str, ns: &str, secret: String) -> ObjectMeta {
     let labels = selector_labels(name);
@@ -155,26 +164,51 @@ pub(super) async fn sync_certificates(
         .and_then(|a| a.get(GENERATION_ANNOTATION))
         .and_then(|g| g.parse().ok())
         .unwrap_or(0);
-    let plan = plan_broker_certs(&before, &cluster_ca, &wanted, life, now)?;
+    let asked = kc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RENEW_ANNOTATION))
+        .map(|t| t.trim().to_string());
+    let done = current
+        .as_ref()
+        .and_then(|s| s.metadata.annotations.as_ref())
+        .and_then(|a| a.get(RENEWED_ANNOTATION))
+        .cloned();
+    let renew = renewal_asked(asked.as_deref(), done.as_deref());
+    let plan = plan_broker_certs(&before, &cluster_ca, &wanted, life, now, renew)?;
     if !plan.reissued.is_empty() {
         generation = generation.saturating_add(1);
+        let why = if renew {
+            format!(
+                "{RENEW_ANNOTATION}: {}",
+                asked.as_deref().unwrap_or_default()
+            )
+        } else {
+            "expiring, names changed or a new CA".to_string()
+        };
         ctx.event(
             kc,
             EventType::Normal,
             "CertificatesRenewed",
             format!(
-                "re-issued the broker certificates of {} (expiring, names changed or a new CA); the brokers roll to load them",
+                "re-issued the broker certificates of {} ({why}); the brokers roll to load them",
                 crate::plan::listed(&plan.reissued)
             ),
         )
         .await;
     }
-    if plan.changed(&before) || current.is_none() {
+    if plan.changed(&before) || current.is_none() || renew {
         let mut m = meta(kc, name, ns, certs_name.clone());
-        m.annotations = Some(BTreeMap::from([(
-            GENERATION_ANNOTATION.to_string(),
-            generation.to_string(),
-        )]));
+        let mut annotations =
+            BTreeMap::from([(GENERATION_ANNOTATION.to_string(), generation.to_string())]);
+        // The token acted on stays recorded on every later write (server-side apply would
+        // otherwise drop it, and the next reconcile would renew again).
+        let token = if renew { asked.clone() } else { done.clone() };
+        if let Some(token) = token {
+            annotations.insert(RENEWED_ANNOTATION.to_string(), token);
+        }
+        m.annotations = Some(annotations);
         ssa(&secrets, &certs_name, &secret(m, &plan.data)).await?;
         tracing::info!(
             issued = ?plan.issued,
