@@ -446,7 +446,7 @@ scenario_security() {
       fi
       check "security: event CertificatesRenewed names the annotation" sec_renew_event
       check "security: every broker pod replaced" all_restarted
-      restarted_once_check "$name"
+      check "security: every broker restarted exactly once (pod watch)" sec_restarted_once
       operator_status_checks "$name"
       load_stop "$name" operator
     fi
@@ -463,6 +463,13 @@ scenario_security() {
   else
     pass "security: KafkaUsers, KafkaTopic $SEC_TOPIC and KafkaCluster $SEC_CLUSTER deleted ($((SECONDS - start))s)"
   fi
+}
+# sec_restarted_once: the pod watch saw each of the three brokers go down exactly once.
+sec_restarted_once() {
+  local counts
+  counts="$(awk -F'|' '{up = ($4 == "True" && $5 == ""); if (!up && !($2 in down)) {down[$2] = 1; n[$2]++} else if (up) delete down[$2]} END {for (p in n) print p, n[p]}' "$SCEN_DIR/pods" | sort)"
+  [[ "$(awk '$2 == 1' <<<"$counts" | wc -l)" == 3 ]] || { echo "times down per broker: ${counts:-none}"; return 1; }
+  tr '\n' ' ' <<<"$counts"
 }
 sec_two_pods() {
   local out
