@@ -147,13 +147,27 @@ async fn credentials_and_acls_reach_every_broker_and_survive_restarts() {
         );
     }
 
-    // A restarted broker gets them from the controllers again.
+    // A broker that was down while a credential changed gets the change from the controllers.
     cluster.stop(3).await;
+    let r = one
+        .call(
+            0,
+            &AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                ScramCredentialUpsertion::default()
+                    .with_name(s("alice"))
+                    .with_mechanism(SHA512)
+                    .with_iterations(4096)
+                    .with_salt(vec![8u8; 16].into())
+                    .with_salted_password(vec![1u8; 64].into()),
+            ]),
+        )
+        .await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
     cluster.restart(3).await;
     let mut three = cluster.client(3).await;
     eventually!(
-        "restarted broker 3 to know alice's credential and ACL",
-        iterations(&mut three).await == Some(8192) && acls(&mut three).await == want
+        "restarted broker 3 to know alice's new credential and the ACL",
+        iterations(&mut three).await == Some(4096) && acls(&mut three).await == want
     );
 
     // Deleting on broker 2 removes everywhere; an unknown user is RESOURCE_NOT_FOUND.

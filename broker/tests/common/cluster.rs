@@ -135,9 +135,27 @@ impl Cluster {
         }
     }
 
+    /// Starts broker `id` again on its data dir. A broker stopped a moment ago may still hold
+    /// its quorum storage's file lock while its last tasks wind down: that start is retried
+    /// for up to 10 s.
     pub async fn restart(&mut self, id: i32) {
         let i = (id - 1) as usize;
-        self.brokers[i] = Some(start(self.configs[i].clone()).await.expect("restarts"));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match start(self.configs[i].clone()).await {
+                Ok(b) => {
+                    self.brokers[i] = Some(b);
+                    return;
+                }
+                Err(e)
+                    if e.to_string().contains("already open")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("broker {id} restarts: {e:#}"),
+            }
+        }
     }
 
     pub async fn shutdown(mut self) {
