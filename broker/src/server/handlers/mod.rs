@@ -262,7 +262,7 @@ impl Broker {
                     }
                     RequestKind::Produce(r) => {
                         let acks = r.acks;
-                        let (b, c) = self.produce(r, version).await;
+                        let (b, c) = self.produce(r, version, &session.info.listener).await;
                         (
                             ApiKey::Produce,
                             (acks != 0).then_some(ResponseKind::Produce(b)),

@@ -36,6 +36,7 @@ impl Broker {
         &self,
         request: ProduceRequest,
         version: i16,
+        listener: &str,
     ) -> (ProduceResponse, i16) {
         let acks_error = match request.acks {
             -1..=1 => None,
@@ -136,7 +137,7 @@ impl Broker {
         );
         let mut response = ProduceResponse::default().with_responses(responses);
         if version >= 10 && code != 0 {
-            self.add_leader_hints(&mut response);
+            self.add_leader_hints(&mut response, listener);
         }
         (response, code)
     }
@@ -144,7 +145,8 @@ impl Broker {
     /// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER names the leader this broker
     /// knows (and its endpoint), so a client moves there at once instead of waiting for its
     /// next metadata refresh (franz-go waits up to 5 s for that; librdkafka and Java move too).
-    fn add_leader_hints(&self, response: &mut ProduceResponse) {
+    /// The endpoint is the leader's on the listener the request came in on.
+    fn add_leader_hints(&self, response: &mut ProduceResponse, listener: &str) {
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -172,11 +174,12 @@ impl Broker {
             .into_iter()
             .filter_map(|id| {
                 let b = image.brokers.get(&id)?;
+                let (host, port) = super::endpoint_on(b, listener)?;
                 Some(
                     NodeEndpoint::default()
                         .with_node_id(BrokerId(id))
-                        .with_host(StrBytes::from_string(b.host.clone()))
-                        .with_port(b.port)
+                        .with_host(StrBytes::from_string(host.to_string()))
+                        .with_port(port)
                         .with_rack(b.rack.clone().map(StrBytes::from_string)),
                 )
             })
